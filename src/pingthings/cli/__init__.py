@@ -1,0 +1,1 @@
+"""The ``pingthings`` command line."""

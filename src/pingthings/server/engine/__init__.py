@@ -1,0 +1,1 @@
+"""The storage engine: one copy-on-write statistics tree per stream, persisted in SQLite."""

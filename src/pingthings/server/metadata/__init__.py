@@ -1,0 +1,1 @@
+"""SQLite store for stream metadata, devices, units, collection properties and retention."""

@@ -1,0 +1,1 @@
+"""Code shared by the client and the server: status codes and the point-payload codecs."""
