@@ -30,8 +30,10 @@ EXIT_INTERRUPTED = 130
 #: Class names (anywhere in the exception's MRO) that mean "the stream does not exist".
 _NOT_FOUND_NAMES = frozenset({"StreamNotFound", "StreamNotFoundError", "NoSuchStream", "UnknownStream"})
 #: Class names that mean "could not reach or authenticate with the server".
-_CONNECTION_NAMES = frozenset({"ConnectionError", "TransportError", "PermissionDenied", "Unauthenticated",
-                               "CredentialsFileNotFound", "ProfileNotFound"})
+_CONNECTION_NAMES = frozenset({
+    "ConnectionError", "TransportError", "PermissionDenied", "PermissionDeniedError",
+    "CredentialsError", "CredentialsFileNotFound", "ProfileNotFound",
+})
 #: v5 status codes that mean "no such stream".
 _NOT_FOUND_CODES = frozenset({404})
 #: v5 status code that means "the key was refused".

@@ -36,11 +36,14 @@ def _pick_format(output: str, requested: str | None) -> str:
 
 def fetch_table(stream: Stream, start: int, end: int, version: int,
                 point_width: int | None, width: int | None) -> pa.Table:
-    """Raw values, aligned windows (``point_width``) or precise windows (``width`` ns) of one stream."""
+    """Raw values, aligned windows (``point_width``) or precise windows (``width`` ns) of one stream.
+
+    Window statistics keep the server's float64 precision (``schema=None``).
+    """
     if point_width is not None:
-        return stream.aligned_windows(start, end, point_width, version=version)
+        return stream.aligned_windows(start, end, point_width, version=version, schema=None)
     if width is not None:
-        return stream.windows(start, end, width, version=version)
+        return stream.precise_windows(start, end, width, version=version, schema=None)
     return stream.raw_values(start, end, version=version)
 
 
