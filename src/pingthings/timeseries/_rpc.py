@@ -1,0 +1,239 @@
+"""Call plumbing shared by the client and the stream classes.
+
+Every RPC goes through :func:`call_unary` or :func:`call_stream`. Both
+
+* hold one token of the client's :class:`anyio.CapacityLimiter` for the whole call (so
+  ``concurrency_limit`` bounds the calls in flight, streaming ones included);
+* turn transport failures into :mod:`pingthings.timeseries.exceptions` errors that name the endpoint
+  (gRPC-level UNAUTHENTICATED / PERMISSION_DENIED become :class:`PermissionDeniedError`).
+
+:func:`call_unary` also decodes the response and raises for a non-zero ``stat``. :func:`call_stream`
+hands the raw message payloads to the caller, which decodes them (points with
+:mod:`pingthings.wire.points`, anything else with the message classes) and calls
+:func:`~pingthings.timeseries.exceptions.raise_for_status` itself; :func:`decode_checked` does both
+for control-plane messages.
+
+:func:`gather` runs coroutines concurrently and raises the first failure unwrapped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import betterproto2
+
+from pingthings.timeseries.exceptions import (
+    ClientClosedError,
+    ConnectionError,
+    PingThingsError,
+    error_from_grpc_status,
+    raise_for_status,
+)
+from pingthings.timeseries.transport import ChannelError, GrpcStatusError
+
+if TYPE_CHECKING:
+    from pingthings.timeseries.async_client import AsyncClient
+
+T = TypeVar("T", bound=betterproto2.Message)
+R = TypeVar("R")
+
+BTRDB_SERVICE = "v5api.BTrDB"
+PLATFORM_SERVICE = "pingthings.platform.v1.Platform"
+
+
+def method_path(method: str, service: str = BTRDB_SERVICE) -> str:
+    """The gRPC path of a method: ``/v5api.BTrDB/RawValues``."""
+    return f"/{service}/{method}"
+
+
+def _as_bytes(request: bytes | bytearray | memoryview | betterproto2.Message) -> bytes:
+    if isinstance(request, bytes | bytearray | memoryview):
+        return bytes(request)
+    if isinstance(request, betterproto2.Message):
+        return bytes(request)
+    raise TypeError(f"a request must be bytes or a message, got {type(request).__name__}")
+
+
+def translate_channel_error(exc: ChannelError, client: AsyncClient, path: str) -> PingThingsError:
+    """The client exception for a transport exception raised during the call to ``path``."""
+    if isinstance(exc, GrpcStatusError):
+        return error_from_grpc_status(exc.status, exc.message, client.endpoint, path)
+    return ConnectionError(f"connection to {client.endpoint} failed during {path}: {exc.message}")
+
+
+@contextmanager
+def _translated(client: AsyncClient, path: str) -> Iterator[None]:
+    try:
+        yield
+    except ChannelError as exc:
+        raise translate_channel_error(exc, client, path) from exc
+
+
+@asynccontextmanager
+async def _limited(client: AsyncClient) -> AsyncIterator[None]:
+    """Hold one limiter token for the duration (a fresh borrower per call, so one task may nest calls)."""
+    if client.closed:
+        raise ClientClosedError(f"the client for {client.endpoint} is closed; connect again")
+    limiter = client.limiter
+    borrower = object()
+    await limiter.acquire_on_behalf_of(borrower)
+    try:
+        yield
+    finally:
+        limiter.release_on_behalf_of(borrower)
+
+
+def check_stat(message: Any) -> None:
+    """Raise for a decoded message whose ``stat`` is set with a non-zero code."""
+    stat = getattr(message, "stat", None)
+    if stat is not None and stat.code:
+        raise_for_status(stat.code, stat.msg)
+
+
+def decode_checked(payload: bytes, response_type: type[T]) -> T:
+    """Decode one response message and raise for its ``stat``."""
+    message = response_type.parse(payload)
+    check_stat(message)
+    return message
+
+
+async def call_unary(
+    client: AsyncClient,
+    method: str,
+    request: betterproto2.Message | bytes,
+    response_type: type[T],
+    *,
+    service: str = BTRDB_SERVICE,
+    timeout: float | None = None,
+) -> T:
+    """Make one unary call and return the decoded response.
+
+    Parameters
+    ----------
+    client
+        The :class:`~pingthings.timeseries.async_client.AsyncClient` to call through.
+    method
+        The short method name, e.g. ``"Info"``.
+    request
+        The request message (or its encoded bytes).
+    response_type
+        The response message class.
+    service
+        ``"v5api.BTrDB"`` (default) or ``"pingthings.platform.v1.Platform"``.
+    timeout
+        Deadline in seconds (None: no deadline).
+
+    Raises
+    ------
+    PingThingsError
+        The subclass for the response's ``stat`` code, or for the transport failure.
+    """
+    path = method_path(method, service)
+    data = _as_bytes(request)
+    async with _limited(client):
+        with _translated(client, path):
+            payload = await client.channel.unary(path, data, timeout=timeout)
+    return decode_checked(payload, response_type)
+
+
+class _TranslatingIterator:
+    """Async iterator over response payloads that converts transport errors as they surface."""
+
+    __slots__ = ("_client", "_inner", "_path")
+
+    def __init__(self, inner: AsyncIterator[bytes], client: AsyncClient, path: str) -> None:
+        self._inner = inner
+        self._client = client
+        self._path = path
+
+    def __aiter__(self) -> _TranslatingIterator:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._inner.__anext__()
+        except ChannelError as exc:
+            raise translate_channel_error(exc, self._client, self._path) from exc
+
+
+@asynccontextmanager
+async def call_stream(
+    client: AsyncClient,
+    method: str,
+    request: bytes | betterproto2.Message,
+    *,
+    service: str = BTRDB_SERVICE,
+) -> AsyncIterator[AsyncIterator[bytes]]:
+    """Open a server-streaming call; yields an async iterator of raw response payloads.
+
+    The limiter token is held until the ``async with`` block exits. Leaving the block early (break,
+    exception, cancellation) cancels the call on the server.
+
+    Parameters
+    ----------
+    client
+        The client to call through.
+    method
+        The short method name, e.g. ``"RawValues"``.
+    request
+        The request message or its encoded bytes.
+    service
+        ``"v5api.BTrDB"`` (default) or ``"pingthings.platform.v1.Platform"``.
+
+    Examples
+    --------
+    >>> async with call_stream(client, "RawValues", params) as messages:  # doctest: +SKIP
+    ...     async for payload in messages:
+    ...         ...
+    """
+    path = method_path(method, service)
+    data = _as_bytes(request)
+    async with _limited(client):
+        with _translated(client, path):
+            async with client.channel.server_stream(path, data) as messages:
+                yield _TranslatingIterator(messages.__aiter__(), client, path)
+
+
+async def collect_stream(
+    client: AsyncClient,
+    method: str,
+    request: betterproto2.Message,
+    response_type: type[T],
+    *,
+    service: str = BTRDB_SERVICE,
+) -> list[T]:
+    """Run a server-streaming control-plane call to the end and return every decoded message."""
+    out: list[T] = []
+    async with call_stream(client, method, request, service=service) as messages:
+        async for payload in messages:
+            out.append(decode_checked(payload, response_type))
+    return out
+
+
+async def gather(fns: Sequence[Callable[[], Awaitable[R]]]) -> list[R]:
+    """Await every function concurrently; return their results in order.
+
+    The first failure cancels the others and is raised as itself (not wrapped in an
+    ``ExceptionGroup``). Concurrency is bounded by whatever the functions acquire (normally the
+    client's limiter, through :func:`call_unary` / :func:`call_stream`).
+    """
+    results: list[Any] = [None] * len(fns)
+    failure: list[BaseException] = []
+
+    async def run(index: int, fn: Callable[[], Awaitable[R]]) -> None:
+        try:
+            results[index] = await fn()
+        except Exception as exc:
+            if not failure:
+                failure.append(exc)
+            group.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        for index, fn in enumerate(fns):
+            group.start_soon(run, index, fn)
+    if failure:
+        raise failure[0]
+    return results

@@ -1,0 +1,662 @@
+"""``AsyncClient``: the connection to a BTrDB v5 / PredictiveGrid server, every call a coroutine.
+
+This is where the client's logic lives; :class:`pingthings.timeseries.client.Client` only runs these
+coroutines on its own event loop. It works under asyncio and trio (anyio), and one client must be
+used from the event loop (and thread) it was connected in.
+
+The v5 RPCs go to the ``v5api.BTrDB`` service; devices, units and collection retention go to the
+``pingthings.platform.v1.Platform`` service that the embedded server (and a PredictiveGrid platform
+that offers it) serves next to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import anyio
+
+import pingthings
+from pingthings._proto import v5api
+from pingthings._proto.pingthings.platform import v1 as platform
+from pingthings.timeseries import _platform_codec as codec
+from pingthings.timeseries._metadata import (
+    annotation_pairs,
+    decode_annotation,
+    decode_descriptor,
+    encode_annotation,
+    tag_pairs,
+)
+from pingthings.timeseries._rpc import (
+    PLATFORM_SERVICE,
+    call_unary,
+    collect_stream,
+    gather,
+    translate_channel_error,
+)
+from pingthings.timeseries.async_stream import AsyncStream
+from pingthings.timeseries.async_streamset import AsyncStreamSet
+from pingthings.timeseries.config import ConnectionSettings, parse_concurrency_limit, resolve_settings
+from pingthings.timeseries.exceptions import ConnectionError, PingThingsError
+from pingthings.timeseries.transport import Channel, ChannelError, client_ssl_context
+
+if TYPE_CHECKING:
+    from typing import Self
+
+ARROW_MIN_MINOR_VERSION = 30
+"""Info minor version from which a v5 server offers the Arrow RPCs."""
+
+INFO_TIMEOUT = 30.0
+"""Seconds the Info call made by :meth:`AsyncClient.connect` may take."""
+
+
+def to_uuid(value: Any, what: str = "uuid") -> UUID:
+    """A :class:`uuid.UUID` from a UUID, its string form or its 16 bytes.
+
+    Raises
+    ------
+    TypeError
+        When ``value`` is none of those (as the documented API requires).
+    """
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            raise TypeError(f"{what} {value!r} is not a valid UUID") from None
+    if isinstance(value, bytes | bytearray) and len(value) == 16:
+        return UUID(bytes=bytes(value))
+    raise TypeError(f"{what} must be a UUID or a UUID string, got {type(value).__name__}")
+
+
+def _check_str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, got {type(value).__name__}")
+    return value
+
+
+def _check_mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{what} must be a dict, got {type(value).__name__}")
+    return value
+
+
+def _lookup_annotation_pairs(annotations: Mapping[str, Any]) -> list[v5api.KeyOptValue]:
+    """Annotation filters: a None value matches any value (the key must exist)."""
+    out = []
+    for key, value in annotations.items():
+        if not isinstance(key, str):
+            raise TypeError(f"annotation keys must be str, got {type(key).__name__}")
+        val = None if value is None else v5api.OptValue(value=encode_annotation(value))
+        out.append(v5api.KeyOptValue(key=key, val=val))
+    return out
+
+
+def _sql_param(value: Any, index: int) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"sql_query parameter ${index} must be a str (or int, float, UUID), got {value!r}")
+    return str(value)
+
+
+class AsyncClient:
+    """The async connection to a server. Create it with ``await AsyncClient.connect(...)``.
+
+    Parameters
+    ----------
+    channel
+        The gRPC channel to the server.
+    settings
+        The resolved connection settings.
+    info
+        The server's Info answer (as :meth:`info` returns it), fetched when connecting.
+
+    Notes
+    -----
+    ``concurrency_limit`` bounds the calls in flight at once (one anyio ``CapacityLimiter`` per
+    client): stream set operations fan out up to that many requests.
+    """
+
+    def __init__(self, channel: Channel, settings: ConnectionSettings, info: Mapping[str, Any]) -> None:
+        self._channel = channel
+        self._settings = settings
+        self._endpoint = str(settings.endpoint)
+        self._info = dict(info)
+        self._limiter = anyio.CapacityLimiter(settings.concurrency_limit)
+        self._closed = False
+        major, minor = int(info["major_version"]), int(info["minor_version"])
+        self._arrow_enabled = major == 5 and minor >= ARROW_MIN_MINOR_VERSION
+
+    # ---------------------------------------------------------------------------------- connection
+    @staticmethod
+    async def connect(
+        profile: str | None = None,
+        endpoint: str | None = None,
+        apikey: str | None = None,
+        concurrency_limit: int | None = None,
+        *,
+        tls: bool | None = None,
+        ca_bundle: str | None = None,
+        connect_timeout: float = 10.0,
+    ) -> AsyncClient:
+        """Connect to a server and check it answers (one Info call).
+
+        Parameters
+        ----------
+        profile
+            A profile of ``${HOME}/.predictivegrid/credentials.yaml`` (default ``$BTRDB_PROFILE``,
+            else ``default`` when it exists).
+        endpoint
+            ``host:port`` of the server (default ``$BTRDB_ENDPOINTS``); ``[v6]:port`` for IPv6.
+        apikey
+            The API key (default ``$BTRDB_API_KEY``).
+        concurrency_limit
+            Calls allowed in flight at once (default ``$PINGTHINGS_CONCURRENCY_LIMIT``, else 32).
+        tls
+            Force TLS on or off (default: on for port 4411, or as an ``https://`` endpoint says).
+        ca_bundle
+            PEM file of CA certificates to trust (default ``$BTRDB_CA_BUNDLE``, else the system's).
+        connect_timeout
+            Seconds to wait for the TCP/TLS connection.
+
+        Raises
+        ------
+        CredentialsError
+            No endpoint could be found, or the named profile / credentials file is missing.
+        ConnectionError
+            The server could not be reached or did not answer Info.
+        PermissionDeniedError
+            The server refused the API key.
+
+        Examples
+        --------
+        >>> client = await AsyncClient.connect(endpoint="127.0.0.1:4410")  # doctest: +SKIP
+        """
+        settings = resolve_settings(
+            profile, endpoint, apikey, concurrency_limit, tls=tls, ca_bundle=ca_bundle
+        )
+        return await AsyncClient.connect_with(settings, connect_timeout=connect_timeout)
+
+    @staticmethod
+    async def connect_with(settings: ConnectionSettings, *, connect_timeout: float = 10.0) -> AsyncClient:
+        """Connect with already resolved :class:`~pingthings.timeseries.config.ConnectionSettings`."""
+        metadata: list[tuple[str, str]] = [("x-api-client", f"pingthings-{pingthings.__version__}")]
+        if settings.apikey:
+            metadata.insert(0, ("authorization", f"Bearer {settings.apikey}"))
+        endpoint = str(settings.endpoint)
+        try:
+            ssl_context = client_ssl_context(settings.ca_bundle) if settings.tls else None
+        except (OSError, ValueError) as exc:
+            raise ConnectionError(f"cannot set up TLS for {endpoint}: {exc}") from exc
+        channel = Channel(
+            settings.endpoint.host,
+            settings.endpoint.port,
+            ssl_context=ssl_context,
+            metadata=tuple(metadata),
+            connect_timeout=connect_timeout,
+        )
+        try:
+            raw = await channel.unary("/v5api.BTrDB/Info", b"", timeout=INFO_TIMEOUT)
+            response = v5api.InfoResponse.parse(raw)
+        except ChannelError as exc:
+            await _close_quietly(channel)
+            probe = _Probe(endpoint)
+            error = translate_channel_error(exc, probe, "/v5api.BTrDB/Info")  # type: ignore[arg-type]
+            if isinstance(error, ConnectionError):
+                raise ConnectionError(
+                    f"could not connect to the server at {endpoint} ({settings.source}"
+                    f"{', TLS' if settings.tls else ', plaintext'}): {exc}"
+                ) from exc
+            raise error from exc
+        except BaseException:
+            await _close_quietly(channel)
+            raise
+        if response.stat is not None and response.stat.code:
+            await _close_quietly(channel)
+            stat = response.stat
+            raise ConnectionError(f"the server at {endpoint} answered Info with [{stat.code}] {stat.msg}")
+        return AsyncClient(channel, settings, _info_to_dict(response))
+
+    async def aclose(self) -> None:
+        """Close the connection. Idempotent; calls made afterwards raise ClientClosedError."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._channel.aclose()
+
+    async def close(self) -> None:
+        """Same as :meth:`aclose`."""
+        await self.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<AsyncClient {self._endpoint} {state}>"
+
+    # ------------------------------------------------------------------------- plumbing (for _rpc)
+    @property
+    def channel(self) -> Channel:
+        """The gRPC channel (used by :mod:`pingthings.timeseries._rpc`)."""
+        return self._channel
+
+    @property
+    def limiter(self) -> anyio.CapacityLimiter:
+        """The limiter every call holds a token of."""
+        return self._limiter
+
+    @property
+    def endpoint(self) -> str:
+        """``host:port`` of the server."""
+        return self._endpoint
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` has run."""
+        return self._closed
+
+    @property
+    def arrow_enabled(self) -> bool:
+        """True when the server offers the Arrow RPCs (Info: major 5, minor >= 30)."""
+        return self._arrow_enabled
+
+    @property
+    def concurrency_limit(self) -> int:
+        """The maximum number of calls in flight at once.
+
+        Setting it takes effect at once (waiting calls start when it grows) and overrides
+        ``$PINGTHINGS_CONCURRENCY_LIMIT``. Set it from the client's event loop.
+        """
+        return int(self._limiter.total_tokens)
+
+    @concurrency_limit.setter
+    def concurrency_limit(self, value: int) -> None:
+        self._limiter.total_tokens = parse_concurrency_limit(value)
+
+    # ------------------------------------------------------------------------------------ server
+    async def info(self) -> dict[str, Any]:
+        """Server and proxy information.
+
+        Returns
+        -------
+        dict
+            ``{'major_version': int, 'minor_version': int, 'build': str,
+            'proxy': {'proxy_endpoints': [str, ...]}}``
+        """
+        response = await call_unary(self, "Info", v5api.InfoParams(), v5api.InfoResponse)
+        return _info_to_dict(response)
+
+    # ----------------------------------------------------------------------------------- streams
+    async def create(
+        self,
+        uuid: UUID | str,
+        collection: str,
+        tags: dict[str, str],
+        annotations: dict[str, Any] | None = None,
+    ) -> AsyncStream:
+        """Create a new stream.
+
+        Parameters
+        ----------
+        uuid
+            The new stream's UUID.
+        collection
+            Its collection.
+        tags
+            Its tags; ``name`` is required, and no two streams may share collection and name.
+        annotations
+            Its annotations (``str`` values are stored as is, anything else as JSON).
+
+        Returns
+        -------
+        AsyncStream
+            The new stream, with its metadata filled in.
+        """
+        stream_id = to_uuid(uuid)
+        _check_str(collection, "collection")
+        tags = dict(_check_mapping(tags, "tags"))
+        annotations = dict(_check_mapping(annotations, "annotations")) if annotations is not None else {}
+        params = v5api.CreateParams(
+            uuid=stream_id.bytes,
+            collection=collection,
+            tags=tag_pairs(tags),
+            annotations=annotation_pairs(annotations),
+        )
+        await call_unary(self, "Create", params, v5api.CreateResponse)
+        stored = {key: decode_annotation(encode_annotation(value)) for key, value in annotations.items()}
+        return AsyncStream(
+            self,
+            stream_id,
+            known_to_exist=True,
+            collection=collection,
+            tags=tags,
+            annotations=stored,
+            property_version=1,
+        )
+
+    def stream_from_uuid(self, uuid: UUID | str) -> AsyncStream:
+        """A handle on the stream with this UUID (no round trip; the stream may not exist).
+
+        Raises
+        ------
+        TypeError
+            If ``uuid`` is not a valid UUID.
+        """
+        return AsyncStream(self, to_uuid(uuid))
+
+    async def _lookup_streams(
+        self,
+        collection: str | None,
+        is_collection_prefix: bool,
+        tags: Mapping[str, str | None] | None,
+        annotations: Mapping[str, Any] | None,
+    ) -> list[AsyncStream]:
+        collection = "" if collection is None else _check_str(collection, "collection")
+        params = v5api.LookupStreamsParams(
+            collection=collection,
+            is_collection_prefix=bool(is_collection_prefix),
+            tags=tag_pairs(_check_mapping(tags, "tags")) if tags else [],
+            annotations=_lookup_annotation_pairs(_check_mapping(annotations, "annotations"))
+            if annotations
+            else [],
+        )
+        responses = await collect_stream(self, "LookupStreams", params, v5api.LookupStreamsResponse)
+        return [self._stream_from_descriptor(d) for r in responses for d in r.results]
+
+    def _stream_from_descriptor(self, descriptor: v5api.StreamDescriptor) -> AsyncStream:
+        meta = decode_descriptor(descriptor)
+        return AsyncStream(
+            self,
+            meta.uuid,
+            known_to_exist=True,
+            collection=meta.collection,
+            tags=meta.tags,
+            annotations=meta.annotations,
+            property_version=meta.property_version,
+        )
+
+    async def streams_in_collection(
+        self,
+        collection: str = "",
+        is_collection_prefix: bool = True,
+        tags: dict[str, str] | None = None,
+        annotations: dict[str, Any] | None = None,
+    ) -> AsyncStreamSet:
+        """Find streams by collection, tags and annotations.
+
+        Parameters
+        ----------
+        collection
+            Collection to search (case sensitive); ``""`` searches every collection.
+        is_collection_prefix
+            True: ``collection`` is a plain string prefix; False: exact match.
+        tags, annotations
+            Every given key must match; a None value matches any value of that key.
+
+        Returns
+        -------
+        AsyncStreamSet
+            The matching streams, with their metadata.
+        """
+        streams = await self._lookup_streams(collection, is_collection_prefix, tags, annotations)
+        return AsyncStreamSet(streams)
+
+    async def _streams_from_uuids(
+        self, uuids: Iterable[UUID | str], fetch_metadata: bool
+    ) -> list[AsyncStream]:
+        if isinstance(uuids, str | UUID | bytes):
+            raise TypeError("uuids must be a list of UUIDs, not a single one")
+        ids = [to_uuid(u) for u in uuids]
+        if not fetch_metadata:
+            return [AsyncStream(self, u) for u in ids]
+
+        async def fetch(stream_id: UUID) -> AsyncStream:
+            params = v5api.StreamInfoParams(uuid=stream_id.bytes, omit_version=True)
+            response = await call_unary(self, "StreamInfo", params, v5api.StreamInfoResponse)
+            if response.descriptor is None:
+                raise PingThingsError(f"the server sent no descriptor for stream {stream_id}")
+            return self._stream_from_descriptor(response.descriptor)
+
+        return await gather([lambda u=u: fetch(u) for u in ids])  # type: ignore[misc]
+
+    async def streamset_from_uuids(
+        self, uuids: list[UUID | str], fetch_metadata: bool = True
+    ) -> AsyncStreamSet:
+        """An :class:`AsyncStreamSet` of the streams with these UUIDs.
+
+        Parameters
+        ----------
+        uuids
+            The stream identifiers (UUIDs or strings).
+        fetch_metadata
+            Fetch every stream's metadata (concurrently, within ``concurrency_limit``); unknown
+            UUIDs then raise StreamNotFoundError. With False no round trip is made and metadata
+            such as collection, name and tags stays unknown.
+        """
+        return AsyncStreamSet(await self._streams_from_uuids(uuids, fetch_metadata))
+
+    async def list_collections(self, prefix: str | None = None) -> list[str]:
+        """Collection names starting with ``prefix`` (all when None), sorted."""
+        prefix = "" if prefix is None else _check_str(prefix, "prefix")
+        responses = await collect_stream(
+            self, "ListCollections", v5api.ListCollectionsParams(prefix=prefix), v5api.ListCollectionsResponse
+        )
+        return sorted({name for r in responses for name in r.collections})
+
+    async def sql_query(self, query: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        """Run a read-only SQL query on the stream metadata; one dict per row.
+
+        Parameters
+        ----------
+        query
+            A SELECT over the ``streams`` table; use ``$1``, ``$2`` ... for values.
+        params
+            The values for ``$1``, ``$2`` ... (bound by the server, never interpolated).
+        """
+        _check_str(query, "query")
+        if params is not None and (isinstance(params, str | bytes) or not isinstance(params, list | tuple)):
+            raise TypeError(f"params must be a list, got {type(params).__name__}")
+        wire_params = [_sql_param(p, i) for i, p in enumerate(params or [], start=1)]
+        request = v5api.SqlQueryParams(query=query, params=wire_params)
+        responses = await collect_stream(self, "SQLQuery", request, v5api.SqlQueryResponse)
+        rows: list[dict[str, Any]] = []
+        for response in responses:
+            for row in response.sql_query_row:
+                try:
+                    rows.append(json.loads(row))
+                except ValueError as exc:
+                    raise PingThingsError(
+                        f"the server sent a SQL row that is not JSON: {row[:80]!r}"
+                    ) from exc
+        return rows
+
+    # -------------------------------------------------------------------------- collections
+    async def get_collection_properties(self, collection: str) -> dict[str, Any]:
+        """Properties of a collection: ``{'retention': {'remove_older_than': timedelta | None}}``."""
+        params = platform.GetCollectionPropertiesParams(collection=_check_str(collection, "collection"))
+        response = await call_unary(
+            self,
+            "GetCollectionProperties",
+            params,
+            platform.CollectionPropertiesResponse,
+            service=PLATFORM_SERVICE,
+        )
+        return {"retention": codec.retention_to_dict(response.retention)}
+
+    async def set_collection_retention(
+        self, collection: str, override_per_stream: bool = False, remove_older_than: Any = None
+    ) -> None:
+        """Set the retention policy of a collection.
+
+        Parameters
+        ----------
+        collection
+            The collection.
+        override_per_stream
+            Whether this policy overrides policies set on single streams.
+        remove_older_than
+            Data older than this (a ``datetime.timedelta``, or int nanoseconds) is removed; None
+            disables trimming.
+        """
+        params = platform.SetCollectionRetentionParams(
+            collection=_check_str(collection, "collection"),
+            retention=codec.retention_message(override_per_stream, remove_older_than),
+        )
+        await call_unary(
+            self, "SetCollectionRetention", params, platform.StatusResponse, service=PLATFORM_SERVICE
+        )
+
+    # ---------------------------------------------------------------------------------- devices
+    async def create_device(self, device: dict[str, Any]) -> dict[str, Any]:
+        """Create a device; returns it with its new ``id`` (``enabled`` defaults to True).
+
+        ``name`` must be a non-empty string, and no two devices may share name and geo.
+        """
+        message = codec.device_to_message(device, with_id=False, require_name=True)
+        response = await call_unary(
+            self,
+            "CreateDevice",
+            platform.CreateDeviceParams(device=message),
+            platform.DeviceResponse,
+            service=PLATFORM_SERVICE,
+        )
+        return codec.device_to_dict(response.device)
+
+    async def get_device(self, device_id: int) -> dict[str, Any]:
+        """The device with this id (ObjectNotFoundError if there is none)."""
+        request = platform.ObjectId(id=codec.check_id(device_id, "device_id"))
+        response = await call_unary(
+            self, "GetDevice", request, platform.DeviceResponse, service=PLATFORM_SERVICE
+        )
+        return codec.device_to_dict(response.device)
+
+    async def list_devices(self) -> list[dict[str, Any]]:
+        """Every device the caller may see."""
+        response = await call_unary(
+            self,
+            "ListDevices",
+            platform.ListDevicesParams(),
+            platform.ListDevicesResponse,
+            service=PLATFORM_SERVICE,
+        )
+        return [codec.device_to_dict(d) for d in response.devices]
+
+    async def update_device(self, device: dict[str, Any], replace: bool = False) -> dict[str, Any]:
+        """Update the device whose id is ``device["id"]``; returns the whole updated device.
+
+        Without ``replace`` only the given fields change. With ``replace=True`` every field not
+        given is cleared (``enabled`` becomes True and ``geo`` is kept), so ``name`` is required.
+        """
+        if not isinstance(replace, bool):
+            raise TypeError(f"replace must be a bool, got {type(replace).__name__}")
+        message = codec.device_to_message(device, with_id=True, require_name=replace)
+        response = await call_unary(
+            self,
+            "UpdateDevice",
+            platform.UpdateDeviceParams(device=message, replace=replace),
+            platform.DeviceResponse,
+            service=PLATFORM_SERVICE,
+        )
+        return codec.device_to_dict(response.device)
+
+    async def delete_device(self, device_id: int) -> None:
+        """Delete the device with this id."""
+        request = platform.ObjectId(id=codec.check_id(device_id, "device_id"))
+        await call_unary(self, "DeleteDevice", request, platform.StatusResponse, service=PLATFORM_SERVICE)
+
+    # ------------------------------------------------------------------------------------ units
+    async def create_unit(
+        self, name: str, symbol: str, base: float, canonical: str, source_name: list[str]
+    ) -> dict[str, Any]:
+        """Create a unit definition; returns it with its new ``id``.
+
+        Parameters
+        ----------
+        name, symbol
+            The unit's name and symbol.
+        base
+            Factor converting this unit to ``canonical``.
+        canonical
+            The unit this one converts to.
+        source_name
+            Other names this unit goes by, e.g. ``["deg", "VPHA"]``.
+        """
+        message = codec.new_unit_message(name, symbol, base, canonical, source_name)
+        response = await call_unary(
+            self,
+            "CreateUnit",
+            platform.CreateUnitParams(unit=message),
+            platform.UnitResponse,
+            service=PLATFORM_SERVICE,
+        )
+        return codec.unit_to_dict(response.unit)
+
+    async def get_unit(self, unit_id: int) -> dict[str, Any]:
+        """The unit with this id (ObjectNotFoundError if there is none)."""
+        request = platform.ObjectId(id=codec.check_id(unit_id, "unit_id"))
+        response = await call_unary(self, "GetUnit", request, platform.UnitResponse, service=PLATFORM_SERVICE)
+        return codec.unit_to_dict(response.unit)
+
+    async def list_units(self) -> list[dict[str, Any]]:
+        """Every unit definition."""
+        response = await call_unary(
+            self,
+            "ListUnits",
+            platform.ListUnitsParams(),
+            platform.ListUnitsResponse,
+            service=PLATFORM_SERVICE,
+        )
+        return [codec.unit_to_dict(u) for u in response.units]
+
+    async def update_unit(self, unit_dict: dict[str, Any]) -> dict[str, Any]:
+        """Change the given fields of the unit ``unit_dict["id"]``; returns the whole unit."""
+        request = codec.unit_update_message(unit_dict)
+        response = await call_unary(
+            self, "UpdateUnit", request, platform.UnitResponse, service=PLATFORM_SERVICE
+        )
+        return codec.unit_to_dict(response.unit)
+
+    async def delete_unit(self, unit_id: int) -> None:
+        """Delete the unit with this id."""
+        request = platform.ObjectId(id=codec.check_id(unit_id, "unit_id"))
+        await call_unary(self, "DeleteUnit", request, platform.StatusResponse, service=PLATFORM_SERVICE)
+
+
+class _Probe:
+    """Stands in for a client while connecting (error translation only needs ``endpoint``)."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+
+
+async def _close_quietly(channel: Channel) -> None:
+    with anyio.CancelScope(shield=True):
+        with contextlib.suppress(ChannelError, OSError):
+            await channel.aclose()
+
+
+def _info_to_dict(response: v5api.InfoResponse) -> dict[str, Any]:
+    proxy = response.proxy
+    return {
+        "major_version": int(response.major_version),
+        "minor_version": int(response.minor_version),
+        "build": response.build,
+        "proxy": {"proxy_endpoints": list(proxy.proxy_endpoints) if proxy is not None else []},
+    }
+
+
+__all__ = ["AsyncClient", "AsyncStream", "AsyncStreamSet", "to_uuid"]

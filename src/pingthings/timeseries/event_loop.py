@@ -1,0 +1,224 @@
+"""``ClientEventLoop``: the background event loop behind the synchronous client.
+
+One anyio blocking portal (asyncio backend) runs on its own daemon thread per
+:class:`~pingthings.timeseries.client.Client`. Every thread that uses the client submits its calls
+to that one loop, so the client's single HTTP/2 connection and its concurrency limiter are shared.
+
+Three ways in:
+
+* :meth:`ClientEventLoop.call` runs an async function and blocks for its result (the sync facade's
+  workhorse; an interrupt such as Ctrl-C cancels the call on the loop);
+* :meth:`ClientEventLoop.run_coroutine_threadsafe` schedules a coroutine and returns a
+  :class:`concurrent.futures.Future`;
+* :meth:`ClientEventLoop.iterate` turns an async iterator (or an async context manager yielding one)
+  into a plain iterator that pulls one item at a time. The async side runs as one task on the loop,
+  so context managers and cancel scopes are entered and left in the same task; leaving the sync
+  loop early (``break``, exception, garbage collection) cancels that task and closes the source.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import functools
+import threading
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import Any, TypeVar
+
+import anyio
+from anyio.abc import TaskStatus
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.streams.memory import MemoryObjectSendStream
+
+from pingthings.timeseries.exceptions import ClientClosedError, SyncCallFromEventLoopError
+
+CO_RESULT_TYPE = TypeVar("CO_RESULT_TYPE")
+T = TypeVar("T")
+
+_ITERATE_BUFFER = 1
+"""Items the loop may fetch ahead of the sync consumer (keeps the network busy while it works)."""
+
+
+async def _await(coro: Awaitable[T]) -> T:
+    return await coro
+
+
+async def _pump(
+    source: AsyncIterable[T] | AbstractAsyncContextManager[AsyncIterable[T]],
+    send: MemoryObjectSendStream[T],
+    *,
+    task_status: TaskStatus[anyio.CancelScope],
+) -> None:
+    """Forward every item of ``source`` to ``send``; runs as one task on the loop."""
+    with anyio.CancelScope() as scope:
+        task_status.started(scope)
+        async with send:
+            if isinstance(source, AbstractAsyncContextManager) or (
+                hasattr(source, "__aenter__") and not hasattr(source, "__aiter__")
+            ):
+                async with source as iterable:
+                    async for item in iterable:
+                        await send.send(item)
+            else:
+                iterator = source.__aiter__()
+                try:
+                    async for item in iterator:
+                        await send.send(item)
+                finally:
+                    aclose = getattr(iterator, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
+
+
+def _stop_portal(
+    portal: BlockingPortal, manager: AbstractContextManager[BlockingPortal], loop_thread: int
+) -> None:
+    """Stop the loop, cancelling whatever still runs on it (used by close() and the finalizer)."""
+    if threading.get_ident() == loop_thread:
+        return  # cannot join the loop from itself; the daemon thread dies with the process
+    with contextlib.suppress(RuntimeError):  # already stopped
+        portal.call(portal.stop, True)
+    manager.__exit__(None, None, None)
+
+
+class ClientEventLoop:
+    """The event loop (an anyio blocking portal on its own thread) that runs a client's coroutines.
+
+    Normally created by :func:`pingthings.timeseries.connect`; use it directly only to run your
+    own coroutines next to the client's (:meth:`run_coroutine_threadsafe`).
+    """
+
+    def __init__(self) -> None:
+        self._manager = start_blocking_portal("asyncio", name="pingthings-client-loop")
+        self._portal = self._manager.__enter__()
+        self._loop_thread = self._portal.call(threading.get_ident)
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._finalizer = weakref.finalize(self, _stop_portal, self._portal, self._manager, self._loop_thread)
+
+    # ----------------------------------------------------------------------------------- state
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+        return self._closed
+
+    def in_loop_thread(self) -> bool:
+        """True when called from the loop's own thread (where blocking calls are impossible)."""
+        return threading.get_ident() == self._loop_thread
+
+    def _check_blocking_allowed(self) -> None:
+        if self._closed:
+            raise ClientClosedError("the client's event loop is closed; connect again")
+        if threading.get_ident() == self._loop_thread:
+            raise SyncCallFromEventLoopError(
+                "a synchronous pingthings Client method was called from the client's own event loop "
+                "thread (from async code running on it), where it can never finish; in async code "
+                "await the AsyncClient instead (client.get_async_client(), or "
+                "await pingthings.timeseries.AsyncClient.connect(...))"
+            )
+
+    # ------------------------------------------------------------------------------------ entry points
+    def run_coroutine_threadsafe(
+        self, coro: Coroutine[Any, Any, CO_RESULT_TYPE]
+    ) -> concurrent.futures.Future[CO_RESULT_TYPE]:
+        """Schedule ``coro`` on the loop and return a future for its result.
+
+        Cancelling the future cancels the coroutine. Safe to call from any thread, the loop's own
+        included (but do not block on the future there).
+        """
+        if self._closed:
+            coro.close()
+            raise ClientClosedError("the client's event loop is closed; connect again")
+        return self._portal.start_task_soon(_await, coro)
+
+    def call(self, async_fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Run ``async_fn(*args, **kwargs)`` on the loop and block until it returns.
+
+        A plain (non-async) function is run on the loop thread too, which is how loop-bound state
+        is changed safely. If the waiting thread is interrupted (e.g. ``KeyboardInterrupt``), the
+        call is cancelled on the loop before the interrupt propagates.
+        """
+        self._check_blocking_allowed()
+        if kwargs:
+            future = self._portal.start_task_soon(functools.partial(async_fn, *args, **kwargs))
+        else:
+            future = self._portal.start_task_soon(async_fn, *args)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def iterate(
+        self, source: AsyncIterable[T] | AsyncIterator[T] | AbstractAsyncContextManager[AsyncIterable[T]]
+    ) -> Iterator[T]:
+        """Pull an async iterator item by item from synchronous code.
+
+        Parameters
+        ----------
+        source
+            An async iterable/iterator, or an async context manager whose value is one (it is
+            entered and exited on the loop, in a single task).
+
+        Returns
+        -------
+        Iterator
+            A generator; closing it early (``break`` out of a ``for`` loop, an exception, or
+            garbage collection) cancels the async side and closes ``source``. Errors raised by the
+            source are raised from the iterator.
+        """
+        self._check_blocking_allowed()
+        send, receive = anyio.create_memory_object_stream[Any](_ITERATE_BUFFER)
+        future, scope = self._portal.start_task(_pump, source, send, name="pingthings-iterate")
+        return self._drain(future, scope, receive)
+
+    def _drain(
+        self,
+        future: concurrent.futures.Future[None],
+        scope: anyio.CancelScope,
+        receive: Any,
+    ) -> Iterator[Any]:
+        finished = False
+        try:
+            while True:
+                self._check_blocking_allowed()
+                try:
+                    item = self._portal.call(receive.receive)
+                except anyio.EndOfStream:
+                    break
+                yield item
+            finished = True
+            future.result()  # raises the source's error, if it failed
+        finally:
+            if not self._closed and not self.in_loop_thread():
+                if not finished:
+                    self._portal.call(scope.cancel)
+                    # The consumer stopped; whatever the source did after that is moot.
+                    with contextlib.suppress(concurrent.futures.CancelledError, Exception):
+                        future.result()
+                self._portal.call(receive.close)
+
+    # ---------------------------------------------------------------------------------------- close
+    def close(self) -> None:
+        """Stop the loop and its thread, cancelling anything still running on it. Idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return
+            if threading.get_ident() == self._loop_thread:
+                raise SyncCallFromEventLoopError(
+                    "the client's event loop cannot be closed from its own thread"
+                )
+            self._closed = True
+        self._finalizer()
+
+    def __enter__(self) -> ClientEventLoop:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "running"
+        return f"<ClientEventLoop {state}>"
