@@ -1,0 +1,171 @@
+"""The running server inside one asyncio event loop: stores, gRPC listener, retention task.
+
+:class:`ServerRuntime` is what both :class:`pingthings.server.app.Server` (thread or current
+loop) and :func:`pingthings.server.app.serve_forever` drive: ``await start()`` then
+``await stop()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import anyio.to_thread
+import grpclib.server
+
+from pingthings.server.auth import CallTracker, KeyRing, install
+from pingthings.server.config import ServerConfig, parse_listen
+from pingthings.server.service.btrdb import BTrDBService
+from pingthings.server.service.codec import PassThroughCodec
+from pingthings.server.service.state import ServiceState
+from pingthings.server.service.subscriptions import SubscriptionHub
+from pingthings.server.tls import server_ssl_context
+
+log = logging.getLogger("pingthings.server")
+
+ENGINE_FILE = "engine.sqlite"
+METADATA_FILE = "metadata.sqlite"
+
+
+def open_stores(config: ServerConfig) -> tuple[Any, Any]:
+    """Open (creating if needed) the engine and metadata files and make them agree.
+
+    Every live stream in the metadata gets a tree in the engine, so a crash between the two
+    writes of a Create never leaves a stream that cannot be written.
+    """
+    from pingthings.server.engine import Engine
+    from pingthings.server.metadata import MetadataStore
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    meta = MetadataStore(config.data_dir / METADATA_FILE)
+    try:
+        engine = Engine(config.data_dir / ENGINE_FILE)
+    except BaseException:
+        meta.close()
+        raise
+    try:
+        for record in meta.lookup_streams("", True, {}, {}, True):
+            if not engine.exists(record.uuid):
+                engine.create_stream(record.uuid)
+    except BaseException:
+        engine.close()
+        meta.close()
+        raise
+    return engine, meta
+
+
+def _platform_service(engine: Any, meta: Any) -> Any | None:
+    try:
+        from pingthings.server.service.platform import PlatformService
+    except ImportError:
+        return None
+    return PlatformService(meta, engine)
+
+
+class ServerRuntime:
+    """One server's live parts; create, ``await start()``, later ``await stop()``."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.endpoint = ""
+        self.engine: Any = None
+        self.meta: Any = None
+        self._grpc: grpclib.server.Server | None = None
+        self._tracker: CallTracker | None = None
+        self._hub: SubscriptionHub | None = None
+        self._retention_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Open the stores, start listening and start the retention task."""
+        config = self.config
+        host, port = parse_listen(config.listen)
+        ssl_context = server_ssl_context(config.tls_cert, config.tls_key) if config.tls_cert else None
+        self.engine, self.meta = await anyio.to_thread.run_sync(open_stores, config)
+        try:
+            self._hub = SubscriptionHub()
+            state = ServiceState(
+                self.engine, self.meta, self._hub, max_insert_points=config.max_insert_points
+            )
+            handlers: list[Any] = [BTrDBService(state)]
+            platform = _platform_service(self.engine, self.meta)
+            if platform is not None:
+                handlers.append(platform)
+            self._grpc = grpclib.server.Server(handlers, codec=PassThroughCodec())
+            self._tracker = CallTracker()
+            install(self._grpc, KeyRing(config.api_keys), self._tracker)
+            await self._grpc.start(host, port, ssl=ssl_context)
+            bound = self._bound_port()
+            state.endpoint = self.endpoint = f"{_host_for_url(host)}:{bound}"
+            self._retention_task = asyncio.get_running_loop().create_task(self._retention_loop())
+        except BaseException:
+            await self._close_stores()
+            raise
+        log.info(
+            "pingthings server listening on %s (%s, %s)",
+            self.endpoint,
+            "TLS" if ssl_context else "plaintext",
+            "API keys" if config.api_keys else "no auth",
+        )
+
+    def _bound_port(self) -> int:
+        listener = getattr(self._grpc, "_server", None)
+        sockets = listener.sockets if listener is not None else ()
+        if not sockets:
+            raise RuntimeError("the gRPC server has no listening socket")
+        return int(sockets[0].getsockname()[1])
+
+    async def _retention_loop(self) -> None:
+        try:
+            from pingthings.server.retention import enforce_retention
+        except ImportError:
+            log.info("retention is not available in this build; no retention task")
+            return
+        while True:
+            await asyncio.sleep(self.config.retention_interval)
+            try:
+                await anyio.to_thread.run_sync(enforce_retention, self.meta, self.engine, self.config.clock())
+            except Exception:
+                log.exception("retention pass failed; will retry at the next interval")
+
+    async def stop(self) -> None:
+        """Stop gracefully: refuse new calls, let in-flight ones finish, close the stores."""
+        if self._grpc is not None and self._tracker is not None:
+            self._tracker.draining = True
+            listener = getattr(self._grpc, "_server", None)
+            if listener is not None:
+                listener.close()  # stop accepting connections; existing calls continue
+            if self._hub is not None:
+                self._hub.close()
+            if not await self._tracker.wait_idle(self.config.shutdown_grace):
+                log.warning(
+                    "%d calls still running after %.1f s; cancelling them",
+                    self._tracker.active,
+                    self.config.shutdown_grace,
+                )
+            self._grpc.close()
+            await self._grpc.wait_closed()
+            self._grpc = None
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention_task
+            self._retention_task = None
+        await self._close_stores()
+
+    async def _close_stores(self) -> None:
+        engine, meta = self.engine, self.meta
+        self.engine = self.meta = None
+        if engine is not None:
+            await anyio.to_thread.run_sync(engine.close)
+        if meta is not None:
+            await anyio.to_thread.run_sync(meta.close)
+
+
+def _host_for_url(host: str) -> str:
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host

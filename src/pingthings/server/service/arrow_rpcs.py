@@ -1,0 +1,145 @@
+"""Arrow RPCs of v5api.BTrDB: raw values, multi-stream values, windows and insert.
+
+Every reply's ``arrowBytes`` is a complete Arrow IPC stream; an empty result is one message
+holding the full schema and zero rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+import pyarrow as pa
+
+from pingthings._proto import v5api
+from pingthings.server.errors import InvalidTimeRange, WrongArgs
+from pingthings.server.service import arrow_io
+from pingthings.server.service.convert import blocking, require_uuid
+from pingthings.server.service.points import apply_insert
+from pingthings.server.service.snapping import last_per_time, outer_join, snap_times
+from pingthings.server.service.state import ServiceState
+from pingthings.wire.limits import MIN_TIME
+
+#: Rows per Arrow reply message.
+ROWS_PER_MESSAGE = 100_000
+
+
+class ArrowHandlers:
+    """Handlers for the Arrow flavour of the point RPCs."""
+
+    def __init__(self, state: ServiceState) -> None:
+        self.state = state
+
+    async def arrow_raw_values(
+        self, request: v5api.ArrowRawValuesParams
+    ) -> AsyncIterator[v5api.ArrowRawValuesResponse]:
+        """Stream the points in [start, end) as Arrow tables, cast to the template if one is given."""
+        uuid = require_uuid(request.uuid)
+        template = arrow_io.read_template(request.template_bytes)
+        version, chunk_iter = await blocking(
+            self.state.engine.iter_raw_values, uuid, request.start, request.end, request.version_major
+        )
+        sent = False
+        sentinel = object()
+        while True:
+            item = await blocking(next, chunk_iter, sentinel)
+            if item is sentinel:
+                break
+            times, values = item  # type: ignore[misc]
+            if len(times) == 0:
+                continue
+            table = arrow_io.cast_to_template(arrow_io.raw_table(times, values), template)
+            yield v5api.ArrowRawValuesResponse(version_major=version, arrow_bytes=arrow_io.ipc_bytes(table))
+            sent = True
+        if not sent:
+            empty = arrow_io.raw_table(np.empty(0, np.int64), np.empty(0, np.float64))
+            table = arrow_io.cast_to_template(empty, template)
+            yield v5api.ArrowRawValuesResponse(version_major=version, arrow_bytes=arrow_io.ipc_bytes(table))
+
+    async def _windows_replies(self, cls: Any, version: int, windows: Any) -> AsyncIterator[Any]:
+        total = len(windows.time)
+        for lo in range(0, max(total, 1), ROWS_PER_MESSAGE):
+            table = arrow_io.stat_table(windows, lo, min(total, lo + ROWS_PER_MESSAGE))
+            yield cls(version_major=version, arrow_bytes=arrow_io.ipc_bytes(table))
+
+    async def arrow_aligned_windows(
+        self, request: v5api.AlignedWindowsParams
+    ) -> AsyncIterator[v5api.ArrowAlignedWindowsResponse]:
+        """AlignedWindows as Arrow tables."""
+        uuid = require_uuid(request.uuid)
+        version, windows = await blocking(
+            self.state.engine.aligned_windows,
+            uuid,
+            request.start,
+            request.end,
+            request.point_width,
+            request.version_major,
+        )
+        async for reply in self._windows_replies(v5api.ArrowAlignedWindowsResponse, version, windows):
+            yield reply
+
+    async def arrow_windows(self, request: v5api.WindowsParams) -> AsyncIterator[v5api.ArrowWindowsResponse]:
+        """Windows as Arrow tables."""
+        from pingthings.server.errors import InvalidPointWidth
+
+        uuid = require_uuid(request.uuid)
+        if request.width == 0:
+            raise InvalidPointWidth("window width must be at least 1 ns")
+        version, windows = await blocking(
+            self.state.engine.windows, uuid, request.start, request.end, request.width, request.version_major
+        )
+        async for reply in self._windows_replies(v5api.ArrowWindowsResponse, version, windows):
+            yield reply
+
+    async def arrow_multi_values(
+        self, request: v5api.ArrowMultiValuesParams
+    ) -> AsyncIterator[v5api.ArrowMultiValuesResponse]:
+        """Outer-join several streams' raw values on (optionally snapped) time."""
+        uuids = [require_uuid(u) for u in request.uuid]
+        if not uuids:
+            raise WrongArgs("ArrowMultiValues needs at least one uuid")
+        versions = list(request.version_major)
+        if versions and len(versions) != len(uuids):
+            raise WrongArgs(f"{len(uuids)} uuids but {len(versions)} versions")
+        versions = versions or [0] * len(uuids)
+        start, end, period = request.start, request.end, request.snap_period_ns
+        if period < 0:
+            raise WrongArgs("snapPeriodNs must not be negative")
+        if start >= end:
+            raise InvalidTimeRange("start time >= end time")
+        template = arrow_io.read_template(request.template_bytes)
+        query_start = max(MIN_TIME, start - period) if period else start
+        series = []
+        for uuid, version in zip(uuids, versions, strict=True):
+            _, times, values = await blocking(self.state.engine.raw_values, uuid, query_start, end, version)
+            if period:
+                times = snap_times(times, period)
+                keep = (times >= start) & (times < end)
+                times, values = times[keep], values[keep]
+            series.append(last_per_time(times, values))
+        all_times, columns = outer_join(series)
+        schema = pa.schema(
+            [pa.field("time", arrow_io.TIME_TYPE, nullable=False)]
+            + [pa.field(str(UUID(bytes=u)), pa.float64(), nullable=False) for u in uuids]
+        )
+        total = len(all_times)
+        for lo in range(0, max(total, 1), ROWS_PER_MESSAGE):
+            hi = lo + ROWS_PER_MESSAGE
+            time_array = (
+                pa.array(all_times[lo:hi]).view(arrow_io.TIME_TYPE)
+                if total
+                else pa.array([], arrow_io.TIME_TYPE)
+            )
+            table = pa.Table.from_arrays([time_array] + [pa.array(c[lo:hi]) for c in columns], schema=schema)
+            table = arrow_io.cast_to_template(table, template)
+            yield v5api.ArrowMultiValuesResponse(arrow_bytes=arrow_io.ipc_bytes(table))
+
+    async def arrow_insert(self, request: v5api.ArrowInsertParams) -> v5api.InsertResponse:
+        """Insert the (time, value) table carried as an Arrow IPC stream."""
+        uuid = require_uuid(request.uuid)
+        times, values = await blocking(arrow_io.read_insert_table, request.arrow_bytes)
+        bits = request.rounding.bits if request.rounding is not None else None
+        version = await apply_insert(self.state, uuid, times, values, int(request.merge_policy), bits)
+        return v5api.InsertResponse(version_major=version)

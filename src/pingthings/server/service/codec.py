@@ -1,0 +1,37 @@
+"""A grpclib codec that lets point-bearing messages bypass protobuf message classes.
+
+Handlers that declare :class:`RawBytes` as their request or reply type receive the request
+payload as ``bytes`` and may send ``bytes`` (or any buffer) as a reply; the numpy codecs in
+``pingthings.wire.points`` and the checker in :mod:`.wire_check` do the (de)serialisation.
+Every other type is treated as a betterproto2 message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grpclib.encoding.base import CodecBase
+
+
+class RawBytes:
+    """Marker type: the payload crosses the codec untouched, as ``bytes``."""
+
+
+class PassThroughCodec(CodecBase):
+    """Codec for the server: raw bytes for :class:`RawBytes`, betterproto2 for the rest."""
+
+    __content_subtype__ = "proto"
+
+    def encode(self, message: Any, message_type: Any) -> bytes:
+        """Serialise ``message``: buffers are sent as they are, messages through betterproto2."""
+        if isinstance(message, bytes):
+            return message
+        if isinstance(message, (bytearray, memoryview)):
+            return bytes(message)
+        return bytes(message)  # a betterproto2 message, whatever the declared type
+
+    def decode(self, data: bytes, message_type: Any) -> Any:
+        """Return ``data`` itself for :class:`RawBytes`, else parse it as ``message_type``."""
+        if message_type is RawBytes:
+            return bytes(data)
+        return message_type.parse(data)

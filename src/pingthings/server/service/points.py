@@ -1,0 +1,159 @@
+"""Point RPCs of v5api.BTrDB: raw values, statistical windows, nearest, changes, insert, delete.
+
+Point payloads never go through message classes: requests with points are decoded and replies
+encoded by :mod:`.payloads` (the numpy codecs). Blocking engine calls run in worker threads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+
+from pingthings._proto import v5api
+from pingthings.server.errors import InsertTooBig, InvalidPointWidth, WrongArgs
+from pingthings.server.service import payloads
+from pingthings.server.service.convert import blocking, require_uuid
+from pingthings.server.service.state import ServiceState
+from pingthings.wire.limits import MAX_POINT_WIDTH
+
+#: Points per RawValues / AlignedWindows / Windows message, as the v4 server sent.
+POINTS_PER_MESSAGE = 5000
+#: Ranges per Changes message, as the v4 server sent.
+RANGES_PER_MESSAGE = 1000
+
+
+def _merge_policy(value: int) -> Any:
+    from pingthings.server.engine import MergePolicy
+
+    try:
+        name = v5api.MergePolicy(value).name
+    except ValueError:
+        raise WrongArgs(f"unknown merge policy {value}") from None
+    return MergePolicy[name]
+
+
+async def apply_insert(
+    state: ServiceState,
+    uuid: bytes,
+    times: np.ndarray,
+    values: np.ndarray,
+    merge_policy: int = 0,
+    round_bits: int | None = None,
+) -> int:
+    """Insert points (shared by Insert and ArrowInsert): size check, engine write, metadata
+    bookkeeping and publication to subscribers. Returns the new version."""
+    count = len(times)
+    if count > state.max_insert_points:
+        raise InsertTooBig(f"insert of {count} points exceeds the limit of {state.max_insert_points}")
+    if round_bits is not None and not 0 <= round_bits <= MAX_POINT_WIDTH:
+        raise InvalidPointWidth(f"rounding bits must be within 0..{MAX_POINT_WIDTH}, got {round_bits}")
+    policy = _merge_policy(merge_policy)
+    version = await blocking(state.engine.insert, uuid, times, values, merge=policy, round_bits=round_bits)
+    if count:
+        await blocking(state.meta.record_write, uuid, time.time_ns(), count)
+        state.hub.publish(uuid, times, values)
+    return int(version)
+
+
+class PointHandlers:
+    """Handlers for the RPCs that read or write points."""
+
+    def __init__(self, state: ServiceState) -> None:
+        self.state = state
+
+    async def raw_values(self, request: v5api.RawValuesParams) -> AsyncIterator[bytes]:
+        """Stream the points in [start, end), chunk by chunk from the engine."""
+        uuid = require_uuid(request.uuid)
+        engine = self.state.engine
+        version, chunk_iter = await blocking(
+            engine.iter_raw_values, uuid, request.start, request.end, request.version_major
+        )
+        sent = False
+        sentinel = object()
+        while True:
+            item = await blocking(next, chunk_iter, sentinel)
+            if item is sentinel:
+                break
+            times, values = item  # type: ignore[misc]
+            for lo in range(0, len(times), POINTS_PER_MESSAGE):
+                hi = lo + POINTS_PER_MESSAGE
+                yield payloads.encode_raw_values(version, times[lo:hi], values[lo:hi])
+                sent = True
+        if not sent:
+            yield payloads.encode_raw_values(version, np.empty(0, np.int64), np.empty(0, np.float64))
+
+    async def _stat_messages(self, version: int, windows: Any) -> AsyncIterator[bytes]:
+        total = len(windows.time)
+        if total == 0:
+            yield payloads.encode_stat_points(version, windows, 0, 0)
+            return
+        for lo in range(0, total, POINTS_PER_MESSAGE):
+            yield payloads.encode_stat_points(version, windows, lo, min(total, lo + POINTS_PER_MESSAGE))
+
+    async def aligned_windows(self, request: v5api.AlignedWindowsParams) -> AsyncIterator[bytes]:
+        """Stream the non-empty windows of width 2**pointWidth."""
+        uuid = require_uuid(request.uuid)
+        version, windows = await blocking(
+            self.state.engine.aligned_windows,
+            uuid,
+            request.start,
+            request.end,
+            request.point_width,
+            request.version_major,
+        )
+        async for message in self._stat_messages(version, windows):
+            yield message
+
+    async def windows(self, request: v5api.WindowsParams) -> AsyncIterator[bytes]:
+        """Stream every window of the given width (empty windows have count 0)."""
+        uuid = require_uuid(request.uuid)
+        if request.width == 0:
+            raise InvalidPointWidth("window width must be at least 1 ns")
+        if request.depth > MAX_POINT_WIDTH:
+            raise InvalidPointWidth(f"depth must be within 0..{MAX_POINT_WIDTH}")
+        version, windows = await blocking(
+            self.state.engine.windows, uuid, request.start, request.end, request.width, request.version_major
+        )
+        async for message in self._stat_messages(version, windows):
+            yield message
+
+    async def nearest(self, request: v5api.NearestParams) -> bytes:
+        """The first point at or after ``time`` (forward) or the last one before it (backward)."""
+        uuid = require_uuid(request.uuid)
+        version, t, v = await blocking(
+            self.state.engine.nearest, uuid, request.time, request.backward, request.version_major
+        )
+        return payloads.encode_nearest(version, int(t), float(v))
+
+    async def changes(self, request: v5api.ChangesParams) -> AsyncIterator[bytes]:
+        """Stream the time ranges that changed between two versions."""
+        uuid = require_uuid(request.uuid)
+        version, starts, ends = await blocking(
+            self.state.engine.changes, uuid, request.from_major, request.to_major, request.resolution
+        )
+        total = len(starts)
+        for lo in range(0, max(total, 1), RANGES_PER_MESSAGE):
+            hi = lo + RANGES_PER_MESSAGE
+            yield payloads.encode_changes(version, starts[lo:hi], ends[lo:hi])
+
+    async def insert(self, data: bytes) -> v5api.InsertResponse:
+        """Insert a batch of points (decoded by the numpy codec)."""
+        request = payloads.decode_insert(data)
+        version = await apply_insert(
+            self.state,
+            request.uuid,
+            request.times,
+            request.values,
+            request.merge_policy,
+            request.rounding_bits,
+        )
+        return v5api.InsertResponse(version_major=version)
+
+    async def delete(self, request: v5api.DeleteParams) -> v5api.DeleteResponse:
+        """Delete the points in [start, end) in a new version."""
+        uuid = require_uuid(request.uuid)
+        version = await blocking(self.state.engine.delete, uuid, request.start, request.end)
+        return v5api.DeleteResponse(version_major=version)

@@ -1,0 +1,78 @@
+"""Adapters from plain async handler functions to grpclib method handlers.
+
+A unary handler is ``async def f(request) -> reply`` and a server-streaming handler is an async
+generator ``async def f(request) -> AsyncIterator[reply]``; a reply is ``bytes`` or a betterproto2
+message. The adapters decode the request strictly (malformed → 421), turn any exception into a
+reply carrying ``stat`` (gRPC status stays OK), and, for streams, end with one message carrying
+the error after whatever data was already sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import betterproto2
+import grpclib.server
+
+from pingthings.server.errors import WrongArgs
+from pingthings.server.service.replies import error_reply
+from pingthings.server.service.wire_check import decode_request
+
+Reply = bytes | betterproto2.Message
+GrpcHandler = Callable[[grpclib.server.Stream[Any, Any]], Awaitable[None]]
+
+
+async def _receive(
+    stream: grpclib.server.Stream[Any, Any], request_cls: type[betterproto2.Message] | None
+) -> Any:
+    data = await stream.recv_message()
+    if data is None:
+        raise WrongArgs("the call carried no request message")
+    if request_cls is None:
+        return data
+    return decode_request(data, request_cls)
+
+
+def unary(
+    fn: Callable[[Any], Awaitable[Reply]], request_cls: type[betterproto2.Message] | None
+) -> GrpcHandler:
+    """Wrap a unary handler; ``request_cls=None`` hands the handler the raw request bytes."""
+
+    async def handle(stream: grpclib.server.Stream[Any, Any]) -> None:
+        try:
+            request = await _receive(stream, request_cls)
+            reply: Reply = await fn(request)
+        except Exception as exc:
+            reply = error_reply(exc)
+        await stream.send_message(reply)
+
+    return handle
+
+
+def server_stream(
+    fn: Callable[[Any], AsyncIterator[Reply]], request_cls: type[betterproto2.Message] | None
+) -> GrpcHandler:
+    """Wrap a server-streaming handler (an async generator of replies)."""
+
+    async def handle(stream: grpclib.server.Stream[Any, Any]) -> None:
+        try:
+            request = await _receive(stream, request_cls)
+        except Exception as exc:
+            await stream.send_message(error_reply(exc))
+            return
+        replies = fn(request)
+        try:
+            while True:
+                try:
+                    reply = await replies.__anext__()
+                except StopAsyncIteration:
+                    break
+                except Exception as exc:
+                    await stream.send_message(error_reply(exc))
+                    break
+                await stream.send_message(reply)
+        finally:
+            await replies.aclose()  # type: ignore[attr-defined]
+
+    return handle

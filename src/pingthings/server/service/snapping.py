@@ -1,0 +1,43 @@
+"""Time snapping and outer joins for ArrowMultiValues."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def snap_times(times: np.ndarray, period: int) -> np.ndarray:
+    """Move each time to the nearest multiple of ``period`` (ties go up), grid anchored at 0.
+
+    Works in int64 without overflow: the remainder ``r`` is compared with ``period - r``.
+    """
+    times = np.asarray(times, dtype=np.int64)
+    base = (times // period) * period
+    remainder = times - base
+    return base + np.where(remainder >= period - remainder, period, 0).astype(np.int64)
+
+
+def last_per_time(times: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep one point per distinct time (the last in input order); output sorted by time."""
+    if len(times) == 0:
+        return times, values
+    order = np.argsort(times, kind="stable")
+    times, values = times[order], values[order]
+    keep = np.ones(len(times), dtype=bool)
+    keep[:-1] = times[1:] != times[:-1]
+    return times[keep], values[keep]
+
+
+def outer_join(series: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Join several (sorted, distinct) time series on time; missing values become NaN.
+
+    Returns the sorted union of times and one float64 column per input series.
+    """
+    if not series:
+        return np.empty(0, np.int64), []
+    all_times = np.unique(np.concatenate([t for t, _ in series])) if series else np.empty(0, np.int64)
+    columns = []
+    for times, values in series:
+        column = np.full(len(all_times), np.nan)
+        column[np.searchsorted(all_times, times)] = values
+        columns.append(column)
+    return all_times.astype(np.int64, copy=False), columns

@@ -1,0 +1,36 @@
+"""Everything the v5 handlers share: the stores, the subscription hub and server facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pingthings.server.service.subscriptions import SubscriptionHub
+
+#: Largest number of points one Insert or ArrowInsert may carry (clients send 50 000).
+DEFAULT_MAX_INSERT_POINTS = 1_000_000
+
+
+@dataclass
+class ServiceState:
+    """Shared state of the BTrDB service.
+
+    Attributes
+    ----------
+    engine
+        The storage engine (``pingthings.server.engine.Engine``).
+    meta
+        The metadata store (``pingthings.server.metadata.MetadataStore``).
+    hub
+        In-process pub/sub for Subscribe.
+    endpoint
+        ``host:port`` this server answers on, reported by Info as the proxy endpoint.
+    max_insert_points
+        Inserts larger than this are refused with 414.
+    """
+
+    engine: Any
+    meta: Any
+    hub: SubscriptionHub
+    endpoint: str = ""
+    max_insert_points: int = DEFAULT_MAX_INSERT_POINTS

@@ -1,0 +1,138 @@
+"""Strict decoding of control-plane request messages.
+
+betterproto2's parser is lenient: it turns many malformed payloads into default-valued
+messages. A server must instead tell the caller that the request was malformed, so every
+request is first walked field by field against the message class's schema (varints terminate,
+lengths stay inside the buffer, wire types match the declared field types, nested messages are
+well formed, strings are UTF-8) and only then parsed.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import betterproto2
+
+from pingthings.server.errors import WrongArgs
+
+M = TypeVar("M", bound=betterproto2.Message)
+
+_VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
+
+_WIRE_TYPE_OF: dict[str, int] = {
+    "bool": _VARINT,
+    "enum": _VARINT,
+    "int32": _VARINT,
+    "int64": _VARINT,
+    "uint32": _VARINT,
+    "uint64": _VARINT,
+    "sint32": _VARINT,
+    "sint64": _VARINT,
+    "double": _FIXED64,
+    "fixed64": _FIXED64,
+    "sfixed64": _FIXED64,
+    "float": _FIXED32,
+    "fixed32": _FIXED32,
+    "sfixed32": _FIXED32,
+    "string": _LEN,
+    "bytes": _LEN,
+    "message": _LEN,
+    "map": _LEN,
+}
+
+
+class MalformedMessage(ValueError):
+    """The payload is not a well-formed encoding of the expected message."""
+
+
+def _read_varint(data: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
+    result = 0
+    shift = 0
+    while True:
+        if pos >= end:
+            raise MalformedMessage("truncated varint")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+        if shift >= 70:
+            raise MalformedMessage("varint longer than 10 bytes")
+
+
+def check_structure(
+    data: bytes | memoryview, cls: type[betterproto2.Message], pos: int = 0, end: int | None = None
+) -> None:
+    """Raise :class:`MalformedMessage` unless ``data[pos:end]`` is a well-formed ``cls``.
+
+    Unknown fields are allowed (as protobuf requires) as long as they are well formed.
+    """
+    end = len(data) if end is None else end
+    proto = cls()._betterproto
+    meta_by_number = {meta.number: (name, meta) for name, meta in proto.meta_by_field_name.items()}
+    while pos < end:
+        key, pos = _read_varint(data, pos, end)
+        number, wire_type = key >> 3, key & 7
+        if number == 0:
+            raise MalformedMessage("field number 0")
+        if wire_type == _VARINT:
+            _, pos = _read_varint(data, pos, end)
+        elif wire_type == _FIXED64:
+            pos += 8
+        elif wire_type == _FIXED32:
+            pos += 4
+        elif wire_type == _LEN:
+            length, pos = _read_varint(data, pos, end)
+            start, pos = pos, pos + length
+            if pos <= end and number in meta_by_number:
+                _check_len_field(data, start, pos, cls, *meta_by_number[number])
+        else:
+            raise MalformedMessage(f"field {number} has unsupported wire type {wire_type}")
+        if pos > end:
+            raise MalformedMessage(f"field {number} runs past the end of the message")
+        if number in meta_by_number:
+            name, meta = meta_by_number[number]
+            expected = _WIRE_TYPE_OF.get(meta.proto_type, _LEN)
+            packed_ok = meta.repeated and wire_type == _LEN and expected != _LEN
+            if wire_type != expected and not packed_ok:
+                raise MalformedMessage(
+                    f"field {name!r} of {cls.__name__} has wire type {wire_type}, expected {expected}"
+                )
+
+
+def _check_len_field(
+    data: bytes | memoryview,
+    start: int,
+    stop: int,
+    cls: type[betterproto2.Message],
+    name: str,
+    meta: betterproto2.FieldMetadata,
+) -> None:
+    if meta.proto_type == "string":
+        try:
+            bytes(data[start:stop]).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedMessage(f"field {name!r} of {cls.__name__} is not valid UTF-8") from exc
+    elif meta.proto_type == "message":
+        nested = cls()._betterproto.cls_by_field[name]
+        check_structure(data, nested, start, stop)
+
+
+def decode_request(data: bytes, cls: type[M]) -> M:
+    """Parse a request strictly, raising :class:`~pingthings.server.errors.WrongArgs` (421) if malformed.
+
+    Parameters
+    ----------
+    data
+        The gRPC message payload.
+    cls
+        The betterproto2 message class expected.
+    """
+    try:
+        check_structure(data, cls)
+        return cls.parse(data)
+    except MalformedMessage as exc:
+        raise WrongArgs(f"malformed {cls.__name__} message: {exc}") from None
+    except Exception as exc:  # betterproto2 raises assorted errors on bad input
+        raise WrongArgs(f"malformed {cls.__name__} message: {exc}") from None
