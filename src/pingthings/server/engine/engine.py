@@ -1,0 +1,443 @@
+"""The public storage engine: streams, versions, inserts, deletes and every query.
+
+Concurrency: each stream has a lock that serialises its writers (build the new tree, commit, publish);
+writers of different streams build in parallel and only share the SQLite write transaction. Readers never
+lock: they pick a version's root (the latest one is published as one tuple after its commit) and read
+immutable blocks, so a pinned version can never be seen half-written.
+"""
+
+from __future__ import annotations
+
+import threading
+import time as time_mod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pingthings.server.engine import query
+from pingthings.server.engine.blocks import BlockReader, MissingBlock
+from pingthings.server.engine.changes import changed_ranges
+from pingthings.server.engine.merge import MergePolicy, prepare_batch
+from pingthings.server.engine.stats import StatWindows
+from pingthings.server.engine.store import BlockStore
+from pingthings.server.engine.tree import TreeWriter
+from pingthings.server.engine.validate import (
+    as_int,
+    as_points,
+    as_uuid,
+    check_insert,
+    check_point_width,
+    check_range,
+    round_times,
+)
+from pingthings.server.errors import (
+    InvalidPointWidth,
+    InvalidTimeRange,
+    InvalidVersions,
+    NoSuchPoint,
+    SameStream,
+    ServerError,
+    StreamNotFound,
+    VersionNotAvailable,
+    WrongArgs,
+)
+from pingthings.wire.limits import FIRST_VERSION, MIN_TIME, TIME_LIMIT
+from pingthings.wire.status import StatusCode
+
+#: Default number of points per chunk of :meth:`Engine.iter_raw_values`.
+DEFAULT_CHUNK = 50_000
+#: Most windows one Windows query may produce (each costs ~48 bytes of memory).
+MAX_WINDOWS = 1 << 26
+#: File name used when the engine is given a directory.
+DB_NAME = "engine.sqlite3"
+
+
+class _Stream:
+    """In-memory state of one live stream."""
+
+    __slots__ = ("dead", "last_wall", "lock", "next_addr", "sid", "state", "uuid")
+
+    def __init__(self, uuid: bytes, sid: int, latest: int, root: int) -> None:
+        self.uuid = uuid
+        self.sid = sid
+        self.state = (latest, root)  # published atomically after each commit
+        self.lock = threading.Lock()
+        self.next_addr: int | None = None
+        self.last_wall: int | None = None
+        self.dead = False
+
+
+class Engine:
+    """Versioned, copy-on-write statistics trees of many streams in one SQLite database.
+
+    Parameters
+    ----------
+    path
+        SQLite file (created if missing), or a directory in which ``engine.sqlite3`` is used.
+    clock
+        Wall clock in ns since the epoch, used to stamp commits (injectable for tests).
+    node_cache, leaf_cache_points
+        Sizes of the decoded-block caches (nodes by count, leaves by points).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        clock: Callable[[], int] = time_mod.time_ns,
+        node_cache: int = 16384,
+        leaf_cache_points: int = 4_000_000,
+    ) -> None:
+        p = Path(path)
+        if p.is_dir():
+            p = p / DB_NAME
+        self.path = p
+        self._clock = clock
+        self._store = BlockStore(p)
+        self._reader = BlockReader(self._store, node_cache, leaf_cache_points)
+        self._streams: dict[bytes, _Stream] = {}
+        self._streams_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the database; the engine cannot be used afterwards."""
+        self._store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ streams
+    def _stream(self, uuid: Any) -> _Stream:
+        u = as_uuid(uuid)
+        st = self._streams.get(u)
+        if st is not None:
+            return st
+        row = self._store.load_stream(u)
+        if row is None:
+            raise StreamNotFound()
+        with self._streams_lock:
+            st = self._streams.get(u)
+            if st is None:
+                st = _Stream(u, *row)
+                self._streams[u] = st
+        return st
+
+    def create_stream(self, uuid: Any) -> int:
+        """Create an empty stream; returns its first version (10). SameStream if it exists."""
+        u = as_uuid(uuid)
+        with self._streams_lock:
+            if u in self._streams or self._store.load_stream(u) is not None:
+                raise SameStream("a stream with this uuid already exists")
+            wall = self._clock()
+            sid = self._store.create_stream(u, FIRST_VERSION, wall)
+            st = _Stream(u, sid, FIRST_VERSION, 0)
+            st.last_wall = wall
+            self._streams[u] = st
+        return FIRST_VERSION
+
+    def exists(self, uuid: Any) -> bool:
+        """Whether ``uuid`` names a live stream."""
+        try:
+            self._stream(uuid)
+        except StreamNotFound:
+            return False
+        return True
+
+    def obliterate(self, uuid: Any) -> None:
+        """Delete a stream with every version and block; later calls raise StreamNotFound."""
+        st = self._stream(uuid)
+        with st.lock:
+            if st.dead:
+                raise StreamNotFound()
+            self._store.obliterate(st.uuid, st.sid)
+            st.dead = True
+            with self._streams_lock:
+                self._streams.pop(st.uuid, None)
+
+    # ----------------------------------------------------------------- versions
+    def latest_version(self, uuid: Any) -> int:
+        """The stream's newest version."""
+        return self._stream(uuid).state[0]
+
+    def flush(self, uuid: Any) -> int:
+        """Commits are immediate, so this only returns the latest version."""
+        return self.latest_version(uuid)
+
+    def version_at_time(self, uuid: Any, wall_ns: Any) -> int:
+        """The newest version committed at or before wall-clock time ``wall_ns``."""
+        st = self._stream(uuid)
+        wall = as_int(wall_ns, "wall_ns")
+        with self._guard(st):
+            found = self._store.version_at(st.sid, wall)
+        if found is None:
+            raise VersionNotAvailable(f"the stream did not exist at wall time {wall} ns")
+        return found
+
+    def _resolve(self, st: _Stream, version: Any) -> tuple[int, int]:
+        """``(version, root)`` for a requested version (0 = latest)."""
+        ver = as_int(version, "version")
+        latest, root = st.state
+        if ver == 0 or ver == latest:
+            return latest, root
+        if ver < FIRST_VERSION or ver > latest:
+            raise VersionNotAvailable(f"version {ver} is not available (latest is {latest})")
+        with self._guard(st):
+            found = self._store.superblock(st.sid, ver)
+        if found is None:
+            raise VersionNotAvailable(f"version {ver} is not available (latest is {latest})")
+        return ver, found[0]
+
+    @contextmanager
+    def _guard(self, st: _Stream) -> Iterator[None]:
+        """Turn a block that vanished under an obliterate into StreamNotFound."""
+        try:
+            yield
+        except MissingBlock as exc:
+            if st.dead or self._store.load_stream(st.uuid) is None:
+                raise StreamNotFound() from None
+            raise ServerError(f"block {exc.args[0]} is missing", StatusCode.INVARIANT_FAILURE) from None
+
+    # ------------------------------------------------------------------- writes
+    def _alloc(self, st: _Stream) -> Callable[[], int]:
+        if st.next_addr is None:
+            st.next_addr = self._store.max_addr(st.sid) + 1
+
+        def alloc() -> int:
+            addr = st.next_addr
+            st.next_addr = addr + 1  # type: ignore[operator]
+            return addr  # type: ignore[return-value]
+
+        return alloc
+
+    def _commit(self, st: _Stream, gen: int, root: int, writer: TreeWriter) -> None:
+        if st.last_wall is None:
+            st.last_wall = self._store.last_walltime(st.sid)
+        wall = max(int(self._clock()), st.last_wall)
+        self._store.commit(st.uuid, st.sid, gen, root, wall, writer.pending)
+        st.last_wall = wall
+        st.state = (gen, root)
+        for addr, node in writer.new_nodes:
+            self._reader.remember_node(addr, node)
+        for addr, leaf in writer.new_leaves[-4:]:
+            leaf[0].setflags(write=False)
+            leaf[1].setflags(write=False)
+            self._reader.remember_leaf(addr, leaf)
+
+    def insert(
+        self,
+        uuid: Any,
+        times: Any,
+        values: Any,
+        merge: MergePolicy | int = MergePolicy.NEVER,
+        round_bits: int | None = None,
+    ) -> int:
+        """Insert points (unsorted is fine) as one new version; returns that version.
+
+        An empty insert returns the current version unchanged. The whole batch is rejected when any time
+        lies outside ``[MIN_TIME, TIME_LIMIT - 1)`` (InvalidTimeRange) or any value is NaN/Inf (BadValue).
+        """
+        st = self._stream(uuid)
+        try:
+            policy = MergePolicy(merge)
+        except ValueError:
+            raise WrongArgs(f"unknown merge policy {merge!r}") from None
+        t, v = as_points(times, values)
+        if round_bits is not None:
+            t = round_times(t, round_bits)
+        check_insert(t, v)
+        if t.size == 0:
+            return st.state[0]
+        t, v = prepare_batch(t, v, policy)
+        with st.lock:
+            if st.dead:
+                raise StreamNotFound()
+            gen = st.state[0] + 1
+            writer = TreeWriter(self._reader, self._alloc(st), gen)
+            with self._guard(st):
+                root = writer.insert(st.state[1], t, v, policy)
+            self._commit(st, gen, root, writer)
+        return gen
+
+    def delete(self, uuid: Any, start: Any, end: Any) -> int:
+        """Remove points with ``start <= t < end``; always makes a new version, which it returns."""
+        st = self._stream(uuid)
+        lo, hi = check_range(start, end)
+        with st.lock:
+            if st.dead:
+                raise StreamNotFound()
+            gen = st.state[0] + 1
+            writer = TreeWriter(self._reader, self._alloc(st), gen)
+            with self._guard(st):
+                root = writer.delete(st.state[1], lo, hi)
+            self._commit(st, gen, root, writer)
+        return gen
+
+    # -------------------------------------------------------------------- reads
+    def raw_values(
+        self, uuid: Any, start: Any, end: Any, version: Any = 0
+    ) -> tuple[int, np.ndarray, np.ndarray]:
+        """Every point with ``start <= t < end`` at a version: ``(version, times, values)``."""
+        st = self._stream(uuid)
+        lo, hi = check_range(start, end)
+        ver, root = self._resolve(st, version)
+        with self._guard(st):
+            t, v = query.raw_values(self._reader, root, lo, hi)
+        return ver, t, v
+
+    def iter_raw_values(
+        self, uuid: Any, start: Any, end: Any, version: Any = 0, chunk: int = DEFAULT_CHUNK
+    ) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray]]]:
+        """Like :meth:`raw_values` but yields chunks of at most ``chunk`` points (none for no points).
+
+        Every argument is checked before this returns, so errors never surface mid-iteration (except
+        StreamNotFound if the stream is obliterated while it is being read).
+        """
+        st = self._stream(uuid)
+        lo, hi = check_range(start, end)
+        size = as_int(chunk, "chunk")
+        if size < 1:
+            raise WrongArgs(f"chunk must be at least 1, got {size}")
+        ver, root = self._resolve(st, version)
+
+        def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            with self._guard(st):
+                yield from query.iter_raw_values(self._reader, root, lo, hi, size)
+
+        return ver, chunks()
+
+    def aligned_windows(
+        self, uuid: Any, start: Any, end: Any, point_width: Any, version: Any = 0
+    ) -> tuple[int, StatWindows]:
+        """Statistics of windows ``[k·2^pw, (k+1)·2^pw)`` between start and end rounded down to 2^pw.
+
+        The rounded range is clamped to the time axis; an empty range gives no windows, and windows
+        without points are omitted.
+        """
+        st = self._stream(uuid)
+        pw = check_point_width(point_width)
+        mask = (1 << pw) - 1
+        lo = max(as_int(start, "start") & ~mask, MIN_TIME)
+        hi = min(as_int(end, "end") & ~mask, TIME_LIMIT)
+        ver, root = self._resolve(st, version)
+        if lo >= hi:
+            return ver, StatWindows.empty()
+        with self._guard(st):
+            parts = query.collect_stats(
+                self._reader,
+                root,
+                lo,
+                hi,
+                lambda t: t >> pw,
+                lambda node_pw, bs: np.full(bs.shape, node_pw <= pw),
+            )
+        keys, cnt, mn, mean, mx, std = parts.combine()
+        return ver, StatWindows(keys << pw, mn, mean, mx, cnt, std)
+
+    def windows(
+        self, uuid: Any, start: Any, end: Any, width: Any, version: Any = 0, depth: Any = 0
+    ) -> tuple[int, StatWindows]:
+        """Statistics of every window ``[start + k·width, start + (k+1)·width)``, empty ones included.
+
+        ``end`` is truncated to a whole number of widths; if nothing is left there are no windows.
+        ``depth`` is accepted and ignored: results are always exact.
+        """
+        st = self._stream(uuid)
+        w = as_int(width, "width")
+        if w <= 0 or w > 1 << 63:
+            raise InvalidPointWidth(f"window width {w} is outside 1..2**63")
+        check_point_width(depth, "depth")
+        lo = as_int(start, "start")
+        hi_req = as_int(end, "end")
+        ver, root = self._resolve(st, version)
+        n = (hi_req - lo) // w if hi_req > lo else 0
+        if n <= 0:
+            return ver, StatWindows.empty()
+        hi = lo + n * w
+        if lo < MIN_TIME or hi >= TIME_LIMIT:
+            raise InvalidTimeRange(
+                f"time range out of bounds: [{lo}, {hi}) must lie within [{MIN_TIME}, {TIME_LIMIT})"
+            )
+        if n > MAX_WINDOWS:
+            raise InvalidPointWidth(f"{n} windows of width {w} are too many (at most {MAX_WINDOWS})")
+
+        def key_of(t: np.ndarray) -> np.ndarray:
+            return (t - lo) // w
+
+        def slot_fits(node_pw: int, bs: np.ndarray) -> np.ndarray:
+            return key_of(bs) == key_of(bs + ((1 << node_pw) - 1))
+
+        with self._guard(st):
+            parts = query.collect_stats(self._reader, root, lo, hi, key_of, slot_fits)
+        keys, cnt, mn, mean, mx, std = parts.combine()
+        out = StatWindows(
+            lo + np.arange(n, dtype=np.int64) * w,
+            np.zeros(n),
+            np.zeros(n),
+            np.zeros(n),
+            np.zeros(n, dtype=np.uint64),
+            np.zeros(n),
+        )
+        out.min[keys] = mn
+        out.mean[keys] = mean
+        out.max[keys] = mx
+        out.count[keys] = cnt
+        out.stddev[keys] = std
+        return ver, out
+
+    def nearest(self, uuid: Any, time: Any, backward: bool, version: Any = 0) -> tuple[int, int, float]:
+        """``(version, t, v)`` of the first point at/after ``time`` or the last point before it."""
+        st = self._stream(uuid)
+        t = as_int(time, "time")
+        if t < MIN_TIME or t >= TIME_LIMIT:
+            raise InvalidTimeRange(f"time {t} is outside [{MIN_TIME}, {TIME_LIMIT})")
+        ver, root = self._resolve(st, version)
+        with self._guard(st):
+            found = query.nearest(self._reader, root, t, bool(backward))
+        if found is None:
+            side = "before" if backward else "at or after"
+            raise NoSuchPoint(f"no point {side} {t}")
+        return ver, found[0], found[1]
+
+    def changes(
+        self, uuid: Any, from_version: Any, to_version: Any, resolution: Any
+    ) -> tuple[int, np.ndarray, np.ndarray]:
+        """Time ranges whose data may differ between two versions: ``(to_version, starts, ends)``.
+
+        ``from_version`` 0 means 1 (since creation), ``to_version`` 0 means latest. Ranges are sorted,
+        disjoint, coalesced and aligned to ``2**resolution`` (clamped to the time axis).
+        """
+        st = self._stream(uuid)
+        res = check_point_width(resolution, "resolution")
+        frm = as_int(from_version, "from_version")
+        if frm < 0:
+            raise WrongArgs(f"from_version must not be negative, got {frm}")
+        frm = frm or 1
+        to_req = as_int(to_version, "to_version")
+        if to_req != 0 and frm > to_req:
+            raise InvalidVersions(f"from version {frm} is newer than to version {to_req}")
+        ver, root = self._resolve(st, to_req)
+        if frm > ver:
+            raise InvalidVersions(f"from version {frm} is newer than to version {ver}")
+        with self._guard(st):
+            starts, ends = changed_ranges(self._reader, root, frm, res)
+        return ver, starts, ends
+
+    def count(
+        self, uuid: Any, start: Any = MIN_TIME, end: Any = TIME_LIMIT - 1, version: Any = 0
+    ) -> tuple[int, int]:
+        """``(version, number of points with start <= t < end)``."""
+        st = self._stream(uuid)
+        lo, hi = check_range(start, end)
+        ver, root = self._resolve(st, version)
+        with self._guard(st):
+            n = query.count(self._reader, root, lo, hi)
+        return ver, n
+
+    # -------------------------------------------------------------- maintenance
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file (before measuring its size)."""
+        self._store.checkpoint()

@@ -1,0 +1,160 @@
+"""Internal tree nodes: 64 slots of child address, generation and statistics.
+
+Each slot summarises one bucket: the child's block address (0 = empty bucket), whether the child is a leaf,
+the generation (data version) at which the slot last changed, and count, min, max, sum and M2 (sum of
+squared deviations from the mean) of every point below it. Nodes are immutable once written; a write
+path copies a node (:meth:`Node.copy`), changes slots and stores the copy under a new address.
+
+Encoded form (before zstd): ``<B kind=2><B pad><H nslots><Q occupancy>`` then, for the occupied slots
+only, the arrays addr, gen, count (int64), leaf (uint8), min, max, sum, m2 (float64).
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pyarrow as pa
+
+from pingthings.server.engine.layout import FANOUT
+
+KIND_NODE = 2
+_HEADER = struct.Struct("<BBHQ")
+_CODEC = pa.Codec("zstd", compression_level=3)
+_SIZE = struct.Struct("<I")
+_SLOT_BITS = np.left_shift(np.uint64(1), np.arange(FANOUT, dtype=np.uint64))
+
+
+class Node:
+    """One internal node: parallel slot arrays of length 64.
+
+    Attributes
+    ----------
+    addr, gen, count
+        int64 child address (0 = empty), generation of the last change, number of points.
+    leaf
+        bool, whether the child block is a leaf.
+    min, max, sum, m2
+        float64 statistics of the points below each slot (meaningless where count is 0).
+    """
+
+    __slots__ = ("addr", "count", "gen", "leaf", "m2", "max", "min", "sum")
+
+    def __init__(self) -> None:
+        self.addr = np.zeros(FANOUT, dtype=np.int64)
+        self.gen = np.zeros(FANOUT, dtype=np.int64)
+        self.count = np.zeros(FANOUT, dtype=np.int64)
+        self.leaf = np.zeros(FANOUT, dtype=bool)
+        self.min = np.zeros(FANOUT, dtype=np.float64)
+        self.max = np.zeros(FANOUT, dtype=np.float64)
+        self.sum = np.zeros(FANOUT, dtype=np.float64)
+        self.m2 = np.zeros(FANOUT, dtype=np.float64)
+
+    def copy(self) -> Node:
+        """A mutable copy, for the copy-on-write path."""
+        other = Node.__new__(Node)
+        for name in Node.__slots__:
+            setattr(other, name, getattr(self, name).copy())
+        return other
+
+    def clear_slot(self, i: int, gen: int) -> None:
+        """Empty slot ``i`` and stamp it with generation ``gen``."""
+        self.addr[i] = 0
+        self.leaf[i] = False
+        self.count[i] = 0
+        self.min[i] = self.max[i] = self.sum[i] = self.m2[i] = 0.0
+        self.gen[i] = gen
+
+    def set_slot(self, i: int, summary: Summary, gen: int) -> None:
+        """Point slot ``i`` at a new child described by ``summary``, stamped with ``gen``."""
+        if summary.count == 0:
+            self.clear_slot(i, gen)
+            return
+        self.addr[i] = summary.addr
+        self.leaf[i] = summary.leaf
+        self.count[i] = summary.count
+        self.min[i] = summary.min
+        self.max[i] = summary.max
+        self.sum[i] = summary.sum
+        self.m2[i] = summary.m2
+        self.gen[i] = gen
+
+    def total(self) -> tuple[int, float, float, float, float]:
+        """Combined (count, min, max, sum, m2) of all slots (Chan's parallel M2 combination)."""
+        used = self.count > 0
+        if not used.any():
+            return 0, 0.0, 0.0, 0.0, 0.0
+        cnt = self.count[used]
+        sums = self.sum[used]
+        n = int(cnt.sum())
+        total = float(sums.sum())
+        mean = total / n
+        dev = sums / cnt - mean
+        m2 = float(self.m2[used].sum() + (cnt * dev * dev).sum())
+        return n, float(self.min[used].min()), float(self.max[used].max()), total, m2
+
+
+class Summary:
+    """What a parent slot records about a freshly written child block."""
+
+    __slots__ = ("addr", "count", "leaf", "m2", "max", "min", "sum")
+
+    def __init__(
+        self, addr: int, leaf: bool, count: int, mn: float, mx: float, total: float, m2: float
+    ) -> None:
+        self.addr = addr
+        self.leaf = leaf
+        self.count = count
+        self.min = mn
+        self.max = mx
+        self.sum = total
+        self.m2 = m2
+
+
+EMPTY = Summary(0, False, 0, 0.0, 0.0, 0.0, 0.0)
+
+
+def leaf_summary(addr: int, values: np.ndarray) -> Summary:
+    """Statistics of a leaf's values (two-pass M2)."""
+    n = int(values.size)
+    if n == 0:
+        return EMPTY
+    total = float(values.sum())
+    dev = values - total / n
+    return Summary(addr, True, n, float(values.min()), float(values.max()), total, float(np.dot(dev, dev)))
+
+
+def encode_node(node: Node) -> bytes:
+    """Serialise and compress a node, storing only its occupied slots."""
+    used = node.addr != 0
+    occupancy = int(np.bitwise_or.reduce(_SLOT_BITS[used])) if used.any() else 0
+    parts = [_HEADER.pack(KIND_NODE, 0, int(used.sum()), occupancy)]
+    for arr in (node.addr, node.gen, node.count):
+        parts.append(arr[used].tobytes())
+    parts.append(node.leaf[used].astype(np.uint8).tobytes())
+    for arr in (node.min, node.max, node.sum, node.m2):
+        parts.append(arr[used].tobytes())
+    # Generations of empty slots still matter to Changes (a deleted bucket keeps its stamp).
+    parts.append(node.gen[~used].tobytes())
+    body = b"".join(parts)
+    return bytes([KIND_NODE, 0]) + _SIZE.pack(len(body)) + _CODEC.compress(body, asbytes=True)
+
+
+def decode_node(block: bytes) -> Node:
+    """Inverse of :func:`encode_node`."""
+    (size,) = _SIZE.unpack_from(block, 2)
+    body = _CODEC.decompress(memoryview(block)[6:], decompressed_size=size, asbytes=True)
+    _, _, k, occupancy = _HEADER.unpack_from(body, 0)
+    used = (np.uint64(occupancy) & _SLOT_BITS) != 0
+    node = Node()
+    off = _HEADER.size
+    for name in ("addr", "gen", "count"):
+        getattr(node, name)[used] = np.frombuffer(body, dtype=np.int64, count=k, offset=off)
+        off += 8 * k
+    node.leaf[used] = np.frombuffer(body, dtype=np.uint8, count=k, offset=off).astype(bool)
+    off += k
+    for name in ("min", "max", "sum", "m2"):
+        getattr(node, name)[used] = np.frombuffer(body, dtype=np.float64, count=k, offset=off)
+        off += 8 * k
+    node.gen[~used] = np.frombuffer(body, dtype=np.int64, count=FANOUT - k, offset=off)
+    return node

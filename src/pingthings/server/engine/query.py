@@ -1,0 +1,208 @@
+"""Read paths over one version of a tree: raw values, statistics, nearest point.
+
+Traversals go level by level and fetch every block of a level with one SQL query. Statistics stop at the
+first slot that lies entirely inside one window and inside the range, so fully covered leaves are never
+read: the cost follows the number of windows and the depth, not the number of points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from pingthings.server.engine.blocks import BlockReader
+from pingthings.server.engine.layout import FANOUT, PW_STEP, ROOT_PW, ROOT_START
+from pingthings.server.engine.stats import Contributions
+
+_SLOTS = np.arange(FANOUT, dtype=np.int64)
+
+
+def _slot_range(start: int, pw: int, lo: int, hi: int) -> tuple[int, int]:
+    """Indices ``[first, last]`` of the slots of a node at ``start`` that overlap ``[lo, hi)``."""
+    return max(0, (lo - start) >> pw), min(FANOUT - 1, (hi - 1 - start) >> pw)
+
+
+def leaf_addresses(reader: BlockReader, root: int, lo: int, hi: int) -> list[int]:
+    """Addresses of every leaf overlapping ``[lo, hi)``, in time order."""
+    if not root:
+        return []
+    found: list[tuple[int, int]] = []
+    frontier = [(root, ROOT_PW, ROOT_START)]
+    while frontier:
+        nodes = reader.nodes([a for a, _, _ in frontier])
+        nxt: list[tuple[int, int, int]] = []
+        for (_, pw, start), node in zip(frontier, nodes, strict=True):
+            first, last = _slot_range(start, pw, lo, hi)
+            if first > last:
+                continue
+            for i in (np.flatnonzero(node.addr[first : last + 1]) + first).tolist():
+                bs = start + (i << pw)
+                if node.leaf[i]:
+                    found.append((bs, int(node.addr[i])))
+                else:
+                    nxt.append((int(node.addr[i]), pw - PW_STEP, bs))
+        frontier = nxt
+    found.sort()
+    return [a for _, a in found]
+
+
+def _clip(t: np.ndarray, v: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.searchsorted(t, [lo, hi])
+    return t[a:b], v[a:b]
+
+
+def raw_values(reader: BlockReader, root: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every point with ``lo <= t < hi`` as fresh ``(times, values)`` arrays."""
+    addrs = leaf_addresses(reader, root, lo, hi)
+    if not addrs:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    leaves = reader.leaves(addrs, cache=len(addrs) <= 64)
+    t = np.concatenate([leaf[0] for leaf in leaves])
+    v = np.concatenate([leaf[1] for leaf in leaves])
+    return _clip(t, v, lo, hi)
+
+
+def iter_raw_values(
+    reader: BlockReader, root: int, lo: int, hi: int, chunk: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield the points with ``lo <= t < hi`` in chunks of at most ``chunk`` points."""
+    addrs = leaf_addresses(reader, root, lo, hi)
+    batch = 256
+    buf_t: list[np.ndarray] = []
+    buf_v: list[np.ndarray] = []
+    held = 0
+    for i in range(0, len(addrs), batch):
+        for lt, lv in reader.leaves(addrs[i : i + batch], cache=False):
+            ct, cv = _clip(lt, lv, lo, hi)
+            if ct.size:
+                buf_t.append(ct)
+                buf_v.append(cv)
+                held += ct.size
+        while held >= chunk:
+            t = np.concatenate(buf_t)
+            v = np.concatenate(buf_v)
+            yield t[:chunk], v[:chunk]
+            buf_t, buf_v = [t[chunk:]], [v[chunk:]]
+            held -= chunk
+    if held:
+        yield np.concatenate(buf_t), np.concatenate(buf_v)
+
+
+def collect_stats(
+    reader: BlockReader,
+    root: int,
+    lo: int,
+    hi: int,
+    key_of: Callable[[np.ndarray], np.ndarray],
+    slot_fits: Callable[[int, np.ndarray], np.ndarray],
+) -> Contributions:
+    """Gather statistics contributions for the points in ``[lo, hi)``.
+
+    Parameters
+    ----------
+    key_of
+        Maps int64 times to int64 window keys.
+    slot_fits
+        ``slot_fits(pw, bucket_starts)`` says which buckets of a pw-``pw`` node lie inside one window.
+    """
+    out = Contributions()
+    if not root:
+        return out
+    frontier = [(root, ROOT_PW, ROOT_START)]
+    leaf_addrs: list[int] = []
+    while frontier:
+        nodes = reader.nodes([a for a, _, _ in frontier])
+        nxt: list[tuple[int, int, int]] = []
+        for (_, pw, start), node in zip(frontier, nodes, strict=True):
+            first, last = _slot_range(start, pw, lo, hi)
+            if first > last:
+                continue
+            idx = np.flatnonzero(node.count[first : last + 1]) + first
+            if idx.size == 0:
+                continue
+            bs = start + (idx << pw)
+            whole = (bs >= lo) & (bs + ((1 << pw) - 1) < hi) & slot_fits(pw, bs)
+            if whole.any():
+                w = idx[whole]
+                out.add_slots(
+                    key_of(bs[whole]), node.count[w], node.min[w], node.max[w], node.sum[w], node.m2[w]
+                )
+            for i, b in zip(idx[~whole].tolist(), bs[~whole].tolist(), strict=True):
+                if node.leaf[i]:
+                    leaf_addrs.append(int(node.addr[i]))
+                else:
+                    nxt.append((int(node.addr[i]), pw - PW_STEP, b))
+        frontier = nxt
+    for lt, lv in reader.leaves(leaf_addrs, cache=len(leaf_addrs) <= 64):
+        ct, cv = _clip(lt, lv, lo, hi)
+        out.add_points(key_of(ct), cv)
+    return out
+
+
+def count(reader: BlockReader, root: int, lo: int, hi: int) -> int:
+    """Number of points with ``lo <= t < hi``."""
+    if not root:
+        return 0
+    total = 0
+    frontier = [(root, ROOT_PW, ROOT_START)]
+    leaf_addrs: list[int] = []
+    while frontier:
+        nodes = reader.nodes([a for a, _, _ in frontier])
+        nxt: list[tuple[int, int, int]] = []
+        for (_, pw, start), node in zip(frontier, nodes, strict=True):
+            first, last = _slot_range(start, pw, lo, hi)
+            if first > last:
+                continue
+            idx = np.flatnonzero(node.count[first : last + 1]) + first
+            bs = start + (idx << pw)
+            whole = (bs >= lo) & (bs + ((1 << pw) - 1) < hi)
+            total += int(node.count[idx[whole]].sum())
+            for i, b in zip(idx[~whole].tolist(), bs[~whole].tolist(), strict=True):
+                if node.leaf[i]:
+                    leaf_addrs.append(int(node.addr[i]))
+                else:
+                    nxt.append((int(node.addr[i]), pw - PW_STEP, b))
+        frontier = nxt
+    for lt, _ in reader.leaves(leaf_addrs):
+        a, b = np.searchsorted(lt, [lo, hi])
+        total += int(b - a)
+    return total
+
+
+def nearest(reader: BlockReader, root: int, time: int, backward: bool) -> tuple[int, float] | None:
+    """First point with ``t >= time`` (forward) or last point with ``t < time`` (backward)."""
+    if not root:
+        return None
+    return _nearest_in(reader, root, ROOT_PW, ROOT_START, time, backward)
+
+
+def _nearest_in(
+    reader: BlockReader, addr: int, pw: int, start: int, time: int, backward: bool
+) -> tuple[int, float] | None:
+    node = reader.node(addr)
+    if backward:
+        last = min(FANOUT - 1, (time - 1 - start) >> pw)
+        if last < 0:
+            return None
+        slots = (np.flatnonzero(node.count[: last + 1]))[::-1].tolist()
+    else:
+        first = max(0, (time - start) >> pw)
+        if first >= FANOUT:
+            return None
+        slots = (np.flatnonzero(node.count[first:]) + first).tolist()
+    for i in slots:
+        child = int(node.addr[i])
+        if node.leaf[i]:
+            lt, lv = reader.leaf(child)
+            j = int(np.searchsorted(lt, time, side="left"))
+            if backward:
+                if j > 0:
+                    return int(lt[j - 1]), float(lv[j - 1])
+            elif j < lt.size:
+                return int(lt[j]), float(lv[j])
+        else:
+            found = _nearest_in(reader, child, pw - PW_STEP, start + (i << pw), time, backward)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,227 @@
+"""SQLite persistence for blocks, superblocks and stream state.
+
+One database file in WAL mode holds three tables:
+
+* ``blocks(addr, data)``: immutable encoded tree blocks. An address is ``(sid << 40) | seq``, so a stream's
+  blocks form one contiguous key range and Obliterate deletes them with one range delete.
+* ``superblocks(sid, version, root, walltime)``: one row per data version (a version *is* its superblock).
+* ``streams(uuid, sid, latest, root)``: the latest version of each live stream.
+
+A commit is one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``) that writes the new blocks, the new
+superblock and the stream row, so a version is either entirely present or absent. ``synchronous=NORMAL``
+in WAL mode makes every committed transaction survive a crash of the process (SIGKILL): the WAL is
+written before COMMIT returns and only the fsync is deferred, which matters for power loss alone.
+
+Reads run on one connection per thread (WAL readers never block the writer); writes share one connection
+under a lock, since SQLite admits one writer at a time anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS blocks(addr INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS superblocks(
+    sid INTEGER NOT NULL, version INTEGER NOT NULL, root INTEGER NOT NULL, walltime INTEGER NOT NULL,
+    PRIMARY KEY(sid, version)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS streams(
+    uuid BLOB PRIMARY KEY, sid INTEGER NOT NULL UNIQUE, latest INTEGER NOT NULL, root INTEGER NOT NULL)
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS engine_meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+#: Bits of a block address that number blocks within one stream.
+SEQ_BITS = 40
+_IN_CHUNK = 900
+
+
+def stream_addr_range(sid: int) -> tuple[int, int]:
+    """Inclusive range of block addresses that belong to stream number ``sid``."""
+    return sid << SEQ_BITS, ((sid + 1) << SEQ_BITS) - 1
+
+
+class BlockStore:
+    """The SQLite database behind an :class:`~pingthings.server.engine.Engine`.
+
+    Parameters
+    ----------
+    path
+        Database file; created (with its schema) if missing.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._all_conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._closed = False
+        self._writer = self._connect()
+        self._writer.execute("PRAGMA journal_mode=WAL")
+        self._writer.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=60.0)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=60000")
+        with self._conns_lock:
+            self._all_conns.append(conn)
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise RuntimeError("the engine is closed")
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    # ----------------------------------------------------------------- reads
+    def read_blocks(self, addrs: Sequence[int]) -> dict[int, bytes]:
+        """Fetch many blocks at once; missing addresses are absent from the result."""
+        conn = self._reader()
+        out: dict[int, bytes] = {}
+        for i in range(0, len(addrs), _IN_CHUNK):
+            part = addrs[i : i + _IN_CHUNK]
+            marks = ",".join("?" * len(part))
+            out.update(conn.execute(f"SELECT addr, data FROM blocks WHERE addr IN ({marks})", part))
+        return out
+
+    def load_stream(self, uuid: bytes) -> tuple[int, int, int] | None:
+        """``(sid, latest, root)`` of a live stream, or None."""
+        row = self._reader().execute("SELECT sid, latest, root FROM streams WHERE uuid=?", (uuid,)).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
+
+    def superblock(self, sid: int, version: int) -> tuple[int, int] | None:
+        """``(root, walltime)`` of one version, or None."""
+        row = (
+            self._reader()
+            .execute("SELECT root, walltime FROM superblocks WHERE sid=? AND version=?", (sid, version))
+            .fetchone()
+        )
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def last_walltime(self, sid: int) -> int:
+        """Commit wall time of the newest version of a stream."""
+        row = (
+            self._reader()
+            .execute("SELECT walltime FROM superblocks WHERE sid=? ORDER BY version DESC LIMIT 1", (sid,))
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def version_at(self, sid: int, wall_ns: int) -> int | None:
+        """Newest version committed at or before ``wall_ns``, or None."""
+        row = (
+            self._reader()
+            .execute(
+                "SELECT version FROM superblocks WHERE sid=? AND walltime<=? ORDER BY version DESC LIMIT 1",
+                (sid, wall_ns),
+            )
+            .fetchone()
+        )
+        return None if row is None else int(row[0])
+
+    def max_addr(self, sid: int) -> int:
+        """Largest block address used by stream ``sid`` (or the range's first address minus one)."""
+        lo, hi = stream_addr_range(sid)
+        row = (
+            self._reader()
+            .execute("SELECT max(addr) FROM blocks WHERE addr BETWEEN ? AND ?", (lo, hi))
+            .fetchone()
+        )
+        return int(row[0]) if row and row[0] is not None else lo
+
+    # ---------------------------------------------------------------- writes
+    def _transaction(
+        self, statements: Iterable[tuple[str, Sequence[object] | Iterable[Sequence[object]], bool]]
+    ) -> None:
+        with self._write_lock:
+            if self._closed:
+                raise RuntimeError("the engine is closed")
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params, many in statements:
+                    if many:
+                        conn.executemany(sql, params)  # type: ignore[arg-type]
+                    else:
+                        conn.execute(sql, params)  # type: ignore[arg-type]
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def create_stream(self, uuid: bytes, version: int, walltime: int) -> int:
+        """Register a stream (replacing nothing) and its first, empty version; returns its sid."""
+        with self._write_lock:
+            if self._closed:
+                raise RuntimeError("the engine is closed")
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT value FROM engine_meta WHERE key='next_sid'").fetchone()
+                sid = int(row[0]) if row else 1
+                conn.execute(
+                    "INSERT OR REPLACE INTO engine_meta(key, value) VALUES('next_sid', ?)", (sid + 1,)
+                )
+                conn.execute(
+                    "INSERT INTO streams(uuid, sid, latest, root) VALUES(?,?,?,0)", (uuid, sid, version)
+                )
+                conn.execute(
+                    "INSERT INTO superblocks(sid, version, root, walltime) VALUES(?,?,0,?)",
+                    (sid, version, walltime),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return sid
+
+    def commit(
+        self, uuid: bytes, sid: int, version: int, root: int, walltime: int, blocks: list[tuple[int, bytes]]
+    ) -> None:
+        """Write new blocks and a new version of one stream atomically."""
+        self._transaction(
+            [
+                ("INSERT INTO blocks(addr, data) VALUES(?, ?)", blocks, True),
+                (
+                    "INSERT INTO superblocks(sid, version, root, walltime) VALUES(?,?,?,?)",
+                    (sid, version, root, walltime),
+                    False,
+                ),
+                ("UPDATE streams SET latest=?, root=? WHERE uuid=?", (version, root, uuid), False),
+            ]
+        )
+
+    def obliterate(self, uuid: bytes, sid: int) -> None:
+        """Delete a stream, all its versions and all its blocks."""
+        lo, hi = stream_addr_range(sid)
+        self._transaction(
+            [
+                ("DELETE FROM streams WHERE uuid=?", (uuid,), False),
+                ("DELETE FROM superblocks WHERE sid=?", (sid,), False),
+                ("DELETE FROM blocks WHERE addr BETWEEN ? AND ?", (lo, hi), False),
+            ]
+        )
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the main database file (used before measuring the file size)."""
+        with self._write_lock:
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._write_lock:
+            self._closed = True
+            with self._conns_lock:
+                conns, self._all_conns = self._all_conns, []
+            for conn in conns:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
