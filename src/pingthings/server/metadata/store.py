@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
+from os import PathLike
+from typing import Any
+
+from pingthings.server.metadata.devices import DevicesMixin
+from pingthings.server.metadata.retention_store import RetentionMixin
+from pingthings.server.metadata.sql import SqlSandbox
 from pingthings.server.metadata.streams import StreamsMixin
+from pingthings.server.metadata.units import UnitsMixin
 
 
-class MetadataStore(StreamsMixin):
+class MetadataStore(StreamsMixin, DevicesMixin, UnitsMixin, RetentionMixin):
     """Stream metadata, devices, units, collection properties and retention in one SQLite file.
 
     Thread-safe; every method is blocking, so call it from a worker thread in async code.
@@ -17,3 +26,17 @@ class MetadataStore(StreamsMixin):
     clock
         Returns the wall-clock time in ns (default :func:`time.time_ns`); injectable for tests.
     """
+
+    def __init__(self, path: str | PathLike[str], clock: Callable[[], int] = time.time_ns) -> None:
+        super().__init__(path, clock)
+        self._sql = SqlSandbox(self.path)
+
+    def sql_query(self, query: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """Run a read-only SELECT over the ``streams`` view (see :class:`SqlSandbox`)."""
+        self._check_open()
+        return self._sql.query(query, params)
+
+    def close(self) -> None:
+        """Close both connections."""
+        self._sql.close()
+        super().close()

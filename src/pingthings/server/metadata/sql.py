@@ -1,0 +1,317 @@
+"""The read-only SQL sandbox behind ``sql_query``.
+
+Queries run on their own connection, opened read-only (``mode=ro``, ``query_only``), with a
+SQLite authorizer that permits nothing but SELECT, reads of the documented ``streams`` view
+columns, the JSON table functions and a list of pure built-in functions. Writes, DDL, PRAGMA,
+ATTACH, other tables, several statements and the store's private table names are refused with
+BadSQL (441). A progress handler stops runaway queries, and text values are capped in size.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pingthings.server.errors import BadSQL
+from pingthings.server.metadata.schema import STREAMS_VIEW_COLUMNS
+from pingthings.server.metadata.sql_rewrite import rewrite
+
+#: Tables of the store that a query may never name (the view reads them on its own behalf).
+PRIVATE_NAMES = frozenset(
+    {"stream_meta", "obliterated_streams", "collection_retention", "devices", "units", "sqlite_sequence"}
+)
+#: Columns of the private table that the ``streams`` view itself reads.
+_VIEW_SOURCE_COLUMNS = frozenset(
+    {
+        "uuid",
+        "collection",
+        "name",
+        "tags",
+        "property_version",
+        "annotations",
+        "created_at",
+        "updated_at",
+        "last_written",
+        "previous_last_written",
+        "estimated_count_delta",
+        "long_term_autoregressive_average",
+        "count_last_updated",
+        "previous_count_last_updated",
+        "watched",
+    }
+)
+_STREAMS_COLUMNS = frozenset(STREAMS_VIEW_COLUMNS)
+_JSON_TABLES = frozenset({"json_each", "json_tree"})
+#: Pure built-in functions a query may call (aggregate, window, text, date and JSON functions).
+ALLOWED_FUNCTIONS = frozenset(
+    [
+        "abs",
+        "avg",
+        "char",
+        "coalesce",
+        "count",
+        "cume_dist",
+        "date",
+        "datetime",
+        "dense_rank",
+        "first_value",
+        "format",
+        "glob",
+        "group_concat",
+        "hex",
+        "ifnull",
+        "iif",
+        "instr",
+        "julianday",
+        "lag",
+        "last_value",
+        "lead",
+        "length",
+        "like",
+        "likelihood",
+        "likely",
+        "lower",
+        "ltrim",
+        "max",
+        "min",
+        "nth_value",
+        "ntile",
+        "nullif",
+        "percent_rank",
+        "printf",
+        "quote",
+        "rank",
+        "replace",
+        "round",
+        "row_number",
+        "rtrim",
+        "sign",
+        "strftime",
+        "substr",
+        "substring",
+        "sum",
+        "time",
+        "total",
+        "trim",
+        "typeof",
+        "unicode",
+        "unixepoch",
+        "unlikely",
+        "upper",
+        "->",
+        "->>",
+        "json",
+        "json_array",
+        "json_array_length",
+        "json_extract",
+        "json_group_array",
+        "json_group_object",
+        "json_insert",
+        "json_object",
+        "json_patch",
+        "json_quote",
+        "json_remove",
+        "json_replace",
+        "json_set",
+        "json_type",
+        "json_valid",
+        "exist",
+        "defined",
+    ]
+)
+#: Longest text or blob a query may build, in bytes.
+MAX_VALUE_BYTES = 10_000_000
+#: Most rows one query may return.
+MAX_ROWS = 1_000_000
+#: Wall-clock budget of one query, in seconds.
+QUERY_SECONDS = 10.0
+
+_FUNCTION_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\(.*\)$", re.DOTALL)
+_PARENTHESISED = re.compile(r"^\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)$")
+
+
+def _hstore_exist(annotations: str | None, key: str | None) -> bool | None:
+    """PostgreSQL's ``exist(hstore, key)``: does the annotation map have ``key``."""
+    if annotations is None or key is None:
+        return None
+    try:
+        return key in json.loads(annotations)
+    except (ValueError, TypeError):
+        return False
+
+
+def _hstore_defined(annotations: str | None, key: str | None) -> bool | None:
+    """PostgreSQL's ``defined(hstore, key)``: is ``key`` present with a non-NULL value."""
+    if annotations is None or key is None:
+        return None
+    try:
+        return json.loads(annotations).get(key) is not None
+    except (ValueError, TypeError, AttributeError):
+        return False
+
+
+class SqlSandbox:
+    """Runs read-only metadata queries against the store's database file.
+
+    Parameters
+    ----------
+    path
+        The store's database file (it must already exist).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = Path(path).resolve()
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._deadline = 0.0
+
+    def close(self) -> None:
+        """Close the read-only connection (a later query reopens it)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            f"{self._path.as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+        )
+        conn.execute("PRAGMA query_only = ON")
+        conn.execute("PRAGMA case_sensitive_like = ON")  # LIKE is case-sensitive in PostgreSQL
+        # Table-valued JSON functions register themselves on first use; do it before the
+        # authorizer exists so that registration is not mistaken for a write.
+        conn.execute("SELECT count(*) FROM json_each('[]'), json_tree('[]')").fetchall()
+        conn.create_function("exist", 2, _hstore_exist, deterministic=True)
+        conn.create_function("defined", 2, _hstore_defined, deterministic=True)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        conn.set_authorizer(self._authorize)
+        conn.set_progress_handler(self._over_time, 10_000)
+        return conn
+
+    def _over_time(self) -> int:
+        return 1 if time.monotonic() > self._deadline else 0
+
+    @staticmethod
+    def _authorize(
+        action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None
+    ) -> int:
+        if action == sqlite3.SQLITE_SELECT:
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_READ:
+            if arg1 == "streams" and arg2 in _STREAMS_COLUMNS:
+                return sqlite3.SQLITE_OK
+            if arg1 == "stream_meta" and source == "streams" and arg2 in _VIEW_SOURCE_COLUMNS:
+                return sqlite3.SQLITE_OK
+            if arg1 in _JSON_TABLES:
+                return sqlite3.SQLITE_OK
+            if db is None:  # a common table expression or subquery, not a stored table
+                return sqlite3.SQLITE_OK
+            return sqlite3.SQLITE_DENY
+        if action == sqlite3.SQLITE_FUNCTION:
+            return sqlite3.SQLITE_OK if (arg2 or "").lower() in ALLOWED_FUNCTIONS else sqlite3.SQLITE_DENY
+        if action == sqlite3.SQLITE_RECURSIVE:
+            return sqlite3.SQLITE_OK
+        return sqlite3.SQLITE_DENY
+
+    def query(self, query: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """Run one SELECT over the ``streams`` view and return its rows as dicts.
+
+        Parameters
+        ----------
+        query
+            PostgreSQL-flavoured SQL (see :mod:`pingthings.server.metadata.sql_rewrite`).
+        params
+            Values for ``$1``, ``$2``, … (bound, never interpolated).
+
+        Returns
+        -------
+        list of dict
+            One dict per row, keyed by column name: uuid as canonical text, timestamps as
+            ISO-8601 text, ``annotations`` as a dict, ``watched`` as a bool.
+
+        Raises
+        ------
+        BadSQL
+            The query is not a single permitted SELECT, names private tables, fails, runs too
+            long, or its parameters do not match its placeholders.
+        """
+        text, tokens = rewrite(query)
+        first = tokens[0].word
+        if first not in ("select", "with", "values"):
+            raise BadSQL(f"only SELECT queries are allowed, not {tokens[0].text.upper()!r}")
+        for token in tokens:
+            if token.word in PRIVATE_NAMES or token.word.startswith(("sqlite_", "pragma_")):
+                raise BadSQL(f"{token.text!r} is not a table a query may use; query the streams table")
+        values = self._check_params(params)
+        with self._lock:
+            if self._conn is None:
+                self._conn = self._connect()
+            self._deadline = time.monotonic() + QUERY_SECONDS
+            try:
+                cursor = self._conn.execute(text, values)
+                rows = cursor.fetchmany(MAX_ROWS + 1)
+                names = [column[0] for column in cursor.description or ()]
+                cursor.close()
+            except sqlite3.Error as exc:
+                raise BadSQL(self._explain(exc)) from None
+        if len(rows) > MAX_ROWS:
+            raise BadSQL(f"the query returns more than {MAX_ROWS} rows; narrow it or add a LIMIT")
+        keys = [self._column_key(name) for name in names]
+        return [
+            {key: self._convert(key, value) for key, value in zip(keys, row, strict=True)} for row in rows
+        ]
+
+    @staticmethod
+    def _check_params(params: Sequence[Any] | None) -> list[Any]:
+        if params is None:
+            return []
+        if isinstance(params, (str, bytes)):
+            raise BadSQL("params must be a list of values, not a single string")
+        values = list(params)
+        for value in values:
+            if value is not None and not isinstance(value, (str, int, float)):
+                raise BadSQL(f"a parameter must be text or a number, not {type(value).__name__}")
+        return values
+
+    @staticmethod
+    def _explain(exc: sqlite3.Error) -> str:
+        message = str(exc)
+        if "interrupted" in message:
+            return f"the query ran longer than {QUERY_SECONDS:g} s and was stopped"
+        if "not authorized" in message or "prohibited" in message:
+            return (
+                f"query refused ({message}): only SELECT over the streams table "
+                f"(columns {', '.join(STREAMS_VIEW_COLUMNS)}) is allowed"
+            )
+        if "bindings" in message or "binding" in message:
+            return f"the parameters do not match the query's $N placeholders ({message})"
+        return f"SQL error: {message}"
+
+    @staticmethod
+    def _column_key(name: str) -> str:
+        """Name an unaliased result column as PostgreSQL would (``count(uuid)`` → ``count``)."""
+        if match := _PARENTHESISED.match(name):
+            return match.group(1)
+        if match := _FUNCTION_NAME.match(name):
+            return match.group(1).lower()
+        return name
+
+    @staticmethod
+    def _convert(key: str, value: Any) -> Any:
+        if key == "annotations" and isinstance(value, str) and value.startswith("{"):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        if key == "watched" and isinstance(value, int):
+            return bool(value)
+        if isinstance(value, bytes):
+            return value.hex()
+        return value
