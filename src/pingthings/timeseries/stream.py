@@ -1,20 +1,39 @@
-"""``Stream``: the synchronous face of :class:`~pingthings.timeseries.async_stream.AsyncStream`."""
+"""``Stream``: the synchronous face of :class:`~pingthings.timeseries.async_stream.AsyncStream`.
+
+Every method runs the matching coroutine on the client's :class:`ClientEventLoop`; the ``*_iter``
+methods pull the async iterator chunk by chunk through it, so memory stays bounded.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import pyarrow as pa
+
+from pingthings.timeseries._results import Point
 from pingthings.timeseries.async_stream import AsyncStream
+
+try:  # TEMPORARY guard until constants.py lands (keeps the shared tree importable)
+    from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32_SCHEMA
+except ImportError:  # pragma: no cover
+    MAXIMUM_TIME = (48 << 56) - 1  # type: ignore[assignment]
+    MINIMUM_TIME = -(16 << 56)  # type: ignore[assignment]
+    STAT_F32_SCHEMA = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from pingthings.timeseries.client import Client
+    from pingthings.timeseries.event_loop import ClientEventLoop
+
+__all__ = ["Point", "Stream"]
 
 
 class Stream:
     """A handle on one stream, used from ordinary (blocking) code.
 
-    Every method runs the matching :class:`AsyncStream` coroutine on the client's event loop.
+    Metadata (collection, name, unit, tags, annotations) is loaded from the server on first use
+    when the stream was made without it; :meth:`refresh_metadata` reloads it.
 
     Parameters
     ----------
@@ -30,6 +49,7 @@ class Stream:
         self._conn = conn
         self._stream = stream
 
+    # ------------------------------------------------------------------ plumbing
     @property
     def conn(self) -> Client:
         """The synchronous client."""
@@ -40,6 +60,15 @@ class Stream:
         """The wrapped :class:`AsyncStream`."""
         return self._stream
 
+    def _loop(self) -> ClientEventLoop:
+        return self._conn.get_event_loop()
+
+    def _meta(self) -> AsyncStream:
+        if not self._stream.has_metadata:
+            self._loop().call(self._stream.ensure_metadata)
+        return self._stream
+
+    # ------------------------------------------------------------------ metadata
     @property
     def uuid(self) -> UUID:
         """The stream's UUID."""
@@ -48,33 +77,178 @@ class Stream:
     @property
     def collection(self) -> str | None:
         """The stream's collection."""
-        return self._stream.collection
+        return self._meta().collection
 
     @property
     def name(self) -> str | None:
         """The ``name`` tag."""
-        return self._stream.name
+        return self._meta().name
 
     @property
     def unit(self) -> str | None:
         """The ``unit`` tag."""
-        return self._stream.unit
+        return self._meta().unit
 
     @property
     def property_version(self) -> int:
         """The metadata (property) version last seen."""
-        return self._stream.property_version
+        return self._meta().property_version
 
     def tags(self) -> dict[str, str | None]:
         """A copy of the stream's tags."""
-        return self._stream.tags()
+        return self._meta().tags()
 
     def annotations(self) -> dict[str, Any]:
         """A copy of the stream's annotations."""
-        return self._stream.annotations()
+        return self._meta().annotations()
 
+    def refresh_metadata(self) -> None:
+        """Reload collection, tags, annotations and property version from the server."""
+        self._loop().call(self._stream.refresh_metadata)
+
+    def exists(self) -> bool:
+        """True if the stream exists on the server."""
+        return self._loop().call(self._stream.exists)
+
+    def update(
+        self,
+        tags: Mapping[str, str | None] | None = None,
+        annotations: Mapping[str, Any] | None = None,
+        collection: str | None = None,
+        replace: bool = False,
+    ) -> int:
+        """Change tags, annotations or collection; see :meth:`AsyncStream.update`."""
+        return self._loop().call(self._stream.update, tags, annotations, collection, replace)
+
+    def get_retention(self) -> dict[str, Any]:
+        """The stream's retention policy; see :meth:`AsyncStream.get_retention`."""
+        return self._loop().call(self._stream.get_retention)
+
+    # ------------------------------------------------------------------ versions
+    def get_latest_version(self) -> int:
+        """The stream's current data version."""
+        return self._loop().call(self._stream.get_latest_version)
+
+    def get_version_at_time(self, time: Any) -> int:
+        """The data version that was current at wall-clock ``time``."""
+        return self._loop().call(self._stream.get_version_at_time, time)
+
+    # ------------------------------------------------------------------ reads
+    def raw_values(self, start: Any, end: Any, version: int = 0, schema: pa.Schema | None = None) -> pa.Table:
+        """Every point with ``start <= time < end``; see :meth:`AsyncStream.raw_values`."""
+        return self._loop().call(self._stream.raw_values, start, end, version, schema)
+
+    def raw_values_iter(self, start: Any, end: Any, version: int = 0) -> Iterator[pa.Table]:
+        """Like :meth:`raw_values`, one Table per server message."""
+        return self._loop().iterate(self._stream.raw_values_iter(start, end, version))
+
+    def aligned_windows(
+        self,
+        start: Any,
+        end: Any,
+        point_width: int,
+        version: int = 0,
+        schema: pa.Schema | None = STAT_F32_SCHEMA,
+    ) -> pa.Table:
+        """Statistics over aligned ``2**point_width`` ns windows; see :meth:`AsyncStream.aligned_windows`."""
+        return self._loop().call(self._stream.aligned_windows, start, end, point_width, version, schema)
+
+    def aligned_windows_iter(
+        self,
+        start: Any,
+        end: Any,
+        point_width: int,
+        version: int = 0,
+        schema: pa.Schema | None = STAT_F32_SCHEMA,
+    ) -> Iterator[pa.Table]:
+        """Like :meth:`aligned_windows`, one Table per server message."""
+        source = self._stream.aligned_windows_iter(start, end, point_width, version, schema)
+        return self._loop().iterate(source)
+
+    def precise_windows(
+        self,
+        start: Any,
+        end: Any,
+        width: int,
+        version: int = 0,
+        schema: pa.Schema | None = STAT_F32_SCHEMA,
+    ) -> pa.Table:
+        """Statistics over windows of any width; see :meth:`AsyncStream.precise_windows`."""
+        return self._loop().call(self._stream.precise_windows, start, end, width, version, schema)
+
+    def precise_windows_iter(
+        self,
+        start: Any,
+        end: Any,
+        width: int,
+        version: int = 0,
+        schema: pa.Schema | None = STAT_F32_SCHEMA,
+    ) -> Iterator[pa.Table]:
+        """Like :meth:`precise_windows`, one Table per server message."""
+        return self._loop().iterate(self._stream.precise_windows_iter(start, end, width, version, schema))
+
+    def windowed_values(
+        self,
+        start: Any,
+        end: Any,
+        width: int,
+        version: int = 0,
+        schema: pa.Schema | None = STAT_F32_SCHEMA,
+    ) -> pa.Table:
+        """Aligned windows when ``width`` is a power of two, precise windows otherwise."""
+        return self._loop().call(self._stream.windowed_values, start, end, width, version, schema)
+
+    def count(
+        self, start: Any = MINIMUM_TIME, end: Any = MAXIMUM_TIME, version: int = 0, precise: bool = False
+    ) -> int:
+        """The number of points in ``[start, end)``; see :meth:`AsyncStream.count`."""
+        return self._loop().call(self._stream.count, start, end, version, precise)
+
+    def nearest(self, time: Any, version: int = 0, backward: bool = False) -> Point | None:
+        """The nearest point (``t >= time``, or ``t < time`` with ``backward``); None if there is none."""
+        return self._loop().call(self._stream.nearest, time, version, backward)
+
+    def earliest(self, version: int = 0) -> Point | None:
+        """The first point, or None for an empty stream."""
+        return self._loop().call(self._stream.earliest, version)
+
+    def latest(self, version: int = 0) -> Point | None:
+        """The last point, or None for an empty stream."""
+        return self._loop().call(self._stream.latest, version)
+
+    def changes(self, from_version: int, to_version: int = 0, resolution: int = 0) -> list[dict[str, int]]:
+        """Changed ranges between two versions; see :meth:`AsyncStream.changes`."""
+        return self._loop().call(self._stream.changes, from_version, to_version, resolution)
+
+    def changes_iter(
+        self, from_version: int, to_version: int = 0, resolution: int = 0
+    ) -> Iterator[dict[str, int]]:
+        """Like :meth:`changes`, yielding ranges as the server sends them."""
+        chunks = self._loop().iterate(self._stream._changes_chunks(from_version, to_version, resolution))
+        for chunk in chunks:
+            yield from chunk
+
+    # ------------------------------------------------------------------ writes
+    def insert(self, data: Any, merge: str = "never") -> int:
+        """Insert points; see :meth:`AsyncStream.insert`. Returns the version after the insert."""
+        return self._loop().call(self._stream.insert, data, merge)
+
+    def delete(self, start: Any, end: Any) -> int:
+        """Delete ``[start, end)``; returns the new version."""
+        return self._loop().call(self._stream.delete, start, end)
+
+    def flush(self) -> None:
+        """Ask the server to make buffered writes durable."""
+        self._loop().call(self._stream.flush)
+
+    def obliterate(self) -> None:
+        """Remove the stream and all its data and versions."""
+        self._loop().call(self._stream.obliterate)
+
+    # ------------------------------------------------------------------ dunder
     def __repr__(self) -> str:
-        return f"<Stream {self.uuid} collection={self._stream.collection!r} name={self._stream.name!r}>"
+        s = self._stream
+        return f"<Stream {s.uuid} collection={s.collection!r} name={s.name!r}>"
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Stream):

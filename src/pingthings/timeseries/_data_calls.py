@@ -1,0 +1,370 @@
+"""The data-path RPCs of one stream, as thin async functions over :mod:`._rpc`.
+
+Point-bearing responses never go through message classes: protobuf payloads are decoded by
+:mod:`pingthings.wire.points` into numpy arrays, Arrow payloads are opened as IPC streams in
+place, and both come out as pyarrow Tables with the same schema. Which RPC family is used
+depends on ``client.arrow_enabled`` (what the server's Info advertised).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import numpy as np
+import pyarrow as pa
+
+from pingthings._proto.pingthings.platform.v1 import (
+    GetStreamRetentionParams,
+    Retention,
+    StreamRetentionResponse,
+    VersionAtTimeParams,
+    VersionAtTimeResponse,
+)
+from pingthings._proto.v5api import (
+    AlignedWindowsParams,
+    ArrowInsertParams,
+    ArrowMultiValuesParams,
+    ArrowRawValuesParams,
+    ChangesParams,
+    DeleteParams,
+    DeleteResponse,
+    FlushParams,
+    FlushResponse,
+    InsertResponse,
+    KeyOptValue,
+    MergePolicy,
+    NearestParams,
+    ObliterateParams,
+    ObliterateResponse,
+    RawValuesParams,
+    SetStreamAnnotationsParams,
+    SetStreamAnnotationsResponse,
+    SetStreamTagsParams,
+    SetStreamTagsResponse,
+    StreamDescriptor,
+    StreamInfoParams,
+    StreamInfoResponse,
+    WindowsParams,
+)
+from pingthings.timeseries._platform_codec import retention_to_dict
+from pingthings.timeseries._results import Point
+from pingthings.timeseries._rpc import PLATFORM_SERVICE, call_stream, call_unary
+from pingthings.timeseries.exceptions import NoSuchPointError, raise_for_status
+from pingthings.wire import points as wire_points
+from pingthings.wire.protowire import LEN, as_byteview, read_key, read_length, read_varint, skip_field
+
+try:  # TEMPORARY guard until constants.py lands (keeps the shared tree importable)
+    from pingthings.wire import arrow as wire_arrow
+    from pingthings.timeseries.constants import RAW_VALUES_SCHEMA, STAT_F64_SCHEMA
+except ImportError:  # pragma: no cover
+    RAW_VALUES_SCHEMA = None  # type: ignore[assignment]
+    STAT_F64_SCHEMA = None  # type: ignore[assignment]
+    wire_arrow = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from pingthings.timeseries.async_client import AsyncClient
+
+
+def use_arrow(client: AsyncClient) -> bool:
+    """True when the server serves the Arrow RPCs (Info minor version >= 30)."""
+    return bool(getattr(client, "arrow_enabled", False))
+
+
+# ------------------------------------------------------------------------------ Arrow envelopes
+def _arrow_envelope(payload: bytes | memoryview, blob_field: int) -> tuple[int, memoryview | None]:
+    """Read an Arrow response's header in place: raise for its ``stat``; return the version and
+    a zero-copy view of the IPC bytes (``blob_field`` is 4 for single-stream responses, 2 for
+    ArrowMultiValues)."""
+    data = as_byteview(payload)
+    pos, end = 0, len(data)
+    version = 0
+    blob: memoryview | None = None
+    while pos < end:
+        number, wire_type, pos = read_key(data, pos, end)
+        if number == 1 and wire_type == LEN:
+            start, pos = read_length(data, pos, end, number)
+            status = wire_points.decode_status(data[start:pos])
+            raise_for_status(status.code, status.msg)
+        elif number == blob_field and wire_type == LEN:
+            start, pos = read_length(data, pos, end, number)
+            blob = memoryview(data)[start:pos]
+        elif number == 2 and blob_field != 2 and wire_type != LEN:
+            version, pos = read_varint(data, pos, end)
+        else:
+            pos = skip_field(data, pos, end, number, wire_type)
+    return version, blob
+
+
+def _ipc_table(blob: memoryview | None, schema: pa.Schema) -> pa.Table:
+    if blob is None or len(blob) == 0:
+        return schema.empty_table()
+    return wire_arrow.ipc_to_table(blob)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Make a result's schema exactly ``schema`` (names, types and nullability)."""
+    if table.schema.equals(schema):
+        return table
+    if table.num_columns == len(schema) and table.column_names != schema.names:
+        table = table.rename_columns(schema.names)
+    return table.cast(schema)
+
+
+def concat_raw(tables: Sequence[pa.Table]) -> pa.Table:
+    """Join raw-value chunks into one Table (an empty one with the raw schema if there are none)."""
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return RAW_VALUES_SCHEMA.empty_table()
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+def concat_stat(tables: Sequence[pa.Table]) -> pa.Table:
+    """Join statistics chunks into one Table (empty with the float64 stat schema if none)."""
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return STAT_F64_SCHEMA.empty_table()
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+# ------------------------------------------------------------------------------ metadata / versions
+async def stream_descriptor(client: AsyncClient, uuid: UUID) -> StreamDescriptor:
+    """StreamInfo with the descriptor (and without the version)."""
+    resp = await call_unary(
+        client, "StreamInfo", StreamInfoParams(uuid=uuid.bytes, omit_version=True), StreamInfoResponse
+    )
+    if resp.descriptor is None:
+        return StreamDescriptor(uuid=uuid.bytes)
+    return resp.descriptor
+
+
+async def latest_version(client: AsyncClient, uuid: UUID) -> int:
+    """StreamInfo's data version (the descriptor omitted)."""
+    resp = await call_unary(
+        client, "StreamInfo", StreamInfoParams(uuid=uuid.bytes, omit_descriptor=True), StreamInfoResponse
+    )
+    return int(resp.version_major)
+
+
+async def version_at_time(client: AsyncClient, uuid: UUID, time: int) -> int:
+    """Platform VersionAtTime: the data version current at wall-clock ``time``."""
+    resp = await call_unary(
+        client,
+        "VersionAtTime",
+        VersionAtTimeParams(uuid=uuid.bytes, time=time),
+        VersionAtTimeResponse,
+        service=PLATFORM_SERVICE,
+    )
+    return int(resp.version)
+
+
+def _retention_dict(r: Retention | None) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    return {**retention_to_dict(r), "override_per_stream": bool(r.override_per_stream)}
+
+
+async def stream_retention(client: AsyncClient, uuid: UUID) -> dict[str, Any]:
+    """Platform GetStreamRetention as ``{"retention": ..., "effective": ...}``."""
+    resp = await call_unary(
+        client,
+        "GetStreamRetention",
+        GetStreamRetentionParams(uuid=uuid.bytes),
+        StreamRetentionResponse,
+        service=PLATFORM_SERVICE,
+    )
+    return {"retention": _retention_dict(resp.retention), "effective": _retention_dict(resp.effective)}
+
+
+async def set_tags(
+    client: AsyncClient,
+    uuid: UUID,
+    expected_property_version: int,
+    tags: list[KeyOptValue],
+    collection: str,
+    remove: list[str],
+) -> None:
+    """SetStreamTags (checked against ``expected_property_version``)."""
+    await call_unary(
+        client,
+        "SetStreamTags",
+        SetStreamTagsParams(
+            uuid=uuid.bytes,
+            expected_property_version=expected_property_version,
+            tags=tags,
+            collection=collection,
+            remove=remove,
+        ),
+        SetStreamTagsResponse,
+    )
+
+
+async def set_annotations(
+    client: AsyncClient,
+    uuid: UUID,
+    expected_property_version: int,
+    changes: list[KeyOptValue],
+    removals: list[str],
+) -> None:
+    """SetStreamAnnotations (checked against ``expected_property_version``)."""
+    await call_unary(
+        client,
+        "SetStreamAnnotations",
+        SetStreamAnnotationsParams(
+            uuid=uuid.bytes,
+            expected_property_version=expected_property_version,
+            changes=changes,
+            removals=removals,
+        ),
+        SetStreamAnnotationsResponse,
+    )
+
+
+# ------------------------------------------------------------------------------ reads
+async def raw_values_chunks(
+    client: AsyncClient, uuid: UUID, start: int, end: int, version: int
+) -> AsyncIterator[pa.Table]:
+    """RawValues / ArrowRawValues, one Table per response message."""
+    if use_arrow(client):
+        req: Any = ArrowRawValuesParams(uuid=uuid.bytes, start=start, end=end, version_major=version)
+        async with call_stream(client, "ArrowRawValues", req) as messages:
+            async for payload in messages:
+                _, blob = _arrow_envelope(payload, 4)
+                yield _conform(_ipc_table(blob, RAW_VALUES_SCHEMA), RAW_VALUES_SCHEMA)
+        return
+    req = RawValuesParams(uuid=uuid.bytes, start=start, end=end, version_major=version)
+    async with call_stream(client, "RawValues", req) as messages:
+        async for payload in messages:
+            r = wire_points.decode_raw_values(payload)
+            if r.stat is not None:
+                raise_for_status(r.stat.code, r.stat.msg)
+            yield wire_arrow.raw_table(r.times, r.values)
+
+
+async def _stat_chunks(
+    client: AsyncClient, method: str, arrow_method: str, req: Any
+) -> AsyncIterator[pa.Table]:
+    if use_arrow(client):
+        async with call_stream(client, arrow_method, req) as messages:
+            async for payload in messages:
+                _, blob = _arrow_envelope(payload, 4)
+                yield _conform(_ipc_table(blob, STAT_F64_SCHEMA), STAT_F64_SCHEMA)
+        return
+    async with call_stream(client, method, req) as messages:
+        async for payload in messages:
+            w = wire_points.decode_windows(payload)
+            if w.stat is not None:
+                raise_for_status(w.stat.code, w.stat.msg)
+            yield wire_arrow.stat_table(w)
+
+
+def aligned_windows_chunks(
+    client: AsyncClient, uuid: UUID, start: int, end: int, point_width: int, version: int
+) -> AsyncIterator[pa.Table]:
+    """AlignedWindows / ArrowAlignedWindows, one float64 stat Table per response message."""
+    req = AlignedWindowsParams(
+        uuid=uuid.bytes, start=start, end=end, version_major=version, point_width=point_width
+    )
+    return _stat_chunks(client, "AlignedWindows", "ArrowAlignedWindows", req)
+
+
+def windows_chunks(
+    client: AsyncClient, uuid: UUID, start: int, end: int, width: int, version: int
+) -> AsyncIterator[pa.Table]:
+    """Windows / ArrowWindows, one float64 stat Table per response message."""
+    req = WindowsParams(uuid=uuid.bytes, start=start, end=end, version_major=version, width=width, depth=0)
+    return _stat_chunks(client, "Windows", "ArrowWindows", req)
+
+
+async def nearest(client: AsyncClient, uuid: UUID, time: int, version: int, backward: bool) -> Point:
+    """Nearest; raises NoSuchPointError when there is no point in that direction."""
+    req = NearestParams(uuid=uuid.bytes, time=time, version_major=version, backward=backward)
+    payload = await _unary_raw(client, "Nearest", req)
+    r = wire_points.decode_nearest(payload)
+    if r.stat is not None:
+        raise_for_status(r.stat.code, r.stat.msg)
+    if r.time is None:
+        raise NoSuchPointError("no point found", 401)
+    return Point(int(r.time), float(r.value if r.value is not None else 0.0))
+
+
+async def changes_chunks(
+    client: AsyncClient, uuid: UUID, from_version: int, to_version: int, resolution: int
+) -> AsyncIterator[tuple[np.ndarray, np.ndarray]]:
+    """Changes, one ``(starts, ends)`` pair of arrays per response message."""
+    req = ChangesParams(uuid=uuid.bytes, from_major=from_version, to_major=to_version, resolution=resolution)
+    async with call_stream(client, "Changes", req) as messages:
+        async for payload in messages:
+            c = wire_points.decode_changes(payload)
+            if c.stat is not None:
+                raise_for_status(c.stat.code, c.stat.msg)
+            yield c.starts, c.ends
+
+
+async def multi_values(
+    client: AsyncClient,
+    uuids: Sequence[UUID],
+    versions: Sequence[int],
+    start: int,
+    end: int,
+    snap_period_ns: int,
+) -> pa.Table:
+    """ArrowMultiValues: the streams' raw values outer-joined on time (NaN where missing)."""
+    req = ArrowMultiValuesParams(
+        uuid=[u.bytes for u in uuids],
+        version_major=list(versions),
+        start=start,
+        end=end,
+        snap_period_ns=snap_period_ns,
+    )
+    tables = []
+    async with call_stream(client, "ArrowMultiValues", req) as messages:
+        async for payload in messages:
+            _, blob = _arrow_envelope(payload, 2)
+            if blob is not None and len(blob):
+                tables.append(wire_arrow.ipc_to_table(blob))
+    tables = [t for t in tables if t.num_rows] or tables[:1]
+    if not tables:
+        return pa.schema([pa.field("time", pa.timestamp("ns", tz="UTC"), nullable=False)]).empty_table()
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+# ------------------------------------------------------------------------------ writes
+async def _unary_raw(client: AsyncClient, method: str, request: Any) -> bytes:
+    """A unary call whose response is decoded by the caller (point-bearing responses)."""
+    async with call_stream(client, method, request) as messages:
+        async for payload in messages:
+            return bytes(payload)
+    return b""
+
+
+async def insert(
+    client: AsyncClient, uuid: UUID, times: np.ndarray, values: np.ndarray, merge_policy: int
+) -> int:
+    """Insert / ArrowInsert of one batch; returns the stream's version after it."""
+    if use_arrow(client):
+        ipc = wire_arrow.table_to_ipc(wire_arrow.raw_table(times, values))
+        req = ArrowInsertParams(uuid=uuid.bytes, merge_policy=MergePolicy(merge_policy), arrow_bytes=ipc)
+        resp = await call_unary(client, "ArrowInsert", req, InsertResponse)
+    else:
+        body = wire_points.encode_insert(uuid.bytes, times, values, merge_policy=merge_policy)
+        resp = await call_unary(client, "Insert", body, InsertResponse)
+    return int(resp.version_major)
+
+
+async def delete(client: AsyncClient, uuid: UUID, start: int, end: int) -> int:
+    """Delete ``[start, end)``; returns the new version."""
+    resp = await call_unary(client, "Delete", DeleteParams(uuid=uuid.bytes, start=start, end=end), DeleteResponse)
+    return int(resp.version_major)
+
+
+async def flush(client: AsyncClient, uuid: UUID) -> int:
+    """Flush; returns the stream's version."""
+    resp = await call_unary(client, "Flush", FlushParams(uuid=uuid.bytes), FlushResponse)
+    return int(resp.version_major)
+
+
+async def obliterate(client: AsyncClient, uuid: UUID) -> None:
+    """Obliterate the stream."""
+    await call_unary(client, "Obliterate", ObliterateParams(uuid=uuid.bytes), ObliterateResponse)
