@@ -1,0 +1,374 @@
+"""One gRPC call on a :class:`~.connection.Connection`: send request messages, receive replies, final status.
+
+A call owns one HTTP/2 stream. Its deadline bounds every wait the call makes (connecting, waiting for send
+window, waiting for replies); when it passes, the stream is reset and ``GrpcStatusError(DEADLINE_EXCEEDED)``
+is raised. Leaving a call before the server finished it (cancellation, ``break``, an exception) resets the
+stream with CANCEL and leaves the connection usable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+from h2.errors import ErrorCodes
+
+from .connection import Connection, StreamState
+from .errors import GrpcStatus, GrpcStatusError, TransportError
+from .framing import PREFIX
+from .metadata import check_response_headers, header_dict, request_headers, response_status
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from .channel import Channel
+
+T = TypeVar("T")
+
+_FLUSH_EVERY = 1 << 20  # bytes of request DATA queued in h2 before writing them out
+
+
+def _copy_error(error: BaseException) -> BaseException:
+    """A fresh instance of a stored error, so each task raising it gets its own traceback."""
+    if isinstance(error, TransportError):
+        copy = TransportError(error.message, error.endpoint)
+        copy.__cause__ = error.__cause__
+        return copy
+    return error
+
+
+def _has_news(state: StreamState) -> Callable[[], bool]:
+    """Condition: a reply message is queued or the stream is over."""
+    return lambda: bool(state.messages) or state.finished
+
+
+class Call:
+    """Base of the three call shapes; not used directly.
+
+    Parameters
+    ----------
+    channel
+        The channel that supplies connections and common metadata.
+    method
+        ``/package.Service/Method``.
+    timeout
+        Seconds for the whole call, or None.
+    metadata
+        Extra header pairs for this call (already validated and encoded).
+    replay
+        The request message of a unary or server-streaming call, kept so that a call the server refused
+        before processing it (GOAWAY, REFUSED_STREAM) can be sent again once on a new connection.
+    """
+
+    def __init__(
+        self,
+        channel: Channel,
+        method: str,
+        timeout: float | None,
+        metadata: list[tuple[bytes, bytes]],
+        replay: bytes | memoryview | None = None,
+    ) -> None:
+        self._channel = channel
+        self._method = method
+        self._timeout = timeout
+        self._metadata = metadata
+        self._deadline = None if timeout is None else anyio.current_time() + timeout
+        self._replay = replay
+        self._retried = False
+        self._conn: Connection | None = None
+        self._state: StreamState | None = None
+        self._headers_checked = False
+        self._done = False
+        self._send_closed = False
+
+    @property
+    def _endpoint(self) -> str:
+        return self._channel.endpoint
+
+    # ------------------------------------------------------------------ deadline
+
+    async def _bounded(self, func: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run ``func(*args)`` under the call's deadline; on expiry reset the stream and raise status 4."""
+        if self._deadline is None:
+            return await func(*args)
+        with anyio.CancelScope(deadline=self._deadline):
+            return await func(*args)
+        await self._release(reset=True)
+        raise GrpcStatusError(
+            GrpcStatus.DEADLINE_EXCEEDED,
+            f"deadline exceeded after {self._timeout:g}s",
+            self._endpoint,
+            self._method,
+        )
+
+    # ------------------------------------------------------------------ starting
+
+    async def _start(self, first_message: bytes | memoryview | None, end: bool) -> None:
+        """Open the stream (connecting if needed) and send the first message and END_STREAM if asked."""
+        conn = await self._channel._connection()
+        remaining = None if self._deadline is None else max(self._deadline - anyio.current_time(), 0.0)
+        headers = request_headers(
+            method=self._method,
+            authority=self._channel.authority,
+            scheme=self._channel.scheme,
+            timeout=remaining,
+            metadata=self._metadata,
+        )
+        if not conn.has_stream_slot():
+            await conn.wait_until(None, conn.has_stream_slot)
+            if conn.failure is not None:
+                raise _copy_error(conn.failure)
+        state = conn.open_stream(headers, end_stream=end and first_message is None)
+        self._conn, self._state = conn, state
+        if first_message is not None:
+            await self._send_message(first_message, end)
+        else:
+            await conn.flush()
+        if end:
+            self._send_closed = True
+
+    async def _send_message(self, message: bytes | memoryview, end: bool) -> None:
+        """Send one length-prefixed message, respecting the peer's flow-control windows."""
+        conn, state = self._conn, self._state
+        assert conn is not None and state is not None
+        view = memoryview(message).cast("B")
+        total = len(view) + PREFIX.size
+        prefix = PREFIX.pack(0, len(view))
+        if total <= conn.send_window(state):
+            conn.queue_data(state, prefix + view.tobytes() if len(view) < 65536 else prefix, False)
+            if len(view) >= 65536:
+                conn.queue_data(state, view, end)
+            elif end:
+                conn.queue_end_stream(state)
+            await conn.flush()
+            return
+        pieces = [memoryview(prefix)] + ([view] if len(view) else [])
+        queued = 0
+        for index, piece in enumerate(pieces):
+            last_piece = index == len(pieces) - 1
+            pos = 0
+            while pos < len(piece):
+                if state.finished:
+                    return  # the server ended the call; its status tells the caller why
+                window = conn.send_window(state)
+                if window <= 0:
+                    await conn.flush()
+                    queued = 0
+                    await conn.wait_until(state, lambda: conn.send_window(state) > 0 or state.finished)
+                    if conn.failure is not None:
+                        raise _copy_error(conn.failure)
+                    continue
+                chunk = piece[pos : pos + window]
+                pos += len(chunk)
+                conn.queue_data(state, chunk, end and last_piece and pos == len(piece))
+                queued += len(chunk)
+                if queued >= _FLUSH_EVERY:
+                    await conn.flush()
+                    queued = 0
+        await conn.flush()
+
+    # ------------------------------------------------------------------ receiving
+
+    async def _receive(self) -> bytes | memoryview | None:
+        """Return the next reply message, or None once the server ended the call with status OK."""
+        while True:
+            state, conn = self._state, self._conn
+            assert state is not None and conn is not None
+            if state.messages:
+                if not self._headers_checked:
+                    self._check_headers()
+                return state.messages.popleft()
+            if state.headers is not None and not self._headers_checked:
+                self._check_headers()
+            if state.error is not None or state.reset_code is not None:
+                if await self._retry_if_refused():
+                    continue
+                self._raise_final()
+            if state.ended:
+                self._raise_final()
+                self._done = True
+                return None
+            if state.unacked:
+                conn.acknowledge(state)
+                await conn.flush()
+            await conn.wait_until(state, _has_news(state))
+
+    def _check_headers(self) -> None:
+        """Fail early if the reply headers are not a gRPC reply."""
+        state = self._state
+        assert state is not None and state.headers is not None
+        self._headers_checked = True
+        problem = check_response_headers(header_dict(state.headers))
+        if problem is not None:
+            raise GrpcStatusError(problem[0], problem[1], self._endpoint, self._method)
+
+    async def _retry_if_refused(self) -> bool:
+        """Send a refused unary/server-streaming request again, once, on a fresh connection."""
+        state = self._state
+        assert state is not None
+        if not state.refused or self._replay is None or self._retried or state.headers is not None:
+            return False
+        self._retried = True
+        await self._release(reset=True)
+        self._done = False
+        self._headers_checked = False
+        await self._start(self._replay, end=True)
+        return True
+
+    def _raise_final(self) -> None:
+        """Raise the error that ended the call, if any (returns for a clean grpc-status 0)."""
+        state = self._state
+        assert state is not None
+        if state.error is not None:
+            raise _copy_error(state.error)
+        headers = header_dict(state.headers) if state.headers is not None else {}
+        if state.headers is not None:
+            problem = check_response_headers(headers)
+            if problem is not None:
+                raise GrpcStatusError(problem[0], problem[1], self._endpoint, self._method)
+        if state.reset_code is not None:
+            try:
+                reason = ErrorCodes(state.reset_code).name
+            except ValueError:
+                reason = str(state.reset_code)
+            raise TransportError(f"server reset the stream of {self._method} ({reason})", self._endpoint)
+        status = response_status(header_dict(state.trailers)) if state.trailers else response_status(headers)
+        if status is None:
+            raise GrpcStatusError(
+                GrpcStatus.INTERNAL,
+                "server ended the call without a grpc-status",
+                self._endpoint,
+                self._method,
+            )
+        if status[0] != 0:
+            raise GrpcStatusError(status[0], status[1], self._endpoint, self._method)
+        if state.reader.partial:
+            raise GrpcStatusError(
+                GrpcStatus.INTERNAL,
+                "server ended the call in the middle of a message",
+                self._endpoint,
+                self._method,
+            )
+
+    # ------------------------------------------------------------------ ending
+
+    async def _release(self, *, reset: bool) -> None:
+        """Hand the stream back to the connection (idempotent)."""
+        if self._conn is not None and self._state is not None:
+            await self._conn.release(self._state, reset=reset)
+
+    async def aclose(self) -> None:
+        """Finish the call: reset the stream unless the server already completed it."""
+        if self._conn is None or self._state is None:
+            return
+        await self._release(reset=True)  # no RST goes out for a stream already closed both ways
+        self._conn = None
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class UnaryCall(Call):
+    """A call with one request and one reply."""
+
+    async def run(self, request: bytes | memoryview) -> bytes:
+        """Send the request, return the reply payload."""
+        try:
+            return await self._bounded(self._run, request)
+        finally:
+            await self.aclose()
+
+    async def _run(self, request: bytes | memoryview) -> bytes:
+        await self._start(request, end=True)
+        reply = await self._receive()
+        if reply is None:
+            raise GrpcStatusError(
+                GrpcStatus.INTERNAL, "server sent no reply message", self._endpoint, self._method
+            )
+        extra = await self._receive()
+        if extra is not None:
+            raise GrpcStatusError(
+                GrpcStatus.INTERNAL, "server sent more than one reply message", self._endpoint, self._method
+            )
+        return reply if isinstance(reply, bytes) else bytes(reply)
+
+
+class ServerStreamCall(Call):
+    """A call with one request and a stream of replies; ``async with`` it, then iterate it.
+
+    Each item is one reply message payload (``bytes`` or ``memoryview``). Iteration ends when the server
+    finishes with status OK; a non-OK status raises :class:`~.errors.GrpcStatusError` after the messages
+    that preceded it.
+    """
+
+    def __init__(self, *args: Any, request: bytes | memoryview, **kwargs: Any) -> None:
+        super().__init__(*args, replay=request, **kwargs)
+        self._request = request
+
+    async def __aenter__(self) -> ServerStreamCall:
+        try:
+            await self._bounded(self._start, self._request, True)
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    def __aiter__(self) -> ServerStreamCall:
+        return self
+
+    async def __anext__(self) -> bytes | memoryview:
+        if self._state is None or self._done:
+            raise StopAsyncIteration
+        message = await self._bounded(self._receive)
+        if message is None:
+            raise StopAsyncIteration
+        return message
+
+
+class BidiCall(Call):
+    """A call with streams both ways: ``send`` messages, ``end_send``, and iterate the replies."""
+
+    async def __aenter__(self) -> BidiCall:
+        try:
+            await self._bounded(self._start, None, False)
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def send(self, message: bytes | memoryview) -> None:
+        """Send one request message."""
+        if self._send_closed:
+            raise RuntimeError(f"send() after end_send() on {self._method}")
+        if self._state is None:
+            raise RuntimeError(f"send() on {self._method} outside its 'async with' block")
+        await self._bounded(self._send_message, message, False)
+
+    async def end_send(self) -> None:
+        """Tell the server no more request messages follow (half-close)."""
+        if self._send_closed or self._state is None or self._conn is None:
+            return
+        self._send_closed = True
+        if not self._state.finished:
+            self._conn.queue_end_stream(self._state)
+            await self._bounded(self._conn.flush)
+
+    def __aiter__(self) -> BidiCall:
+        return self
+
+    async def __anext__(self) -> bytes | memoryview:
+        if self._state is None or self._done:
+            raise StopAsyncIteration
+        message = await self._bounded(self._receive)
+        if message is None:
+            raise StopAsyncIteration
+        return message

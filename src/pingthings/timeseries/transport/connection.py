@@ -1,0 +1,500 @@
+"""One HTTP/2 connection, driven by the tasks that wait on it.
+
+There is no background reader task. A task that needs something from the server (a message, the end of its
+stream, send window, a free stream slot) calls :meth:`Connection.wait_until`. If nobody is reading the socket,
+that task becomes the reader for one round: it receives up to :data:`READ_SIZE` bytes, feeds them to h2 and
+dispatches every resulting event to the per-stream state, all without an ``await`` between receiving and
+dispatching, so a cancelled reader never loses or half-processes a frame. Then it wakes the tasks whose
+streams changed. When a reader leaves (satisfied, cancelled or failed) while others still wait, it hands the
+reading role to one of them.
+
+Writes go through :meth:`Connection.flush`, which drains h2's output buffer under a lock, shielded from
+cancellation (a half-written frame would corrupt the connection) but bounded by a write timeout.
+
+Every low-level exception is turned into :class:`~.errors.TransportError` by
+:func:`~.errors.translate_errors`; a connection-level failure is recorded once and delivered to every stream.
+"""
+
+from __future__ import annotations
+
+import select
+import ssl
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.abc
+import anyio.streams.tls
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+from h2.errors import ErrorCodes
+
+from .errors import TransportError, describe, translate_errors
+from .framing import MessageReader
+
+READ_SIZE = 1 << 20
+"""Bytes asked from the socket per read round."""
+
+MIN_PING_SPACING = 300.0
+"""Seconds between two keepalive pings at the least; gRPC servers (grpc-go, grpc core) answer more frequent
+pings on a quiet connection with GOAWAY ENHANCE_YOUR_CALM by default."""
+
+WRITE_TIMEOUT = 60.0
+"""Seconds a single socket write may block before the connection is declared dead."""
+
+_MAX_STREAM_ID = 2**31 - 1
+
+
+class StreamState:
+    """Everything the connection knows about one of its streams; the call objects read it.
+
+    Attributes are written by the reader task (from h2 events) and read by the call that owns the stream.
+    """
+
+    __slots__ = (
+        "ended",
+        "error",
+        "headers",
+        "messages",
+        "reader",
+        "refused",
+        "reset_code",
+        "stream_id",
+        "trailers",
+        "unacked",
+    )
+
+    def __init__(self, stream_id: int, max_message_size: int) -> None:
+        self.stream_id = stream_id
+        self.headers: list[tuple[bytes, bytes]] | None = None
+        self.trailers: list[tuple[bytes, bytes]] | None = None
+        self.messages: deque[bytes | memoryview] = deque()
+        self.reader = MessageReader(max_message_size)
+        self.ended = False
+        self.reset_code: int | None = None
+        self.error: BaseException | None = None
+        self.refused = False
+        self.unacked = 0
+
+    @property
+    def finished(self) -> bool:
+        """True once the server will send nothing more on this stream."""
+        return self.ended or self.reset_code is not None or self.error is not None
+
+
+class Connection:
+    """An HTTP/2 client connection carrying gRPC streams.
+
+    Parameters
+    ----------
+    stream
+        A connected byte stream (TCP, or TLS with ALPN h2).
+    endpoint
+        ``host:port``, for error messages.
+    max_frame_size
+        Largest DATA frame we accept (SETTINGS_MAX_FRAME_SIZE).
+    stream_window, connection_window
+        Inbound flow-control windows of each stream and of the connection.
+    keepalive_interval
+        Seconds of silence while a call waits before a PING checks that the server is alive; None disables.
+    max_message_size
+        Largest gRPC message accepted.
+    """
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        endpoint: str,
+        *,
+        max_frame_size: int,
+        stream_window: int,
+        connection_window: int,
+        keepalive_interval: float | None,
+        max_message_size: int,
+    ) -> None:
+        self._stream = stream
+        self.endpoint = endpoint
+        self._keepalive = keepalive_interval
+        self._max_message_size = max_message_size
+        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        self._h2 = h2.connection.H2Connection(config=config)
+        self._h2.initiate_connection()
+        self._h2.update_settings(
+            {
+                h2.settings.SettingCodes.MAX_FRAME_SIZE: max_frame_size,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: stream_window,
+                h2.settings.SettingCodes.ENABLE_PUSH: 0,
+            }
+        )
+        # h2 applies a new inbound frame-size limit only when the server ACKs it, and reads the limit only at
+        # the start of receive_data(): an ACK followed by a big DATA frame in one read would fail. Accepting
+        # large frames right away is safe since we announced the setting before anything else.
+        self._h2.max_inbound_frame_size = max_frame_size
+        self._h2.increment_flow_control_window(connection_window - 65_535)
+        self.streams: dict[int, StreamState] = {}
+        self._send_lock = anyio.Lock()
+        self._reading = False
+        self._waiters: dict[anyio.Event, int] = {}
+        self._failure: TransportError | None = None
+        self._goaway = False
+        self._closed = False
+        self._ping_outstanding = False
+        self._last_ping = -MIN_PING_SPACING
+        self._retire_when_idle = False
+
+    # ------------------------------------------------------------------ status
+
+    @property
+    def failure(self) -> TransportError | None:
+        """The error that killed the connection, or None while it is alive."""
+        return self._failure
+
+    def accepts_new_streams(self) -> bool:
+        """True if a new call may start here (alive, no GOAWAY, stream ids left, not gone stale)."""
+        if self._failure is not None or self._goaway or self._closed or self._retire_when_idle:
+            return False
+        if self._h2.highest_outbound_stream_id is not None and self._h2.highest_outbound_stream_id > (
+            _MAX_STREAM_ID - 1000
+        ):
+            return False
+        return not (not self.streams and self._socket_readable_while_idle())
+
+    def _socket_readable_while_idle(self) -> bool:
+        """True if an idle connection's socket has bytes or EOF pending: the server said goodbye meanwhile."""
+        raw = self._stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        if raw is None:
+            return False
+        try:
+            readable, _, _ = select.select([raw], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    # ------------------------------------------------------------------ writing
+
+    async def flush(self) -> None:
+        """Send everything h2 has queued; shielded from cancellation, bounded by :data:`WRITE_TIMEOUT`.
+
+        Bytes are always taken out of h2 by the task holding the send lock, so they reach the socket in the
+        order h2 produced them.
+        """
+        lock = self._send_lock
+        if not lock.locked():
+            data = self._h2.data_to_send()
+            if not data:
+                return
+            lock.acquire_nowait()
+            try:
+                await self._write(data)
+            finally:
+                lock.release()
+        else:
+            with anyio.CancelScope(shield=True):
+                async with lock:
+                    await self._write(self._h2.data_to_send())
+        if self._failure is not None:
+            raise self._failure
+
+    async def _write(self, data: bytes) -> None:
+        """Write bytes to the socket, shielded; a failure or a blocked write kills the connection."""
+        if not data or self._closed or self._failure is not None:
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                with anyio.fail_after(WRITE_TIMEOUT), translate_errors(self.endpoint, "sending"):
+                    await self._stream.send(data)
+            except TimeoutError:
+                self.fail(TransportError(f"socket write blocked for {WRITE_TIMEOUT:.0f}s", self.endpoint))
+            except TransportError as exc:
+                self.fail(exc)
+
+    def open_stream(self, headers: list[tuple[bytes, bytes]], end_stream: bool) -> StreamState:
+        """Start a stream with its request headers (queued; the caller flushes)."""
+        if self._failure is not None:
+            raise self._failure
+        stream_id = self._h2.get_next_available_stream_id()
+        state = StreamState(stream_id, self._max_message_size)
+        with translate_errors(self.endpoint, "opening a stream"):
+            self._h2.send_headers(stream_id, headers, end_stream=end_stream)
+        self.streams[stream_id] = state
+        return state
+
+    def has_stream_slot(self) -> bool:
+        """True if the server's SETTINGS_MAX_CONCURRENT_STREAMS allows one more stream now."""
+        return self._h2.open_outbound_streams < self._h2.remote_settings.max_concurrent_streams
+
+    def send_window(self, state: StreamState) -> int:
+        """Bytes of DATA we may send on ``state`` now (0 if none or if the stream is closed for sending)."""
+        try:
+            window = self._h2.local_flow_control_window(state.stream_id)
+        except h2.exceptions.H2Error:
+            return 0
+        return min(window, self._h2.max_outbound_frame_size)
+
+    def queue_data(self, state: StreamState, data: memoryview | bytes, end_stream: bool) -> None:
+        """Queue a DATA frame (the caller checked the window and flushes)."""
+        with translate_errors(self.endpoint, "sending data"):
+            self._h2.send_data(state.stream_id, data, end_stream=end_stream)
+
+    def queue_end_stream(self, state: StreamState) -> None:
+        """Queue an empty DATA frame with END_STREAM (half-close the request side)."""
+        with translate_errors(self.endpoint, "ending the request stream"):
+            self._h2.end_stream(state.stream_id)
+
+    def acknowledge(self, state: StreamState) -> None:
+        """Give back the flow-control credit of the bytes the caller has consumed (h2 batches the updates)."""
+        if state.unacked:
+            amount, state.unacked = state.unacked, 0
+            with translate_errors(self.endpoint, "updating the flow-control window"):
+                self._h2.acknowledge_received_data(amount, state.stream_id)
+
+    async def release(self, state: StreamState, *, reset: bool) -> None:
+        """Forget a stream: reset it first if ``reset`` and it is still open, and give back its unread credit.
+
+        Runs shielded, so it also completes for a call that is being cancelled.
+        """
+        with anyio.CancelScope(shield=True):
+            if self.streams.pop(state.stream_id, None) is None:
+                return
+            try:
+                if reset and not self._closed and self._failure is None:
+                    stream = self._h2.streams.get(state.stream_id)
+                    if stream is not None and not stream.closed:
+                        with translate_errors(self.endpoint, "cancelling a stream"):
+                            self._h2.reset_stream(state.stream_id, ErrorCodes.CANCEL)
+                if self._failure is None and not self._closed:
+                    self.acknowledge(state)
+                    await self.flush()
+            except TransportError:
+                pass
+            self._wake(None)
+            if self._retire_when_idle and not self.streams:
+                await self.aclose()
+
+    def retire(self) -> None:
+        """Take no new streams; close once the running ones are done."""
+        self._retire_when_idle = True
+
+    # ------------------------------------------------------------------ reading
+
+    async def wait_until(self, state: StreamState | None, ready: Callable[[], bool]) -> None:
+        """Return once ``ready()`` is true or the connection has failed, driving the socket if nobody else is.
+
+        Parameters
+        ----------
+        state
+            The stream this task waits on (its events wake the task), or None to wait for connection-level
+            changes (send window, free stream slots).
+        ready
+            Condition re-checked after every change.
+        """
+        key = 0 if state is None else state.stream_id
+        try:
+            while not ready() and self._failure is None:
+                if self._closed:
+                    self.fail(TransportError("channel closed", self.endpoint))
+                    break
+                if self._reading:
+                    event = anyio.Event()
+                    self._waiters[event] = key
+                    try:
+                        await event.wait()
+                    finally:
+                        del self._waiters[event]
+                    continue
+                self._reading = True
+                touched: set[int] | None = None
+                try:
+                    touched = await self._read_round()
+                finally:
+                    self._reading = False
+                    self._wake(touched)
+                await self.flush()
+        finally:
+            if not self._reading and self._waiters:
+                # Hand the reading role to another waiter, since this task stops reading.
+                next(iter(self._waiters)).set()
+
+    def _wake(self, touched: set[int] | None) -> None:
+        """Wake the waiters of the streams in ``touched`` and the connection-level waiters (all if None)."""
+        for event, key in self._waiters.items():
+            if touched is None or key == 0 or key in touched:
+                event.set()
+
+    async def _read_round(self) -> set[int] | None:
+        """Receive once and dispatch the events; return the stream ids that changed (None: wake everybody)."""
+        timeout = self._keepalive if self._keepalive else None
+        try:
+            with anyio.move_on_after(timeout) as scope, translate_errors(self.endpoint, "receiving"):
+                data = await self._stream.receive(READ_SIZE)
+        except TransportError as exc:
+            self.fail(exc)
+            return None
+        if scope.cancelled_caught:
+            self._keepalive_due()
+            return set()
+        self._ping_outstanding = False  # any traffic proves the peer is alive
+        try:
+            with translate_errors(self.endpoint, "receiving"):
+                events = self._h2.receive_data(data)
+        except TransportError as exc:
+            self.fail(exc)
+            return None
+        return self._dispatch(events)
+
+    def _keepalive_due(self) -> None:
+        """Called after a keepalive interval of silence: ping, or fail if the last ping went unanswered."""
+        if self._ping_outstanding:
+            self.fail(
+                TransportError(
+                    f"server did not answer a keepalive ping within {self._keepalive:.0f}s", self.endpoint
+                )
+            )
+            return
+        now = anyio.current_time()
+        if now - self._last_ping >= MIN_PING_SPACING:
+            self._last_ping = now
+            self._ping_outstanding = True
+            self._h2.ping(b"pingthng")
+
+    def _dispatch(self, events: list[h2.events.Event]) -> set[int] | None:
+        """Apply h2 events to the stream states; return the changed stream ids (None: everybody)."""
+        touched: set[int] = set()
+        wake_all = False
+        streams = self.streams
+        for event in events:
+            kind = type(event)
+            if kind is h2.events.DataReceived:
+                state = streams.get(event.stream_id)
+                if state is None:
+                    if event.flow_controlled_length:
+                        self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                    continue
+                state.unacked += event.flow_controlled_length
+                try:
+                    state.messages.extend(state.reader.feed(event.data))
+                except ValueError as exc:
+                    state.error = TransportError(f"invalid gRPC framing: {exc}", self.endpoint)
+                    self._h2.reset_stream(event.stream_id, ErrorCodes.PROTOCOL_ERROR)
+                touched.add(event.stream_id)
+            elif kind is h2.events.ResponseReceived:
+                state = streams.get(event.stream_id)
+                if state is not None:
+                    state.headers = event.headers
+                    touched.add(event.stream_id)
+            elif kind is h2.events.TrailersReceived:
+                state = streams.get(event.stream_id)
+                if state is not None:
+                    state.trailers = event.headers
+                    touched.add(event.stream_id)
+            elif kind is h2.events.StreamEnded:
+                state = streams.get(event.stream_id)
+                if state is not None:
+                    state.ended = True
+                    touched.add(event.stream_id)
+                wake_all = True  # a stream slot became free
+            elif kind is h2.events.StreamReset:
+                state = streams.get(event.stream_id)
+                if state is not None:
+                    state.reset_code = int(event.error_code)
+                    state.refused = event.error_code == ErrorCodes.REFUSED_STREAM and state.headers is None
+                    touched.add(event.stream_id)
+                wake_all = True
+            elif kind is h2.events.ConnectionTerminated:
+                self._on_goaway(event)
+                wake_all = True
+            elif kind is h2.events.PingAckReceived:
+                self._ping_outstanding = False
+            elif kind is h2.events.WindowUpdated or kind is h2.events.RemoteSettingsChanged:
+                wake_all = True
+        return None if wake_all else touched
+
+    def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
+        """GOAWAY: no new streams; streams the server never saw fail as refused (safe to retry)."""
+        self._goaway = True
+        last = event.last_stream_id if event.last_stream_id is not None else 0
+        code = ErrorCodes(event.error_code) if event.error_code in ErrorCodes._value2member_map_ else None
+        reason = code.name if code is not None else str(event.error_code)
+        detail = f" ({event.additional_data.decode(errors='replace')})" if event.additional_data else ""
+        for state in self.streams.values():
+            if state.stream_id > last and not state.finished:
+                state.refused = True
+                state.error = TransportError(
+                    f"server is closing the connection (GOAWAY {reason}{detail}) before processing the call",
+                    self.endpoint,
+                )
+
+    def fail(self, error: TransportError) -> None:
+        """Record a connection-level failure and deliver it to every unfinished stream."""
+        if self._failure is not None:
+            return
+        self._failure = error
+        for state in self.streams.values():
+            if not state.finished:
+                state.error = error
+        self._wake(None)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def open(
+        cls,
+        host: str,
+        port: int,
+        *,
+        endpoint: str,
+        ssl_context: ssl.SSLContext | None,
+        connect_timeout: float | None,
+        **options: Any,
+    ) -> Connection:
+        """Connect (TCP, then TLS with ALPN h2 if ``ssl_context``), send the HTTP/2 preface and settings."""
+        action = "connecting" if ssl_context is None else "connecting with TLS"
+        stream: anyio.abc.ByteStream | None = None
+        try:
+            with anyio.fail_after(connect_timeout), translate_errors(endpoint, action):
+                if ssl_context is None:
+                    stream = await anyio.connect_tcp(host, port)
+                else:
+                    stream = await anyio.connect_tcp(
+                        host, port, ssl_context=ssl_context, tls_hostname=host, tls_standard_compatible=False
+                    )
+                    alpn = stream.extra(anyio.streams.tls.TLSAttribute.alpn_protocol, None)
+                    if alpn not in (None, "h2"):
+                        raise TransportError(
+                            f"server negotiated ALPN protocol {alpn!r} instead of h2 (is this a gRPC port?)",
+                            endpoint,
+                        )
+                conn = cls(stream, endpoint, **options)
+                await conn.flush()
+                return conn
+        except TimeoutError:
+            if stream is not None:
+                await anyio.aclose_forcefully(stream)
+            raise TransportError(f"could not connect within {connect_timeout}s", endpoint) from None
+        except BaseException:
+            if stream is not None:
+                await anyio.aclose_forcefully(stream)
+            raise
+
+    async def aclose(self) -> None:
+        """Say GOAWAY and close the socket; unfinished streams fail with "channel closed"."""
+        if self._closed:
+            return
+        with anyio.CancelScope(shield=True):
+            if self._failure is None:
+                try:
+                    self._h2.close_connection()
+                    with anyio.move_on_after(1.0):
+                        await self.flush()
+                except (TransportError, h2.exceptions.H2Error):
+                    pass
+            self._closed = True
+            self.fail(TransportError("channel closed", self.endpoint))
+            try:
+                await anyio.aclose_forcefully(self._stream)
+            except Exception as exc:  # closing a broken socket may complain; nothing to report
+                _ = describe(exc)

@@ -1,0 +1,170 @@
+"""Exceptions raised by the gRPC channel, and the one place where low-level errors are translated.
+
+Nothing from ``h2``, ``ssl``, ``OSError`` or anyio's stream exceptions is allowed to reach a caller of
+:class:`~pingthings.timeseries.transport.Channel`: every I/O boundary in the transport runs inside
+:func:`translate_errors`, which turns those into :class:`TransportError` naming the endpoint.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import IntEnum
+
+import anyio
+import h2.exceptions
+
+
+class GrpcStatus(IntEnum):
+    """The canonical gRPC status codes (distinct from BTrDB's own ``stat`` codes)."""
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
+
+
+def status_name(status: int) -> str:
+    """Return ``"NAME (code)"`` for a gRPC status, or ``"status <code>"`` for a code gRPC does not define."""
+    try:
+        return f"{GrpcStatus(status).name} ({status})"
+    except ValueError:
+        return f"status {status}"
+
+
+class ChannelError(Exception):
+    """Base class of every error the channel raises.
+
+    Parameters
+    ----------
+    message
+        What went wrong, in words.
+    endpoint
+        ``host:port`` of the server the channel talks to.
+    """
+
+    def __init__(self, message: str, endpoint: str) -> None:
+        super().__init__(message, endpoint)
+        self.message = message
+        self.endpoint = endpoint
+
+    def __str__(self) -> str:
+        return f"{self.message} [{self.endpoint}]"
+
+
+class GrpcStatusError(ChannelError):
+    """The server (or the deadline) finished a call with a non-OK gRPC status.
+
+    Parameters
+    ----------
+    status
+        The gRPC status code, e.g. 16 for UNAUTHENTICATED.
+    message
+        The server's ``grpc-message`` (percent-decoded), or our own description.
+    endpoint
+        ``host:port`` of the server.
+    method
+        The RPC path (``/package.Service/Method``), when known.
+    """
+
+    def __init__(self, status: int, message: str, endpoint: str, method: str = "") -> None:
+        Exception.__init__(self, status, message, endpoint)
+        self.status = int(status)
+        self.message = message
+        self.endpoint = endpoint
+        self.method = method
+
+    def __reduce__(self) -> tuple[type, tuple[int, str, str, str]]:
+        return (type(self), (self.status, self.message, self.endpoint, self.method))
+
+    @property
+    def status_name(self) -> str:
+        """The status as ``"NAME (code)"``."""
+        return status_name(self.status)
+
+    def __str__(self) -> str:
+        where = f"{self.method} on {self.endpoint}" if self.method else self.endpoint
+        text = f"{self.status_name} from {where}"
+        return f"{text}: {self.message}" if self.message else text
+
+
+class TransportError(ChannelError):
+    """The connection failed: refused, reset, closed, TLS failure, protocol violation or keepalive timeout.
+
+    ``status`` is always UNAVAILABLE (14), as gRPC reports such failures, so callers that branch on a status
+    code can treat both error kinds alike.
+    """
+
+    status = GrpcStatus.UNAVAILABLE
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return (type(self), (self.message, self.endpoint))
+
+
+def describe(exc: BaseException) -> str:
+    """A short human description of a low-level exception, following its cause chain."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current).strip()
+        name = type(current).__name__
+        parts.append(f"{name}: {text}" if text else name)
+        current = current.__cause__ or current.__context__
+        if len(parts) >= 3:
+            break
+    return "; caused by ".join(parts)
+
+
+_LOW_LEVEL_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    ssl.SSLError,
+    ssl.CertificateError,
+    h2.exceptions.H2Error,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    anyio.EndOfStream,
+    anyio.BusyResourceError,
+)
+
+
+@contextmanager
+def translate_errors(endpoint: str, action: str) -> Iterator[None]:
+    """Turn any socket, TLS, HTTP/2 or anyio stream exception raised inside into :class:`TransportError`.
+
+    Parameters
+    ----------
+    endpoint
+        ``host:port``, named in the error.
+    action
+        What the channel was doing (``"connecting"``, ``"sending"``, ...), named in the error.
+    """
+    try:
+        yield
+    except _LOW_LEVEL_ERRORS as exc:
+        if isinstance(exc, ssl.SSLError | ssl.CertificateError) or isinstance(
+            exc.__cause__, ssl.SSLError | ssl.CertificateError
+        ):
+            what = f"TLS failure while {action}"
+        elif isinstance(exc, h2.exceptions.H2Error):
+            what = f"HTTP/2 protocol error while {action}"
+        elif isinstance(exc, anyio.EndOfStream):
+            what = f"server closed the connection while {action}"
+        else:
+            what = f"connection failure while {action}"
+        raise TransportError(f"{what}: {describe(exc)}", endpoint) from exc

@@ -1,0 +1,108 @@
+"""gRPC length-prefixed message framing.
+
+Every gRPC message on the wire is a 5-byte prefix (one flag byte: 1 if compressed; four bytes big-endian
+length) followed by the payload. A message may span many HTTP/2 DATA frames and one frame may carry many
+messages, so :class:`MessageReader` keeps the received chunks as a list of views and copies a message's bytes
+only once, when it is complete and does not lie inside a single chunk.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+
+PREFIX = struct.Struct(">BI")
+PREFIX_SIZE = PREFIX.size
+
+
+class FramingError(ValueError):
+    """The peer sent bytes that are not a valid gRPC message stream."""
+
+
+def frame_message(payload: bytes | bytearray | memoryview) -> bytes:
+    """Return ``payload`` with its uncompressed gRPC prefix in front."""
+    return PREFIX.pack(0, len(payload)) + bytes(payload)
+
+
+class MessageReader:
+    """Incremental decoder turning a byte stream of DATA frame contents into gRPC message payloads.
+
+    Parameters
+    ----------
+    max_message_size
+        Largest payload accepted; a larger announced length raises :class:`FramingError` before buffering.
+    """
+
+    __slots__ = ("_buffered", "_chunks", "_head", "_max", "_need")
+
+    def __init__(self, max_message_size: int) -> None:
+        self._chunks: deque[memoryview] = deque()
+        self._buffered = 0
+        self._need = -1  # payload length of the message being assembled, -1 while the prefix is incomplete
+        self._max = max_message_size
+        self._head = 0  # offset into the first chunk of bytes already consumed
+
+    @property
+    def partial(self) -> bool:
+        """True while bytes of an incomplete message (or prefix) are buffered."""
+        return self._buffered > 0 or self._need >= 0
+
+    def pending_bytes(self) -> int:
+        """Bytes received but not yet returned as part of a message (prefixes already parsed excluded)."""
+        return self._buffered
+
+    def feed(self, data: bytes | memoryview) -> list[memoryview | bytes]:
+        """Add received bytes and return every message they complete, in order."""
+        out: list[memoryview | bytes] = []
+        if not data:
+            return out
+        view = data if isinstance(data, memoryview) else memoryview(data)
+        self._chunks.append(view)
+        self._buffered += len(view)
+        while True:
+            if self._need < 0:
+                if self._buffered < PREFIX_SIZE:
+                    return out
+                flag, length = PREFIX.unpack(self._take(PREFIX_SIZE))
+                if flag == 1:
+                    raise FramingError("server sent a compressed message, but no compression was negotiated")
+                if flag != 0:
+                    raise FramingError(f"invalid gRPC message flag byte {flag}")
+                if length > self._max:
+                    raise FramingError(
+                        f"server sent a {length}-byte message, above the limit of {self._max} bytes"
+                    )
+                self._need = length
+            if self._buffered < self._need:
+                return out
+            out.append(self._take(self._need))
+            self._need = -1
+
+    def _take(self, size: int) -> memoryview | bytes:
+        """Remove and return the next ``size`` buffered bytes (a view when they lie in one chunk)."""
+        self._buffered -= size
+        first = self._chunks[0]
+        head = self._head
+        available = len(first) - head
+        if size <= available:
+            piece = first[head : head + size]
+            if size == available:
+                self._chunks.popleft()
+                self._head = 0
+            else:
+                self._head = head + size
+            return piece
+        joined = bytearray(size)
+        filled = 0
+        while filled < size:
+            chunk = self._chunks[0]
+            start = self._head
+            count = min(len(chunk) - start, size - filled)
+            joined[filled : filled + count] = chunk[start : start + count]
+            filled += count
+            if start + count == len(chunk):
+                self._chunks.popleft()
+                self._head = 0
+            else:
+                self._head = start + count
+        return bytes(joined) if size <= PREFIX_SIZE else memoryview(joined)
