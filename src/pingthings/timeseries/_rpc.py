@@ -93,9 +93,9 @@ def check_stat(message: Any) -> None:
         raise_for_status(stat.code, stat.msg)
 
 
-def decode_checked(payload: bytes, response_type: type[T]) -> T:
+def decode_checked(payload: bytes | memoryview, response_type: type[T]) -> T:
     """Decode one response message and raise for its ``stat``."""
-    message = response_type.parse(payload)
+    message = response_type.parse(bytes(payload) if isinstance(payload, memoryview) else payload)
     check_stat(message)
     return message
 
@@ -167,7 +167,8 @@ async def call_stream(
     *,
     service: str = BTRDB_SERVICE,
 ) -> AsyncIterator[AsyncIterator[bytes]]:
-    """Open a server-streaming call; yields an async iterator of raw response payloads.
+    """Open a server-streaming call; yields an async iterator of raw response payloads
+    (``bytes`` or ``memoryview``).
 
     The limiter token is held until the ``async with`` block exits. Leaving the block early (break,
     exception, cancellation) cancels the call on the server.

@@ -1,0 +1,147 @@
+"""ClientEventLoop: the portal behind the sync client (no server needed)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+import anyio
+import pytest
+
+from pingthings.timeseries.event_loop import ClientEventLoop
+from pingthings.timeseries.exceptions import ClientClosedError, SyncCallFromEventLoopError
+
+
+@pytest.fixture
+def loop() -> Iterator[ClientEventLoop]:
+    with ClientEventLoop() as event_loop:
+        yield event_loop
+
+
+async def add(a: int, b: int = 0) -> int:
+    await anyio.sleep(0)
+    return a + b
+
+
+def test_call_runs_on_the_loop_thread(loop: ClientEventLoop) -> None:
+    assert loop.call(add, 2, b=3) == 5
+    assert loop.call(threading.get_ident) != threading.get_ident()
+    assert loop.call(lambda: loop.in_loop_thread()) is True
+
+
+def test_run_coroutine_threadsafe_returns_a_future(loop: ClientEventLoop) -> None:
+    future = loop.run_coroutine_threadsafe(add(40, 2))
+    assert isinstance(future, concurrent.futures.Future)
+    assert future.result(timeout=10) == 42
+
+
+def test_cancelling_the_future_cancels_the_coroutine(loop: ClientEventLoop) -> None:
+    started, finished = threading.Event(), []
+
+    async def forever() -> None:
+        started.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            finished.append(True)
+
+    future = loop.run_coroutine_threadsafe(forever())
+    assert started.wait(10)
+    future.cancel()
+    loop.call(anyio.sleep, 0.01)  # let the loop run the cancellation
+    assert loop.call(lambda: list(finished)) == [True]
+
+
+def test_blocking_call_from_the_loop_thread_is_refused_clearly(loop: ClientEventLoop) -> None:
+    async def nested() -> int:
+        return loop.call(add, 1)
+
+    with pytest.raises(SyncCallFromEventLoopError, match="AsyncClient"):
+        loop.call(nested)
+
+
+async def numbers(n: int, closed: list[int]) -> AsyncIterator[int]:
+    try:
+        for i in range(n):
+            await anyio.sleep(0)
+            yield i
+    finally:
+        closed.append(n)
+
+
+def test_iterate_yields_everything(loop: ClientEventLoop) -> None:
+    closed: list[int] = []
+    assert list(loop.iterate(numbers(50, closed))) == list(range(50))
+    assert closed == [50]
+
+
+def test_breaking_out_closes_the_async_iterator(loop: ClientEventLoop) -> None:
+    closed: list[int] = []
+    seen = []
+    for item in loop.iterate(numbers(1000, closed)):
+        seen.append(item)
+        if item == 3:
+            break
+    assert seen == [0, 1, 2, 3]
+    assert closed == [1000]
+    assert loop.call(add, 1) == 1  # the loop is still healthy
+
+
+def test_iterate_enters_and_exits_a_context_manager_in_one_task(loop: ClientEventLoop) -> None:
+    events: list[str] = []
+
+    @asynccontextmanager
+    async def opened() -> AsyncIterator[AsyncIterator[int]]:
+        with anyio.CancelScope():  # a scope must be left in the task that entered it
+            events.append("enter")
+            try:
+                yield numbers(10, [])
+            finally:
+                events.append("exit")
+
+    iterator = loop.iterate(opened())
+    assert next(iterator) == 0
+    assert next(iterator) == 1
+    iterator.close()
+    assert events == ["enter", "exit"]
+
+
+def test_errors_from_the_source_reach_the_consumer(loop: ClientEventLoop) -> None:
+    async def failing() -> AsyncIterator[int]:
+        yield 1
+        raise KeyError("boom")
+
+    got = []
+    with pytest.raises(KeyError, match="boom"):
+        for item in loop.iterate(failing()):
+            got.append(item)
+    assert got == [1]
+
+
+def test_many_threads_share_one_loop(loop: ClientEventLoop) -> None:
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(lambda i: loop.call(add, i, b=i), range(500)))
+    assert results == [2 * i for i in range(500)]
+
+
+def test_closed_loop_refuses_calls() -> None:
+    loop = ClientEventLoop()
+    loop.close()
+    loop.close()  # idempotent
+    assert loop.closed
+    with pytest.raises(ClientClosedError):
+        loop.call(add, 1)
+    coro = add(1)
+    with pytest.raises(ClientClosedError):
+        loop.run_coroutine_threadsafe(coro)
+
+
+def test_close_cancels_unfinished_iterations() -> None:
+    loop = ClientEventLoop()
+    closed: list[int] = []
+    iterator = loop.iterate(numbers(10**9, closed))
+    assert next(iterator) == 0
+    loop.close()  # must not hang on the pending producer
+    assert closed == [10**9]
