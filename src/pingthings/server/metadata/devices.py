@@ -128,7 +128,7 @@ class DevicesMixin(StoreCore):
         if full["enabled"] is None:
             full["enabled"] = True
         with self._write() as conn:
-            self._check_unique(conn, name, full["geo"], None)
+            self._check_device_unique(conn, name, full["geo"], None)
             cursor = conn.execute(
                 f"INSERT INTO devices ({_COLUMNS.removeprefix('id, ')}) VALUES ({', '.join('?' * 13)})",
                 self._row_values(full),
@@ -157,7 +157,7 @@ class DevicesMixin(StoreCore):
         )
 
     @staticmethod
-    def _check_unique(conn: sqlite3.Connection, name: str, geo: _Geo, ident: int | None) -> None:
+    def _check_device_unique(conn: sqlite3.Connection, name: str, geo: _Geo, ident: int | None) -> None:
         latitude, longitude = geo if geo is not None else (None, None)
         row = conn.execute(
             "SELECT id FROM devices WHERE name = ? AND latitude IS ? AND longitude IS ? AND id IS NOT ?",
@@ -212,7 +212,7 @@ class DevicesMixin(StoreCore):
             geo = full["geo"]
             if isinstance(geo, Mapping):
                 full["geo"] = (geo["latitude"], geo["longitude"])
-            self._check_unique(conn, full["name"], full["geo"], ident)
+            self._check_device_unique(conn, full["name"], full["geo"], ident)
             assignments = ", ".join(f"{column.strip()} = ?" for column in _COLUMNS.split(",")[1:])
             conn.execute(f"UPDATE devices SET {assignments} WHERE id = ?", (*self._row_values(full), ident))
         return self.get_device(ident)

@@ -76,7 +76,7 @@ class UnitsMixin(StoreCore):
         fields = _check_fields(unit, allow_id=False)
         name = required_name("unit", fields.get("name"))
         with self._write() as conn:
-            self._check_unique(conn, name, None)
+            self._check_unit_unique(conn, name, None)
             cursor = conn.execute(
                 "INSERT INTO units (name, symbol, base, canonical, source_name) VALUES (?, ?, ?, ?, ?)",
                 (
@@ -91,7 +91,7 @@ class UnitsMixin(StoreCore):
         return self.get_unit(ident)
 
     @staticmethod
-    def _check_unique(conn: sqlite3.Connection, name: str, ident: int | None) -> None:
+    def _check_unit_unique(conn: sqlite3.Connection, name: str, ident: int | None) -> None:
         row = conn.execute("SELECT id FROM units WHERE name = ? AND id IS NOT ?", (name, ident)).fetchone()
         if row is not None:
             raise AlreadyExists(f"unit {row[0]} is already named {name!r}")
@@ -119,7 +119,7 @@ class UnitsMixin(StoreCore):
             if conn.execute("SELECT 1 FROM units WHERE id = ?", (ident,)).fetchone() is None:
                 raise ObjectNotFound(f"no unit has id {ident}")
             if "name" in fields:
-                self._check_unique(conn, fields["name"], ident)
+                self._check_unit_unique(conn, fields["name"], ident)
             if fields:
                 if "source_name" in fields:
                     fields["source_name"] = json.dumps(fields["source_name"])
