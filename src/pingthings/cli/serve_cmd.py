@@ -7,58 +7,50 @@ from pathlib import Path
 import click
 
 from pingthings.cli.errors import EXIT_USAGE, UserError
-from pingthings.cli.params import LISTEN, parse_listen
+from pingthings.cli.params import LISTEN
 
 DEFAULT_LISTEN = "127.0.0.1:4410"
-
-
-def read_keys_file(path: Path) -> list[str]:
-    """API keys from a file: one per line; blank lines and ``#`` comments are skipped."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise UserError(f"cannot read keys file {path}: {exc.strerror or exc}", EXIT_USAGE) from exc
-    keys = [line.split("#", 1)[0].strip() for line in lines]
-    keys = [key for key in keys if key]
-    if not keys:
-        raise UserError(f"keys file {path} holds no keys", EXIT_USAGE)
-    return keys
-
-
-def api_keys_from(api_key: tuple[str, ...], keys_file: Path | None) -> list[str] | None:
-    """Merge ``--api-key`` values and ``--keys-file``; ``None`` means no authentication."""
-    keys = list(api_key)
-    if keys_file is not None:
-        keys.extend(read_keys_file(keys_file))
-    return keys or None
 
 
 @click.command()
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Directory holding the database (created if missing).")
 @click.option("--listen", type=LISTEN, default=DEFAULT_LISTEN, show_default=True,
-              help="Address to listen on; port 0 picks a free port (the chosen endpoint is printed).")
-@click.option("--api-key", multiple=True, metavar="KEY",
-              help="Accept this API key (repeatable). Without keys the server needs none.")
+              help="Address to listen on; port 0 picks a free port. The endpoint is printed once listening.")
+@click.option("--api-key", default=None, metavar="KEY",
+              help="Require this API key (clients send 'authorization: Bearer KEY').")
 @click.option("--keys-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="File of accepted API keys, one per line.")
+              help="YAML list of accepted keys (strings, or {key: ..., admin: true}).")
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="PEM certificate chain; serve TLS (needs --tls-key).")
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="PEM private key of --tls-cert.")
-def serve(data_dir: Path, listen: str, api_key: tuple[str, ...], keys_file: Path | None,
-          tls_cert: Path | None, tls_key: Path | None) -> None:
-    """Run the embedded server on DATA until interrupted (Ctrl-C or SIGTERM stop it cleanly)."""
-    if (tls_cert is None) != (tls_key is None):
-        raise UserError("--tls-cert and --tls-key go together", EXIT_USAGE)
-    parse_listen(listen)
-    from pingthings.server.app import ServerConfig, serve_forever
+@click.option("--allow-unauthenticated-public", is_flag=True,
+              help="Allow a non-loopback --listen address without API keys (anyone could read and write).")
+def serve(data_dir: Path, listen: str, api_key: str | None, keys_file: Path | None,
+          tls_cert: Path | None, tls_key: Path | None, allow_unauthenticated_public: bool) -> None:
+    """Run the embedded server on DATA until interrupted (Ctrl-C or SIGTERM stop it cleanly).
 
-    config = ServerConfig(
-        data_dir=data_dir,
-        listen=listen,
-        api_keys=api_keys_from(api_key, keys_file),
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-    )
+    Any BTrDB v5 client can connect: pingthings.timeseries, the official btrdb package, the Go bindings.
+    """
+    from pingthings.server.app import serve_forever
+    from pingthings.server.config import ConfigError, ServerConfig, load_keys_file, normalize_keys
+
+    if api_key is not None and keys_file is not None:
+        raise UserError("use either --api-key or --keys-file, not both", EXIT_USAGE)
+    try:
+        if keys_file is not None:
+            keys = load_keys_file(keys_file)
+        else:
+            keys = normalize_keys([api_key] if api_key else None)
+        config = ServerConfig(
+            data_dir=data_dir,
+            listen=listen,
+            api_keys=keys,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            allow_insecure_public=allow_unauthenticated_public,
+        )
+    except ConfigError as exc:
+        raise UserError(str(exc), EXIT_USAGE) from exc
     serve_forever(config)

@@ -16,7 +16,7 @@ __all__ = [
     "combine_windows",
     "duration",
     "envelope",
-    "format_aligned",
+    "format_joined",
     "format_raw",
     "format_records",
     "format_streams",
@@ -88,22 +88,18 @@ def format_raw(table: pa.Table, unit: str) -> str:
     return format_table(["time (UTC)", f"value ({unit})"], rows, float_digits=2)
 
 
-def format_aligned(labels: Sequence[str], tables: Sequence[pa.Table | None]) -> str:
-    """Several raw tables as one, a row per distinct time; a stream without a point there is blank."""
-    present = [t for t in tables if t is not None and t.num_rows]
-    if not present:
-        return "(no points)"
-    all_times = np.unique(np.concatenate([_times_ns(t) for t in present]))
-    columns: list[list[float | None]] = []
-    for table in tables:
-        column: list[float | None] = [None] * len(all_times)
-        if table is not None and table.num_rows:
-            where = np.searchsorted(all_times, _times_ns(table))
-            for i, value in zip(where, table.column("value").to_numpy(), strict=True):
-                column[int(i)] = float(value)
-        columns.append(column)
-    rows = [[_timestamp(int(t)), *(col[i] for col in columns)] for i, t in enumerate(all_times)]
-    return format_table(["time (UTC)", *labels], rows, float_digits=2)
+def format_joined(table: pa.Table, labels: dict[str, str]) -> str:
+    """A table joined on time (``time`` plus one column per stream); NaN (no point there) shows blank.
+
+    ``labels`` maps a column name to the heading shown for it.
+    """
+    columns = [name for name in table.column_names if name != "time"]
+    values = [np.asarray(table.column(name).to_numpy(), dtype=np.float64) for name in columns]
+    rows = [
+        [_timestamp(int(t)), *(None if np.isnan(col[i]) else float(col[i]) for col in values)]
+        for i, t in enumerate(_times_ns(table))
+    ]
+    return format_table(["time (UTC)", *(labels.get(name, name) for name in columns)], rows, float_digits=2)
 
 
 def envelope(label: str, unit: str, table: pa.Table) -> Envelope:
