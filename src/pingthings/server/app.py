@@ -99,6 +99,13 @@ class Server:
         return self._runtime.endpoint
 
     @property
+    def runtime(self) -> ServerRuntime:
+        """The live parts (engine, metadata store, subscription hub) of the running server."""
+        if self._runtime is None:
+            raise RuntimeError("the server is not running")
+        return self._runtime
+
+    @property
     def running(self) -> bool:
         """Whether the server is currently serving."""
         return self._runtime is not None

@@ -74,7 +74,8 @@ class ServerRuntime:
         self.meta: Any = None
         self._grpc: grpclib.server.Server | None = None
         self._tracker: CallTracker | None = None
-        self._hub: SubscriptionHub | None = None
+        #: The Subscribe pub/sub (None until started).
+        self.hub: SubscriptionHub | None = None
         self._retention_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -84,10 +85,8 @@ class ServerRuntime:
         ssl_context = server_ssl_context(config.tls_cert, config.tls_key) if config.tls_cert else None
         self.engine, self.meta = await anyio.to_thread.run_sync(open_stores, config)
         try:
-            self._hub = SubscriptionHub()
-            state = ServiceState(
-                self.engine, self.meta, self._hub, max_insert_points=config.max_insert_points
-            )
+            self.hub = SubscriptionHub()
+            state = ServiceState(self.engine, self.meta, self.hub, max_insert_points=config.max_insert_points)
             handlers: list[Any] = [BTrDBService(state)]
             platform = _platform_service(self.engine, self.meta)
             if platform is not None:
@@ -136,8 +135,8 @@ class ServerRuntime:
             listener = getattr(self._grpc, "_server", None)
             if listener is not None:
                 listener.close()  # stop accepting connections; existing calls continue
-            if self._hub is not None:
-                self._hub.close()
+            if self.hub is not None:
+                self.hub.close()
             if not await self._tracker.wait_idle(self.config.shutdown_grace):
                 log.warning(
                     "%d calls still running after %.1f s; cancelling them",
