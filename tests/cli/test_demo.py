@@ -74,3 +74,11 @@ def test_demo_without_matplotlib_explains_how_to_get_the_plot(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr
     assert PLOT_HINT in proc.stdout
     assert not (tmp_path / "pingthings-demo.png").exists()
+
+
+def test_demo_refuses_a_directory_that_already_holds_a_database(tmp_path: Path) -> None:
+    (tmp_path / "db").mkdir()
+    (tmp_path / "db" / "engine.sqlite").write_bytes(b"")
+    result = CliRunner().invoke(cli, ["demo", "--data", str(tmp_path), "--no-progress"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0 and "already holds a database" in result.stderr

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import click
 import numpy as np
 
+from pingthings.cli.errors import EXIT_USAGE, UserError
 from pingthings.demo import report
 from pingthings.demo.plot import PLOT_HINT, Envelope, plotting_available, write_envelope_plot
 from pingthings.demo.signals import fault_for, generate
@@ -94,9 +95,13 @@ def run_demo(
 
     began = time.perf_counter()
     with _data_directory(data_dir) as (root, kept):
+        database = root / "db"
+        if database.exists() and any(database.iterdir()):
+            raise UserError(f"{database} already holds a database; give --data a new or empty directory",
+                            EXIT_USAGE)
         if plot_path is None:
             plot_path = (root if kept else Path.cwd()) / "pingthings-demo.png"
-        with Server(root / "db", listen="127.0.0.1:0") as server:
+        with Server(database, listen="127.0.0.1:0") as server:
             result = _tour(server.endpoint, root, kept, minutes, plot_path, progress, echo)
     echo(report.heading(f"Done in {time.perf_counter() - began:.1f} s"))
     if kept:
@@ -135,9 +140,10 @@ def _tour(endpoint: str, root: Path, kept: bool, minutes: float, plot_path: Path
 
 def _create_substation(conn: Client, echo: Echo) -> dict[StreamSpec, Stream]:
     echo(report.heading("1. A substation: 2 PMUs, 12 phasor streams at 120 Hz"))
-    _register_devices_and_units(conn, echo)
+    device_ids = _register_devices_and_units(conn, echo)
     streams = {
-        spec: conn.create(spec.uuid, spec.device.collection, tags=spec.stream_tags(),
+        spec: conn.create(spec.uuid, spec.device.collection,
+                          tags=spec.stream_tags(device_ids[spec.device.name]),
                           annotations=spec.stream_annotations())
         for spec in STREAMS
     }
@@ -145,18 +151,21 @@ def _create_substation(conn: Client, echo: Echo) -> dict[StreamSpec, Stream]:
     return streams
 
 
-def _register_devices_and_units(conn: Client, echo: Echo) -> None:
-    from pingthings.timeseries.exceptions import PingThingsError
-
-    try:
-        for unit in UNITS:
+def _register_devices_and_units(conn: Client, echo: Echo) -> dict[str, int]:
+    """Create the demo's units (unless the server already has them) and devices; device name → id."""
+    known_units = {unit["name"] for unit in conn.list_units()}
+    for unit in UNITS:
+        if unit.name not in known_units:
             conn.create_unit(name=unit.name, symbol=unit.symbol, base=1.0, canonical=unit.name,
                              source_name=list(unit.source_name))
-        for device in DEVICES:
-            conn.create_device({"name": device.name, "description": device.description,
-                                "vendor": device.vendor, "model_name": device.model_name})
-    except PingThingsError as exc:
-        echo(f"(devices and units skipped: this server has no platform service: {exc})")
+    device_ids: dict[str, int] = {}
+    for device in DEVICES:
+        created = conn.create_device({"name": device.name, "description": device.description,
+                                      "vendor": device.vendor, "model_name": device.model_name})
+        device_ids[device.name] = int(created["id"])
+    echo(f"units: {', '.join(u.name for u in UNITS)}; devices: "
+         + ", ".join(f"{name} (id {ident})" for name, ident in device_ids.items()))
+    return device_ids
 
 
 def _ingest(streams: dict[StreamSpec, Stream], data: Data, progress: bool, echo: Echo) -> tuple[int, float]:

@@ -66,9 +66,12 @@ class StreamSpec:
         """``DEVICE/NAME``, short enough for a table column."""
         return f"{self.device.name}/{self.name}"
 
-    def stream_tags(self) -> dict[str, str]:
-        """The tags the stream is created with (``name`` and ``unit``)."""
-        return {"name": self.name, "unit": self.unit.name}
+    def stream_tags(self, device_id: int | None = None) -> dict[str, str]:
+        """The tags the stream is created with: name, unit, report rate and (if known) the device id."""
+        tags = {"name": self.name, "unit": self.unit.name, "samples_per_second": str(SAMPLE_RATE_HZ)}
+        if device_id is not None:
+            tags["device_id"] = str(device_id)
+        return tags
 
     def stream_annotations(self) -> dict[str, str]:
         """Annotations describing the measurement, queryable through SQL."""
@@ -77,7 +80,6 @@ class StreamSpec:
             "phase": self.phase,
             "quantity": self.quantity,
             "kind": self.kind,
-            "samples_per_second": str(SAMPLE_RATE_HZ),
         }
 
 

@@ -1,0 +1,69 @@
+"""The documentation's API reference, README and mkdocs config stay in step with the code."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+DIRECTIVE = re.compile(r"^:::\s+([\w.]+)\s*$", re.MULTILINE)
+
+
+def _directives() -> list[str]:
+    names: list[str] = []
+    for page in sorted((DOCS / "api").glob("*.md")):
+        names.extend(DIRECTIVE.findall(page.read_text(encoding="utf-8")))
+    return names
+
+
+def _resolve(dotted: str) -> object:
+    """Import ``dotted`` as a module, or as an attribute of the longest importable module prefix."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj: object = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ModuleNotFoundError(dotted)
+
+
+def test_the_reference_documents_something() -> None:
+    assert len(_directives()) >= 10
+
+
+@pytest.mark.parametrize("dotted", _directives())
+def test_every_documented_name_imports(dotted: str) -> None:
+    assert _resolve(dotted) is not None
+
+
+def _nav_files(node: object) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, list):
+        return [f for item in node for f in _nav_files(item)]
+    if isinstance(node, dict):
+        return [f for value in node.values() for f in _nav_files(value)]
+    return []
+
+
+def test_every_page_is_in_the_nav_and_every_nav_entry_exists() -> None:
+    config = yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=yaml.BaseLoader)
+    in_nav = set(_nav_files(config["nav"]))
+    on_disk = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")}
+    assert in_nav == on_disk
+
+
+def test_readme_has_the_two_newcomer_commands_and_ci_runs_the_test_one() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "pip install -e . && pingthings demo" in readme
+    assert "pip install -e '.[test]' && python -m pytest" in readme
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "pip install -q -e '.[test]'" in ci and "python -m pytest" in ci
