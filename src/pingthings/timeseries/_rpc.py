@@ -13,16 +13,14 @@ hands the raw message payloads to the caller, which decodes them (points with
 :func:`~pingthings.timeseries.exceptions.raise_for_status` itself; :func:`decode_checked` does both
 for control-plane messages.
 
-:func:`gather` runs coroutines concurrently and raises the first failure unwrapped.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import anyio
 import betterproto2
 
 from pingthings.timeseries.exceptions import (
@@ -38,7 +36,6 @@ if TYPE_CHECKING:
     from pingthings.timeseries.async_client import AsyncClient
 
 T = TypeVar("T", bound=betterproto2.Message)
-R = TypeVar("R")
 
 BTRDB_SERVICE = "v5api.BTrDB"
 PLATFORM_SERVICE = "pingthings.platform.v1.Platform"
@@ -212,29 +209,3 @@ async def collect_stream(
         async for payload in messages:
             out.append(decode_checked(payload, response_type))
     return out
-
-
-async def gather(fns: Sequence[Callable[[], Awaitable[R]]]) -> list[R]:
-    """Await every function concurrently; return their results in order.
-
-    The first failure cancels the others and is raised as itself (not wrapped in an
-    ``ExceptionGroup``). Concurrency is bounded by whatever the functions acquire (normally the
-    client's limiter, through :func:`call_unary` / :func:`call_stream`).
-    """
-    results: list[Any] = [None] * len(fns)
-    failure: list[BaseException] = []
-
-    async def run(index: int, fn: Callable[[], Awaitable[R]]) -> None:
-        try:
-            results[index] = await fn()
-        except Exception as exc:
-            if not failure:
-                failure.append(exc)
-            group.cancel_scope.cancel()
-
-    async with anyio.create_task_group() as group:
-        for index, fn in enumerate(fns):
-            group.start_soon(run, index, fn)
-    if failure:
-        raise failure[0]
-    return results

@@ -24,10 +24,10 @@ import pingthings
 from pingthings._proto import v5api
 from pingthings._proto.pingthings.platform import v1 as platform
 from pingthings.timeseries import _platform_codec as codec
+from pingthings.timeseries._fanout import gather
 from pingthings.timeseries._metadata import (
     annotation_pairs,
     decode_annotation,
-    decode_descriptor,
     encode_annotation,
     tag_pairs,
 )
@@ -35,7 +35,6 @@ from pingthings.timeseries._rpc import (
     PLATFORM_SERVICE,
     call_unary,
     collect_stream,
-    gather,
     translate_channel_error,
 )
 from pingthings.timeseries.async_stream import AsyncStream
@@ -375,19 +374,7 @@ class AsyncClient:
             else [],
         )
         responses = await collect_stream(self, "LookupStreams", params, v5api.LookupStreamsResponse)
-        return [self._stream_from_descriptor(d) for r in responses for d in r.results]
-
-    def _stream_from_descriptor(self, descriptor: v5api.StreamDescriptor) -> AsyncStream:
-        meta = decode_descriptor(descriptor)
-        return AsyncStream(
-            self,
-            meta.uuid,
-            known_to_exist=True,
-            collection=meta.collection,
-            tags=meta.tags,
-            annotations=meta.annotations,
-            property_version=meta.property_version,
-        )
+        return [AsyncStream.from_descriptor(self, d) for r in responses for d in r.results]
 
     async def streams_in_collection(
         self,
@@ -420,18 +407,10 @@ class AsyncClient:
     ) -> list[AsyncStream]:
         if isinstance(uuids, str | UUID | bytes):
             raise TypeError("uuids must be a list of UUIDs, not a single one")
-        ids = [to_uuid(u) for u in uuids]
-        if not fetch_metadata:
-            return [AsyncStream(self, u) for u in ids]
-
-        async def fetch(stream_id: UUID) -> AsyncStream:
-            params = v5api.StreamInfoParams(uuid=stream_id.bytes, omit_version=True)
-            response = await call_unary(self, "StreamInfo", params, v5api.StreamInfoResponse)
-            if response.descriptor is None:
-                raise PingThingsError(f"the server sent no descriptor for stream {stream_id}")
-            return self._stream_from_descriptor(response.descriptor)
-
-        return await gather([lambda u=u: fetch(u) for u in ids])  # type: ignore[misc]
+        streams = [AsyncStream(self, to_uuid(u)) for u in uuids]
+        if fetch_metadata:
+            await gather([(s.refresh_metadata,) for s in streams], labels=[str(s.uuid) for s in streams])
+        return streams
 
     async def streamset_from_uuids(
         self, uuids: list[UUID | str], fetch_metadata: bool = True
