@@ -56,9 +56,11 @@ class StepClock:
 
     def __init__(self, start: int = 1_700_000_000_000_000_000) -> None:
         self._ticks = itertools.count(start, 1_000_000_000)
+        self.last = start
 
     def __call__(self) -> int:
-        return next(self._ticks)
+        self.last = next(self._ticks)
+        return self.last
 
 
 @dataclass
@@ -69,9 +71,14 @@ class Platform:
 
 
 @pytest.fixture
-def stores(tmp_path: Path) -> Iterator[tuple[MetadataStore, Engine]]:
+def engine_clock() -> StepClock:
+    return StepClock()
+
+
+@pytest.fixture
+def stores(tmp_path: Path, engine_clock: StepClock) -> Iterator[tuple[MetadataStore, Engine]]:
     meta = MetadataStore(tmp_path / "meta.sqlite")
-    engine = Engine(tmp_path / "engine.sqlite", clock=StepClock())
+    engine = Engine(tmp_path / "engine.sqlite", clock=engine_clock)
     yield meta, engine
     engine.close()
     meta.close()
@@ -297,18 +304,19 @@ async def test_retention_rpcs(platform: Platform) -> None:
 
 
 @pytest.mark.anyio
-async def test_version_at_time(platform: Platform) -> None:
+async def test_version_at_time(platform: Platform, engine_clock: StepClock) -> None:
     stub, meta, engine = platform.stub, platform.meta, platform.engine
     uid = make_stream(meta, engine, "v", "a")
-    marks = []
+    commits = [(engine.latest_version(uid), engine_clock.last)]
     for batch in range(3):
         version = engine.insert(uid, np.array([batch], dtype=np.int64), np.array([1.0]))
-        marks.append((version, engine.version_at_time(uid, 2**62)))
-    for version, _ in marks:
-        assert version == marks[-1][0] - (len(marks) - 1) + marks.index((version, _))
-    latest = await stub.version_at_time(VersionAtTimeParams(uuid=uid, time=2**62))
-    assert code(latest.stat) == 0 and latest.version == engine.latest_version(uid)
-    before = await stub.version_at_time(VersionAtTimeParams(uuid=uid, time=0))
+        commits.append((version, engine_clock.last))
+    assert len({version for version, _ in commits}) == len(commits)
+    for version, wall in commits:
+        for probe in (wall, wall + 1):
+            reply = await stub.version_at_time(VersionAtTimeParams(uuid=uid, time=probe))
+            assert code(reply.stat) == 0 and reply.version == version
+    before = await stub.version_at_time(VersionAtTimeParams(uuid=uid, time=commits[0][1] - 1))
     assert code(before.stat) == StatusCode.VERSION_NOT_AVAILABLE
     missing = await stub.version_at_time(VersionAtTimeParams(uuid=uuidlib.uuid4().bytes, time=0))
     assert code(missing.stat) == StatusCode.NO_SUCH_STREAM

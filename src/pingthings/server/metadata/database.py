@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
+from typing import Self
 
 from pingthings.server.errors import ServerError
 from pingthings.server.metadata.schema import SCHEMA_VERSION, create_schema
@@ -65,7 +66,7 @@ class StoreCore:
                 self._closed = True
                 self._conn.close()
 
-    def __enter__(self) -> StoreCore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
