@@ -175,7 +175,13 @@ def test_lookup_matches_a_brute_force_filter(store: MetadataStore) -> None:
     queries = 0
     for collection in ["", "fo", "foo", "foo/", "bar", "Foo", "zzz"]:
         for is_prefix in (True, False):
-            for tags_filter in ({}, {"unit": None}, {"unit": "V"}, {"unit": "A", "name": None}):
+            for tags_filter in (
+                {},
+                {"unit": None},
+                {"unit": "V"},
+                {"unit": "A", "name": None},
+                {"name": "s7"},
+            ):
                 for ann_filter in ({}, {"p": None}, {"p": "x", "q": None}):
                     for include_hidden in (False, True):
                         expected = sorted(

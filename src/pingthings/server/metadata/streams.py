@@ -215,7 +215,12 @@ class StreamsMixin(StoreCore):
             params.append(collection)
         for key, value in (tags or {}).items():
             check_tag_key(key)
-            self._add_key_filter(clauses, params, "tags", key, check_tag_value(key, value))
+            checked_value = check_tag_value(key, value)
+            if key == "name" and checked_value is not None:
+                clauses.append("name = ?")  # every stream has a name; this column is indexed
+                params.append(checked_value)
+            else:
+                self._add_key_filter(clauses, params, "tags", key, checked_value)
         for key, value in (annotations or {}).items():
             check_annotation_key(key)
             self._add_key_filter(clauses, params, "annotations", key, check_annotation_value(key, value))
