@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from pingthings.timeseries._timeargs import to_ns
+from pingthings.timeseries.exceptions import BadValue, InvalidTimeRange
 from pingthings.wire.limits import INSERT_BATCH_SIZE, MIN_TIME, TIME_LIMIT
 
 #: Merge policy names and their wire values (v5api.MergePolicy).
@@ -70,10 +71,13 @@ def _arrow_column_to_numpy(col: pa.ChunkedArray | pa.Array, what: str) -> np.nda
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     typ = col.type
-    if pa.types.is_date(typ):
-        col = col.cast(pa.timestamp("ns"))
-    elif pa.types.is_timestamp(typ) and typ.unit != "ns":
-        col = col.cast(pa.timestamp("ns", tz=typ.tz))
+    try:
+        if pa.types.is_date(typ):
+            col = col.cast(pa.timestamp("ns"))
+        elif pa.types.is_timestamp(typ) and typ.unit != "ns":
+            col = col.cast(pa.timestamp("ns", tz=typ.tz))
+    except pa.ArrowInvalid as exc:
+        raise ValueError(f"{what} cannot be converted to nanoseconds: {exc}") from None
     if pa.types.is_timestamp(col.type):
         return col.view(pa.int64()).to_numpy(zero_copy_only=False)
     return col.to_numpy(zero_copy_only=False)
@@ -173,20 +177,28 @@ def _pairs_to_columns(pairs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
 
 # --------------------------------------------------------------------------------------- checks
 def check_columns(times: np.ndarray, values: np.ndarray) -> None:
-    """Reject data the server would refuse, before anything is sent."""
+    """Reject data the server would refuse, before anything is sent.
+
+    Raises
+    ------
+    ValueError
+        Unequal lengths; :class:`BadValue` for NaN/infinite values and :class:`InvalidTimeRange`
+        for times outside the time axis (both are ``ValueError`` subclasses).
+    """
     if times.shape != values.shape:
         raise ValueError(f"times and values differ in length ({times.size} vs {values.size})")
     finite = np.isfinite(values)
     if not finite.all():
         i = int(np.argmin(finite))
         kind = "NaN" if np.isnan(values[i]) else "an infinite value"
-        raise ValueError(f"insert data contains {kind} at row {i} (time {int(times[i])}); BTrDB stores only "
-                         "finite values")
+        raise BadValue(
+            f"insert data contains {kind} at row {i} (time {int(times[i])}); only finite values can be stored"
+        )
     if times.size:
         lo, hi = int(times.min()), int(times.max())
         if lo < MIN_TIME or hi >= TIME_LIMIT - 1:
             bad = lo if lo < MIN_TIME else hi
-            raise ValueError(
+            raise InvalidTimeRange(
                 f"insert data has a time {bad} outside the storable range [{MIN_TIME}, {TIME_LIMIT - 1})"
             )
 

@@ -301,11 +301,15 @@ class AsyncStream:
         return _finish(dc.concat_raw(chunks), schema)
 
     async def raw_values_iter(self, start: Any, end: Any, version: int = 0) -> AsyncIterator[pa.Table]:
-        """Like :meth:`raw_values`, one Table per server message, without holding the whole result."""
+        """Like :meth:`raw_values`, one Table per server message, without holding the whole result.
+
+        Yields nothing for an empty range.
+        """
         s, e, v = to_ns(start, "start"), to_ns(end, "end"), to_version(version)
         async with aclosing(dc.raw_values_chunks(self._client, self._uuid, s, e, v)) as chunks:
             async for table in chunks:
-                yield table
+                if table.num_rows:
+                    yield table
 
     # ------------------------------------------------------------------ statistics
     async def aligned_windows(
@@ -356,7 +360,8 @@ class AsyncStream:
         pw = to_point_width(point_width)
         async with aclosing(dc.aligned_windows_chunks(self._client, self._uuid, s, e, pw, v)) as chunks:
             async for table in chunks:
-                yield _finish(table, schema)
+                if table.num_rows:
+                    yield _finish(table, schema)
 
     async def precise_windows(
         self,
@@ -400,7 +405,8 @@ class AsyncStream:
         w = to_width(width)
         async with aclosing(dc.windows_chunks(self._client, self._uuid, s, e, w, v)) as chunks:
             async for table in chunks:
-                yield _finish(table, schema)
+                if table.num_rows:
+                    yield _finish(table, schema)
 
     async def windowed_values(
         self,
