@@ -128,11 +128,20 @@ async def call_unary(
     PingThingsError
         The subclass for the response's ``stat`` code, or for the transport failure.
     """
-    path = method_path(method, service)
-    data = _as_bytes(request)
-    async with _limited(client):
-        with _translated(client, path):
-            payload = await client.channel.unary(path, data, timeout=timeout)
+    path = f"/{service}/{method}"
+    data = request if isinstance(request, bytes) else _as_bytes(request)
+    if client.closed:
+        raise ClientClosedError(f"the client for {client.endpoint} is closed; connect again")
+    # Inlined limiter and error translation: this is the hot path of every control-plane call.
+    limiter = client.limiter
+    borrower = object()
+    await limiter.acquire_on_behalf_of(borrower)
+    try:
+        payload = await client.channel.unary(path, data, timeout=timeout)
+    except ChannelError as exc:
+        raise translate_channel_error(exc, client, path) from exc
+    finally:
+        limiter.release_on_behalf_of(borrower)
     return decode_checked(payload, response_type)
 
 

@@ -1,0 +1,166 @@
+"""Unary call latency: the Info RPC through every client, against the same embedded server.
+
+Usage: ``python bench/client_info.py [--calls N] [--repeats R] [--endpoint HOST:PORT]``.
+
+Without ``--endpoint`` an embedded server is started in a separate process (so the server's work
+does not share the client's interpreter) on a free port of 127.0.0.1, and stopped at the end.
+Clients measured, one after the other, each making ``N`` sequential Info calls ``R`` times:
+
+* our sync ``Client`` (each call crosses to its event-loop thread and back);
+* our ``AsyncClient`` on asyncio and on trio;
+* the official ``btrdb`` client (grpcio), when it is installed.
+
+Prints the median µs per call over the repeats (wall clock) and the client process's CPU µs per
+call (``time.process_time``), which is the steadier figure on a busy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+
+import anyio
+
+from pingthings.timeseries import AsyncClient, Client
+from pingthings.timeseries.exceptions import ConnectionError
+
+Result = tuple[float, float]  # (wall µs per call, CPU µs per call)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def server_process() -> Iterator[str]:
+    """Run ``python -m pingthings.server`` on a free port; yield its endpoint once it answers."""
+    endpoint = f"127.0.0.1:{_free_port()}"
+    with tempfile.TemporaryDirectory() as data:
+        command = [sys.executable, "-m", "pingthings.server", "--data", data, "--listen", endpoint]
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"the server exited: {proc.stderr.read().decode() if proc.stderr else ''}"
+                    )
+                try:
+                    Client.connect(endpoint=endpoint, connect_timeout=1.0).close()
+                    break
+                except ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)  # polling for readiness, outside any measurement
+            yield endpoint
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _timed(calls: int, repeats: int, run_once: Callable[[], None]) -> Result:
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        run_once()
+        walls.append((time.perf_counter() - wall) / calls * 1e6)
+        cpus.append((time.process_time() - cpu) / calls * 1e6)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def bench_sync(endpoint: str, calls: int, repeats: int) -> Result:
+    with Client.connect(endpoint=endpoint) as conn:
+        for _ in range(min(calls, 50)):
+            conn.info()
+
+        def once() -> None:
+            for _ in range(calls):
+                conn.info()
+
+        return _timed(calls, repeats, once)
+
+
+def bench_async(endpoint: str, calls: int, repeats: int, backend: str) -> Result:
+    async def main() -> Result:
+        async with await AsyncClient.connect(endpoint=endpoint) as client:
+            for _ in range(min(calls, 50)):
+                await client.info()
+            walls, cpus = [], []
+            for _ in range(repeats):
+                wall, cpu = time.perf_counter(), time.process_time()
+                for _ in range(calls):
+                    await client.info()
+                walls.append((time.perf_counter() - wall) / calls * 1e6)
+                cpus.append((time.process_time() - cpu) / calls * 1e6)
+            return statistics.median(walls), statistics.median(cpus)
+
+    return anyio.run(main, backend=backend)
+
+
+def bench_btrdb(endpoint: str, calls: int, repeats: int) -> Result | None:
+    try:
+        import warnings
+
+        import btrdb
+    except ImportError:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        db = btrdb.connect(endpoint)
+    for _ in range(min(calls, 50)):
+        db.info()
+
+    def once() -> None:
+        for _ in range(calls):
+            db.info()
+
+    try:
+        return _timed(calls, repeats, once)
+    finally:
+        with contextlib.suppress(Exception):
+            db.ep.channel.close()  # type: ignore[attr-defined]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=2000, help="sequential Info calls per repeat")
+    parser.add_argument("--repeats", type=int, default=5, help="repeats; the median is printed")
+    parser.add_argument("--endpoint", help="use this running server instead of starting one")
+    args = parser.parse_args()
+    if args.calls < 1 or args.repeats < 1:
+        parser.error("--calls and --repeats must be at least 1")
+
+    with contextlib.ExitStack() as stack:
+        endpoint = args.endpoint or stack.enter_context(server_process())
+        print(f"Info latency against {endpoint}: {args.calls} calls x {args.repeats} repeats (median)")
+        rows: list[tuple[str, Result | None]] = [
+            ("pingthings Client (sync, via portal)", bench_sync(endpoint, args.calls, args.repeats)),
+            ("pingthings AsyncClient on asyncio", bench_async(endpoint, args.calls, args.repeats, "asyncio")),
+            ("pingthings AsyncClient on trio", bench_async(endpoint, args.calls, args.repeats, "trio")),
+            ("btrdb 5.x (grpcio), official", bench_btrdb(endpoint, args.calls, args.repeats)),
+        ]
+        for label, result in rows:
+            if result is None:
+                print(f"{label:<40} (not installed)")
+            else:
+                wall, cpu = result
+                print(f"{label:<40} {wall:>9.1f} µs/call wall {cpu:>9.1f} µs/call client CPU")
+
+
+if __name__ == "__main__":
+    main()
