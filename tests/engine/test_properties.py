@@ -1,0 +1,191 @@
+"""Property tests: random inserts (every merge policy), deletes and queries against a brute-force model.
+
+Batches are generated from a seed with numpy so that they can be large enough to split leaves (> 1024
+points in one bucket) and dense enough to collide (duplicate timestamps, duplicate values).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from pathlib import Path
+
+import numpy as np
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from pingthings.server.engine import Engine, MergePolicy
+from pingthings.server.errors import NoSuchPoint
+from pingthings.wire.limits import FIRST_VERSION, MIN_TIME, TIME_LIMIT
+
+from .model import Model
+
+BASES = (0, 1_700_000_000 * 10**9 + 12345, -(1 << 59) + 777, TIME_LIMIT - (1 << 45))
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> tuple[list[int], list[float]]:
+    """A batch of points clustered around one base time."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    n = draw(st.sampled_from([0, 1, 2, 5, 40, 300, 1100, 2600]))
+    base = draw(st.sampled_from(BASES))
+    spread = draw(st.integers(3, 44))
+    grid = draw(st.integers(0, spread))
+    rng = np.random.default_rng(seed)
+    t = base + (rng.integers(0, 1 << (spread - grid), n) << grid)
+    t = np.clip(t, MIN_TIME, TIME_LIMIT - 2)
+    if draw(st.booleans()):
+        v = rng.integers(0, 4, n).astype(np.float64)
+    else:
+        v = np.round(rng.normal(100.0, 15.0, n), 3)
+    if n and draw(st.integers(0, 9)) == 0:
+        t[0] = draw(st.sampled_from([MIN_TIME, TIME_LIMIT - 2]))
+    return t.tolist(), v.tolist()
+
+
+@st.composite
+def ranges(draw: st.DrawFn) -> tuple[int, int]:
+    """A query range near one of the bases (sometimes the whole axis)."""
+    if draw(st.integers(0, 7)) == 0:
+        return MIN_TIME, TIME_LIMIT - 1
+    base = draw(st.sampled_from(BASES))
+    scale = draw(st.integers(2, 46))
+    lo = base + draw(st.integers(-(1 << scale), 1 << scale))
+    hi = lo + draw(st.integers(1, 1 << (scale + 1)))
+    lo = max(MIN_TIME, lo)
+    hi = min(TIME_LIMIT - 1, hi)
+    if lo >= hi:
+        lo, hi = MIN_TIME, TIME_LIMIT - 1
+    return lo, hi
+
+
+def assert_windows(got, expected: list[tuple]) -> None:
+    """Compare StatWindows with model tuples (time, count, min, mean, max, std)."""
+    assert len(got) == len(expected)
+    if not expected:
+        return
+    e = np.array([x[1:] for x in expected], dtype=np.float64)
+    np.testing.assert_array_equal(got.time, np.array([x[0] for x in expected], dtype=np.int64))
+    np.testing.assert_array_equal(got.count, e[:, 0].astype(np.uint64))
+    np.testing.assert_array_equal(got.min, e[:, 1])
+    np.testing.assert_array_equal(got.max, e[:, 3])
+    np.testing.assert_allclose(got.mean, e[:, 2], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(got.stddev, e[:, 4], rtol=1e-9, atol=1e-7)
+
+
+class EngineMachine(RuleBasedStateMachine):
+    """Drives one stream of a real engine and the model with the same operations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tmp = tempfile.TemporaryDirectory()
+        self.engine = Engine(Path(self.tmp.name) / "e.sqlite3")
+        self.model = Model()
+        self.sid = uuid.uuid4().bytes
+
+    def teardown(self) -> None:
+        self.engine.close()
+        self.tmp.cleanup()
+
+    @initialize()
+    def create(self) -> None:
+        assert self.engine.create_stream(self.sid) == FIRST_VERSION
+
+    def _version(self, pick: int) -> int:
+        if pick == 0:
+            return 0
+        return FIRST_VERSION + pick % (self.model.latest - FIRST_VERSION + 1)
+
+    @rule(
+        batch=batches(),
+        policy=st.sampled_from(list(MergePolicy)),
+        bits=st.one_of(st.none(), st.integers(0, 12)),
+    )
+    def insert(self, batch: tuple[list[int], list[float]], policy: MergePolicy, bits: int | None) -> None:
+        times, values = batch
+        if bits and times and max(times) >= TIME_LIMIT - (1 << 12):
+            bits = None  # rounding up could leave the valid range; that case has its own test
+        got = self.engine.insert(self.sid, np.array(times, dtype=np.int64), np.array(values), policy, bits)
+        assert got == self.model.insert(times, values, policy, bits)
+
+    @rule(r=ranges())
+    def delete(self, r: tuple[int, int]) -> None:
+        assert self.engine.delete(self.sid, *r) == self.model.delete(*r)
+
+    @rule(r=ranges(), pick=st.integers(0, 1000))
+    def raw_values(self, r: tuple[int, int], pick: int) -> None:
+        ver = self._version(pick)
+        got_ver, t, v = self.engine.raw_values(self.sid, *r, version=ver)
+        assert got_ver == (ver or self.model.latest)
+        et, ev = self.model.raw(*r, version=ver)
+        np.testing.assert_array_equal(t, et)
+        np.testing.assert_array_equal(v.view(np.int64), ev.view(np.int64))
+        chunks = self.engine.iter_raw_values(self.sid, *r, version=ver, chunk=777)[1]
+        parts = list(chunks)
+        assert all(0 < p[0].size <= 777 for p in parts)
+        joined = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64)
+        np.testing.assert_array_equal(joined, et)
+
+    @rule(r=ranges(), pick=st.integers(0, 1000), pw=st.integers(0, 63))
+    def aligned_windows(self, r: tuple[int, int], pick: int, pw: int) -> None:
+        ver = self._version(pick)
+        _, got = self.engine.aligned_windows(self.sid, *r, pw, version=ver)
+        assert_windows(got, self.model.aligned_windows(*r, pw, version=ver))
+
+    @rule(r=ranges(), pick=st.integers(0, 1000), parts=st.integers(1, 40), extra=st.integers(0, 1000))
+    def windows(self, r: tuple[int, int], pick: int, parts: int, extra: int) -> None:
+        ver = self._version(pick)
+        lo, hi = r
+        width = max(1, (hi - lo) // parts + extra)
+        _, got = self.engine.windows(self.sid, lo, hi, width, version=ver)
+        assert_windows(got, self.model.windows(lo, hi, width, version=ver))
+
+    @rule(r=ranges(), pick=st.integers(0, 1000), backward=st.booleans())
+    def nearest(self, r: tuple[int, int], pick: int, backward: bool) -> None:
+        ver = self._version(pick)
+        expected = self.model.nearest(r[0], backward, version=ver)
+        if expected is None:
+            try:
+                self.engine.nearest(self.sid, r[0], backward, version=ver)
+            except NoSuchPoint:
+                return
+            raise AssertionError("expected NoSuchPoint")
+        _, t, v = self.engine.nearest(self.sid, r[0], backward, version=ver)
+        assert t == expected
+        mt, mv = self.model.points(ver)
+        assert v in mv[mt == t].tolist()
+
+    @rule(r=ranges(), pick=st.integers(0, 1000))
+    def count(self, r: tuple[int, int], pick: int) -> None:
+        ver = self._version(pick)
+        assert self.engine.count(self.sid, *r, version=ver)[1] == self.model.count(*r, version=ver)
+
+    @rule(a=st.integers(0, 1000), b=st.integers(0, 1000), res=st.integers(0, 63))
+    def changes(self, a: int, b: int, res: int) -> None:
+        va, vb = sorted((self._version(a) or self.model.latest, self._version(b) or self.model.latest))
+        got_ver, starts, ends = self.engine.changes(self.sid, va, vb, res)
+        assert got_ver == vb
+        assert np.all(starts < ends)
+        assert np.all(starts[1:] > ends[:-1]), "ranges must be sorted, disjoint and coalesced"
+        step = 1 << res
+        assert all(s % step == 0 or s == MIN_TIME for s in starts.tolist())
+        assert all(e % step == 0 or e == TIME_LIMIT for e in ends.tolist())
+        diff = np.array(self.model.differing_times(va, vb), dtype=np.int64)
+        if diff.size:
+            idx = np.searchsorted(starts, diff, side="right") - 1
+            covered = (idx >= 0) & (diff < ends[np.maximum(idx, 0)])
+            assert covered.all(), f"uncovered changed times {diff[~covered][:5]}"
+
+    @invariant()
+    def latest_matches(self) -> None:
+        assert self.engine.latest_version(self.sid) == self.model.latest
+
+
+EngineMachine.TestCase.settings = settings(
+    max_examples=int(__import__("os").environ.get("ENGINE_EXAMPLES", "60")),
+    stateful_step_count=14,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+TestEngineAgainstModel = EngineMachine.TestCase
