@@ -150,7 +150,7 @@ class _TranslatingIterator:
 
     __slots__ = ("_client", "_inner", "_path")
 
-    def __init__(self, inner: AsyncIterator[bytes], client: AsyncClient, path: str) -> None:
+    def __init__(self, inner: AsyncIterator[bytes | memoryview], client: AsyncClient, path: str) -> None:
         self._inner = inner
         self._client = client
         self._path = path
@@ -158,7 +158,7 @@ class _TranslatingIterator:
     def __aiter__(self) -> _TranslatingIterator:
         return self
 
-    async def __anext__(self) -> bytes:
+    async def __anext__(self) -> bytes | memoryview:
         try:
             return await self._inner.__anext__()
         except ChannelError as exc:
@@ -172,7 +172,7 @@ async def call_stream(
     request: bytes | betterproto2.Message,
     *,
     service: str = BTRDB_SERVICE,
-) -> AsyncIterator[AsyncIterator[bytes]]:
+) -> AsyncIterator[AsyncIterator[bytes | memoryview]]:
     """Open a server-streaming call; yields an async iterator of raw response payloads
     (``bytes`` or ``memoryview``).
 

@@ -273,6 +273,7 @@ def resolve_settings(
         implicit = load_profile(implicit_name, required=implicit_name != DEFAULT_PROFILE, home=home)
 
     # Endpoint and key travel together from whichever source supplies the endpoint.
+    ep_text: Any
     if endpoint is not None:
         ep_text, source = endpoint, "the endpoint argument"
         key = apikey if apikey is not None else env.get(ENV_API_KEY) or None

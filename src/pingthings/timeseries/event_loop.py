@@ -25,7 +25,7 @@ import threading
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast, overload
 
 import anyio
 from anyio.abc import TaskStatus
@@ -58,11 +58,11 @@ async def _pump(
             if isinstance(source, AbstractAsyncContextManager) or (
                 hasattr(source, "__aenter__") and not hasattr(source, "__aiter__")
             ):
-                async with source as iterable:
+                async with cast(AbstractAsyncContextManager[AsyncIterable[T]], source) as iterable:
                     async for item in iterable:
                         await send.send(item)
             else:
-                iterator = source.__aiter__()
+                iterator = cast(AsyncIterable[T], source).__aiter__()
                 try:
                     async for item in iterator:
                         await send.send(item)
@@ -133,7 +133,13 @@ class ClientEventLoop:
             raise ClientClosedError("the client's event loop is closed; connect again")
         return self._portal.start_task_soon(_await, coro)
 
-    def call(self, async_fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    @overload
+    def call(self, async_fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T: ...
+
+    @overload
+    def call(self, async_fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+
+    def call(self, async_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``async_fn(*args, **kwargs)`` on the loop and block until it returns.
 
         A plain (non-async) function is run on the loop thread too, which is how loop-bound state
