@@ -198,3 +198,35 @@ def test_rewrite_keeps_literals_comments_and_identifiers() -> None:
         "select '$1::x -> y' /* $2 */ , \"$3\" -- $4\n from streams where a->$5::character varying(3)"
     )
     assert text == "select '$1::x -> y' /* $2 */ , \"$3\" -- $4\n from streams where a->>?5"
+
+
+ARROW_QUERIES = [
+    ("SELECT COUNT(uuid) FROM streams WHERE annotations->$1::text IS NOT NULL", ["poc"]),
+    ("select name, annotations ->> 'poc' as poc from streams order by name, collection", []),
+    ("select s.name from streams as s where s.annotations -> $1 = $2", ["region", "west"]),
+    ("select name from streams where (annotations) ->> 'impedance' = '3'", []),
+    ("select coalesce(annotations -> 'poc', 'none') as p from streams order by uuid", []),
+]
+
+
+@pytest.mark.skipif(not sql_module.NATIVE_JSON_ARROWS, reason="needs SQLite >= 3.38 to compare against")
+@pytest.mark.parametrize(("query", "params"), ARROW_QUERIES)
+def test_arrow_fallback_for_old_sqlite_matches_native(
+    store: MetadataStore, filled: dict[str, bytes], query: str, params: list[str]
+) -> None:
+    fallback = sql_module.SqlSandbox(store.path, native_arrows=False)
+    try:
+        text, _ = rewrite(query, native_arrows=False)
+        assert "->" not in text and "hstore_get(" in text
+        expected = store.sql_query(query, params)
+        assert fallback.query(query, params) == expected
+        assert any(any(value for value in row.values()) for row in expected)
+    finally:
+        fallback.close()
+
+
+def test_arrow_fallback_refuses_what_it_cannot_rewrite() -> None:
+    with pytest.raises(BadSQL):
+        rewrite("select -> 'x' from streams", native_arrows=False)
+    with pytest.raises(BadSQL):
+        rewrite("select annotations -> from streams", native_arrows=False)

@@ -20,7 +20,7 @@ from typing import Any
 
 from pingthings.server.errors import BadSQL
 from pingthings.server.metadata.schema import STREAMS_VIEW_COLUMNS
-from pingthings.server.metadata.sql_rewrite import rewrite
+from pingthings.server.metadata.sql_rewrite import ARROW_FUNCTION, NATIVE_JSON_ARROWS, rewrite
 
 #: Tables of the store that a query may never name (the view reads them on its own behalf).
 PRIVATE_NAMES = frozenset(
@@ -123,6 +123,7 @@ ALLOWED_FUNCTIONS = frozenset(
         "json_valid",
         "exist",
         "defined",
+        ARROW_FUNCTION,
     ]
 )
 #: Longest text or blob a query may build, in bytes.
@@ -134,6 +135,17 @@ QUERY_SECONDS = 10.0
 
 _FUNCTION_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\(.*\)$", re.DOTALL)
 _PARENTHESISED = re.compile(r"^\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)$")
+
+
+def _hstore_get(annotations: str | None, key: str | int | float | None) -> str | None:
+    """``annotations ->> key`` for SQLite builds older than 3.38 (text value or NULL)."""
+    if annotations is None or key is None:
+        return None
+    try:
+        value = json.loads(annotations).get(str(key))
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return value if value is None or isinstance(value, str) else json.dumps(value)
 
 
 def _hstore_exist(annotations: str | None, key: str | None) -> bool | None:
@@ -165,8 +177,9 @@ class SqlSandbox:
         The store's database file (it must already exist).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, native_arrows: bool = NATIVE_JSON_ARROWS) -> None:
         self._path = Path(path).resolve()
+        self._native_arrows = native_arrows
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._deadline = 0.0
@@ -188,6 +201,7 @@ class SqlSandbox:
         # authorizer exists so that registration is not mistaken for a write.
         conn.execute("SELECT count(*) FROM json_each('[]'), json_tree('[]')").fetchall()
         conn.create_function("exist", 2, _hstore_exist, deterministic=True)
+        conn.create_function(ARROW_FUNCTION, 2, _hstore_get, deterministic=True)
         conn.create_function("defined", 2, _hstore_defined, deterministic=True)
         conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
         conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
@@ -242,7 +256,7 @@ class SqlSandbox:
             The query is not a single permitted SELECT, names private tables, fails, runs too
             long, or its parameters do not match its placeholders.
         """
-        text, tokens = rewrite(query)
+        text, tokens = rewrite(query, self._native_arrows)
         first = tokens[0].word
         if first not in ("select", "with", "values"):
             raise BadSQL(f"only SELECT queries are allowed, not {tokens[0].text.upper()!r}")

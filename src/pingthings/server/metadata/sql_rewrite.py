@@ -6,7 +6,10 @@ The platform's ``sql_query`` speaks PostgreSQL: ``$1`` placeholders, ``::type`` 
 * ``$N`` → ``?N`` (bound by number, never interpolated);
 * ``expr::type`` → ``expr`` (the cast is dropped; SQLite's affinity rules compare the bound
   text with numbers as numbers where a column is numeric);
-* ``->`` → ``->>`` (hstore's ``->`` yields text, which is SQLite's ``->>``);
+* ``->`` → ``->>`` (hstore's ``->`` yields text, which is SQLite's ``->>``); SQLite before 3.38
+  has no such operator, so there ``left -> right`` becomes ``hstore_get(left, right)``, a function
+  the sandbox registers (the left operand is a column, a qualified column or a parenthesised or
+  function-call expression; the right one a literal, parameter or column);
 * ``skeys(annotations)`` in a query over ``streams`` → the key column of a
   ``json_each(streams.annotations)`` join, so ``select distinct(skeys(annotations)) ...`` lists
   annotation keys as PostgreSQL does.
@@ -19,6 +22,7 @@ identifier (quoted or not), and whether a second statement follows.
 from __future__ import annotations
 
 import re
+import sqlite3
 from dataclasses import dataclass
 
 from pingthings.server.errors import BadSQL
@@ -44,6 +48,64 @@ _TOKEN = re.compile(
 #: Words that may continue a PostgreSQL type name after ``::`` (``double precision`` …).
 _TYPE_CONTINUATIONS = frozenset({"varying", "precision", "with", "without", "time", "zone"})
 _SKEYS_ALIAS = "__annotation_keys"
+#: Whether this SQLite understands ``->>`` (added in 3.38.0).
+NATIVE_JSON_ARROWS = sqlite3.sqlite_version_info >= (3, 38, 0)
+#: Name of the function that stands in for ``->>`` on an older SQLite.
+ARROW_FUNCTION = "hstore_get"
+_SPACE_KINDS = ("space", "line_comment", "block_comment")
+#: Keywords that can stand next to an operand but are never one (nor a function name).
+_KEYWORDS = frozenset(
+    [
+        "all",
+        "and",
+        "as",
+        "asc",
+        "between",
+        "by",
+        "case",
+        "cast",
+        "collate",
+        "desc",
+        "distinct",
+        "else",
+        "end",
+        "escape",
+        "except",
+        "exists",
+        "from",
+        "glob",
+        "group",
+        "having",
+        "in",
+        "intersect",
+        "is",
+        "isnull",
+        "join",
+        "like",
+        "limit",
+        "match",
+        "not",
+        "notnull",
+        "null",
+        "offset",
+        "on",
+        "or",
+        "order",
+        "regexp",
+        "select",
+        "then",
+        "union",
+        "using",
+        "values",
+        "when",
+        "where",
+        "with",
+    ]
+)
+
+
+def _is_name(token: Token) -> bool:
+    return token.kind == "qident" or (token.kind == "ident" and token.word not in _KEYWORDS)
 
 
 @dataclass(frozen=True)
@@ -128,6 +190,59 @@ def _skip_space(tokens: list[Token], index: int) -> int:
     return index
 
 
+def _pop_left_operand(out: list[Token]) -> str:
+    """Remove the operand that ends ``out`` (skipping trailing spaces) and return its text."""
+    while out and out[-1].kind in _SPACE_KINDS:
+        out.pop()
+    if not out:
+        raise BadSQL("'->' needs a left operand")
+    pieces: list[str] = []
+    last = out.pop()
+    if last.text == ")":
+        depth = 1
+        pieces.append(last.text)
+        while out and depth:
+            token = out.pop()
+            depth += {")": 1, "(": -1}.get(token.text, 0)
+            pieces.append(token.text)
+        if depth:
+            raise BadSQL("unbalanced parentheses before '->'")
+        while out and out[-1].kind in _SPACE_KINDS:
+            out.pop()
+        if out and _is_name(out[-1]):
+            pieces.append(out.pop().text)
+    elif _is_name(last) or last.kind in ("param", "string"):
+        pieces.append(last.text)
+        while len(out) >= 2 and out[-1].text == "." and _is_name(out[-2]):
+            pieces.append(out.pop().text)
+            pieces.append(out.pop().text)
+    else:
+        raise BadSQL(f"unsupported left operand {last.text!r} of '->' on this SQLite version")
+    return "".join(reversed(pieces))
+
+
+def _arrows_as_calls(tokens: list[Token]) -> list[Token]:
+    """Rewrite every ``left -> right`` / ``left ->> right`` into ``hstore_get(left, right)``."""
+    out: list[Token] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token.kind != "arrow":
+            out.append(token)
+            index += 1
+            continue
+        left = _pop_left_operand(out)
+        index = _skip_space(tokens, index + 1)
+        if index >= len(tokens) or not (
+            _is_name(tokens[index]) or tokens[index].kind in ("string", "param", "number")
+        ):
+            raise BadSQL("'->' needs a key (a string, a $N parameter or a column) on its right")
+        out.append(Token("space", " "))  # the spaces before the operand were consumed with it
+        out.append(Token("ident", f"{ARROW_FUNCTION}({left}, {tokens[index].text})"))
+        index += 1
+    return out
+
+
 def _rewrite_skeys(tokens: list[Token]) -> list[Token]:
     words = [t.word if t.kind in ("ident", "qident") else t.text for t in tokens]
     significant = _significant(tokens)
@@ -153,8 +268,15 @@ def _rewrite_skeys(tokens: list[Token]) -> list[Token]:
     raise BadSQL("skeys(annotations) needs a query over the streams table (… FROM streams …)")
 
 
-def rewrite(query: str) -> tuple[str, list[Token]]:
+def rewrite(query: str, native_arrows: bool = NATIVE_JSON_ARROWS) -> tuple[str, list[Token]]:
     """Rewrite a PostgreSQL-style query for SQLite.
+
+    Parameters
+    ----------
+    query
+        The query text.
+    native_arrows
+        Use SQLite's ``->>`` operator (3.38+); otherwise call :data:`ARROW_FUNCTION`.
 
     Returns
     -------
@@ -185,5 +307,7 @@ def rewrite(query: str) -> tuple[str, list[Token]]:
             converted.append(Token("arrow", "->>"))
         else:
             converted.append(token)
+    if not native_arrows:
+        converted = _arrows_as_calls(converted)
     converted = _rewrite_skeys(converted)
     return "".join(t.text for t in converted), significant
