@@ -1,0 +1,117 @@
+"""Throughput of the embedded server as seen by the official BTrDB client (btrdb 5.34, grpcio).
+
+Starts an embedded server in a background thread (or uses ``--endpoint``), then with the
+official client on the same machine measures:
+
+* insert: ``Stream.insert`` (lists of tuples, 50 000-point batches) and ``Stream.arrow_insert``;
+* read:   ``Stream.values`` (RawValues, protobuf) and ``Stream.arrow_values`` (ArrowRawValues).
+
+Prints points per second with wall and process CPU time (the client shares the machine and,
+with the embedded server, the process). Validate at small size with ``--points 20000``.
+
+Usage::
+
+    python bench/server.py [--points 1000000] [--repeat 3] [--endpoint HOST:PORT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+warnings.simplefilter("ignore", FutureWarning)
+warnings.simplefilter("ignore", DeprecationWarning)
+
+
+@contextlib.contextmanager
+def server_endpoint(endpoint: str | None) -> Iterator[str]:
+    """Yield an endpoint: the given one, or a fresh embedded server's."""
+    if endpoint:
+        yield endpoint
+        return
+    from pingthings.server import Server
+
+    with tempfile.TemporaryDirectory(prefix="pt-bench-") as data, Server(data) as srv:
+        yield srv.endpoint
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """Run ``fn``; return (wall seconds, process CPU seconds, result)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+def report(label: str, points: int, samples: list[tuple[float, float]]) -> None:
+    """Print the best and median rates of a measurement."""
+    walls = sorted(s[0] for s in samples)
+    best, median = walls[0], walls[len(walls) // 2]
+    cpu = min(s[1] for s in samples)
+    print(
+        f"{label:<34} {points / best / 1e6:8.2f} M pts/s best  {points / median / 1e6:8.2f} M pts/s median  "
+        f"(wall {best:.3f} s, process cpu {cpu:.3f} s)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--points", type=int, default=1_000_000, help="points per stream (default 1 000 000)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of each measurement (default 3)")
+    parser.add_argument("--endpoint", help="use a running server instead of starting one")
+    parser.add_argument("--api-key", help="API key for --endpoint")
+    args = parser.parse_args()
+
+    import btrdb
+
+    n = args.points
+    rng = np.random.default_rng(0)
+    times = 1_700_000_000_000_000_000 + np.arange(n, dtype=np.int64) * 8_333_333
+    values = rng.normal(size=n)
+    tuples = list(zip(times.tolist(), values.tolist(), strict=True))
+    table = pa.table({"time": pa.array(times).cast(pa.timestamp("ns", tz="UTC")), "value": values})
+    end = int(times[-1]) + 1
+
+    with server_endpoint(args.endpoint) as endpoint:
+        db = btrdb.connect(endpoint, apikey=args.api_key)
+        print(f"server {endpoint}; {n} points per stream; btrdb {btrdb.__version__}")
+        collection = f"bench/{uuid.uuid4().hex[:8]}"
+        insert_samples, arrow_insert_samples, streams = [], [], []
+        for i in range(args.repeat):
+            s = db.create(uuid.uuid4(), collection, tags={"name": f"insert{i}"})
+            wall, cpu, _ = timed(lambda s=s: s.insert(tuples))
+            insert_samples.append((wall, cpu))
+            a = db.create(uuid.uuid4(), collection, tags={"name": f"arrow{i}"})
+            wall, cpu, _ = timed(lambda a=a: a.arrow_insert(table))
+            arrow_insert_samples.append((wall, cpu))
+            streams.append(s)
+        report("insert (tuples, 50k batches)", n, insert_samples)
+        report("arrow_insert", n, arrow_insert_samples)
+
+        target = streams[0]
+        values_samples, arrow_samples = [], []
+        for _ in range(args.repeat):
+            wall, cpu, got = timed(lambda: target.values(int(times[0]), end))
+            assert len(got) == n, len(got)
+            values_samples.append((wall, cpu))
+            wall, cpu, got = timed(lambda: target.arrow_values(int(times[0]), end))
+            assert got.num_rows == n and np.array_equal(got.column("value").to_numpy(), values)
+            arrow_samples.append((wall, cpu))
+        report("values (RawValues)", n, values_samples)
+        report("arrow_values (ArrowRawValues)", n, arrow_samples)
+        for s in db.streams_in_collection(collection):
+            s.obliterate()
+
+
+if __name__ == "__main__":
+    main()
