@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Mapping
 import uuid as uuidlib
 from pathlib import Path
 
@@ -142,8 +143,8 @@ def _matches(
     record: StreamRecord,
     collection: str,
     is_prefix: bool,
-    tags: dict[str, str | None],
-    annotations: dict[str, str | None],
+    tags: Mapping[str, str | None],
+    annotations: Mapping[str, str | None],
     include_hidden: bool,
 ) -> bool:
     if is_prefix and not record.collection.startswith(collection):

@@ -197,6 +197,7 @@ class DevicesMixin(StoreCore):
             if row is None:
                 raise ObjectNotFound(f"no device has id {ident}")
             current = _device(row)
+            full: dict[str, Any]
             if replace:
                 required_name("device", fields.get("name"))
                 full = {field: fields.get(field) for field in DEVICE_FIELDS}
