@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Mapping
 import uuid as uuidlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
