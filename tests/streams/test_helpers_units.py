@@ -1,0 +1,117 @@
+"""The pure helpers behind the stream classes: insert data conversion, batching, filters, joins."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from pingthings.timeseries._align import align, snap
+from pingthings.timeseries._filters import stream_matches
+from pingthings.timeseries._insert import batch_bounds, merge_policy_value, prepare
+from pingthings.timeseries._timeargs import to_ns, to_point_width, to_version, to_width
+from pingthings.timeseries.exceptions import BadValue
+
+
+def test_merge_policy_names() -> None:
+    assert [merge_policy_value(m) for m in ("never", "EQUAL", " retain ", "replace")] == [0, 1, 2, 3]
+    for bad in ("overwrite", "", None, 2):
+        with pytest.raises(ValueError, match="merge must be one of"):
+            merge_policy_value(bad)
+
+
+def test_prepare_sorts_stably_and_keeps_duplicates() -> None:
+    times = np.array([5, 1, 5, 3, 1], dtype=np.int64)
+    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    t, v = prepare((times, values))
+    np.testing.assert_array_equal(t, [1, 1, 3, 5, 5])
+    np.testing.assert_array_equal(v, [2.0, 5.0, 4.0, 1.0, 3.0])  # equal times keep their order
+
+
+def test_prepare_rejects_bad_data_with_clear_errors() -> None:
+    with pytest.raises(BadValue, match="row 1"):
+        prepare((np.array([1, 2]), np.array([0.0, np.nan])))
+    with pytest.raises(ValueError, match="null"):
+        prepare(pa.table({"time": pa.array([1, None], pa.int64()), "value": [1.0, 2.0]}))
+    with pytest.raises(ValueError, match="time and a value"):
+        prepare(pa.table({"time": [1]}))
+    with pytest.raises(ValueError, match="NaT"):
+        prepare((np.array(["2020-01-01", "NaT"], dtype="datetime64[ns]"), np.array([1.0, 2.0])))
+    with pytest.raises(TypeError, match="not a number"):
+        prepare([(1, "x")])
+    with pytest.raises(ValueError, match="whole numbers"):
+        prepare((np.array([1.5]), np.array([1.0])))
+
+
+def test_prepare_converts_times() -> None:
+    when = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    ns = 1_577_836_800_000_000_000
+    t, _ = prepare([(when, 1.0), (np.datetime64(ns + 5, "ns"), 2.0)])
+    np.testing.assert_array_equal(t, [ns, ns + 5])
+    t, _ = prepare(pa.table({"time": pa.array([ns // 1000], pa.timestamp("us")), "value": [1.0]}))
+    np.testing.assert_array_equal(t, [ns])
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7])
+def test_batches_never_split_a_run_of_equal_times(size: int) -> None:
+    rng = np.random.default_rng(size)
+    times = np.sort(rng.integers(0, 8, size=40))
+    bounds = batch_bounds(times, size)
+    assert bounds[0][0] == 0 and bounds[-1][1] == times.size
+    for (lo, hi), (lo2, _) in itertools.pairwise(bounds):
+        assert hi == lo2 and hi > lo
+        assert times[hi - 1] != times[hi]
+    # a batch grows past `size` only to finish the run of equal times at its boundary
+    assert all(hi - lo <= size or times[lo + size - 1] == times[hi - 1] for lo, hi in bounds)
+
+
+def test_argument_checks() -> None:
+    assert to_ns(np.int64(5)) == 5
+    assert to_ns(dt.datetime(1970, 1, 1, 0, 0, 1)) == 1_000_000_000
+    with pytest.raises(TypeError, match="start"):
+        to_ns(None, "start")
+    with pytest.raises(TypeError, match="start"):
+        to_ns(True, "start")
+    with pytest.raises(ValueError, match="64-bit"):
+        to_ns(1 << 70)
+    assert to_version(None) == 0
+    with pytest.raises(ValueError, match="version"):
+        to_version(-1)
+    assert to_point_width(np.int8(10)) == 10
+    assert to_width(dt.timedelta(seconds=2)) == 2_000_000_000
+    assert to_width(np.timedelta64(3, "ms")) == 3_000_000
+    with pytest.raises(ValueError, match="width"):
+        to_width(0)
+
+
+def test_filter_matching_rules() -> None:
+    tags = {"name": "Voltage", "unit": "volts"}
+    ann = {"site": "north", "n": 3}
+    assert stream_matches("a/b", tags, ann, "a/b", None, None, None, None)
+    assert not stream_matches("a/b", tags, ann, "a", None, None, None, None)  # exact
+    assert stream_matches("a/b", tags, ann, re.compile("^a/"), None, None, None, None)
+    assert not stream_matches("a/b", tags, ann, None, "voltage", None, None, None)  # case matters
+    assert stream_matches("a/b", tags, ann, None, re.compile("(?i)voltage"), "volts", None, None)
+    assert stream_matches("a/b", tags, ann, None, None, None, {"unit": None}, {"n": "3"})
+    assert not stream_matches("a/b", tags, ann, None, None, None, {"ingress": None}, None)
+
+
+def test_snap_and_align_follow_the_server_rules() -> None:
+    period = 10
+    snapped = snap(np.array([-6, -5, -4, 4, 5, 14, 15]), period)
+    np.testing.assert_array_equal(snapped, [-10, 0, 0, 0, 10, 10, 20])  # nearest, ties up
+    table = align(
+        ["a", "b"],  # type: ignore[list-item]
+        [(np.array([1, 4, 6, 29]), np.array([1.0, 2.0, 3.0, 4.0])), (np.array([18]), np.array([9.0]))],
+        0,
+        30,
+        period,
+    )
+    times = table.column("time").combine_chunks().view(pa.int64()).to_numpy()
+    np.testing.assert_array_equal(times, [0, 10, 20])  # 29 snaps to 30: past the end
+    np.testing.assert_array_equal(table.column("a").to_numpy(), [2.0, 3.0, np.nan])  # last point per slot
+    np.testing.assert_array_equal(table.column("b").to_numpy(), [np.nan, np.nan, 9.0])
