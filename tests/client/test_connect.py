@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,17 @@ def test_api_keys(clean_env: Path, auth_server: object, monkeypatch: pytest.Monk
     monkeypatch.setenv("BTRDB_API_KEY", key)
     with pt.connect() as conn:
         assert conn.info()["major_version"] == 5
+
+
+def test_documented_import_path(server_endpoint: str) -> None:
+    # a fresh interpreter: ``import pingthings as pt`` alone must give ``pt.timeseries.connect``
+    code = (
+        "import sys, pingthings as pt\n"
+        "with pt.timeseries.connect(endpoint=sys.argv[1]) as conn:\n"
+        "    print(conn.info()['major_version'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, server_endpoint], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "5"
