@@ -85,13 +85,13 @@ async def test_create_checks_argument_types_before_calling(
 
 async def test_stream_from_uuid_needs_no_round_trip(aclient: AsyncClient) -> None:
     uu = uuidlib.uuid4()
-    stream = aclient.stream_from_uuid(str(uu))
+    stream = await aclient.stream_from_uuid(str(uu))
     assert isinstance(stream, AsyncStream) and stream.uuid == uu
-    assert aclient.stream_from_uuid(uu).uuid == uu
+    assert (await aclient.stream_from_uuid(uu)).uuid == uu
     with pytest.raises(TypeError):
-        aclient.stream_from_uuid("definitely not a uuid")
+        await aclient.stream_from_uuid("definitely not a uuid")
     with pytest.raises(TypeError):
-        aclient.stream_from_uuid(12345)  # type: ignore[arg-type]
+        await aclient.stream_from_uuid(12345)  # type: ignore[arg-type]
 
 
 async def test_streams_in_collection(aclient: AsyncClient, unique_collection: str) -> None:

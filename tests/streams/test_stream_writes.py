@@ -180,7 +180,7 @@ async def test_update_tags_annotations_and_property_version(
     assert pv3 == pv2 + 1 and stream.annotations() == {"site": "south"}
     new_collection = unique_collection + "/moved"
     await stream.update(collection=new_collection)
-    other = client.stream_from_uuid(stream.uuid)
+    other = await client.stream_from_uuid(stream.uuid)
     await other.refresh_metadata()
     assert other.collection == new_collection and other.tags() == stream.tags()
     assert other.annotations() == {"site": "south"} and other.property_version == stream.property_version
@@ -199,12 +199,12 @@ async def test_update_tags_annotations_and_property_version(
 
 async def test_metadata_of_a_bare_handle(client: AsyncClient, unique_collection: str) -> None:
     stream = await new_stream(client, unique_collection, unit="hz")
-    bare = client.stream_from_uuid(str(stream.uuid))
+    bare = await client.stream_from_uuid(str(stream.uuid))
     assert not bare.has_metadata and bare.collection is None and bare.tags() == {}
     await bare.ensure_metadata()
     assert bare.name == stream.name and bare.unit == "hz" and bare.collection == unique_collection
     assert await bare.exists()
-    assert not await client.stream_from_uuid(uuid.uuid4()).exists()
+    assert not await (await client.stream_from_uuid(uuid.uuid4())).exists()
 
 
 async def test_flush_obliterate_and_missing_streams(client: AsyncClient, unique_collection: str) -> None:

@@ -66,7 +66,7 @@ async def test_filter(client: AsyncClient, unique_collection: str) -> None:
     assert [s.name for s in await sset.filter(annotations={"site": re.compile("north")})] == ["sig1"]
     assert [s.name for s in await sset.filter(annotations={"site": None})] == ["sig1"]
     # streams without loaded metadata are fetched first
-    bare = AsyncStreamSet([client.stream_from_uuid(s.uuid) for s in sset])
+    bare = AsyncStreamSet([await client.stream_from_uuid(s.uuid) for s in sset])
     assert [s.name for s in await bare.filter(unit="amps")] == ["sig1", "sig3"]
     with pytest.raises(TypeError, match="unit"):
         await sset.filter(unit=3)  # type: ignore[arg-type]
@@ -135,7 +135,7 @@ async def test_arrow_and_protobuf_paths_agree(server_endpoint: str, unique_colle
     proto._arrow_enabled = False
     try:
         sset, _ = await _filled_set(arrow, unique_collection, n_streams=2, n_points=3000)
-        same = AsyncStreamSet([proto.stream_from_uuid(u) for u in sset.uuids])
+        same = AsyncStreamSet([await proto.stream_from_uuid(u) for u in sset.uuids])
         start, end = T0, T0 + 10**10
         for x, y in zip(
             await sset.raw_values(start, end), await same.raw_values(start, end), strict=True

@@ -347,14 +347,21 @@ class AsyncClient:
             property_version=1,
         )
 
-    def stream_from_uuid(self, uuid: UUID | str) -> AsyncStream:
+    async def stream_from_uuid(self, uuid: UUID | str) -> AsyncStream:
         """A handle on the stream with this UUID (no round trip; the stream may not exist).
+
+        Use ``await stream.exists()`` to check, or ``await stream.refresh_metadata()`` to load
+        its metadata.
 
         Raises
         ------
         TypeError
             If ``uuid`` is not a valid UUID.
         """
+        return self.stream_handle(uuid)
+
+    def stream_handle(self, uuid: UUID | str) -> AsyncStream:
+        """:meth:`stream_from_uuid` without the coroutine (for synchronous callers)."""
         return AsyncStream(self, to_uuid(uuid))
 
     async def _lookup_streams(

@@ -152,7 +152,7 @@ class Client:
 
     def stream_from_uuid(self, uuid: UUID | str) -> Stream:
         """The stream with this UUID, without a round trip (TypeError for an invalid UUID)."""
-        return self._wrap(self._client.stream_from_uuid(uuid))
+        return self._wrap(self._client.stream_handle(uuid))
 
     def streams_in_collection(
         self,
