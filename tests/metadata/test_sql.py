@@ -230,3 +230,22 @@ def test_arrow_fallback_refuses_what_it_cannot_rewrite() -> None:
         rewrite("select -> 'x' from streams", native_arrows=False)
     with pytest.raises(BadSQL):
         rewrite("select annotations -> from streams", native_arrows=False)
+
+
+def test_queries_from_many_threads_alongside_writes(store: MetadataStore, filled: dict[str, bytes]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = store.sql_query("select uuid, name from streams order by uuid")
+    writer_uuid = filled["sunshine/PMU2/L1MAG"]
+
+    def read(index: int) -> list[dict[str, object]]:
+        if index % 4 == 0:
+            store.record_write(writer_uuid, 1_700_000_000_000_000_000 + index, 1)
+        return store.sql_query("select uuid, name from streams order by uuid")
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(read, range(64)))
+    assert results == [expected] * 64
+    (row,) = store.sql_query("select estimated_count_delta from streams where name = $1 and collection = $2",
+                             ["L1MAG", "sunshine/PMU2"])  # fmt: skip
+    assert row == {"estimated_count_delta": 1}

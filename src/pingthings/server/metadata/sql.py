@@ -168,30 +168,60 @@ def _hstore_defined(annotations: str | None, key: str | None) -> bool | None:
         return False
 
 
+class _Reader:
+    """One read-only connection and the deadline its progress handler checks."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.deadline = 0.0
+
+    def over_time(self) -> int:
+        return 1 if time.monotonic() > self.deadline else 0
+
+
 class SqlSandbox:
     """Runs read-only metadata queries against the store's database file.
+
+    Queries from different threads run in parallel, each on a read-only connection taken from a
+    small pool (one per concurrently querying thread), so a slow query does not hold up others.
 
     Parameters
     ----------
     path
         The store's database file (it must already exist).
+    native_arrows
+        Use SQLite's own ``->>`` (3.38+); otherwise the ``hstore_get`` fallback.
     """
 
     def __init__(self, path: Path, native_arrows: bool = NATIVE_JSON_ARROWS) -> None:
         self._path = Path(path).resolve()
         self._native_arrows = native_arrows
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        self._deadline = 0.0
+        self._idle: list[_Reader] = []
+        self._closed = False
 
     def close(self) -> None:
-        """Close the read-only connection (a later query reopens it)."""
+        """Close the idle connections; busy ones close when their query ends."""
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for reader in idle:
+            reader.conn.close()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _take(self) -> _Reader:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._connect()
+
+    def _give_back(self, reader: _Reader) -> None:
+        with self._lock:
+            if not self._closed:
+                self._idle.append(reader)
+                return
+        reader.conn.close()
+
+    def _connect(self) -> _Reader:
         conn = sqlite3.connect(
             f"{self._path.as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
         )
@@ -206,11 +236,9 @@ class SqlSandbox:
         conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
         conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
         conn.set_authorizer(self._authorize)
-        conn.set_progress_handler(self._over_time, 10_000)
-        return conn
-
-    def _over_time(self) -> int:
-        return 1 if time.monotonic() > self._deadline else 0
+        reader = _Reader(conn)
+        conn.set_progress_handler(reader.over_time, 10_000)
+        return reader
 
     @staticmethod
     def _authorize(
@@ -264,17 +292,17 @@ class SqlSandbox:
             if token.word in PRIVATE_NAMES or token.word.startswith(("sqlite_", "pragma_")):
                 raise BadSQL(f"{token.text!r} is not a table a query may use; query the streams table")
         values = self._check_params(params)
-        with self._lock:
-            if self._conn is None:
-                self._conn = self._connect()
-            self._deadline = time.monotonic() + QUERY_SECONDS
-            try:
-                cursor = self._conn.execute(text, values)
-                rows = cursor.fetchmany(MAX_ROWS + 1)
-                names = [column[0] for column in cursor.description or ()]
-                cursor.close()
-            except sqlite3.Error as exc:
-                raise BadSQL(self._explain(exc)) from None
+        reader = self._take()
+        reader.deadline = time.monotonic() + QUERY_SECONDS
+        try:
+            cursor = reader.conn.execute(text, values)
+            rows = cursor.fetchmany(MAX_ROWS + 1)
+            names = [column[0] for column in cursor.description or ()]
+            cursor.close()
+        except sqlite3.Error as exc:
+            raise BadSQL(self._explain(exc)) from None
+        finally:
+            self._give_back(reader)
         if len(rows) > MAX_ROWS:
             raise BadSQL(f"the query returns more than {MAX_ROWS} rows; narrow it or add a LIMIT")
         keys = [self._column_key(name) for name in names]
