@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime
+import pickle
 import uuid as uuidlib
 
 import pytest
@@ -12,6 +13,7 @@ import pingthings.timeseries as pt
 from pingthings.timeseries import AsyncClient, Client, ClientEventLoop, Stream, StreamSet
 from pingthings.timeseries.exceptions import (
     ClientClosedError,
+    InvalidOperation,
     ObjectNotFoundError,
     StreamNotFoundError,
     SyncCallFromEventLoopError,
@@ -22,6 +24,13 @@ def test_accessors(conn: Client) -> None:
     assert isinstance(conn.get_async_client(), AsyncClient)
     assert isinstance(conn.get_event_loop(), ClientEventLoop)
     assert pt.connect is Client.connect
+
+
+def test_clients_refuse_pickling(conn: Client) -> None:
+    with pytest.raises(InvalidOperation, match="connect"):
+        pickle.dumps(conn)
+    with pytest.raises(InvalidOperation, match="connect"):
+        pickle.dumps(conn.get_async_client())
 
 
 def test_info(conn: Client) -> None:

@@ -40,7 +40,7 @@ from pingthings.timeseries._rpc import (
 from pingthings.timeseries.async_stream import AsyncStream
 from pingthings.timeseries.async_streamset import AsyncStreamSet
 from pingthings.timeseries.config import ConnectionSettings, parse_concurrency_limit, resolve_settings
-from pingthings.timeseries.exceptions import ConnectionError, PingThingsError
+from pingthings.timeseries.exceptions import ConnectionError, InvalidOperation, PingThingsError
 from pingthings.timeseries.transport import Channel, ChannelError, client_ssl_context
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ class AsyncClient:
         self._limiter = anyio.CapacityLimiter(settings.concurrency_limit)
         self._closed = False
         major, minor = int(info["major_version"]), int(info["minor_version"])
-        self._arrow_enabled = major == 5 and minor >= ARROW_MIN_MINOR_VERSION
+        self._arrow_enabled = (major, minor) >= (5, ARROW_MIN_MINOR_VERSION)
 
     # ---------------------------------------------------------------------------------- connection
     @staticmethod
@@ -247,6 +247,11 @@ class AsyncClient:
         state = "closed" if self._closed else "open"
         return f"<AsyncClient {self._endpoint} {state}>"
 
+    def __reduce__(self) -> Any:
+        raise InvalidOperation(
+            "an AsyncClient holds a live connection and cannot be pickled; connect in each process"
+        )
+
     # ------------------------------------------------------------------------- plumbing (for _rpc)
     @property
     def channel(self) -> Channel:
@@ -270,7 +275,7 @@ class AsyncClient:
 
     @property
     def arrow_enabled(self) -> bool:
-        """True when the server offers the Arrow RPCs (Info: major 5, minor >= 30)."""
+        """True when the server offers the Arrow RPCs (Info version 5.30 or later)."""
         return self._arrow_enabled
 
     @property

@@ -15,6 +15,7 @@ from uuid import UUID
 from pingthings.timeseries.async_client import AsyncClient
 from pingthings.timeseries.async_stream import AsyncStream
 from pingthings.timeseries.event_loop import ClientEventLoop
+from pingthings.timeseries.exceptions import InvalidOperation
 from pingthings.timeseries.stream import Stream
 from pingthings.timeseries.streamset import StreamSet
 
@@ -115,6 +116,12 @@ class Client:
     def __repr__(self) -> str:
         state = "closed" if self._loop.closed else "open"
         return f"<Client {self._client.endpoint} {state}>"
+
+    def __reduce__(self) -> Any:
+        raise InvalidOperation(
+            "a Client holds a live connection and an event loop thread and cannot be pickled; "
+            "call pingthings.timeseries.connect() in each process"
+        )
 
     @property
     def concurrency_limit(self) -> int:
