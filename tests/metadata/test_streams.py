@@ -340,3 +340,20 @@ def test_concurrent_creates_from_threads(store: MetadataStore) -> None:
     assert errors == []
     assert len(store.lookup_streams()) == 4 * 25
     assert len(ambiguous) == 4 * 25
+
+
+def test_wrongly_typed_arguments_get_clear_errors(store: MetadataStore) -> None:
+    uid = new_uuid()
+    with pytest.raises(InvalidTagKey, match="name"):
+        store.create_stream(uid, "c", None, None)  # type: ignore[arg-type]
+    with pytest.raises(WrongArgs, match="tags"):
+        store.create_stream(uid, "c", [("name", "a")], {})  # type: ignore[arg-type]
+    record = store.create_stream(uid, "c", {"name": "a"}, None)
+    assert record.annotations == {}
+    with pytest.raises(WrongArgs, match="keys"):
+        store.set_annotations(uid, 0, {}, "key")
+    with pytest.raises(WrongArgs, match="changes"):
+        store.set_annotations(uid, 0, "k=v")  # type: ignore[arg-type]
+    with pytest.raises(WrongArgs):
+        store.set_annotations(uid, -1, {"k": "v"})
+    assert store.get_stream(uid) == record

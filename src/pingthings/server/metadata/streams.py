@@ -19,6 +19,7 @@ from pingthings.server.metadata.database import StoreCore
 from pingthings.server.metadata.records import StreamRecord
 from pingthings.server.metadata.timestamps import iso_from_ns
 from pingthings.server.metadata.validation import (
+    as_mapping,
     check_annotation_key,
     check_annotation_value,
     check_annotations,
@@ -112,7 +113,7 @@ class StreamsMixin(StoreCore):
         uuid = check_uuid(uuid)
         collection = check_collection(collection)
         checked_tags = check_new_tags(tags)
-        checked_annotations = check_annotations(annotations or {})
+        checked_annotations = check_annotations(annotations)
         name = checked_tags["name"]
         now = iso_from_ns(self._now_ns())
         with self._write() as conn:
@@ -213,7 +214,7 @@ class StreamsMixin(StoreCore):
                 return []
             clauses.append("collection = ?")
             params.append(collection)
-        for key, value in (tags or {}).items():
+        for key, value in as_mapping("tags", tags).items():
             check_tag_key(key)
             checked_value = check_tag_value(key, value)
             if key == "name" and checked_value is not None:
@@ -221,7 +222,7 @@ class StreamsMixin(StoreCore):
                 params.append(checked_value)
             else:
                 self._add_key_filter(clauses, params, "tags", key, checked_value)
-        for key, value in (annotations or {}).items():
+        for key, value in as_mapping("annotations", annotations).items():
             check_annotation_key(key)
             self._add_key_filter(clauses, params, "annotations", key, check_annotation_value(key, value))
         if not include_hidden:
@@ -310,7 +311,10 @@ class StreamsMixin(StoreCore):
         deletes the key (the v4 meaning of a KeyOptValue without a value).
         """
         uuid = check_uuid(uuid)
-        checked = {check_annotation_key(k): check_annotation_value(k, v) for k, v in dict(changes).items()}
+        checked = {
+            check_annotation_key(k): check_annotation_value(k, v)
+            for k, v in as_mapping("changes", changes).items()
+        }
         removed = check_key_list(removals, tags=False)
         with self._write() as conn:
             record = self._load_for_change(conn, uuid, expected_version)
@@ -355,7 +359,7 @@ class StreamsMixin(StoreCore):
         uuid = check_uuid(uuid)
         new_collection = check_collection(collection) if collection else ""
         checked: dict[str, str | None] = {}
-        for key, value in dict(tags).items():
+        for key, value in as_mapping("tags", tags).items():
             check_tag_key(key)
             if key == "name":
                 if value is None:

@@ -132,26 +132,45 @@ def check_annotation_value(key: str, value: object) -> str | None:
     return _check_value("annotation", key, value)
 
 
-def check_new_tags(tags: Mapping[str, str | None]) -> dict[str, str | None]:
+def as_mapping(kind: str, value: object) -> dict[str, str | None]:
+    """``value`` as a dict (``None`` is empty); WrongArgs (421) when it is not a mapping."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise WrongArgs(f"{kind} must be a mapping of keys to values, not {type(value).__name__}")
+    return dict(value)
+
+
+def as_key_list(kind: str, value: object) -> list[object]:
+    """``value`` as a list of keys (``None`` is empty); WrongArgs (421) for a bare string."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise WrongArgs(f"{kind} must be a list of keys, not {type(value).__name__}")
+    return list(value)
+
+
+def check_new_tags(tags: Mapping[str, str | None] | None) -> dict[str, str | None]:
     """Validate the full tag map of a new stream, which must carry a non-empty ``name``."""
-    checked = {check_tag_key(key): check_tag_value(key, value) for key, value in dict(tags).items()}
+    checked = {check_tag_key(k): check_tag_value(k, v) for k, v in as_mapping("tags", tags).items()}
     if "name" not in checked:
         raise InvalidTagKey("the 'name' tag is required: every stream needs a non-empty name")
     check_name_value(checked["name"])
     return checked
 
 
-def check_annotations(annotations: Mapping[str, str | None]) -> dict[str, str | None]:
+def check_annotations(annotations: Mapping[str, str | None] | None) -> dict[str, str | None]:
     """Validate an annotation map (keys 408, values 409)."""
     return {
         check_annotation_key(key): check_annotation_value(key, value)
-        for key, value in dict(annotations).items()
+        for key, value in as_mapping("annotations", annotations).items()
     }
 
 
 def check_key_list(keys: Iterable[object], *, tags: bool) -> list[str]:
     """Validate a list of keys to remove."""
-    return [check_tag_key(key) if tags else check_annotation_key(key) for key in keys]
+    items = as_key_list("the keys to remove", keys)
+    return [check_tag_key(key) if tags else check_annotation_key(key) for key in items]
 
 
 def is_hidden(tags: Mapping[str, str | None]) -> bool:
