@@ -53,7 +53,7 @@ class UserError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares it a ClassVar; we vary it per error
 
 
 def _mro_names(exc: BaseException) -> set[str]:

@@ -1,10 +1,15 @@
-"""``pingthings query``: raw values or window statistics of streams, written as CSV or Parquet."""
+"""``pingthings query``: raw values or window statistics of streams, written as CSV or Parquet.
+
+Results are written chunk by chunk as the server sends them, so exporting a long range needs no
+more memory than one server message.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 import pyarrow as pa
@@ -22,24 +27,35 @@ if TYPE_CHECKING:
 FORMATS = ("csv", "parquet")
 
 
-def _pick_format(output: str, requested: str | None) -> str:
+def pick_format(output: str, requested: str | None) -> str:
+    """The output format: as requested, else from the file suffix (stdout is CSV)."""
     if requested:
         return requested
     suffix = Path(output).suffix.lower()
     if suffix in (".parquet", ".pq"):
         return "parquet"
-    if suffix in (".csv", "") or output == "-":
+    if suffix == ".csv" or output == "-":
         return "csv"
     raise UserError(f"cannot tell the format of {output!r}: name it .csv or .parquet, or pass --format",
                     EXIT_USAGE)
 
 
-def fetch_table(stream: Stream, start: int, end: int, version: int,
-                point_width: int | None, width: int | None) -> pa.Table:
-    """Raw values, aligned windows (``point_width``) or precise windows (``width`` ns) of one stream.
+def iter_tables(stream: Stream, start: int, end: int, version: int,
+                point_width: int | None, width: int | None) -> Iterator[pa.Table]:
+    """Raw values, aligned windows (``point_width``) or precise windows (``width`` ns), chunk by chunk.
 
     Window statistics keep the server's float64 precision (``schema=None``).
     """
+    if point_width is not None:
+        return stream.aligned_windows_iter(start, end, point_width, version=version, schema=None)
+    if width is not None:
+        return stream.precise_windows_iter(start, end, width, version=version, schema=None)
+    return stream.raw_values_iter(start, end, version=version)
+
+
+def empty_table(stream: Stream, start: int, end: int, version: int,
+                point_width: int | None, width: int | None) -> pa.Table:
+    """The (empty) result of the same query, for its schema when no chunk arrived."""
     if point_width is not None:
         return stream.aligned_windows(start, end, point_width, version=version, schema=None)
     if width is not None:
@@ -47,22 +63,49 @@ def fetch_table(stream: Stream, start: int, end: int, version: int,
     return stream.raw_values(start, end, version=version)
 
 
-def _with_time_as_ns(table: pa.Table) -> pa.Table:
-    index = table.schema.get_field_index("time")
-    return table.set_column(index, "time", table.column("time").cast(pa.int64()))
+class TableSink:
+    """Writes tables of one schema to CSV or Parquet, opening the writer on the first table."""
 
-
-def write_table(table: pa.Table, output: str, fmt: str) -> None:
-    """Write ``table`` to ``output`` (``-`` = stdout, CSV only) in ``fmt``."""
-    if fmt == "parquet":
-        if output == "-":
+    def __init__(self, output: str, fmt: str, time_ns: bool) -> None:
+        if fmt == "parquet" and output == "-":
             raise UserError("Parquet needs a file: pass -o FILE.parquet", EXIT_USAGE)
-        pa_parquet.write_table(table, output)
-    elif output == "-":
-        pa_csv.write_csv(table, sys.stdout.buffer)
-        sys.stdout.flush()
-    else:
-        pa_csv.write_csv(table, output)
+        self.output = output
+        self.fmt = fmt
+        self.time_ns = time_ns
+        self.rows = 0
+        self._writer: pa_csv.CSVWriter | pa_parquet.ParquetWriter | None = None
+
+    def _target(self) -> str | BinaryIO:
+        return sys.stdout.buffer if self.output == "-" else self.output
+
+    def write(self, table: pa.Table) -> None:
+        """Append ``table`` (its schema must match the first one's)."""
+        if self.time_ns:
+            index = table.schema.get_field_index("time")
+            table = table.set_column(index, "time", table.column("time").cast(pa.int64()))
+        if self._writer is None:
+            if self.fmt == "parquet":
+                self._writer = pa_parquet.ParquetWriter(self.output, table.schema)
+            else:
+                self._writer = pa_csv.CSVWriter(self._target(), table.schema)
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+
+    @property
+    def opened(self) -> bool:
+        """Whether anything (at least a header) was written."""
+        return self._writer is not None
+
+    def close(self) -> None:
+        """Finish the file (Parquet footer) and flush stdout."""
+        if self._writer is not None:
+            self._writer.close()
+        if self.output == "-":
+            sys.stdout.flush()
+
+
+def _labelled(table: pa.Table, stream: Stream) -> pa.Table:
+    return table.add_column(0, "uuid", pa.array([str(stream.uuid)] * table.num_rows, pa.string()))
 
 
 @click.command()
@@ -95,19 +138,18 @@ def query(options: ConnectionOptions, streams: tuple[str, ...], start: int | Non
     end = TIME_LIMIT - 1 if end is None else end
     if start >= end:
         raise UserError("--start must be before --end", EXIT_USAGE)
-    fmt = _pick_format(output, fmt)
+    sink = TableSink(output, pick_format(output, fmt), time_ns)
     with open_client(options) as client:
         resolved = [resolve_stream(client, identifier) for identifier in streams]
-        tables = []
-        for stream in resolved:
-            table = fetch_table(stream, start, end, version, point_width, width)
-            if len(resolved) > 1:
-                uuids = pa.array([str(stream.uuid)] * table.num_rows, pa.string())
-                table = table.add_column(0, "uuid", uuids)
-            tables.append(table)
-    result = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    if time_ns:
-        result = _with_time_as_ns(result)
-    write_table(result, output, fmt)
+        several = len(resolved) > 1
+        try:
+            for stream in resolved:
+                for table in iter_tables(stream, start, end, version, point_width, width):
+                    sink.write(_labelled(table, stream) if several else table)
+            if not sink.opened:
+                table = empty_table(resolved[0], start, end, version, point_width, width)
+                sink.write(_labelled(table, resolved[0]) if several else table)
+        finally:
+            sink.close()
     if output != "-":
-        click.echo(f"wrote {result.num_rows:,} rows to {output}", err=True)
+        click.echo(f"wrote {sink.rows:,} rows to {output}", err=True)
