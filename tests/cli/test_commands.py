@@ -148,3 +148,17 @@ def test_sql_with_a_bound_parameter(populated: Populated) -> None:
     assert rows == [{"name": "I1", "unit": "amps"}, {"name": "V1", "unit": "volts"}]
     text = populated.run("sql", statement, populated.collection).stdout
     assert "volts" in text and "amps" in text
+
+
+@pytest.mark.parametrize("extra", [[], ["--pw", "20"]])
+def test_query_of_an_empty_range_writes_just_the_header(populated: Populated, tmp_path: Path,
+                                                       extra: list[str]) -> None:
+    stream = populated.streams["V1"]
+    out = tmp_path / "empty.csv"
+    result = populated.run("query", str(stream.uuid), "--start", "2001-01-01", "--end", "2001-01-02",
+                           *extra, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    table = pa_csv.read_csv(out)
+    assert table.num_rows == 0
+    assert table.column_names[0] == "time"
+    assert "wrote 0 rows" in result.stderr
