@@ -249,3 +249,25 @@ def test_queries_from_many_threads_alongside_writes(store: MetadataStore, filled
     (row,) = store.sql_query("select estimated_count_delta from streams where name = $1 and collection = $2",
                              ["L1MAG", "sunshine/PMU2"])  # fmt: skip
     assert row == {"estimated_count_delta": 1}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "select distinct(skeys(annotations)) as k from streams where collection like $1",
+        "select distinct skeys(s.annotations) as k from streams s where s.collection like $1",
+        "select distinct skeys(annotations) as k from streams as s where collection like $1 order by 1",
+    ],
+)
+def test_skeys_forms(store: MetadataStore, filled: dict[str, bytes], query: str) -> None:
+    expected = sorted(
+        {key for collection, _, notes in STREAMS if collection.startswith("sunshine/") for key in notes}
+    )
+    assert sorted(row["k"] for row in store.sql_query(query, ["sunshine/%"])) == expected
+
+
+def test_skeys_needs_the_streams_table(store: MetadataStore) -> None:
+    with pytest.raises(BadSQL, match="skeys"):
+        store.sql_query("select skeys(annotations)")
+    with pytest.raises(BadSQL, match="skeys"):
+        store.sql_query("select skeys(tags) from streams")

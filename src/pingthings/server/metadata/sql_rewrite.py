@@ -244,6 +244,7 @@ def _arrows_as_calls(tokens: list[Token]) -> list[Token]:
 
 
 def _rewrite_skeys(tokens: list[Token]) -> list[Token]:
+    """``skeys(annotations)`` → a column of ``json_each`` joined to the ``streams`` table."""
     words = [t.word if t.kind in ("ident", "qident") else t.text for t in tokens]
     significant = _significant(tokens)
     found = False
@@ -251,20 +252,32 @@ def _rewrite_skeys(tokens: list[Token]) -> list[Token]:
     for pos, index in enumerate(significant):
         if words[index] != "skeys" or tokens[index].kind != "ident":
             continue
-        window = [words[i] for i in significant[pos + 1 : pos + 4]]
-        if window != ["(", "annotations", ")"]:
+        after = [words[i] for i in significant[pos + 1 : pos + 6]]
+        if after[:3] == ["(", "annotations", ")"]:
+            width = 3
+        elif len(after) == 5 and after[0] == "(" and after[2:] == [".", "annotations", ")"]:
+            width = 5
+        else:
             raise BadSQL("skeys() is supported only as skeys(annotations)")
         out[index] = Token("ident", f"{_SKEYS_ALIAS}.key")
-        for i in significant[pos + 1 : pos + 4]:
+        for i in significant[pos + 1 : pos + 1 + width]:
             out[i] = Token("space", "")
         found = True
     if not found:
         return tokens
     for pos, index in enumerate(significant[:-1]):
-        nxt = significant[pos + 1]
-        if words[index] == "from" and words[nxt] == "streams":
-            out[nxt] = Token("ident", f"streams, json_each(streams.annotations) AS {_SKEYS_ALIAS}")
-            return out
+        table = significant[pos + 1]
+        if words[index] != "from" or words[table] != "streams":
+            continue
+        following = significant[pos + 2 : pos + 4]
+        last, source = table, "streams"
+        if following and words[following[0]] == "as" and len(following) == 2:
+            last, source = following[1], tokens[following[1]].text
+        elif following and _is_name(tokens[following[0]]):
+            last, source = following[0], tokens[following[0]].text
+        join = f", json_each({source}.annotations) AS {_SKEYS_ALIAS}"
+        out[last] = Token("ident", out[last].text + join)
+        return out
     raise BadSQL("skeys(annotations) needs a query over the streams table (… FROM streams …)")
 
 
