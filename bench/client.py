@@ -201,13 +201,19 @@ def main() -> None:
         if m_values.walls:
             print(rate_line("btrdb StreamSet.values()", n * k, m_values))
         print(rate_line("btrdb StreamSet.arrow_values() (joined)", n * k, m_arrow))
-        print(rate_line(
-            "pingthings StreamSet.raw_values()", n * k, m_ours,
-            {"values()": m_values} if m_values.walls else {"arrow_values()": m_arrow},
-        ))
-        print(rate_line(
-            "pingthings StreamSet.raw_values_aligned()", n * k, m_aligned, {"arrow_values()": m_arrow}
-        ))
+        print(
+            rate_line(
+                "pingthings StreamSet.raw_values()",
+                n * k,
+                m_ours,
+                {"values()": m_values} if m_values.walls else {"arrow_values()": m_arrow},
+            )
+        )
+        print(
+            rate_line(
+                "pingthings StreamSet.raw_values_aligned()", n * k, m_aligned, {"arrow_values()": m_arrow}
+            )
+        )
 
         # ---- insert, one stream
         print("\n# insert, 1 stream")
@@ -222,9 +228,14 @@ def main() -> None:
         assert s.count() == n
         print(rate_line("btrdb Stream.insert() (tuples)", n, i_tuples))
         print(rate_line("btrdb Stream.arrow_insert()", n, i_arrow))
-        print(rate_line(
-            "pingthings Stream.insert() (numpy)", n, i_ours, {"insert()": i_tuples, "arrow_insert()": i_arrow}
-        ))
+        print(
+            rate_line(
+                "pingthings Stream.insert() (numpy)",
+                n,
+                i_ours,
+                {"insert()": i_tuples, "arrow_insert()": i_arrow},
+            )
+        )
 
         # ---- aligned windows latency
         windows = args.windows
@@ -239,10 +250,13 @@ def main() -> None:
         print(f"({nw} windows returned)")
         print(latency_line("btrdb Stream.aligned_windows()", w_py))
         print(latency_line("btrdb Stream.arrow_aligned_windows()", w_arrow))
-        print(latency_line(
-            "pingthings Stream.aligned_windows()", w_ours,
-            {"aligned_windows()": w_py, "arrow_aligned_windows()": w_arrow},
-        ))
+        print(
+            latency_line(
+                "pingthings Stream.aligned_windows()",
+                w_ours,
+                {"aligned_windows()": w_py, "arrow_aligned_windows()": w_arrow},
+            )
+        )
 
         for s in conn.streams_in_collection(collection):
             s.obliterate()

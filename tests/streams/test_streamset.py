@@ -137,9 +137,7 @@ async def test_arrow_and_protobuf_paths_agree(server_endpoint: str, unique_colle
         sset, _ = await _filled_set(arrow, unique_collection, n_streams=2, n_points=3000)
         same = AsyncStreamSet([await proto.stream_from_uuid(u) for u in sset.uuids])
         start, end = T0, T0 + 10**10
-        for x, y in zip(
-            await sset.raw_values(start, end), await same.raw_values(start, end), strict=True
-        ):
+        for x, y in zip(await sset.raw_values(start, end), await same.raw_values(start, end), strict=True):
             assert x.equals(y)
         aligned = await sset.raw_values_aligned(start, end)
         assert np.isnan(aligned.column(1).to_numpy()).any(), "the join should leave holes"

@@ -355,7 +355,9 @@ async def insert(
 
 async def delete(client: AsyncClient, uuid: UUID, start: int, end: int) -> int:
     """Delete ``[start, end)``; returns the new version."""
-    resp = await call_unary(client, "Delete", DeleteParams(uuid=uuid.bytes, start=start, end=end), DeleteResponse)
+    resp = await call_unary(
+        client, "Delete", DeleteParams(uuid=uuid.bytes, start=start, end=end), DeleteResponse
+    )
     return int(resp.version_major)
 
 

@@ -578,4 +578,3 @@ def _finish(table: pa.Table, schema: pa.Schema | None) -> pa.Table:
     if schema is None or table.schema.equals(schema):
         return table
     return table.cast(schema)
-

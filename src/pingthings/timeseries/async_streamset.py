@@ -34,7 +34,6 @@ except ImportError:  # pragma: no cover
     STAT_F32_SCHEMA = None  # type: ignore[assignment]
 
 
-
 def _as_uuid(key: UUID | str, what: str = "key") -> UUID:
     if isinstance(key, UUID):
         return key
@@ -161,9 +160,7 @@ class AsyncStreamSet:
             raise ValueError(f"versions has {len(seq)} entries but the set has {len(self._streams)} streams")
         return [to_version(v) for v in seq]
 
-    async def _fan(
-        self, name: str, calls: list[tuple[Any, ...]], progress: bool
-    ) -> list[Any]:
+    async def _fan(self, name: str, calls: list[tuple[Any, ...]], progress: bool) -> list[Any]:
         labels = [str(s.uuid) for s in self._streams]
         with progress_bar(len(calls), progress, name) as bar:
             return await gather(calls, labels, bar)
@@ -267,9 +264,12 @@ class AsyncStreamSet:
         query_start = max(MINIMUM_TIME, s - period) if period else s
         tables = await self.raw_values(query_start, e, vs)
         series = [
-            (t.column("time").combine_chunks().view(pa.int64()).to_numpy(),
-             t.column("value").combine_chunks().to_numpy())
-            if t.num_rows else (np.empty(0, np.int64), np.empty(0, np.float64))
+            (
+                t.column("time").combine_chunks().view(pa.int64()).to_numpy(),
+                t.column("value").combine_chunks().to_numpy(),
+            )
+            if t.num_rows
+            else (np.empty(0, np.int64), np.empty(0, np.float64))
             for t in tables
         ]
         return align(self.uuids, series, s, e, period)
@@ -341,9 +341,7 @@ class AsyncStreamSet:
         calls = [(st.earliest, v) for st, v in zip(self._streams, vs, strict=True)]
         return dict(zip(self.uuids, await self._fan("earliest", calls, progress), strict=True))
 
-    async def latest(
-        self, versions: VersionsArg = None, progress: bool = False
-    ) -> dict[UUID, Point | None]:
+    async def latest(self, versions: VersionsArg = None, progress: bool = False) -> dict[UUID, Point | None]:
         """Every stream's last point (None for an empty stream)."""
         vs = self._versions(versions)
         calls = [(st.latest, v) for st, v in zip(self._streams, vs, strict=True)]
