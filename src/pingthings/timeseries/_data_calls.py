@@ -56,8 +56,8 @@ from pingthings.wire import points as wire_points
 from pingthings.wire.protowire import LEN, as_byteview, read_key, read_length, read_varint, skip_field
 
 try:  # TEMPORARY guard until constants.py lands (keeps the shared tree importable)
-    from pingthings.wire import arrow as wire_arrow
     from pingthings.timeseries.constants import RAW_VALUES_SCHEMA, STAT_F64_SCHEMA
+    from pingthings.wire import arrow as wire_arrow
 except ImportError:  # pragma: no cover
     RAW_VALUES_SCHEMA = None  # type: ignore[assignment]
     STAT_F64_SCHEMA = None  # type: ignore[assignment]
