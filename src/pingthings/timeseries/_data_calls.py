@@ -242,6 +242,31 @@ async def raw_values_chunks(
             yield wire_arrow.raw_table(r.times, r.values)
 
 
+async def raw_values_table(client: AsyncClient, uuid: UUID, start: int, end: int, version: int) -> pa.Table:
+    """The whole RawValues result as one Table.
+
+    On the protobuf path the decoded arrays (views into the received messages) are joined with
+    one ``np.concatenate`` per column and wrapped without a further copy; on the Arrow path the
+    received record batches become the chunks of the Table as they are.
+    """
+    if use_arrow(client):
+        return concat_raw([t async for t in raw_values_chunks(client, uuid, start, end, version)])
+    times: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    req = RawValuesParams(uuid=uuid.bytes, start=start, end=end, version_major=version)
+    async with call_stream(client, "RawValues", req) as messages:
+        async for payload in messages:
+            r = wire_points.decode_raw_values(payload)
+            if r.stat is not None:
+                raise_for_status(r.stat.code, r.stat.msg)
+            if len(r.times):
+                times.append(r.times)
+                values.append(r.values)
+    if not times:
+        return RAW_VALUES_SCHEMA.empty_table()
+    return wire_arrow.raw_table(np.concatenate(times), np.concatenate(values))
+
+
 async def _stat_chunks(
     client: AsyncClient, method: str, arrow_method: str, req: Any
 ) -> AsyncIterator[pa.Table]:

@@ -297,8 +297,7 @@ class AsyncStream:
             ``time: timestamp[ns, tz=UTC]``, ``value: float64``, sorted by time.
         """
         s, e, v = to_ns(start, "start"), to_ns(end, "end"), to_version(version)
-        chunks = [t async for t in dc.raw_values_chunks(self._client, self._uuid, s, e, v)]
-        return _finish(dc.concat_raw(chunks), schema)
+        return _finish(await dc.raw_values_table(self._client, self._uuid, s, e, v), schema)
 
     async def raw_values_iter(self, start: Any, end: Any, version: int = 0) -> AsyncIterator[pa.Table]:
         """Like :meth:`raw_values`, one Table per server message, without holding the whole result.
