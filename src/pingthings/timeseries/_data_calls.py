@@ -8,7 +8,7 @@ depends on ``client.arrow_enabled`` (what the server's Info advertised).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -224,7 +224,7 @@ async def set_annotations(
 # ------------------------------------------------------------------------------ reads
 async def raw_values_chunks(
     client: AsyncClient, uuid: UUID, start: int, end: int, version: int
-) -> AsyncIterator[pa.Table]:
+) -> AsyncGenerator[pa.Table, None]:
     """RawValues / ArrowRawValues, one Table per response message."""
     if use_arrow(client):
         req: Any = ArrowRawValuesParams(uuid=uuid.bytes, start=start, end=end, version_major=version)
@@ -269,7 +269,7 @@ async def raw_values_table(client: AsyncClient, uuid: UUID, start: int, end: int
 
 async def _stat_chunks(
     client: AsyncClient, method: str, arrow_method: str, req: Any
-) -> AsyncIterator[pa.Table]:
+) -> AsyncGenerator[pa.Table, None]:
     if use_arrow(client):
         async with call_stream(client, arrow_method, req) as messages:
             async for payload in messages:
@@ -286,7 +286,7 @@ async def _stat_chunks(
 
 def aligned_windows_chunks(
     client: AsyncClient, uuid: UUID, start: int, end: int, point_width: int, version: int
-) -> AsyncIterator[pa.Table]:
+) -> AsyncGenerator[pa.Table, None]:
     """AlignedWindows / ArrowAlignedWindows, one float64 stat Table per response message."""
     req = AlignedWindowsParams(
         uuid=uuid.bytes, start=start, end=end, version_major=version, point_width=point_width
@@ -296,7 +296,7 @@ def aligned_windows_chunks(
 
 def windows_chunks(
     client: AsyncClient, uuid: UUID, start: int, end: int, width: int, version: int
-) -> AsyncIterator[pa.Table]:
+) -> AsyncGenerator[pa.Table, None]:
     """Windows / ArrowWindows, one float64 stat Table per response message."""
     req = WindowsParams(uuid=uuid.bytes, start=start, end=end, version_major=version, width=width, depth=0)
     return _stat_chunks(client, "Windows", "ArrowWindows", req)
@@ -316,7 +316,7 @@ async def nearest(client: AsyncClient, uuid: UUID, time: int, version: int, back
 
 async def changes_chunks(
     client: AsyncClient, uuid: UUID, from_version: int, to_version: int, resolution: int
-) -> AsyncIterator[tuple[np.ndarray, np.ndarray]]:
+) -> AsyncGenerator[tuple[np.ndarray, np.ndarray], None]:
     """Changes, one ``(starts, ends)`` pair of arrays per response message."""
     req = ChangesParams(uuid=uuid.bytes, from_major=from_version, to_major=to_version, resolution=resolution)
     async with call_stream(client, "Changes", req) as messages:

@@ -80,8 +80,8 @@ async def gather(
         for i, (fn, *args) in enumerate(calls):
             tg.start_soon(run, i, fn, tuple(args))
     if failure:
-        i, exc = failure[0]
+        index, first = failure[0]
         if labels is not None:
-            _label_error(exc, labels[i])
-        raise exc
+            _label_error(first, labels[index])
+        raise first
     return results

@@ -5,7 +5,7 @@ Results carrying points are pyarrow Tables built straight from the wire codecs' 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -299,7 +299,7 @@ class AsyncStream:
         s, e, v = to_ns(start, "start"), to_ns(end, "end"), to_version(version)
         return _finish(await dc.raw_values_table(self._client, self._uuid, s, e, v), schema)
 
-    async def raw_values_iter(self, start: Any, end: Any, version: int = 0) -> AsyncIterator[pa.Table]:
+    async def raw_values_iter(self, start: Any, end: Any, version: int = 0) -> AsyncGenerator[pa.Table, None]:
         """Like :meth:`raw_values`, one Table per server message, without holding the whole result.
 
         Yields nothing for an empty range.
@@ -353,7 +353,7 @@ class AsyncStream:
         point_width: int,
         version: int = 0,
         schema: pa.Schema | None = STAT_F32_SCHEMA,
-    ) -> AsyncIterator[pa.Table]:
+    ) -> AsyncGenerator[pa.Table, None]:
         """Like :meth:`aligned_windows`, one Table per server message."""
         s, e, v = to_ns(start, "start"), to_ns(end, "end"), to_version(version)
         pw = to_point_width(point_width)
@@ -398,7 +398,7 @@ class AsyncStream:
         width: int,
         version: int = 0,
         schema: pa.Schema | None = STAT_F32_SCHEMA,
-    ) -> AsyncIterator[pa.Table]:
+    ) -> AsyncGenerator[pa.Table, None]:
         """Like :meth:`precise_windows`, one Table per server message."""
         s, e, v = to_ns(start, "start"), to_ns(end, "end"), to_version(version)
         w = to_width(width)
@@ -498,7 +498,7 @@ class AsyncStream:
 
     async def changes_iter(
         self, from_version: int, to_version: int = 0, resolution: int = 0
-    ) -> AsyncIterator[dict[str, int]]:
+    ) -> AsyncGenerator[dict[str, int], None]:
         """Like :meth:`changes`, yielding the ranges as the server sends them."""
         async with aclosing(self._changes_chunks(from_version, to_version, resolution)) as chunks:
             async for chunk in chunks:
@@ -507,7 +507,7 @@ class AsyncStream:
 
     async def _changes_chunks(
         self, from_version: int, to_version: int = 0, resolution: int = 0
-    ) -> AsyncIterator[list[dict[str, int]]]:
+    ) -> AsyncGenerator[list[dict[str, int]], None]:
         fv = _version_arg(from_version, "from_version")
         tv = _version_arg(to_version, "to_version")
         res = to_resolution(resolution)

@@ -97,7 +97,7 @@ class AsyncStreamSet:
         """The stream at a position, or with a UUID (``UUID`` or its string)."""
         if isinstance(key, int) and not isinstance(key, bool):
             return self._streams[key]
-        uuid = _as_uuid(key)
+        uuid = _as_uuid(key)  # type: ignore[arg-type]  # (bool was ruled out above)
         try:
             return self._by_uuid[uuid]
         except KeyError:
