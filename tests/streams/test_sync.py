@@ -163,3 +163,11 @@ def test_empty_streamset() -> None:
         empty.raw_values_aligned(0, 1)
     with pytest.raises(TypeError, match="Stream objects"):
         StreamSet(["x"])  # type: ignore[list-item]
+
+
+def test_stream_from_uuid_constructor(conn: Client, unique_collection: str) -> None:
+    made = _create(conn, unique_collection, name="ctor")
+    again = Stream(conn, uuid=str(made.uuid))
+    assert again.uuid == made.uuid and again.name == "ctor" and again == made
+    with pytest.raises(TypeError, match="uuid"):
+        Stream(conn)

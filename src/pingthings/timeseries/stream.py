@@ -40,11 +40,34 @@ class Stream:
     conn
         The synchronous :class:`~pingthings.timeseries.client.Client`.
     stream
-        The async stream this object wraps.
+        The async stream this object wraps. Alternatively give ``uuid`` (and any metadata
+        already known, as for :class:`AsyncStream`) and the async stream is made here.
     """
 
-    def __init__(self, conn: Client, stream: AsyncStream) -> None:
-        if not isinstance(stream, AsyncStream):
+    def __init__(
+        self,
+        conn: Client,
+        stream: AsyncStream | None = None,
+        uuid: UUID | str | None = None,
+        known_to_exist: bool = False,
+        collection: str | None = None,
+        tags: Mapping[str, str | None] | None = None,
+        annotations: Mapping[str, Any] | None = None,
+        property_version: int = 0,
+    ) -> None:
+        if stream is None:
+            if uuid is None:
+                raise TypeError("Stream needs either an AsyncStream or a uuid")
+            stream = AsyncStream(
+                conn.get_async_client(),
+                uuid if isinstance(uuid, UUID) else UUID(str(uuid)),
+                known_to_exist=known_to_exist,
+                collection=collection,
+                tags=tags,
+                annotations=annotations,
+                property_version=property_version,
+            )
+        elif not isinstance(stream, AsyncStream):
             raise TypeError(f"Stream wraps an AsyncStream, got {type(stream).__name__}")
         self._conn = conn
         self._stream = stream
