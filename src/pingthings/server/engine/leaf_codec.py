@@ -1,6 +1,6 @@
 """Compression of leaf blocks: sorted int64 times and float64 values.
 
-Layout of an encoded leaf (before zstd)::
+Layout of an encoded leaf body (before compression)::
 
     header  <B kind=1><B flags><B tplanes><B vplanes><I n><q t0><q step><q d0>
     times   tplanes byte planes of zigzag(delta-of-delta of (t - t0) / step), n - 2 entries
@@ -12,22 +12,21 @@ Layout of an encoded leaf (before zstd)::
   are used (flag 1), otherwise the float64 ones. Consecutive bit patterns are subtracted as integers (with
   wrap-around), zigzag-coded so small negative steps stay small, and split into byte planes; planes above
   the largest used byte are dropped. A noisy but slowly moving signal then leaves one or two busy planes.
-* The whole body is compressed once with zstd; a body that does not shrink is stored raw (flag 2).
+* The whole body is then compressed with LZ4 (see :mod:`.codec`).
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 import numpy as np
-import pyarrow as pa
+
+from pingthings.server.engine.codec import pack, unpack
 
 _HEADER = struct.Struct("<BBBBIqqq")
 KIND_LEAF = 1
 _FLAG_F32 = 1
-_FLAG_RAW = 2
-_CODEC = pa.Codec("zstd", compression_level=3)
-_SIZE = struct.Struct("<I")
 
 
 def _zigzag(d: np.ndarray) -> np.ndarray:
@@ -40,6 +39,32 @@ def _unzigzag(z: np.ndarray) -> np.ndarray:
     """Inverse of :func:`_zigzag`."""
     signed = z.view(z.dtype.str.replace("u", "i"))
     return (z >> 1).view(signed.dtype) ^ -(signed & 1)
+
+
+def _unzigzag_u64(z: np.ndarray) -> np.ndarray:
+    """Zigzag decoding of a uint64 array (also right for values zigzagged at 32 bits) into int64."""
+    out = z >> np.uint64(1)
+    out ^= np.uint64(0) - (z & np.uint64(1))
+    return out.view(np.int64)
+
+
+def _segmented_cumsum(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Running sum of int64 ``x`` (in place) that restarts at every index in ``starts`` (sorted, first 0).
+
+    Each segment's first element is reduced by the previous segment's total, so one plain cumsum does it;
+    int64 wrap-around cancels exactly.
+    """
+    if starts.size > 1:
+        totals = np.add.reduceat(x, starts)
+        x[starts[1:]] -= totals[:-1]
+    return np.cumsum(x, out=x)
+
+
+def _spread(per_segment: np.ndarray, starts: np.ndarray, total: int) -> np.ndarray:
+    """``np.repeat(per_segment, lengths)`` computed as a cumsum of the steps between segments."""
+    steps = np.zeros(total, dtype=np.int64)
+    steps[starts] = np.diff(per_segment, prepend=0)
+    return np.cumsum(steps, out=steps)
 
 
 def _planes(z: np.ndarray) -> tuple[int, bytes]:
@@ -92,40 +117,70 @@ def encode_leaf(times: np.ndarray, values: np.ndarray) -> bytes:
         np.subtract(bits[1:], bits[:-1], out=deltas[1:])
     vplanes, vbody = _planes(_zigzag(deltas))
     body = _HEADER.pack(KIND_LEAF, flags, tplanes, vplanes, n, t0, step, d0) + tbody + vbody
-    packed = _CODEC.compress(body, asbytes=True)
-    if len(packed) + _SIZE.size >= len(body):
-        return bytes([KIND_LEAF, _FLAG_RAW]) + body
-    return bytes([KIND_LEAF, 0]) + _SIZE.pack(len(body)) + packed
+    return pack(KIND_LEAF, body)
 
 
 def decode_leaf(block: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Decode a block made by :func:`encode_leaf` into ``(times, values)`` arrays."""
-    if block[1] & _FLAG_RAW:
-        body = memoryview(block)[2:]
+    return decode_leaves([block])
+
+
+def decode_leaves(blocks: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Decode many leaf blocks at once into the concatenation of their ``(times, values)``.
+
+    Only the byte planes are placed leaf by leaf; the zigzag decoding and the running sums that rebuild
+    times and values run once over all points, with each leaf's running sum restarted at its first point.
+    """
+    bodies = [unpack(b) for b in blocks]
+    if not bodies:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    heads = [_HEADER.unpack_from(body, 0) for body in bodies]
+    counts = [h[4] for h in heads]
+    total = sum(counts)
+    if total == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    tz = np.zeros((total, 8), dtype=np.uint8)
+    vz = np.zeros((total, 8), dtype=np.uint8)
+    first = 0
+    for body, (_, _, tplanes, vplanes, n, _, _, _) in zip(bodies, heads, strict=True):
+        off = _HEADER.size
+        if n >= 3 and tplanes:
+            planes = np.frombuffer(body, dtype=np.uint8, count=(n - 2) * tplanes, offset=off)
+            tz[first + 2 : first + n, :tplanes] = planes.reshape(tplanes, n - 2).T
+            off += (n - 2) * tplanes
+        if n and vplanes:
+            planes = np.frombuffer(body, dtype=np.uint8, count=n * vplanes, offset=off)
+            vz[first : first + n, :vplanes] = planes.reshape(vplanes, n).T
+        first += n
+    n_arr = np.array(counts, dtype=np.int64)
+    used = n_arr > 0
+    n_u = n_arr[used]
+    starts = np.zeros(n_u.size, dtype=np.int64)
+    np.cumsum(n_u[:-1], out=starts[1:])
+    head = np.array([h[5:8] for h in heads], dtype=np.int64)[used]  # t0, step, d0
+
+    # Times: second differences with d0 planted after each leaf start, then two segmented running sums.
+    z = _unzigzag_u64(tz.view(np.uint64).reshape(total))
+    two = n_u >= 2
+    z[starts[two] + 1] = head[two, 2]
+    offs = _segmented_cumsum(_segmented_cumsum(z, starts), starts)
+    steps = head[:, 1]
+    if (steps == steps[0]).all():
+        if steps[0] != 1:
+            offs *= steps[0]
     else:
-        (size,) = _SIZE.unpack_from(block, 2)
-        body = _CODEC.decompress(memoryview(block)[6:], decompressed_size=size, asbytes=True)
-    _, flags, tplanes, vplanes, n, t0, step, d0 = _HEADER.unpack_from(body, 0)
-    off = _HEADER.size
-    times = np.empty(n, dtype=np.int64)
-    if n:
-        times[0] = 0
-    if n >= 2:
-        gaps = np.empty(n - 1, dtype=np.int64)
-        gaps[0] = d0
-        if n >= 3:
-            dod = _unzigzag(_from_planes(body, off, n - 2, tplanes, "<u8"))
-            np.cumsum(dod, out=gaps[1:])
-            gaps[1:] += d0
-        np.cumsum(gaps, out=times[1:])
-        if step != 1:
-            times *= step
-    times += t0
-    off += (n - 2) * tplanes if n >= 3 else 0
-    if flags & _FLAG_F32:
-        deltas = _unzigzag(_from_planes(body, off, n, vplanes, "<u4"))
-        values = np.cumsum(deltas, dtype=np.int32).view(np.float32).astype(np.float64)
+        offs *= np.repeat(steps, n_u)
+    offs += _spread(head[:, 0], starts, total)
+
+    # Values: integer deltas whose first entry per leaf is the full bit pattern.
+    bits = _segmented_cumsum(_unzigzag_u64(vz.view(np.uint64).reshape(total)), starts)
+    f32 = np.array([h[1] & _FLAG_F32 for h in heads], dtype=bool)[used]
+    if f32.all():
+        values = bits.astype(np.uint32).view(np.float32).astype(np.float64)
+    elif not f32.any():
+        values = bits.view(np.float64)
     else:
-        deltas = _unzigzag(_from_planes(body, off, n, vplanes, "<u8"))
-        values = np.cumsum(deltas, dtype=np.int64).view(np.float64)
-    return times, values
+        rows32 = np.repeat(f32, n_u)
+        values = bits.view(np.float64).copy()
+        values[rows32] = bits[rows32].astype(np.uint32).view(np.float32).astype(np.float64)
+    return offs, values

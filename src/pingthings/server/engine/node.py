@@ -5,7 +5,7 @@ the generation (data version) at which the slot last changed, and count, min, ma
 squared deviations from the mean) of every point below it. Nodes are immutable once written; a write
 path copies a node (:meth:`Node.copy`), changes slots and stores the copy under a new address.
 
-Encoded form (before zstd): ``<B kind=2><B pad><H nslots><Q occupancy>`` then, for the occupied slots
+Encoded form (before compression): ``<B kind=2><B pad><H nslots><Q occupancy>`` then, for the occupied slots
 only, the arrays addr, gen, count (int64), leaf (uint8), min, max, sum, m2 (float64).
 """
 
@@ -14,14 +14,12 @@ from __future__ import annotations
 import struct
 
 import numpy as np
-import pyarrow as pa
 
+from pingthings.server.engine.codec import pack, unpack
 from pingthings.server.engine.layout import FANOUT
 
 KIND_NODE = 2
 _HEADER = struct.Struct("<BBHQ")
-_CODEC = pa.Codec("zstd", compression_level=3)
-_SIZE = struct.Struct("<I")
 _SLOT_BITS = np.left_shift(np.uint64(1), np.arange(FANOUT, dtype=np.uint64))
 
 
@@ -137,13 +135,12 @@ def encode_node(node: Node) -> bytes:
     # Generations of empty slots still matter to Changes (a deleted bucket keeps its stamp).
     parts.append(node.gen[~used].tobytes())
     body = b"".join(parts)
-    return bytes([KIND_NODE, 0]) + _SIZE.pack(len(body)) + _CODEC.compress(body, asbytes=True)
+    return pack(KIND_NODE, body)
 
 
 def decode_node(block: bytes) -> Node:
     """Inverse of :func:`encode_node`."""
-    (size,) = _SIZE.unpack_from(block, 2)
-    body = _CODEC.decompress(memoryview(block)[6:], decompressed_size=size, asbytes=True)
+    body = unpack(block)
     _, _, k, occupancy = _HEADER.unpack_from(body, 0)
     used = (np.uint64(occupancy) & _SLOT_BITS) != 0
     node = Node()

@@ -54,39 +54,35 @@ def _clip(t: np.ndarray, v: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, n
 
 def raw_values(reader: BlockReader, root: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
     """Every point with ``lo <= t < hi`` as fresh ``(times, values)`` arrays."""
-    addrs = leaf_addresses(reader, root, lo, hi)
-    if not addrs:
+    parts = [_clip(t, v, lo, hi) for t, v in reader.scan(leaf_addresses(reader, root, lo, hi))]
+    if not parts:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-    leaves = reader.leaves(addrs, cache=len(addrs) <= 64)
-    t = np.concatenate([leaf[0] for leaf in leaves])
-    v = np.concatenate([leaf[1] for leaf in leaves])
-    return _clip(t, v, lo, hi)
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def iter_raw_values(
     reader: BlockReader, root: int, lo: int, hi: int, chunk: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield the points with ``lo <= t < hi`` in chunks of at most ``chunk`` points."""
-    addrs = leaf_addresses(reader, root, lo, hi)
-    batch = 256
     buf_t: list[np.ndarray] = []
     buf_v: list[np.ndarray] = []
     held = 0
-    for i in range(0, len(addrs), batch):
-        for lt, lv in reader.leaves(addrs[i : i + batch], cache=False):
-            ct, cv = _clip(lt, lv, lo, hi)
-            if ct.size:
-                buf_t.append(ct)
-                buf_v.append(cv)
-                held += ct.size
+    for lt, lv in reader.scan(leaf_addresses(reader, root, lo, hi)):
+        ct, cv = _clip(lt, lv, lo, hi)
+        if ct.size:
+            buf_t.append(ct)
+            buf_v.append(cv)
+            held += ct.size
         while held >= chunk:
-            t = np.concatenate(buf_t)
-            v = np.concatenate(buf_v)
+            t = np.concatenate(buf_t) if len(buf_t) > 1 else buf_t[0]
+            v = np.concatenate(buf_v) if len(buf_v) > 1 else buf_v[0]
             yield t[:chunk], v[:chunk]
             buf_t, buf_v = [t[chunk:]], [v[chunk:]]
             held -= chunk
     if held:
-        yield np.concatenate(buf_t), np.concatenate(buf_v)
+        yield (np.concatenate(buf_t), np.concatenate(buf_v)) if len(buf_t) > 1 else (buf_t[0], buf_v[0])
 
 
 def collect_stats(
@@ -134,7 +130,7 @@ def collect_stats(
                 else:
                     nxt.append((int(node.addr[i]), pw - PW_STEP, b))
         frontier = nxt
-    for lt, lv in reader.leaves(leaf_addrs, cache=len(leaf_addrs) <= 64):
+    for lt, lv in reader.scan(leaf_addrs):
         ct, cv = _clip(lt, lv, lo, hi)
         out.add_points(key_of(ct), cv)
     return out
@@ -164,7 +160,7 @@ def count(reader: BlockReader, root: int, lo: int, hi: int) -> int:
                 else:
                     nxt.append((int(node.addr[i]), pw - PW_STEP, b))
         frontier = nxt
-    for lt, _ in reader.leaves(leaf_addrs):
+    for lt, _ in reader.scan(leaf_addrs):
         a, b = np.searchsorted(lt, [lo, hi])
         total += int(b - a)
     return total

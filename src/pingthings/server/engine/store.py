@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS engine_meta(key TEXT PRIMARY KEY, value INTEGER NOT N
 #: Bits of a block address that number blocks within one stream.
 SEQ_BITS = 40
 _IN_CHUNK = 900
+#: SQLite page size of a new database.
+PAGE_SIZE = 16384
 
 
 def stream_addr_range(sid: int) -> tuple[int, int]:
@@ -62,6 +64,9 @@ class BlockStore:
         self._conns_lock = threading.Lock()
         self._closed = False
         self._writer = self._connect()
+        # Only takes effect while the file is new. Leaf blocks are ~1.6 kB: 4 kB pages hold two of them and
+        # left 20 % of the file as slack (measured 4.1 vs 3.4 bytes per point with 16 kB pages).
+        self._writer.execute(f"PRAGMA page_size={PAGE_SIZE}")
         self._writer.execute("PRAGMA journal_mode=WAL")
         self._writer.executescript(_SCHEMA)
 

@@ -1,0 +1,166 @@
+"""Benchmark of the storage engine (pingthings.server.engine); prints figures, asserts nothing.
+
+Measures, on a synthetic 120 Hz PMU-like signal (see ``pmu_signal``):
+
+1. insert throughput: ``--points`` points in batches of ``--batch`` (target >= 3 M points/s);
+2. raw read of all of them into numpy, from a freshly opened engine (target >= 20 M points/s);
+3. an aligned-windows query returning 1,000 windows over ``--big-points`` points and over
+   ``--small-points`` points (target: time ratio <= 2);
+4. bytes per point on disk (SQLite file after a WAL checkpoint, all blocks, internal nodes and versions
+   included) for the ``--points`` stream (target <= 5.5).
+
+Wall time and process CPU time are both printed; on a shared machine trust the CPU time more.
+Example: ``python bench/engine.py --points 1000000 --big-points 10000000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from pingthings.server.engine import Engine
+
+RATE_HZ = 120
+T0 = 1_700_000_000 * 10**9  # 2023-11-14, on a whole second
+
+
+def pmu_signal(n: int, start_index: int = 0, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` samples of a 120 Hz PMU voltage-magnitude channel, starting at sample ``start_index``.
+
+    * Times: the ideal 120 Hz grid from T0 (k * 1e9 / 120 ns), rounded to whole microseconds as an IEEE
+      C37.118 FRACSEC with a 1 MHz time base is, plus a timing jitter of N(0, 1 us) rounded to whole us.
+    * Values: a 7,200 V (12.47 kV feeder, line to neutral) magnitude with a slow drift (a random walk of
+      0.02 V steps per sample plus a 2 V, 15-minute sinusoid of load variation) and white measurement noise
+      N(0, 0.5 V), then rounded to float32 as C37.118 floating-point phasors are.
+    """
+    rng = np.random.default_rng(seed + start_index)
+    k = np.arange(start_index, start_index + n, dtype=np.int64)
+    grid_us = (k * 1_000_000 + RATE_HZ // 2) // RATE_HZ
+    jitter_us = np.rint(rng.normal(0.0, 1.0, n)).astype(np.int64)
+    times = T0 + (grid_us + jitter_us) * 1000
+    seconds = k / RATE_HZ
+    drift = np.cumsum(rng.normal(0.0, 0.02, n)) + 2.0 * np.sin(2 * np.pi * seconds / 900.0)
+    values = (7200.0 + drift + rng.normal(0.0, 0.5, n)).astype(np.float32).astype(np.float64)
+    return times, values
+
+
+def batches(total: int, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The signal cut into insert batches."""
+    for first in range(0, total, size):
+        yield pmu_signal(min(size, total - first), first)
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, float, object]:
+    """(wall seconds, CPU seconds, result) of one call."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - w0, time.process_time() - c0, out
+
+
+def fill(engine: Engine, sid: bytes, total: int, batch: int) -> tuple[float, float]:
+    """Insert ``total`` points; returns (wall, cpu) seconds spent inside ``insert`` only."""
+    wall = cpu = 0.0
+    for t, v in batches(total, batch):
+        w, c, _ = timed(lambda t=t, v=v: engine.insert(sid, t, v))
+        wall += w
+        cpu += c
+    return wall, cpu
+
+
+def rate(n: int, seconds: float) -> str:
+    return f"{n / seconds / 1e6:8.2f} M points/s" if seconds > 0 else "inf"
+
+
+def bench_insert_read_size(workdir: Path, points: int, batch: int) -> None:
+    db = workdir / "insert.sqlite3"
+    sid = uuid.uuid4().bytes
+    with Engine(db) as engine:
+        engine.create_stream(sid)
+        wall, cpu = fill(engine, sid, points, batch)
+        print(f"insert {points:,} points in batches of {batch:,}:")
+        print(f"    wall {wall:7.2f} s  {rate(points, wall)}   cpu {cpu:7.2f} s  {rate(points, cpu)}")
+        engine.checkpoint()
+    size = sum(p.stat().st_size for p in workdir.glob("insert.sqlite3*"))
+    print(f"bytes per point on disk: {size / points:.3f} ({size:,} bytes, after a WAL checkpoint)")
+    with Engine(db) as engine:  # fresh process-level caches
+        start, end = T0 - 10**9, T0 + (points // RATE_HZ + 10) * 10**9
+        best = None
+        for _ in range(3):
+            w, c, out = timed(lambda: engine.raw_values(sid, start, end))
+            got = out[1].size  # type: ignore[index]
+            assert got == points, (got, points)
+            best = (w, c) if best is None or w < best[0] else best
+        assert best is not None
+        print(f"raw read of {points:,} points into numpy (best of 3, fresh engine):")
+        wall, cpu = best
+        print(f"    wall {wall:7.2f} s  {rate(points, wall)}   cpu {cpu:7.2f} s  {rate(points, cpu)}")
+
+
+def aligned_1000(engine: Engine, sid: bytes, points: int, repeats: int = 5) -> tuple[float, float, float]:
+    """(first-call wall, best wall, best cpu) of an aligned-windows query giving 1,000 windows."""
+    span = points * 10**9 // RATE_HZ
+    pw = max(0, math.ceil(math.log2(span / 1000)))
+    start = (T0 >> pw) << pw
+    end = start + 1000 * (1 << pw)
+    first = None
+    best = (math.inf, math.inf)
+    for _ in range(repeats):
+        w, c, out = timed(lambda: engine.aligned_windows(sid, start, end, pw))
+        windows = out[1]  # type: ignore[index]
+        assert 0 < len(windows) <= 1000
+        first = w if first is None else first
+        best = min(best, (w, c))
+    assert first is not None
+    print(
+        f"    {points:>13,} points: pw {pw}, {len(windows)} windows, first {first * 1e3:7.2f} ms, "
+        f"best wall {best[0] * 1e3:7.2f} ms, cpu {best[1] * 1e3:7.2f} ms"
+    )
+    return first, best[0], best[1]
+
+
+def bench_aligned(workdir: Path, small: int, big: int, batch: int) -> None:
+    print("aligned windows returning 1,000 windows:")
+    results = []
+    for n in (small, big):
+        db = workdir / f"aligned-{n}.sqlite3"
+        sid = uuid.uuid4().bytes
+        with Engine(db) as engine:
+            engine.create_stream(sid)
+            fill(engine, sid, n, batch)
+        with Engine(db) as engine:
+            results.append(aligned_1000(engine, sid, n))
+    (f_small, w_small, c_small), (f_big, w_big, c_big) = results
+    print(
+        f"    ratio big/small: first call {f_big / f_small:.2f}, best wall {w_big / w_small:.2f}, "
+        f"cpu {c_big / max(c_small, 1e-9):.2f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--points", type=int, default=10_000_000, help="points for insert/read/size")
+    parser.add_argument("--batch", type=int, default=50_000, help="points per insert")
+    parser.add_argument("--small-points", type=int, default=1_000_000, help="small stream of the ratio test")
+    parser.add_argument("--big-points", type=int, default=100_000_000, help="big stream of the ratio test")
+    parser.add_argument("--workdir", type=Path, default=None, help="where to put the databases")
+    args = parser.parse_args()
+    print(pmu_signal.__doc__)
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        work = Path(tmp)
+        print(f"pid {os.getpid()}, databases in {work}")
+        bench_insert_read_size(work, args.points, args.batch)
+        bench_aligned(work, args.small_points, args.big_points, args.batch)
+
+
+if __name__ == "__main__":
+    main()
