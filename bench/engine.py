@@ -107,8 +107,8 @@ def bench_insert_read_size(workdir: Path, points: int, batch: int) -> None:
 def aligned_1000(engine: Engine, sid: bytes, points: int, repeats: int = 5) -> tuple[float, float, float]:
     """(first-call wall, best wall, best cpu) of an aligned-windows query giving 1,000 windows."""
     span = points * 10**9 // RATE_HZ
-    pw = max(0, math.ceil(math.log2(span / 1000)))
-    start = (T0 >> pw) << pw
+    pw = max(0, math.floor(math.log2(span / 1002)))
+    start = ((T0 >> pw) + 1) << pw  # first whole window inside the data: all 1,000 windows hold points
     end = start + 1000 * (1 << pw)
     first = None
     best = (math.inf, math.inf)
