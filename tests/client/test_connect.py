@@ -126,3 +126,38 @@ def test_documented_import_path(server_endpoint: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "5"
+
+
+def start_server_process(data: Path, endpoint: str) -> subprocess.Popen[str]:
+    """``python -m pingthings.server`` on ``endpoint``; returns once it says it listens."""
+    command = [sys.executable, "-m", "pingthings.server", "--data", str(data), "--listen", endpoint]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # blocks until the server reports that it listens (or exits)
+    assert "listening" in line, f"server did not start: {line!r}"
+    return proc
+
+
+def stop_server_process(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_server_going_away_then_back(tmp_path: Path) -> None:
+    endpoint = f"127.0.0.1:{free_port()}"
+    proc = start_server_process(tmp_path / "data", endpoint)
+    try:
+        with pt.connect(endpoint=endpoint) as conn:
+            assert conn.info()["major_version"] == 5
+            stop_server_process(proc)
+            with pytest.raises(ConnectionError) as info:
+                conn.info()
+            assert endpoint in str(info.value)
+            proc = start_server_process(tmp_path / "data", endpoint)  # same port, same data
+            assert conn.info()["major_version"] == 5  # the same client reconnects
+    finally:
+        stop_server_process(proc)
