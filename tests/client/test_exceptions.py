@@ -114,3 +114,10 @@ def test_grpc_other_statuses() -> None:
     assert "ListUnits" in str(unimplemented)
     other = exc.error_from_grpc_status(13, "boom", "h:1")
     assert type(other) is exc.ServerError and other.code == 13
+
+
+def test_client_side_errors_show_no_server_code() -> None:
+    error = exc.InvalidArgumentError("device has unknown key 'x'")
+    assert str(error) == "device has unknown key 'x'"
+    assert error.code == exc.InvalidArgumentError.code  # still carries its category's code
+    assert str(exc.InvalidArgumentError("bad", 421)) == "[421] bad"

@@ -76,11 +76,14 @@ class PingThingsError(Exception):
     def __init__(self, message: str = "", code: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self._reported_code = code is not None
         if code is not None:
             self.code = int(code)
 
     def __str__(self) -> str:
-        if self.code is not None and self.code >= 400:
+        # A code the server reported is shown as "[404] ..."; a class default is not (the client
+        # raised the error itself, so no server code applies).
+        if getattr(self, "_reported_code", False) and self.code is not None and self.code >= 400:
             return f"[{self.code}] {self.message}"
         return self.message
 
