@@ -105,7 +105,8 @@ def encode_leaf(times: np.ndarray, values: np.ndarray) -> bytes:
         d0 = int(gaps[0])
         if n >= 3:
             tplanes, tbody = _planes(_zigzag(np.diff(gaps)))
-    v32 = values.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        v32 = values.astype(np.float32)
     if np.array_equal(v32.astype(np.float64), values):
         flags |= _FLAG_F32
         bits = v32.view(np.int32)
