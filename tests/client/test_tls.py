@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import pingthings.timeseries as pt
+from pingthings.timeseries import AsyncClient
 from pingthings.server import Server
 from pingthings.timeseries.exceptions import ConnectionError, PermissionDeniedError
 
@@ -56,3 +57,13 @@ def test_tls_failures_are_clear(tls_server: tuple[str, Path], monkeypatch: pytes
     assert endpoint in str(info.value)
     with pytest.raises(PermissionDeniedError):
         pt.connect(endpoint=endpoint, apikey="wrong", tls=True, ca_bundle=str(ca))
+
+
+@pytest.mark.anyio
+async def test_async_client_over_tls(tls_server: tuple[str, Path], anyio_backend: str) -> None:
+    endpoint, ca = tls_server
+    async with await AsyncClient.connect(
+        endpoint=endpoint, apikey=KEY, tls=True, ca_bundle=str(ca)
+    ) as client:
+        assert (await client.info())["major_version"] == 5
+        assert await client.list_collections("no-such-prefix/") == []
