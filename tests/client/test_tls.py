@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import pingthings.timeseries as pt
-from pingthings.timeseries import AsyncClient
 from pingthings.server import Server
+from pingthings.timeseries import AsyncClient
 from pingthings.timeseries.exceptions import ConnectionError, PermissionDeniedError
 
 trustme = pytest.importorskip("trustme")
