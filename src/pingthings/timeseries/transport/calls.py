@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 from h2.errors import ErrorCodes
 
 from .connection import Connection, StreamState
@@ -172,6 +173,8 @@ class Call:
 
     async def _receive(self) -> bytes | memoryview | None:
         """Return the next reply message, or None once the server ended the call with status OK."""
+        # Honour a pending cancellation even when a message is already queued (no scheduling cost).
+        await anyio.lowlevel.checkpoint_if_cancelled()
         while True:
             state, conn = self._state, self._conn
             assert state is not None and conn is not None
@@ -227,7 +230,8 @@ class Call:
             problem = check_response_headers(headers)
             if problem is not None:
                 raise GrpcStatusError(problem[0], problem[1], self._endpoint, self._method)
-        if state.reset_code is not None:
+        if state.reset_code is not None and not state.ended:
+            # A reset after END_STREAM (e.g. NO_ERROR: "stop sending") does not change the outcome.
             try:
                 reason = ErrorCodes(state.reset_code).name
             except ValueError:

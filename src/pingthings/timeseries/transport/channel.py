@@ -199,4 +199,3 @@ class Channel:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-

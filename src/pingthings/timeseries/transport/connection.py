@@ -143,7 +143,7 @@ class Connection:
         self._goaway = False
         self._closed = False
         self._ping_outstanding = False
-        self._last_ping = -MIN_PING_SPACING
+        self._last_ping: float | None = None
         self._retire_when_idle = False
 
     # ------------------------------------------------------------------ status
@@ -295,6 +295,12 @@ class Connection:
         key = 0 if state is None else state.stream_id
         try:
             while not ready() and self._failure is None:
+                if state is not None and state.unacked and not state.messages:
+                    # The caller has consumed everything received: give the credit back, or a message
+                    # larger than the window could never complete.
+                    self.acknowledge(state)
+                    await self.flush()
+                    continue
                 if self._closed:
                     self.fail(TransportError("channel closed", self.endpoint))
                     break
@@ -356,7 +362,7 @@ class Connection:
             )
             return
         now = anyio.current_time()
-        if now - self._last_ping >= MIN_PING_SPACING:
+        if self._last_ping is None or now - self._last_ping >= MIN_PING_SPACING:
             self._last_ping = now
             self._ping_outstanding = True
             self._h2.ping(b"pingthng")

@@ -80,6 +80,8 @@ class MessageReader:
 
     def _take(self, size: int) -> memoryview | bytes:
         """Remove and return the next ``size`` buffered bytes (a view when they lie in one chunk)."""
+        if size == 0:
+            return b""
         self._buffered -= size
         first = self._chunks[0]
         head = self._head

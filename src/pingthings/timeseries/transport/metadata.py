@@ -154,7 +154,8 @@ def check_response_headers(headers: dict[bytes, bytes]) -> tuple[int, str] | Non
         shown = http_status.decode(errors="replace")
         return int(grpc_status), f"server replied with HTTP status {shown}{detail}"
     content_type = headers.get(b"content-type", b"")
-    if not content_type.startswith(b"application/grpc"):
+    if not content_type.startswith(b"application/grpc") and b"grpc-status" not in headers:
+        # A trailers-only reply (some servers omit content-type there) is judged by its grpc-status.
         return (
             int(GrpcStatus.UNKNOWN),
             f"server replied with content-type {content_type.decode(errors='replace')!r}, "
