@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,22 @@ def test_server_going_away_then_back(tmp_path: Path) -> None:
             assert conn.info()["major_version"] == 5  # the same client reconnects
     finally:
         stop_server_process(proc)
+
+
+def test_peer_that_is_not_a_grpc_server(clean_env: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        endpoint = f"127.0.0.1:{listener.getsockname()[1]}"
+
+        def hang_up() -> None:
+            peer, _ = listener.accept()
+            peer.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            peer.close()
+
+        thread = threading.Thread(target=hang_up)
+        thread.start()
+        try:
+            with pytest.raises(ConnectionError) as info:
+                pt.connect(endpoint=endpoint, connect_timeout=5.0)
+        finally:
+            thread.join(10)
+    assert endpoint in str(info.value)

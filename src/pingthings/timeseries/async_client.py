@@ -40,7 +40,12 @@ from pingthings.timeseries._rpc import (
 from pingthings.timeseries.async_stream import AsyncStream
 from pingthings.timeseries.async_streamset import AsyncStreamSet
 from pingthings.timeseries.config import ConnectionSettings, parse_concurrency_limit, resolve_settings
-from pingthings.timeseries.exceptions import ConnectionError, InvalidOperation, PingThingsError
+from pingthings.timeseries.exceptions import (
+    ConnectionError,
+    InvalidOperation,
+    PermissionDeniedError,
+    PingThingsError,
+)
 from pingthings.timeseries.transport import Channel, ChannelError, client_ssl_context
 
 if TYPE_CHECKING:
@@ -209,12 +214,13 @@ class AsyncClient:
             await _close_quietly(channel)
             probe = _Probe(endpoint)
             error = translate_channel_error(exc, probe, "/v5api.BTrDB/Info")  # type: ignore[arg-type]
-            if isinstance(error, ConnectionError):
-                raise ConnectionError(
-                    f"could not connect to the server at {endpoint} ({settings.source}"
-                    f"{', TLS' if settings.tls else ', plaintext'}): {exc}"
-                ) from exc
-            raise error from exc
+            if isinstance(error, PermissionDeniedError):
+                raise error from exc
+            # Anything else (refused, TLS failure, not a BTrDB server, ...) is a failed connection.
+            raise ConnectionError(
+                f"could not connect to the server at {endpoint} ({settings.source}"
+                f"{', TLS' if settings.tls else ', plaintext'}): {exc}"
+            ) from exc
         except BaseException:
             await _close_quietly(channel)
             raise
