@@ -12,8 +12,9 @@ superblock and the stream row, so a version is either entirely present or absent
 in WAL mode makes every committed transaction survive a crash of the process (SIGKILL): the WAL is
 written before COMMIT returns and only the fsync is deferred, which matters for power loss alone.
 
-Reads run on one connection per thread (WAL readers never block the writer); writes share one connection
-under a lock, since SQLite admits one writer at a time anyway.
+Reads borrow a connection from a small pool (WAL readers never block the writer; a pool rather than one
+connection per thread, because worker threads come and go); writes share one connection under a lock,
+since SQLite admits one writer at a time anyway.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 _SCHEMA = """
@@ -40,6 +42,8 @@ SEQ_BITS = 40
 _IN_CHUNK = 900
 #: SQLite page size of a new database.
 PAGE_SIZE = 16384
+#: Read connections kept open for reuse.
+MAX_IDLE_READERS = 16
 
 
 def stream_addr_range(sid: int) -> tuple[int, int]:
@@ -59,7 +63,7 @@ class BlockStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._write_lock = threading.Lock()
-        self._local = threading.local()
+        self._idle: list[sqlite3.Connection] = []
         self._all_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._closed = False
@@ -78,69 +82,70 @@ class BlockStore:
             self._all_conns.append(conn)
         return conn
 
-    def _reader(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        """Borrow a read connection from the pool (threads come and go; connections stay few)."""
+        with self._conns_lock:
             if self._closed:
                 raise RuntimeError("the engine is closed")
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
             conn = self._connect()
-            self._local.conn = conn
-        return conn
+        try:
+            yield conn
+        finally:
+            with self._conns_lock:
+                keep = not self._closed and len(self._idle) < MAX_IDLE_READERS
+                if keep:
+                    self._idle.append(conn)
+                elif conn in self._all_conns:
+                    self._all_conns.remove(conn)
+            if not keep:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+
+    def _one(self, sql: str, params: Sequence[object]) -> tuple | None:
+        with self._reader() as conn:
+            return conn.execute(sql, params).fetchone()
 
     # ----------------------------------------------------------------- reads
     def read_blocks(self, addrs: Sequence[int]) -> dict[int, bytes]:
         """Fetch many blocks at once; missing addresses are absent from the result."""
-        conn = self._reader()
         out: dict[int, bytes] = {}
-        for i in range(0, len(addrs), _IN_CHUNK):
-            part = addrs[i : i + _IN_CHUNK]
-            marks = ",".join("?" * len(part))
-            out.update(conn.execute(f"SELECT addr, data FROM blocks WHERE addr IN ({marks})", part))
+        with self._reader() as conn:
+            for i in range(0, len(addrs), _IN_CHUNK):
+                part = addrs[i : i + _IN_CHUNK]
+                marks = ",".join("?" * len(part))
+                out.update(conn.execute(f"SELECT addr, data FROM blocks WHERE addr IN ({marks})", part))
         return out
 
     def load_stream(self, uuid: bytes) -> tuple[int, int, int] | None:
         """``(sid, latest, root)`` of a live stream, or None."""
-        row = self._reader().execute("SELECT sid, latest, root FROM streams WHERE uuid=?", (uuid,)).fetchone()
+        row = self._one("SELECT sid, latest, root FROM streams WHERE uuid=?", (uuid,))
         return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
     def superblock(self, sid: int, version: int) -> tuple[int, int] | None:
         """``(root, walltime)`` of one version, or None."""
-        row = (
-            self._reader()
-            .execute("SELECT root, walltime FROM superblocks WHERE sid=? AND version=?", (sid, version))
-            .fetchone()
-        )
+        row = self._one("SELECT root, walltime FROM superblocks WHERE sid=? AND version=?", (sid, version))
         return None if row is None else (int(row[0]), int(row[1]))
 
     def last_walltime(self, sid: int) -> int:
         """Commit wall time of the newest version of a stream."""
-        row = (
-            self._reader()
-            .execute("SELECT walltime FROM superblocks WHERE sid=? ORDER BY version DESC LIMIT 1", (sid,))
-            .fetchone()
-        )
+        row = self._one("SELECT walltime FROM superblocks WHERE sid=? ORDER BY version DESC LIMIT 1", (sid,))
         return int(row[0]) if row else 0
 
     def version_at(self, sid: int, wall_ns: int) -> int | None:
         """Newest version committed at or before ``wall_ns``, or None."""
-        row = (
-            self._reader()
-            .execute(
-                "SELECT version FROM superblocks WHERE sid=? AND walltime<=? ORDER BY version DESC LIMIT 1",
-                (sid, wall_ns),
-            )
-            .fetchone()
+        row = self._one(
+            "SELECT version FROM superblocks WHERE sid=? AND walltime<=? ORDER BY version DESC LIMIT 1",
+            (sid, wall_ns),
         )
         return None if row is None else int(row[0])
 
     def max_addr(self, sid: int) -> int:
         """Largest block address used by stream ``sid`` (or the range's first address minus one)."""
         lo, hi = stream_addr_range(sid)
-        row = (
-            self._reader()
-            .execute("SELECT max(addr) FROM blocks WHERE addr BETWEEN ? AND ?", (lo, hi))
-            .fetchone()
-        )
+        row = self._one("SELECT max(addr) FROM blocks WHERE addr BETWEEN ? AND ?", (lo, hi))
         return int(row[0]) if row and row[0] is not None else lo
 
     # ---------------------------------------------------------------- writes
@@ -226,7 +231,7 @@ class BlockStore:
         with self._write_lock:
             self._closed = True
             with self._conns_lock:
-                conns, self._all_conns = self._all_conns, []
+                conns, self._all_conns, self._idle = self._all_conns, [], []
             for conn in conns:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
