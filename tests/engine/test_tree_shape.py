@@ -103,3 +103,24 @@ def test_leaf_codec_batch_decoding_mixes_layouts() -> None:
     got_t, got_v = decode_leaves([encode_leaf(t, v) for t, v in leaves])
     np.testing.assert_array_equal(got_t, np.concatenate([t for t, _ in leaves]))
     np.testing.assert_array_equal(got_v, np.concatenate([v for _, v in leaves]))
+
+
+def test_statistics_match_numpy_on_offset_noisy_signal(engine: Engine, stream: bytes) -> None:
+    # A large offset with small noise (mean/stddev = 1e6) is where a sum-of-squares variance would keep
+    # only 4 digits. Slot means are float64, so the error grows like 1e-16 * mean / stddev.
+    rng = np.random.default_rng(11)
+    t = 10**18 + np.arange(300_000, dtype=np.int64) * PERIOD + rng.integers(-1000, 1000, 300_000)
+    v = 1e6 + rng.normal(0.0, 1.0, t.size)
+    engine.insert(stream, t, v)
+    for pw in (27, 33, 38, 44):
+        end = ((int(t[-1]) >> pw) + 1) << pw  # past the last point's window (end is rounded down)
+        _, w = engine.aligned_windows(stream, int(t[0]), end, pw)
+        keys = t >> pw
+        starts = np.flatnonzero(np.diff(keys, prepend=keys[0] - 1))
+        np.testing.assert_array_equal(w.time, keys[starts] << pw)
+        groups = np.split(v, starts[1:])
+        np.testing.assert_array_equal(w.count, [g.size for g in groups])
+        np.testing.assert_allclose(w.mean, [g.mean() for g in groups], rtol=1e-12)
+        np.testing.assert_allclose(w.stddev, [g.std() for g in groups], rtol=1e-9)
+        np.testing.assert_array_equal(w.min, [g.min() for g in groups])
+        np.testing.assert_array_equal(w.max, [g.max() for g in groups])

@@ -4,6 +4,10 @@ Partial statistics ("contributions") are tuples of arrays ``(key, count, min, ma
 that lies inside one window, or a single raw point (count 1, m2 0). Contributions with the same key are
 merged with Chan's parallel formula ``M2 = Σ M2_i + Σ n_i (mean_i − mean)²``, which for raw points is the
 exact two-pass sum of squared deviations.
+
+Accuracy: slot means are float64 quotients ``sum / count``, each off by about one ulp of the mean, so the
+relative error of a combined standard deviation is about ``1e-16 * |mean| / stddev`` (1e-10 for a signal
+whose noise is a millionth of its level), against the numpy two-pass result.
 """
 
 from __future__ import annotations
