@@ -42,10 +42,17 @@ def _unzigzag(z: np.ndarray) -> np.ndarray:
 
 
 def _unzigzag_u64(z: np.ndarray) -> np.ndarray:
-    """Zigzag decoding of a uint64 array (also right for values zigzagged at 32 bits) into int64."""
-    out = z >> np.uint64(1)
-    out ^= np.uint64(0) - (z & np.uint64(1))
-    return out.view(np.int64)
+    """Zigzag decoding of a uint64 array (also right for values zigzagged at 32 bits) into int64.
+
+    ``z`` is used as scratch space. Written with in-place signed operations: the textbook
+    ``(z >> 1) ^ (0 - (z & 1))`` on uint64 measured 8x slower in numpy.
+    """
+    out = (z >> np.uint64(1)).view(np.int64)
+    sign = z.view(np.int64)
+    sign &= 1
+    np.negative(sign, out=sign)
+    out ^= sign
+    return out
 
 
 def _segmented_cumsum(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -164,14 +171,23 @@ def decode_leaves(blocks: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     z = _unzigzag_u64(tz.view(np.uint64).reshape(total))
     two = n_u >= 2
     z[starts[two] + 1] = head[two, 2]
-    offs = _segmented_cumsum(_segmented_cumsum(z, starts), starts)
-    steps = head[:, 1]
-    if (steps == steps[0]).all():
-        if steps[0] != 1:
-            offs *= steps[0]
+    gaps = _segmented_cumsum(z, starts)  # per leaf: 0, d0, d0 + dod0, ...
+    t0, steps = head[:, 0], head[:, 1]
+    step = int(steps[0])
+    rem = t0 % step
+    if (steps == step).all() and (rem == rem[0]).all():
+        # Common case (one step, e.g. whole microseconds): count in steps from 0 and plant each t0 // step
+        # at its leaf start, so one running sum gives the times without a per-point addition of t0.
+        gaps[starts] = t0 // step
+        offs = _segmented_cumsum(gaps, starts)
+        if step != 1:
+            offs *= step
+        if rem[0]:
+            offs += rem[0]
     else:
+        offs = _segmented_cumsum(gaps, starts)
         offs *= np.repeat(steps, n_u)
-    offs += _spread(head[:, 0], starts, total)
+        offs += _spread(t0, starts, total)
 
     # Values: integer deltas whose first entry per leaf is the full bit pattern.
     bits = _segmented_cumsum(_unzigzag_u64(vz.view(np.uint64).reshape(total)), starts)
