@@ -7,12 +7,16 @@ from pathlib import Path
 
 import pytest
 import trustme
-from grpc_test_servers import ServerThread, running
-
-SERVER_KINDS = ["grpclib", "grpcio"]
+from grpc_test_servers import SERVER_KINDS_FOR_TESTS, ServerThread, running
 
 
-@pytest.fixture(scope="module", params=SERVER_KINDS)
+@pytest.fixture(params=SERVER_KINDS_FOR_TESTS)
+def server_kind(request: pytest.FixtureRequest) -> str:
+    """Each kind of test server, for tests that start and stop servers themselves."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="module", params=SERVER_KINDS_FOR_TESTS)
 def server(request: pytest.FixtureRequest) -> Iterator[ServerThread]:
     """A plain-text test server of each kind, shared by the tests of one module."""
     with running(request.param) as srv:

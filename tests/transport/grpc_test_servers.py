@@ -35,6 +35,7 @@ import grpclib.server
 from grpclib.const import Cardinality, Status
 
 SERVICE = "pingthings.test.Echo"
+SERVER_KINDS_FOR_TESTS = ["grpclib", "grpcio"]
 
 
 def method(name: str) -> str:
@@ -159,6 +160,26 @@ class _GrpclibEcho:
             method("Hang"): handler(self.hang, Cardinality.UNARY_UNARY),
             method("Bidi"): handler(self.bidi, Cardinality.STREAM_STREAM),
         }
+
+
+class _ClosingGrpclibServer(grpclib.server.Server):
+    """grpclib's ``close()`` leaves client connections open; this one remembers them so that stopping the
+    server closes them too, as the end of a server process would."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.transports: list[asyncio.BaseTransport] = []
+
+    def _protocol_factory(self) -> Any:
+        protocol = super()._protocol_factory()
+        connection_made = protocol.connection_made
+
+        def remember(transport: asyncio.BaseTransport) -> None:
+            self.transports.append(transport)
+            connection_made(transport)
+
+        protocol.connection_made = remember  # type: ignore[method-assign]
+        return protocol
 
 
 # ---------------------------------------------------------------------- grpcio (asyncio API)
@@ -296,7 +317,7 @@ class ServerThread:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             _load_cert(context, *self._tls)
             context.set_alpn_protocols(["h2"])
-        server = grpclib.server.Server([_GrpclibEcho(self.probe)], codec=_RawCodec())
+        server = _ClosingGrpclibServer([_GrpclibEcho(self.probe)], codec=_RawCodec())
         await server.start(sock=sock, ssl=context)
         self._ready.set()
         try:
@@ -304,6 +325,8 @@ class ServerThread:
         finally:
             server.close()
             await server.wait_closed()
+            for transport in server.transports:
+                transport.close()
 
     async def _serve_grpcio(self) -> None:
         server = grpc.aio.server()

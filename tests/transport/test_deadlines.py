@@ -1,0 +1,62 @@
+"""Deadlines: expiry raises DEADLINE_EXCEEDED (4), resets the call and keeps the connection."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from grpc_test_servers import ServerThread, method, stream_message, stream_request
+
+from pingthings.timeseries.transport import Channel, GrpcStatusError
+
+pytestmark = pytest.mark.anyio
+
+
+async def _server_saw_cancellations(server: ServerThread, count: int) -> bool:
+    return await anyio.to_thread.run_sync(server.probe.wait_for, "cancelled", count)
+
+
+async def test_unary_deadline(server: ServerThread) -> None:
+    before = server.probe.cancelled
+    async with Channel("127.0.0.1", server.port) as ch:
+        started = anyio.current_time()
+        with pytest.raises(GrpcStatusError) as info:
+            await ch.unary(method("Hang"), b"", timeout=0.3)
+        elapsed = anyio.current_time() - started
+        assert await _server_saw_cancellations(server, before + 1)
+        assert await ch.unary(method("Unary"), b"a") == b"echo:a"
+    assert info.value.status == 4
+    assert "DEADLINE_EXCEEDED (4)" in str(info.value) and "0.3s" in str(info.value)
+    assert 0.3 <= elapsed < 5
+
+
+async def test_stream_deadline_after_some_messages(server: ServerThread) -> None:
+    before = server.probe.cancelled
+    received = []
+    async with Channel("127.0.0.1", server.port) as ch:
+        with pytest.raises(GrpcStatusError) as info:
+            request = stream_request(3, 50, then="hang")
+            async with ch.server_stream(method("Stream"), request, timeout=0.5) as messages:
+                async for message in messages:
+                    received.append(bytes(message))
+        assert await _server_saw_cancellations(server, before + 1)
+        assert await ch.unary(method("Unary"), b"b") == b"echo:b"
+        assert ch._conn is not None and not ch._conn.streams
+    assert received == [stream_message(i, 50) for i in range(3)]
+    assert info.value.status == 4
+
+
+async def test_bidi_deadline_while_waiting_for_replies(server: ServerThread) -> None:
+    async with Channel("127.0.0.1", server.port) as ch:
+        with pytest.raises(GrpcStatusError) as info:
+            async with ch.bidi(method("Bidi"), timeout=0.3) as call:
+                await call.send(b"m")
+                assert bytes(await call.__anext__()) == b"re:m"
+                await call.__anext__()  # the server waits for more requests: the deadline passes
+        assert await ch.unary(method("Unary"), b"c") == b"echo:c"
+    assert info.value.status == 4
+
+
+async def test_deadline_does_not_fire_for_fast_calls(server: ServerThread) -> None:
+    async with Channel("127.0.0.1", server.port) as ch:
+        for index in range(20):
+            assert await ch.unary(method("Unary"), b"%d" % index, timeout=10) == b"echo:%d" % index
