@@ -109,6 +109,12 @@ class EngineMachine(RuleBasedStateMachine):
         got = self.engine.insert(self.sid, np.array(times, dtype=np.int64), np.array(values), policy, bits)
         assert got == self.model.insert(times, values, policy, bits)
 
+    @rule()
+    def reopen(self) -> None:
+        """Close and reopen the database: everything must come back from disk alone."""
+        self.engine.close()
+        self.engine = Engine(Path(self.tmp.name) / "e.sqlite3")
+
     @rule(r=ranges())
     def delete(self, r: tuple[int, int]) -> None:
         assert self.engine.delete(self.sid, *r) == self.model.delete(*r)
