@@ -12,6 +12,9 @@ Clients measured, one after the other, each making ``N`` sequential Info calls `
 
 Prints the median µs per call over the repeats (wall clock) and the client process's CPU µs per
 call (``time.process_time``), which is the steadier figure on a busy machine.
+
+``--concurrent K`` also measures throughput with K calls in flight (K tasks on one AsyncClient,
+K threads sharing one sync Client, K threads sharing one btrdb connection).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 
@@ -134,6 +138,53 @@ def bench_btrdb(endpoint: str, calls: int, repeats: int) -> Result | None:
             db.ep.channel.close()  # type: ignore[attr-defined]
 
 
+def throughput_sync(endpoint: str, calls: int, workers: int) -> float:
+    with (
+        Client.connect(endpoint=endpoint, concurrency_limit=workers) as conn,
+        ThreadPoolExecutor(workers) as pool,
+    ):
+        list(pool.map(lambda _: conn.info(), range(workers)))
+        start = time.perf_counter()
+        list(pool.map(lambda _: conn.info(), range(calls)))
+        return calls / (time.perf_counter() - start)
+
+
+def throughput_async(endpoint: str, calls: int, workers: int, backend: str) -> float:
+    async def main() -> float:
+        async with await AsyncClient.connect(endpoint=endpoint, concurrency_limit=workers) as client:
+            await client.info()
+            per_task = max(1, calls // workers)
+
+            async def worker() -> None:
+                for _ in range(per_task):
+                    await client.info()
+
+            start = time.perf_counter()
+            async with anyio.create_task_group() as group:
+                for _ in range(workers):
+                    group.start_soon(worker)
+            return per_task * workers / (time.perf_counter() - start)
+
+    return anyio.run(main, backend=backend)
+
+
+def throughput_btrdb(endpoint: str, calls: int, workers: int) -> float | None:
+    try:
+        import warnings
+
+        import btrdb
+    except ImportError:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        db = btrdb.connect(endpoint)
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda _: db.info(), range(workers)))
+        start = time.perf_counter()
+        list(pool.map(lambda _: db.info(), range(calls)))
+        return calls / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -141,6 +192,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000, help="sequential Info calls per repeat")
     parser.add_argument("--repeats", type=int, default=5, help="repeats; the median is printed")
     parser.add_argument("--endpoint", help="use this running server instead of starting one")
+    parser.add_argument("--concurrent", type=int, default=0, help="also measure K calls in flight")
     args = parser.parse_args()
     if args.calls < 1 or args.repeats < 1:
         parser.error("--calls and --repeats must be at least 1")
@@ -160,6 +212,17 @@ def main() -> None:
             else:
                 wall, cpu = result
                 print(f"{label:<40} {wall:>9.1f} µs/call wall {cpu:>9.1f} µs/call client CPU")
+        if args.concurrent > 0:
+            k, n = args.concurrent, args.calls * args.repeats
+            print(f"Throughput with {k} calls in flight ({n} calls)")
+            rates: list[tuple[str, float | None]] = [
+                (f"pingthings Client, {k} threads", throughput_sync(endpoint, n, k)),
+                (f"pingthings AsyncClient asyncio, {k} tasks", throughput_async(endpoint, n, k, "asyncio")),
+                (f"pingthings AsyncClient trio, {k} tasks", throughput_async(endpoint, n, k, "trio")),
+                (f"btrdb 5.x (grpcio), {k} threads", throughput_btrdb(endpoint, n, k)),
+            ]
+            for label, rate in rates:
+                print(f"{label:<40} " + ("(not installed)" if rate is None else f"{rate:>9,.0f} calls/s"))
 
 
 if __name__ == "__main__":
