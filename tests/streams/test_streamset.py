@@ -145,8 +145,8 @@ async def test_arrow_and_protobuf_paths_agree(server_endpoint: str, unique_colle
         snapped = await sset.raw_values_aligned(start, end, 1000.0)
         assert_tables_equal(snapped, await same.raw_values_aligned(start, end, 1000.0))
         for method, width in (("aligned_windows", 21), ("precise_windows", 1_234_567)):
-            got = await getattr(sset, method)(start, end, width, schema=STAT_F64_SCHEMA)
-            want = await getattr(same, method)(start, end, width, schema=STAT_F64_SCHEMA)
+            got = await getattr(sset, method)(start, end, width, single_stream_schema=STAT_F64_SCHEMA)
+            want = await getattr(same, method)(start, end, width, single_stream_schema=STAT_F64_SCHEMA)
             for x, y in zip(got, want, strict=True):
                 assert x.equals(y), method
     finally:

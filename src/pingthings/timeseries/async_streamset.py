@@ -280,13 +280,18 @@ class AsyncStreamSet:
         end: Any,
         point_width: int,
         versions: VersionsArg = None,
-        schema: pa.Schema | None = STAT_F32_SCHEMA,
+        single_stream_schema: pa.Schema | None = STAT_F32_SCHEMA,
         progress: bool = False,
     ) -> list[pa.Table]:
-        """:meth:`AsyncStream.aligned_windows` for every stream; one Table per stream, in order."""
+        """:meth:`AsyncStream.aligned_windows` for every stream; one Table per stream, in order.
+
+        ``single_stream_schema`` is the schema each table is cast to (default ``STAT_F32_SCHEMA``;
+        ``None`` keeps the server's float64). A stream without data in the range gets an empty
+        table of that schema (never ``None``).
+        """
         s, e, vs = to_ns(start, "start"), to_ns(end, "end"), self._versions(versions)
         pairs = zip(self._streams, vs, strict=True)
-        calls = [(st.aligned_windows, s, e, point_width, v, schema) for st, v in pairs]
+        calls = [(st.aligned_windows, s, e, point_width, v, single_stream_schema) for st, v in pairs]
         return await self._fan("aligned windows", calls, progress)
 
     async def precise_windows(
@@ -295,13 +300,19 @@ class AsyncStreamSet:
         end: Any,
         width: int,
         versions: VersionsArg = None,
-        schema: pa.Schema | None = STAT_F32_SCHEMA,
+        single_stream_schema: pa.Schema | None = STAT_F32_SCHEMA,
         progress: bool = False,
     ) -> list[pa.Table]:
-        """:meth:`AsyncStream.precise_windows` for every stream; one Table per stream, in order."""
+        """:meth:`AsyncStream.precise_windows` for every stream; one Table per stream, in order.
+
+        ``single_stream_schema`` as for :meth:`aligned_windows`.
+        """
         s, e, vs = to_ns(start, "start"), to_ns(end, "end"), self._versions(versions)
         w = to_width(width)
-        calls = [(st.precise_windows, s, e, w, v, schema) for st, v in zip(self._streams, vs, strict=True)]
+        calls = [
+            (st.precise_windows, s, e, w, v, single_stream_schema)
+            for st, v in zip(self._streams, vs, strict=True)
+        ]
         return await self._fan("precise windows", calls, progress)
 
     async def windowed_values(
@@ -310,15 +321,17 @@ class AsyncStreamSet:
         end: Any,
         width: int,
         versions: VersionsArg = None,
-        schema: pa.Schema | None = STAT_F32_SCHEMA,
+        single_stream_schema: pa.Schema | None = STAT_F32_SCHEMA,
         progress: bool = False,
     ) -> list[pa.Table]:
         """Statistics per stream: aligned windows when ``width`` is a power of two (``2**pw`` ns),
         precise windows of ``width`` ns otherwise."""
         w = to_width(width)
         if w & (w - 1) == 0:
-            return await self.aligned_windows(start, end, w.bit_length() - 1, versions, schema, progress)
-        return await self.precise_windows(start, end, w, versions, schema, progress)
+            return await self.aligned_windows(
+                start, end, w.bit_length() - 1, versions, single_stream_schema, progress
+            )
+        return await self.precise_windows(start, end, w, versions, single_stream_schema, progress)
 
     async def count(
         self,

@@ -175,11 +175,13 @@ class StreamSet:
         end: Any,
         point_width: int,
         versions: VersionsArg = None,
-        schema: pa.Schema | None = STAT_F32_SCHEMA,
+        single_stream_schema: pa.Schema | None = STAT_F32_SCHEMA,
         progress: bool = False,
     ) -> list[pa.Table]:
         """Aligned-window statistics, one Table per stream."""
-        return self._call("aligned_windows", start, end, point_width, versions, schema, progress)
+        return self._call(
+            "aligned_windows", start, end, point_width, versions, single_stream_schema, progress
+        )
 
     def precise_windows(
         self,
@@ -187,11 +189,11 @@ class StreamSet:
         end: Any,
         width: int,
         versions: VersionsArg = None,
-        schema: pa.Schema | None = STAT_F32_SCHEMA,
+        single_stream_schema: pa.Schema | None = STAT_F32_SCHEMA,
         progress: bool = False,
     ) -> list[pa.Table]:
         """Precise-window statistics, one Table per stream."""
-        return self._call("precise_windows", start, end, width, versions, schema, progress)
+        return self._call("precise_windows", start, end, width, versions, single_stream_schema, progress)
 
     def windowed_values(
         self,
@@ -199,11 +201,11 @@ class StreamSet:
         end: Any,
         width: int,
         versions: VersionsArg = None,
-        schema: pa.Schema | None = STAT_F32_SCHEMA,
+        single_stream_schema: pa.Schema | None = STAT_F32_SCHEMA,
         progress: bool = False,
     ) -> list[pa.Table]:
         """Aligned windows for a power-of-two ``width``, precise windows otherwise; one Table per stream."""
-        return self._call("windowed_values", start, end, width, versions, schema, progress)
+        return self._call("windowed_values", start, end, width, versions, single_stream_schema, progress)
 
     def count(
         self,
