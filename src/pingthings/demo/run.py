@@ -194,7 +194,7 @@ def _statistics(conn: Client, streams: dict[StreamSpec, Stream], end_ns: int,
     echo(report.heading("3. Statistics over the whole range, from the tree's summaries"))
     streamset = conn.streamset_from_uuids([stream.uuid for stream in streams.values()])
     began = time.perf_counter()
-    tables = streamset.aligned_windows(DEMO_START_NS, end_ns, STATS_POINT_WIDTH, schema=None)
+    tables = streamset.aligned_windows(DEMO_START_NS, end_ns, STATS_POINT_WIDTH, single_stream_schema=None)
     elapsed_ms = (time.perf_counter() - began) * 1e3
     by_uuid = dict(zip((s.uuid for s in streamset), tables, strict=True))
     n_windows = sum(t.num_rows for t in tables if t is not None)
@@ -286,7 +286,8 @@ def _plot(conn: Client, streams: dict[StreamSpec, Stream], end_ns: int, path: Pa
     for quantity in ("voltage", "current"):
         specs = [s for s in STREAMS if s.quantity == quantity and s.kind == "magnitude"]
         streamset = conn.streamset_from_uuids([streams[s].uuid for s in specs])
-        tables = streamset.aligned_windows(DEMO_START_NS, end_ns, PLOT_POINT_WIDTH, schema=None)
+        tables = streamset.aligned_windows(DEMO_START_NS, end_ns, PLOT_POINT_WIDTH,
+                                          single_stream_schema=None)
         envelopes = [report.envelope(spec.label, spec.unit.symbol, table)
                      for spec, table in zip(specs, tables, strict=True) if table is not None]
         panels.append((f"{quantity} magnitude, windows of {report.duration(2**PLOT_POINT_WIDTH)}", envelopes))
