@@ -266,3 +266,15 @@ def test_reopen_keeps_every_version(tmp_path: Path) -> None:
             np.testing.assert_array_equal(eng.raw_values(sid, 0, 10**12, version=11 + i)[1], expected)
         assert eng.count(sid)[1] == sum(int((b >= 10**11).sum()) for b in batches)
         assert eng.insert(sid, *pts(5)) == 16, "writes continue after reopening"
+
+
+def test_refuses_a_database_in_another_block_format(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "engine.sqlite3"
+    Engine(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE engine_meta SET value = value + 1 WHERE key = 'format'")
+    conn.close()
+    with pytest.raises(RuntimeError, match="block format"):
+        Engine(path)

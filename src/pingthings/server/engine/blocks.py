@@ -139,3 +139,23 @@ class BlockReader:
             except KeyError as exc:
                 raise MissingBlock(exc.args[0]) from None
             yield decode_leaves(blocks)
+
+    def read_into(
+        self, addrs: Sequence[int], counts: Sequence[int], batch: int = 128
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Decode leaves whose point counts are known straight into two preallocated arrays."""
+        total = int(sum(counts))
+        out_t = np.empty(total, dtype=np.int64)
+        out_v = np.empty(total, dtype=np.float64)
+        pos = 0
+        for i in range(0, len(addrs), batch):
+            part = addrs[i : i + batch]
+            size = int(sum(counts[i : i + batch]))
+            raw = self.store.read_blocks(part)
+            try:
+                blocks = [raw[a] for a in part]
+            except KeyError as exc:
+                raise MissingBlock(exc.args[0]) from None
+            decode_leaves(blocks, (out_t[pos : pos + size], out_v[pos : pos + size]))
+            pos += size
+        return out_t, out_v

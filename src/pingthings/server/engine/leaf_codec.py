@@ -55,16 +55,16 @@ def _unzigzag_u64(z: np.ndarray) -> np.ndarray:
     return out
 
 
-def _segmented_cumsum(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
+def _segmented_cumsum(x: np.ndarray, starts: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Running sum of int64 ``x`` (in place) that restarts at every index in ``starts`` (sorted, first 0).
 
     Each segment's first element is reduced by the previous segment's total, so one plain cumsum does it;
-    int64 wrap-around cancels exactly.
+    int64 wrap-around cancels exactly. The result goes to ``out`` when given.
     """
     if starts.size > 1:
         totals = np.add.reduceat(x, starts)
         x[starts[1:]] -= totals[:-1]
-    return np.cumsum(x, out=x)
+    return np.cumsum(x, out=x if out is None else out)
 
 
 def _spread(per_segment: np.ndarray, starts: np.ndarray, total: int) -> np.ndarray:
@@ -133,11 +133,14 @@ def decode_leaf(block: bytes) -> tuple[np.ndarray, np.ndarray]:
     return decode_leaves([block])
 
 
-def decode_leaves(blocks: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+def decode_leaves(
+    blocks: Sequence[bytes], out: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Decode many leaf blocks at once into the concatenation of their ``(times, values)``.
 
     Only the byte planes are placed leaf by leaf; the zigzag decoding and the running sums that rebuild
     times and values run once over all points, with each leaf's running sum restarted at its first point.
+    ``out`` (two arrays of exactly the total length) receives the result instead of new arrays.
     """
     bodies = [unpack(b) for b in blocks]
     if not bodies:
@@ -145,6 +148,8 @@ def decode_leaves(blocks: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     heads = [_HEADER.unpack_from(body, 0) for body in bodies]
     counts = [h[4] for h in heads]
     total = sum(counts)
+    if out is not None and not (out[0].size == out[1].size == total):
+        raise ValueError(f"leaves hold {total} points, output has room for {out[0].size}")
     if total == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
     tz = np.zeros((total, 8), dtype=np.uint8)
@@ -179,19 +184,23 @@ def decode_leaves(blocks: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
         # Common case (one step, e.g. whole microseconds): count in steps from 0 and plant each t0 // step
         # at its leaf start, so one running sum gives the times without a per-point addition of t0.
         gaps[starts] = t0 // step
-        offs = _segmented_cumsum(gaps, starts)
+        offs = _segmented_cumsum(gaps, starts, None if out is None else out[0])
         if step != 1:
             offs *= step
         if rem[0]:
             offs += rem[0]
     else:
-        offs = _segmented_cumsum(gaps, starts)
+        offs = _segmented_cumsum(gaps, starts, None if out is None else out[0])
         offs *= np.repeat(steps, n_u)
         offs += _spread(t0, starts, total)
 
     # Values: integer deltas whose first entry per leaf is the full bit pattern.
     bits = _segmented_cumsum(_unzigzag_u64(vz.view(np.uint64).reshape(total)), starts)
     f32 = np.array([h[1] & _FLAG_F32 for h in heads], dtype=bool)[used]
+    if out is not None and (f32.all() or not f32.any()):
+        narrow = bits.astype(np.uint32).view(np.float32) if f32.all() else bits.view(np.float64)
+        np.copyto(out[1], narrow)
+        return offs, out[1]
     if f32.all():
         values = bits.astype(np.uint32).view(np.float32).astype(np.float64)
     elif not f32.any():
@@ -200,4 +209,7 @@ def decode_leaves(blocks: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
         rows32 = np.repeat(f32, n_u)
         values = bits.view(np.float64).copy()
         values[rows32] = bits[rows32].astype(np.uint32).view(np.float32).astype(np.float64)
+    if out is not None:
+        np.copyto(out[1], values)
+        return offs, out[1]
     return offs, values

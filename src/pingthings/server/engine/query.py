@@ -25,9 +25,14 @@ def _slot_range(start: int, pw: int, lo: int, hi: int) -> tuple[int, int]:
 
 def leaf_addresses(reader: BlockReader, root: int, lo: int, hi: int) -> list[int]:
     """Addresses of every leaf overlapping ``[lo, hi)``, in time order."""
+    return [a for a, _ in leaves_with_counts(reader, root, lo, hi)]
+
+
+def leaves_with_counts(reader: BlockReader, root: int, lo: int, hi: int) -> list[tuple[int, int]]:
+    """``(address, point count)`` of every leaf overlapping ``[lo, hi)``, in time order."""
     if not root:
         return []
-    found: list[tuple[int, int]] = []
+    found: list[tuple[int, int, int]] = []
     frontier = [(root, ROOT_PW, ROOT_START)]
     while frontier:
         nodes = reader.nodes([a for a, _, _ in frontier])
@@ -39,12 +44,12 @@ def leaf_addresses(reader: BlockReader, root: int, lo: int, hi: int) -> list[int
             for i in (np.flatnonzero(node.addr[first : last + 1]) + first).tolist():
                 bs = start + (i << pw)
                 if node.leaf[i]:
-                    found.append((bs, int(node.addr[i])))
+                    found.append((bs, int(node.addr[i]), int(node.count[i])))
                 else:
                     nxt.append((int(node.addr[i]), pw - PW_STEP, bs))
         frontier = nxt
     found.sort()
-    return [a for _, a in found]
+    return [(a, n) for _, a, n in found]
 
 
 def _clip(t: np.ndarray, v: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
@@ -54,12 +59,9 @@ def _clip(t: np.ndarray, v: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, n
 
 def raw_values(reader: BlockReader, root: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
     """Every point with ``lo <= t < hi`` as fresh ``(times, values)`` arrays."""
-    parts = [_clip(t, v, lo, hi) for t, v in reader.scan(leaf_addresses(reader, root, lo, hi))]
-    if not parts:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-    if len(parts) == 1:
-        return parts[0]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    found = leaves_with_counts(reader, root, lo, hi)
+    t, v = reader.read_into([a for a, _ in found], [n for _, n in found])
+    return _clip(t, v, lo, hi)
 
 
 def iter_raw_values(

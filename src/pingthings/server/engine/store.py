@@ -42,6 +42,8 @@ SEQ_BITS = 40
 _IN_CHUNK = 900
 #: SQLite page size of a new database.
 PAGE_SIZE = 16384
+#: Version of the block encodings (leaf_codec, node); stored in engine_meta and checked on open.
+FORMAT_VERSION = 1
 #: Read connections kept open for reuse.
 MAX_IDLE_READERS = 16
 
@@ -73,6 +75,19 @@ class BlockStore:
         self._writer.execute(f"PRAGMA page_size={PAGE_SIZE}")
         self._writer.execute("PRAGMA journal_mode=WAL")
         self._writer.executescript(_SCHEMA)
+        self._check_format()
+
+    def _check_format(self) -> None:
+        """Stamp a new database with the block format, refuse one written in another format."""
+        conn = self._writer
+        conn.execute("INSERT OR IGNORE INTO engine_meta(key, value) VALUES('format', ?)", (FORMAT_VERSION,))
+        (found,) = conn.execute("SELECT value FROM engine_meta WHERE key='format'").fetchone()
+        if int(found) != FORMAT_VERSION:
+            self.close()
+            raise RuntimeError(
+                f"{self.path} holds engine data in block format {found}; this version reads format "
+                f"{FORMAT_VERSION} only"
+            )
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=60.0)
