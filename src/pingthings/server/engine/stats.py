@@ -72,10 +72,23 @@ class Contributions:
             self.parts.append((keys, count.astype(np.float64), mn, mx, sm, m2))
 
     def add_points(self, keys: np.ndarray, values: np.ndarray) -> None:
-        """Add raw points, each its own contribution."""
-        if keys.size:
-            zeros = np.zeros(values.size, dtype=np.float64)
-            self.parts.append((keys, np.ones(values.size, dtype=np.float64), values, values, values, zeros))
+        """Add raw points whose keys are sorted, summarised per key first (two-pass M2 per group)."""
+        if not keys.size:
+            return
+        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        lengths = np.diff(np.append(starts, keys.size))
+        total = np.add.reduceat(values, starts)
+        dev = values - np.repeat(total / lengths, lengths)
+        self.parts.append(
+            (
+                keys[starts],
+                lengths.astype(np.float64),
+                np.minimum.reduceat(values, starts),
+                np.maximum.reduceat(values, starts),
+                total,
+                np.add.reduceat(dev * dev, starts),
+            )
+        )
 
     def combine(self) -> tuple[np.ndarray, ...]:
         """Merge contributions by key: returns ``(keys, count, min, mean, max, stddev)`` sorted by key."""
@@ -87,6 +100,9 @@ class Contributions:
         if keys.size > 1 and not (keys[1:] >= keys[:-1]).all():
             order = np.argsort(keys, kind="stable")
             keys, cnt, mn, mx, sm, m2 = (c[order] for c in cols)
+        if keys.size < 2 or (keys[1:] != keys[:-1]).all():
+            # One contribution per window (e.g. windows finer than the leaves): nothing to merge.
+            return keys, cnt.astype(np.uint64), mn, sm / cnt, mx, np.sqrt(np.maximum(m2, 0.0) / cnt)
         starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
         n = np.add.reduceat(cnt, starts)
         total = np.add.reduceat(sm, starts)
