@@ -16,8 +16,8 @@ async def test_silent_server_is_detected_by_keepalive() -> None:
     # Accepts the connection and reads everything, but never answers: no SETTINGS, no PING ACK.
     async def swallow(stream: anyio.abc.SocketStream) -> None:
         async with stream:
-            while True:
-                await stream.receive()
+            async for _ in stream:  # ends quietly when the client disconnects
+                pass
 
     async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
         port = listener.extra(anyio.abc.SocketAttribute.local_port)

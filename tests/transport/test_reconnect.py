@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import anyio
 import anyio.abc
 import pytest
@@ -88,9 +90,10 @@ async def test_aclose_fails_a_running_call(server: ServerThread) -> None:
 async def test_peer_that_does_not_speak_http2(reply: bytes) -> None:
     async def answer(stream: anyio.abc.SocketStream) -> None:
         async with stream:
-            await stream.receive()
-            if reply:
-                await stream.send(reply)
+            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                await stream.receive()
+                if reply:
+                    await stream.send(reply)
 
     async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
         port = listener.extra(anyio.abc.SocketAttribute.local_port)

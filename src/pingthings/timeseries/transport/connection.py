@@ -33,6 +33,7 @@ import h2.exceptions
 import h2.settings
 from h2.errors import ErrorCodes
 
+from . import quiet_frames
 from .errors import TransportError, describe, translate_errors
 from .framing import MessageReader
 
@@ -117,11 +118,13 @@ class Connection:
         max_message_size: int,
     ) -> None:
         self._stream = stream
+        self._raw_socket = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
         self.endpoint = endpoint
         self._keepalive = keepalive_interval
         self._max_message_size = max_message_size
         config = h2.config.H2Configuration(client_side=True, header_encoding=None)
         self._h2 = h2.connection.H2Connection(config=config)
+        quiet_frames.install(self._h2)
         self._h2.initiate_connection()
         self._h2.update_settings(
             {
@@ -165,7 +168,7 @@ class Connection:
 
     def _socket_readable_while_idle(self) -> bool:
         """True if an idle connection's socket has bytes or EOF pending: the server said goodbye meanwhile."""
-        raw = self._stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        raw = self._raw_socket
         if raw is None:
             return False
         try:

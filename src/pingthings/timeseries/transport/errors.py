@@ -8,8 +8,6 @@ Nothing from ``h2``, ``ssl``, ``OSError`` or anyio's stream exceptions is allowe
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import IntEnum
 
 import anyio
@@ -143,9 +141,11 @@ _LOW_LEVEL_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-@contextmanager
-def translate_errors(endpoint: str, action: str) -> Iterator[None]:
+class translate_errors:
     """Turn any socket, TLS, HTTP/2 or anyio stream exception raised inside into :class:`TransportError`.
+
+    A small class rather than a generator-based context manager: it sits on the hot path of every read and
+    write.
 
     Parameters
     ----------
@@ -154,17 +154,30 @@ def translate_errors(endpoint: str, action: str) -> Iterator[None]:
     action
         What the channel was doing (``"connecting"``, ``"sending"``, ...), named in the error.
     """
-    try:
-        yield
-    except _LOW_LEVEL_ERRORS as exc:
-        if isinstance(exc, ssl.SSLError | ssl.CertificateError) or isinstance(
-            exc.__cause__, ssl.SSLError | ssl.CertificateError
-        ):
-            what = f"TLS failure while {action}"
-        elif isinstance(exc, h2.exceptions.H2Error):
-            what = f"HTTP/2 protocol error while {action}"
-        elif isinstance(exc, anyio.EndOfStream):
-            what = f"server closed the connection while {action}"
-        else:
-            what = f"connection failure while {action}"
-        raise TransportError(f"{what}: {describe(exc)}", endpoint) from exc
+
+    __slots__ = ("action", "endpoint")
+
+    def __init__(self, endpoint: str, action: str) -> None:
+        self.endpoint = endpoint
+        self.action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is not None and isinstance(exc, _LOW_LEVEL_ERRORS):
+            raise to_transport_error(exc, self.endpoint, self.action) from exc
+
+
+def to_transport_error(exc: BaseException, endpoint: str, action: str) -> TransportError:
+    """The :class:`TransportError` describing a low-level exception ``exc`` raised while doing ``action``."""
+    tls_errors = (ssl.SSLError, ssl.CertificateError)
+    if isinstance(exc, tls_errors) or isinstance(exc.__cause__, tls_errors):
+        what = f"TLS failure while {action}"
+    elif isinstance(exc, h2.exceptions.H2Error):
+        what = f"HTTP/2 protocol error while {action}"
+    elif isinstance(exc, anyio.EndOfStream):
+        what = f"server closed the connection while {action}"
+    else:
+        what = f"connection failure while {action}"
+    return TransportError(f"{what}: {describe(exc)}", endpoint)

@@ -1,0 +1,185 @@
+"""Throughput and latency of the transport channel against a grpclib server in another process.
+
+The server streams pre-built messages of ``--message-bytes`` (default 100 kB, i.e. 5,000 RawPoints of
+20 bytes) through a pass-through codec, so the figure measures the client transport alone: HTTP/2 framing,
+flow control and gRPC message reassembly (no decoding). Points per second assume 20 bytes per point, the
+size of a RawPoint on the wire, to compare with the prototype's 18 M points/s (stack-feasibility.md §5).
+
+    python bench/transport.py                      # 1 M points, both backends, 1 MiB and 16 KiB frames
+    python bench/transport.py --points 200000 --repeat 1 --unary 200    # a quick check
+
+Wall time on a shared machine is noisy; CPU time (``time.process_time``) of the client is printed next to
+it. The client runs on one core at 100 % when it is the bottleneck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import anyio
+
+SERVICE = "/bench.Transport"
+BYTES_PER_POINT = 20
+
+
+# ---------------------------------------------------------------------- server (child process)
+
+
+def serve(port_file: str) -> None:
+    """Run a grpclib server with a raw-bytes Stream and Unary method; write its port to ``port_file``."""
+    import grpclib.const
+    import grpclib.encoding.base
+    import grpclib.server
+
+    class RawCodec(grpclib.encoding.base.CodecBase):
+        __content_subtype__ = "proto"
+
+        def encode(self, message: Any, message_type: Any) -> bytes:
+            return message
+
+        def decode(self, data: bytes, message_type: Any) -> Any:
+            return data
+
+    class Bench:
+        async def stream(self, stream: grpclib.server.Stream) -> None:
+            request = await stream.recv_message()
+            count, size = (int(x) for x in request.split(b","))
+            chunk = bytes(range(256)) * (size // 256) + bytes(size % 256)
+            for _ in range(count):
+                await stream.send_message(chunk)
+
+        async def unary(self, stream: grpclib.server.Stream) -> None:
+            await stream.send_message(await stream.recv_message())
+
+        def __mapping__(self) -> dict[str, grpclib.const.Handler]:
+            card = grpclib.const.Cardinality
+            return {
+                f"{SERVICE}/Stream": grpclib.const.Handler(self.stream, card.UNARY_STREAM, bytes, bytes),
+                f"{SERVICE}/Unary": grpclib.const.Handler(self.unary, card.UNARY_UNARY, bytes, bytes),
+            }
+
+    async def main() -> None:
+        server = grpclib.server.Server([Bench()], codec=RawCodec())
+        await server.start("127.0.0.1", 0)
+        port = server._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        with open(port_file + ".tmp", "w") as f:
+            f.write(str(port))
+        os.replace(port_file + ".tmp", port_file)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+# ---------------------------------------------------------------------- client
+
+
+async def stream_once(port: int, points: int, message_bytes: int, frame_size: int, streams: int) -> tuple:
+    from pingthings.timeseries.transport import Channel
+
+    per_message = message_bytes // BYTES_PER_POINT
+    count = max(1, points // per_message // streams)
+    received = 0
+    async with Channel("127.0.0.1", port, max_frame_size=frame_size) as ch:
+        await ch.unary(f"{SERVICE}/Unary", b"warm-up")
+
+        async def one() -> None:
+            nonlocal received
+            request = f"{count},{message_bytes}".encode()
+            async with ch.server_stream(f"{SERVICE}/Stream", request) as messages:
+                async for message in messages:
+                    received += len(message)
+
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        async with anyio.create_task_group() as tg:
+            for _ in range(streams):
+                tg.start_soon(one)
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    expected = count * streams * message_bytes
+    if received != expected:
+        raise SystemExit(f"received {received} bytes, expected {expected}")
+    return received / BYTES_PER_POINT, wall, cpu
+
+
+async def unary_latency(port: int, calls: int) -> float:
+    from pingthings.timeseries.transport import Channel
+
+    async with Channel("127.0.0.1", port) as ch:
+        for _ in range(min(100, calls)):
+            await ch.unary(f"{SERVICE}/Unary", b"x" * 32)
+        start = time.perf_counter()
+        for _ in range(calls):
+            await ch.unary(f"{SERVICE}/Unary", b"x" * 32)
+        return (time.perf_counter() - start) / calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--message-bytes", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--streams", type=int, default=1, help="concurrent streams sharing the points")
+    parser.add_argument("--backend", choices=["asyncio", "trio", "both"], default="both")
+    parser.add_argument("--frame-size", type=int, action="append", help="default: 1 MiB and 16 KiB")
+    parser.add_argument("--unary", type=int, default=2000, help="sequential unary calls to time (0: skip)")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+
+    import tempfile
+
+    port_file = os.path.join(tempfile.mkdtemp(prefix="bench-transport-"), "port")
+    server = subprocess.Popen([sys.executable, __file__, "--serve", port_file])
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(port_file):
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("bench server did not start")
+            time.sleep(0.05)
+        with open(port_file) as f:
+            port = int(f.read())
+        backends = ["asyncio", "trio"] if args.backend == "both" else [args.backend]
+        frames = args.frame_size or [1 << 20, 16_384]
+        print(f"server: grpclib in a separate process; messages of {args.message_bytes} B; 20 B/point")
+        print("(shared 2-core machine: wall times are noisy; cpu = client process time / wall)")
+        for backend in backends:
+            for frame in frames:
+                rates, cpus = [], []
+                for _ in range(args.repeat):
+                    points, wall, cpu = anyio.run(
+                        stream_once,
+                        port,
+                        args.points,
+                        args.message_bytes,
+                        frame,
+                        args.streams,
+                        backend=backend,
+                    )
+                    rates.append(points / wall / 1e6)
+                    cpus.append(cpu / wall)
+                print(
+                    f"{backend:7s} frame {frame:>8d} B  {args.streams} stream(s) {points / 1e6:.2f} M pts: "
+                    f"median {statistics.median(rates):6.2f} M pts/s"
+                    f"  (min {min(rates):.2f}, max {max(rates):.2f})"
+                    f"  cpu {statistics.median(cpus):.2f}"
+                )
+            if args.unary:
+                latency = anyio.run(unary_latency, port, args.unary, backend=backend)
+                print(f"{backend:7s} unary: {latency * 1e6:7.0f} µs per call ({args.unary} sequential calls)")
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""The DATA-frame repr shortcut: installed on our connections, cheap repr, frames still routed as DATA."""
+
+from __future__ import annotations
+
+import h2.config
+import h2.connection
+import h2.events
+from hyperframe.frame import DataFrame
+
+from pingthings.timeseries.transport.quiet_frames import QuietDataFrame, install
+
+
+def _pair() -> tuple[h2.connection.H2Connection, h2.connection.H2Connection]:
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    return client, server
+
+
+def test_install_succeeds_on_a_fresh_connection_and_data_still_arrives() -> None:
+    client, server = _pair()
+    assert install(client)
+    client.initiate_connection()
+    client.send_headers(1, [(":method", "POST"), (":scheme", "http"), (":path", "/a"), (":authority", "x")])
+    server.initiate_connection()
+    server.receive_data(client.data_to_send())
+    server.send_headers(1, [(":status", "200")])
+    payload = bytes(range(256)) * 40
+    server.send_data(1, payload, end_stream=True)
+    events = client.receive_data(server.data_to_send())
+    data = b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived))
+    assert data == payload
+    assert any(isinstance(e, h2.events.StreamEnded) for e in events)
+
+
+def test_quiet_repr_does_not_dump_the_payload() -> None:
+    frame = QuietDataFrame(1, data=b"\xab" * (1 << 20))
+    text = repr(frame)
+    assert "1048576 bytes" in text and "ab" not in text.lower().replace("quietdataframe", "")
+    assert len(text) < 200
+    assert isinstance(frame, DataFrame)
+
+
+def test_install_refuses_a_connection_that_already_received_bytes() -> None:
+    client, server = _pair()
+    client.initiate_connection()
+    server.initiate_connection()
+    client.incoming_buffer.add_data(server.data_to_send()[:5])
+    assert not install(client)
