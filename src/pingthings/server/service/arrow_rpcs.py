@@ -16,11 +16,11 @@ import pyarrow as pa
 from pingthings._proto import v5api
 from pingthings.server.errors import InvalidTimeRange, WrongArgs
 from pingthings.server.service import arrow_io
-from pingthings.server.service.convert import blocking, require_uuid
+from pingthings.server.service.convert import blocking, drain_chunks, require_uuid
 from pingthings.server.service.points import apply_insert
 from pingthings.server.service.snapping import last_per_time, outer_join, snap_times
 from pingthings.server.service.state import ServiceState
-from pingthings.wire.limits import MIN_TIME
+from pingthings.wire.limits import MAX_POINT_WIDTH, MIN_TIME
 
 #: Rows per Arrow reply message.
 ROWS_PER_MESSAGE = 100_000
@@ -42,17 +42,18 @@ class ArrowHandlers:
             self.state.engine.iter_raw_values, uuid, request.start, request.end, request.version_major
         )
         sent = False
-        sentinel = object()
-        while True:
-            item = await blocking(next, chunk_iter, sentinel)
-            if item is sentinel:
-                break
-            times, values = item  # type: ignore[misc]
-            if len(times) == 0:
-                continue
-            table = arrow_io.cast_to_template(arrow_io.raw_table(times, values), template)
-            yield v5api.ArrowRawValuesResponse(version_major=version, arrow_bytes=arrow_io.ipc_bytes(table))
-            sent = True
+        chunks = drain_chunks(chunk_iter)
+        try:
+            async for times, values in chunks:
+                if len(times) == 0:
+                    continue
+                table = arrow_io.cast_to_template(arrow_io.raw_table(times, values), template)
+                yield v5api.ArrowRawValuesResponse(
+                    version_major=version, arrow_bytes=arrow_io.ipc_bytes(table)
+                )
+                sent = True
+        finally:
+            await chunks.aclose()
         if not sent:
             empty = arrow_io.raw_table(np.empty(0, np.int64), np.empty(0, np.float64))
             table = arrow_io.cast_to_template(empty, template)
@@ -87,6 +88,8 @@ class ArrowHandlers:
         uuid = require_uuid(request.uuid)
         if request.width == 0:
             raise InvalidPointWidth("window width must be at least 1 ns")
+        if request.depth > MAX_POINT_WIDTH:
+            raise InvalidPointWidth(f"depth must be within 0..{MAX_POINT_WIDTH}")
         version, windows = await blocking(
             self.state.engine.windows, uuid, request.start, request.end, request.width, request.version_major
         )

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-#: True when the caller authenticated with an admin key, or when the server runs without keys.
+#: True when the caller authenticated with an admin key (a server without keys has no admins:
+#: hidden streams stay hidden from every caller).
 caller_is_admin: ContextVar[bool] = ContextVar("pingthings_caller_is_admin", default=False)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -52,6 +52,26 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         return
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+async def drain_chunks(chunk_iter: Iterator[T]) -> AsyncIterator[T]:
+    """Pull an engine chunk iterator item by item in worker threads, closing it at the end.
+
+    Closing matters when the caller stops early (client gone, error): the engine may hold a
+    read snapshot until its iterator is closed.
+    """
+    sentinel: Any = object()
+    try:
+        while True:
+            item = await anyio.to_thread.run_sync(next, chunk_iter, sentinel)
+            if item is sentinel:
+                return
+            yield item
+    finally:
+        close = getattr(chunk_iter, "close", None)
+        if close is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(close)
 
 
 async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -15,7 +15,7 @@ import numpy as np
 from pingthings._proto import v5api
 from pingthings.server.errors import InsertTooBig, InvalidPointWidth, WrongArgs
 from pingthings.server.service import payloads
-from pingthings.server.service.convert import blocking, require_uuid
+from pingthings.server.service.convert import blocking, drain_chunks, require_uuid
 from pingthings.server.service.state import ServiceState
 from pingthings.wire.limits import MAX_POINT_WIDTH
 
@@ -72,16 +72,15 @@ class PointHandlers:
             engine.iter_raw_values, uuid, request.start, request.end, request.version_major
         )
         sent = False
-        sentinel = object()
-        while True:
-            item = await blocking(next, chunk_iter, sentinel)
-            if item is sentinel:
-                break
-            times, values = item  # type: ignore[misc]
-            for lo in range(0, len(times), POINTS_PER_MESSAGE):
-                hi = lo + POINTS_PER_MESSAGE
-                yield payloads.encode_raw_values(version, times[lo:hi], values[lo:hi])
-                sent = True
+        chunks = drain_chunks(chunk_iter)
+        try:
+            async for times, values in chunks:
+                for lo in range(0, len(times), POINTS_PER_MESSAGE):
+                    hi = lo + POINTS_PER_MESSAGE
+                    yield payloads.encode_raw_values(version, times[lo:hi], values[lo:hi])
+                    sent = True
+        finally:
+            await chunks.aclose()
         if not sent:
             yield payloads.encode_raw_values(version, np.empty(0, np.int64), np.empty(0, np.float64))
 
