@@ -217,3 +217,45 @@ def test_generate_csv_merges_streams(client: RawClient, unique_collection: str) 
     assert [row[0] for row in rows] == ["1000000000", "2000000000", "3000000000"]
     assert rows[0][1] == "1970-01-01T00:00:01Z"
     assert [row[2:] for row in rows] == [[f"{1.5:f}", ""], [f"{2.5:f}", f"{20.0:f}"], ["", f"{30.0:f}"]]
+
+
+def test_generate_csv_aligned_windows_uses_depth_as_point_width(
+    client: RawClient, unique_collection: str
+) -> None:
+    rng = np.random.default_rng(9)
+    uu = create(client, unique_collection)
+    times, values = random_points(rng, 500, start=0, spread=1 << 24)
+    insert(client, uu, times, values)
+    params = v5api.AlignedWindowsParams(uuid=uu, start=0, end=1 << 24, point_width=20)
+    want = [points.decode_windows(p) for p in client.stream("AlignedWindows", params)]
+    replies = [
+        v5api.GenerateCsvResponse.parse(p)
+        for p in client.stream(
+            "GenerateCSV",
+            v5api.GenerateCsvParams(
+                query_type=v5api.GenerateCsvParamsQueryType.ALIGNED_WINDOWS_QUERY,
+                start_time=0,
+                end_time=1 << 24,
+                depth=20,
+                include_versions=True,
+                streams=[v5api.StreamCsvConfig(label="S", uuid=uu)],
+            ),
+        )
+    ]
+    version = want[0].version_major
+    assert replies[0].row[2:] == [f"S, ver. {version} ({part})" for part in ("Min", "Mean", "Max", "Count")]
+    rows = [r.row for r in replies[1:]]
+    assert [int(r[0]) for r in rows] == np.concatenate([w.time for w in want]).tolist()
+    assert [r[5] for r in rows] == [str(c) for c in np.concatenate([w.count for w in want]).tolist()]
+    assert [r[3] for r in rows] == [f"{m:f}" for m in np.concatenate([w.mean for w in want]).tolist()]
+    bad = client.stream(
+        "GenerateCSV",
+        v5api.GenerateCsvParams(
+            query_type=v5api.GenerateCsvParamsQueryType.ALIGNED_WINDOWS_QUERY,
+            depth=64,
+            start_time=0,
+            end_time=10,
+            streams=[v5api.StreamCsvConfig(label="S", uuid=uu)],
+        ),
+    )
+    assert len(bad) == 1 and stat_code(bad[0]) == StatusCode.INVALID_POINT_WIDTH
