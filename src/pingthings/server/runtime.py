@@ -82,7 +82,9 @@ class ServerRuntime:
         """Open the stores, start listening and start the retention task."""
         config = self.config
         host, port = parse_listen(config.listen)
-        ssl_context = server_ssl_context(config.tls_cert, config.tls_key) if config.tls_cert else None
+        ssl_context = None
+        if config.tls_cert is not None and config.tls_key is not None:
+            ssl_context = server_ssl_context(config.tls_cert, config.tls_key)
         self.engine, self.meta = await anyio.to_thread.run_sync(open_stores, config)
         try:
             self.hub = SubscriptionHub()

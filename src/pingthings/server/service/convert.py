@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -54,7 +54,7 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-async def drain_chunks(chunk_iter: Iterator[T]) -> AsyncIterator[T]:
+async def drain_chunks(chunk_iter: Iterator[T]) -> AsyncGenerator[T, None]:
     """Pull an engine chunk iterator item by item in worker threads, closing it at the end.
 
     Closing matters when the caller stops early (client gone, error): the engine may hold a

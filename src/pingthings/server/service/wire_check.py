@@ -69,7 +69,7 @@ def check_structure(
     Unknown fields are allowed (as protobuf requires) as long as they are well formed.
     """
     end = len(data) if end is None else end
-    proto = cls()._betterproto
+    proto = cls()._betterproto  # type: ignore[arg-type]
     meta_by_number = {meta.number: (name, meta) for name, meta in proto.meta_by_field_name.items()}
     while pos < end:
         key, pos = _read_varint(data, pos, end)
@@ -115,7 +115,7 @@ def _check_len_field(
         except UnicodeDecodeError as exc:
             raise MalformedMessage(f"field {name!r} of {cls.__name__} is not valid UTF-8") from exc
     elif meta.proto_type == "message":
-        nested = cls()._betterproto.cls_by_field[name]
+        nested = cls()._betterproto.cls_by_field[name]  # type: ignore[arg-type]
         check_structure(data, nested, start, stop)
 
 
