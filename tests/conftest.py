@@ -7,6 +7,12 @@ fixture) runs once on asyncio and once on trio.
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Shared 2-core machines make per-example timings meaningless: no deadlines, and no health check
+# that judges speed. Property tests still run every example they generate.
+settings.register_profile("pingthings", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("pingthings")
 
 
 @pytest.fixture(params=["asyncio", "trio"])
