@@ -91,3 +91,48 @@ def test_concurrent_writers_to_one_stream_serialise(engine: Engine, stream: byte
         th.join()
     assert sorted(versions) == list(range(11, 31)), "every insert got its own version"
     assert engine.count(stream)[1] == 20 * BATCH
+
+
+def test_obliterate_racing_writers_and_readers_leaves_nothing_behind(engine: Engine) -> None:
+    import sqlite3
+
+    from pingthings.server.errors import StreamNotFound
+
+    sid = uuid.uuid4().bytes
+    engine.create_stream(sid)
+    engine.insert(sid, *batch(0))
+    outcomes: list[str] = []
+    unexpected: list[BaseException] = []
+    go = threading.Barrier(4)
+
+    def hammer(read: bool) -> None:
+        go.wait()
+        for i in range(1, 40):
+            try:
+                if read:
+                    engine.raw_values(sid, MIN_TIME, TIME_LIMIT - 1)
+                else:
+                    engine.insert(sid, *batch(i))
+                outcomes.append("ok")
+            except StreamNotFound:
+                outcomes.append("gone")
+            except BaseException as exc:
+                unexpected.append(exc)
+
+    def obliterate() -> None:
+        go.wait()
+        engine.obliterate(sid)
+
+    threads = [threading.Thread(target=hammer, args=(r,)) for r in (False, False, True)]
+    threads.append(threading.Thread(target=obliterate))
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not unexpected, unexpected[0]
+    assert "gone" in outcomes
+    assert not engine.exists(sid)
+    with sqlite3.connect(engine.path) as conn:
+        assert conn.execute("SELECT count(*) FROM superblocks").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM blocks").fetchone()[0] == 0
+    conn.close()

@@ -116,12 +116,14 @@ class Engine:
         st = self._streams.get(u)
         if st is not None:
             return st
-        row = self._store.load_stream(u)
-        if row is None:
-            raise StreamNotFound()
+        # Load under the lock that obliterate also holds while deleting, so a stream being obliterated
+        # can never be cached again after it was dropped.
         with self._streams_lock:
             st = self._streams.get(u)
             if st is None:
+                row = self._store.load_stream(u)
+                if row is None:
+                    raise StreamNotFound()
                 st = _Stream(u, *row)
                 self._streams[u] = st
         return st
@@ -153,9 +155,9 @@ class Engine:
         with st.lock:
             if st.dead:
                 raise StreamNotFound()
-            self._store.obliterate(st.uuid, st.sid)
-            st.dead = True
             with self._streams_lock:
+                self._store.obliterate(st.uuid, st.sid)
+                st.dead = True
                 self._streams.pop(st.uuid, None)
 
     # ----------------------------------------------------------------- versions
@@ -217,7 +219,10 @@ class Engine:
         if st.last_wall is None:
             st.last_wall = self._store.last_walltime(st.sid)
         wall = max(int(self._clock()), st.last_wall)
-        self._store.commit(st.uuid, st.sid, gen, root, wall, writer.pending)
+        try:
+            self._store.commit(st.uuid, st.sid, gen, root, wall, writer.pending)
+        except KeyError:
+            raise StreamNotFound() from None
         st.last_wall = wall
         st.state = (gen, root)
         for addr, node in writer.new_nodes:

@@ -165,19 +165,27 @@ class BlockStore:
 
     # ---------------------------------------------------------------- writes
     def _transaction(
-        self, statements: Iterable[tuple[str, Sequence[object] | Iterable[Sequence[object]], bool]]
+        self,
+        statements: Iterable[tuple[str, Sequence[object] | Iterable[Sequence[object]], bool]],
+        last_must_hit: bool = False,
     ) -> None:
+        """Run ``(sql, params, executemany)`` statements in one write transaction.
+
+        With ``last_must_hit`` the transaction is rolled back (KeyError) unless the last statement changed
+        exactly one row.
+        """
         with self._write_lock:
             if self._closed:
                 raise RuntimeError("the engine is closed")
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
+                rows = 0
                 for sql, params, many in statements:
-                    if many:
-                        conn.executemany(sql, params)  # type: ignore[arg-type]
-                    else:
-                        conn.execute(sql, params)  # type: ignore[arg-type]
+                    cur = conn.executemany(sql, params) if many else conn.execute(sql, params)  # type: ignore[arg-type]
+                    rows = cur.rowcount
+                if last_must_hit and rows != 1:
+                    raise KeyError("the stream row is gone")
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -212,7 +220,7 @@ class BlockStore:
     def commit(
         self, uuid: bytes, sid: int, version: int, root: int, walltime: int, blocks: list[tuple[int, bytes]]
     ) -> None:
-        """Write new blocks and a new version of one stream atomically."""
+        """Write new blocks and a new version of one stream atomically (KeyError if the stream is gone)."""
         self._transaction(
             [
                 ("INSERT INTO blocks(addr, data) VALUES(?, ?)", blocks, True),
@@ -221,8 +229,13 @@ class BlockStore:
                     (sid, version, root, walltime),
                     False,
                 ),
-                ("UPDATE streams SET latest=?, root=? WHERE uuid=?", (version, root, uuid), False),
-            ]
+                (
+                    "UPDATE streams SET latest=?, root=? WHERE uuid=? AND sid=?",
+                    (version, root, uuid, sid),
+                    False,
+                ),
+            ],
+            last_must_hit=True,
         )
 
     def obliterate(self, uuid: bytes, sid: int) -> None:

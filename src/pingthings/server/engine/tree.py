@@ -102,9 +102,7 @@ class TreeWriter:
             if summary is not None:
                 new.set_slot(i, summary, self.gen)
                 changed = True
-        if not changed and not force:
-            return None
-        if not changed and node is not None:
+        if not changed:
             return None
         return self._write_node(new, force=force)
 
