@@ -8,16 +8,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+
+from pingthings.timeseries.async_client import AsyncClient
+from pingthings.timeseries.async_stream import Point
 from pingthings.timeseries.constants import (
     MAXIMUM_TIME,
     MINIMUM_TIME,
+    PW,
     RAW_VALUES_SCHEMA,
     STAT_F32_SCHEMA,
     STAT_F64_SCHEMA,
 )
-
-from pingthings.timeseries.async_client import AsyncClient
-from pingthings.timeseries.async_stream import Point
 from pingthings.timeseries.exceptions import InvalidTimeRange
 
 from .helpers import (
@@ -189,7 +190,8 @@ async def test_windowed_values_picks_aligned_or_precise(client: AsyncClient, uni
     await stream.insert((times, values))
     start, end = T0 + 3, int(times.max())
     aligned = await stream.windowed_values(start, end, 1 << 22)
-    assert aligned.equals(await stream.aligned_windows(start, end, 22))
+    assert aligned.num_rows > 1 and aligned.equals(await stream.aligned_windows(start, end, 22))
+    assert (await stream.windowed_values(start, end, PW[22])).equals(aligned)  # a point width, not 22 ns
     precise = await stream.windowed_values(start, end, 3_000_000)
     assert precise.equals(await stream.precise_windows(start, end, 3_000_000))
 

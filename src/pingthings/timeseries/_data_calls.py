@@ -51,17 +51,11 @@ from pingthings._proto.v5api import (
 from pingthings.timeseries._platform_codec import retention_to_dict
 from pingthings.timeseries._results import Point
 from pingthings.timeseries._rpc import PLATFORM_SERVICE, call_stream, call_unary
+from pingthings.timeseries.constants import RAW_VALUES_SCHEMA, STAT_F64_SCHEMA
 from pingthings.timeseries.exceptions import NoSuchPointError, raise_for_status
+from pingthings.wire import arrow as wire_arrow
 from pingthings.wire import points as wire_points
 from pingthings.wire.protowire import LEN, as_byteview, read_key, read_length, read_varint, skip_field
-
-try:  # TEMPORARY guard until constants.py lands (keeps the shared tree importable)
-    from pingthings.timeseries.constants import RAW_VALUES_SCHEMA, STAT_F64_SCHEMA
-    from pingthings.wire import arrow as wire_arrow
-except ImportError:  # pragma: no cover
-    RAW_VALUES_SCHEMA = None  # type: ignore[assignment]
-    STAT_F64_SCHEMA = None  # type: ignore[assignment]
-    wire_arrow = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from pingthings.timeseries.async_client import AsyncClient

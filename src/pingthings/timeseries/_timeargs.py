@@ -94,3 +94,19 @@ def to_width(value: Any, name: str = "width") -> int:
 def to_resolution(value: Any, name: str = "resolution") -> int:
     """Check a ``changes`` resolution (log2 ns, 0..63)."""
     return to_point_width(value, name)
+
+
+def window_kind(width: Any) -> tuple[str, int]:
+    """How ``windowed_values`` answers a width: ``("aligned", point_width)`` or ``("precise", ns)``.
+
+    A ``PW[i]`` point width, or a width in ns that is a power of two, is answered with aligned
+    windows (from the server's precomputed statistics); any other width with precise windows.
+    """
+    from pingthings.timeseries.constants import _PW
+
+    if isinstance(width, _PW):
+        return "aligned", int(width)
+    w = to_width(width)
+    if w & (w - 1) == 0:
+        return "aligned", w.bit_length() - 1
+    return "precise", w

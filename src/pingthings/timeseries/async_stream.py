@@ -22,16 +22,17 @@ from pingthings.timeseries._metadata import (
     tag_pairs,
 )
 from pingthings.timeseries._results import Point
-from pingthings.timeseries._timeargs import to_ns, to_point_width, to_resolution, to_version, to_width
+from pingthings.timeseries._timeargs import (
+    to_ns,
+    to_point_width,
+    to_resolution,
+    to_version,
+    to_width,
+    window_kind,
+)
+from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32_SCHEMA
 from pingthings.timeseries.exceptions import InvalidCollection, NoSuchPointError, StreamNotFoundError
 from pingthings.wire.limits import INSERT_BATCH_SIZE
-
-try:  # TEMPORARY guard until constants.py lands (keeps the shared tree importable)
-    from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32_SCHEMA
-except ImportError:  # pragma: no cover
-    MAXIMUM_TIME = (48 << 56) - 1  # type: ignore[assignment]
-    MINIMUM_TIME = -(16 << 56)  # type: ignore[assignment]
-    STAT_F32_SCHEMA = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from pingthings._proto.v5api import StreamDescriptor
@@ -415,11 +416,12 @@ class AsyncStream:
         version: int = 0,
         schema: pa.Schema | None = STAT_F32_SCHEMA,
     ) -> pa.Table:
-        """Aligned windows when ``width`` is a power of two, precise windows otherwise."""
-        w = to_width(width)
-        if w & (w - 1) == 0:
-            return await self.aligned_windows(start, end, w.bit_length() - 1, version, schema)
-        return await self.precise_windows(start, end, w, version, schema)
+        """Aligned windows when ``width`` is a ``PW[i]`` point width or a power-of-two number of ns,
+        precise windows of ``width`` ns otherwise."""
+        kind, arg = window_kind(width)
+        if kind == "aligned":
+            return await self.aligned_windows(start, end, arg, version, schema)
+        return await self.precise_windows(start, end, arg, version, schema)
 
     async def count(
         self,

@@ -22,16 +22,11 @@ from pingthings.timeseries._fanout import gather
 from pingthings.timeseries._filters import Matcher, check_filter_args, stream_matches
 from pingthings.timeseries._progress import progress_bar
 from pingthings.timeseries._results import Point
-from pingthings.timeseries._timeargs import to_ns, to_version, to_width
+from pingthings.timeseries._timeargs import to_ns, to_version, to_width, window_kind
 from pingthings.timeseries.async_stream import AsyncStream
+from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32_SCHEMA
 
 VersionsArg = Mapping[UUID | str, int] | Sequence[int] | None
-try:  # TEMPORARY guard until constants.py lands (keeps the shared tree importable)
-    from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32_SCHEMA
-except ImportError:  # pragma: no cover
-    MAXIMUM_TIME = (48 << 56) - 1  # type: ignore[assignment]
-    MINIMUM_TIME = -(16 << 56)  # type: ignore[assignment]
-    STAT_F32_SCHEMA = None  # type: ignore[assignment]
 
 
 def _as_uuid(key: UUID | str, what: str = "key") -> UUID:
@@ -324,14 +319,12 @@ class AsyncStreamSet:
         single_stream_schema: pa.Schema | None = STAT_F32_SCHEMA,
         progress: bool = False,
     ) -> list[pa.Table]:
-        """Statistics per stream: aligned windows when ``width`` is a power of two (``2**pw`` ns),
-        precise windows of ``width`` ns otherwise."""
-        w = to_width(width)
-        if w & (w - 1) == 0:
-            return await self.aligned_windows(
-                start, end, w.bit_length() - 1, versions, single_stream_schema, progress
-            )
-        return await self.precise_windows(start, end, w, versions, single_stream_schema, progress)
+        """Statistics per stream: aligned windows when ``width`` is a ``PW[i]`` point width or a
+        power-of-two number of ns, precise windows of ``width`` ns otherwise."""
+        kind, arg = window_kind(width)
+        if kind == "aligned":
+            return await self.aligned_windows(start, end, arg, versions, single_stream_schema, progress)
+        return await self.precise_windows(start, end, arg, versions, single_stream_schema, progress)
 
     async def count(
         self,

@@ -15,14 +15,8 @@ import pyarrow as pa
 
 from pingthings.timeseries._results import Point
 from pingthings.timeseries.async_streamset import AsyncStreamSet, VersionsArg
+from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32_SCHEMA
 from pingthings.timeseries.stream import Stream
-
-try:  # TEMPORARY guard until constants.py lands (keeps the shared tree importable)
-    from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32_SCHEMA
-except ImportError:  # pragma: no cover
-    MAXIMUM_TIME = (48 << 56) - 1  # type: ignore[assignment]
-    MINIMUM_TIME = -(16 << 56)  # type: ignore[assignment]
-    STAT_F32_SCHEMA = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from pingthings.timeseries.event_loop import ClientEventLoop
