@@ -6,11 +6,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+import trustme
 
 from pingthings.server import Server
 from tests.server.rawclient import RawClient
-
-trustme = pytest.importorskip("trustme")
 
 
 def test_tls_with_api_key(tmp_path: Path) -> None:
