@@ -76,7 +76,7 @@ def merge_points(
         hi = np.searchsorted(old_t, new_t, side="right")
         maybe = np.flatnonzero(lo < hi)
         if maybe.size:
-            old_bits = old_t.size and old_v.view(np.int64)
+            old_bits = old_v.view(np.int64)
             new_bits = new_v.view(np.int64)
             drop = np.zeros(new_t.size, dtype=bool)
             for i in maybe.tolist():
