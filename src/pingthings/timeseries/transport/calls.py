@@ -96,9 +96,13 @@ class Call:
         with anyio.CancelScope(deadline=self._deadline):
             return await func(*args)
         await self._release(reset=True)
-        raise GrpcStatusError(
+        raise self._deadline_error()
+
+    def _deadline_error(self, detail: str = "") -> GrpcStatusError:
+        text = f"deadline exceeded after {self._timeout:g}s"
+        return GrpcStatusError(
             GrpcStatus.DEADLINE_EXCEEDED,
-            f"deadline exceeded after {self._timeout:g}s",
+            f"{text} ({detail})" if detail else text,
             self._endpoint,
             self._method,
         )
@@ -245,6 +249,9 @@ class Call:
                 self._endpoint,
                 self._method,
             )
+        if status[0] == GrpcStatus.DEADLINE_EXCEEDED and self._timeout is not None:
+            # The server's copy of our deadline (grpc-timeout) fired first; say so in the same words.
+            raise self._deadline_error(f"server: {status[1]}" if status[1] else "reported by the server")
         if status[0] != 0:
             raise GrpcStatusError(status[0], status[1], self._endpoint, self._method)
         if state.reader.partial:
@@ -286,6 +293,7 @@ class UnaryCall(Call):
 
     async def run(self, request: bytes | memoryview) -> bytes:
         """Send the request, return the reply payload."""
+        self._replay = request
         try:
             return await self._bounded(self._run, request)
         finally:

@@ -1,0 +1,98 @@
+"""A scripted HTTP/2 gRPC server on anyio + h2, for protocol situations real servers do not produce on demand.
+
+Each accepted connection follows :class:`Script`: it may announce a stream limit, refuse the first stream with
+RST_STREAM(REFUSED_STREAM), or say GOAWAY before processing anything. Otherwise every stream gets a gRPC reply
+``b"echo:" + request`` with grpc-status 0 once the request stream ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import anyio
+import anyio.abc
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+from h2.errors import ErrorCodes
+
+from pingthings.timeseries.transport.framing import MessageReader, frame_message
+
+
+@dataclasses.dataclass
+class Script:
+    """What the fake server does; counters tell the test what happened."""
+
+    goaway_on_first_connection: bool = False
+    refuse_first_stream: bool = False
+    max_concurrent_streams: int | None = None
+    connections: int = 0
+    streams_answered: int = 0
+    streams_refused: int = 0
+    most_open_streams: int = 0
+
+
+async def serve_connection(stream: anyio.abc.ByteStream, script: Script) -> None:
+    """Run one connection according to ``script`` until the client goes away."""
+    script.connections += 1
+    number = script.connections
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
+    conn.initiate_connection()
+    if script.max_concurrent_streams is not None:
+        conn.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: script.max_concurrent_streams})
+    await stream.send(conn.data_to_send())
+    readers: dict[int, MessageReader] = {}
+    requests: dict[int, list[bytes]] = {}
+    open_streams: set[int] = set()
+    async with stream:
+        while True:
+            try:
+                data = await stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                return
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived):
+                    sid = event.stream_id
+                    if script.goaway_on_first_connection and number == 1:
+                        conn.close_connection(ErrorCodes.NO_ERROR, last_stream_id=0)
+                        await stream.send(conn.data_to_send())
+                        return
+                    if script.refuse_first_stream and script.streams_refused == 0:
+                        script.streams_refused += 1
+                        conn.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+                        continue
+                    readers[sid], requests[sid] = MessageReader(1 << 24), []
+                    open_streams.add(sid)
+                    script.most_open_streams = max(script.most_open_streams, len(open_streams))
+                elif isinstance(event, h2.events.DataReceived) and event.stream_id in readers:
+                    requests[event.stream_id].extend(
+                        bytes(m) for m in readers[event.stream_id].feed(event.data)
+                    )
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2.events.StreamEnded) and event.stream_id in readers:
+                    sid = event.stream_id
+                    conn.send_headers(sid, [(b":status", b"200"), (b"content-type", b"application/grpc")])
+                    for message in requests.pop(sid):
+                        conn.send_data(sid, frame_message(b"echo:" + message))
+                    conn.send_headers(sid, [(b"grpc-status", b"0")], end_stream=True)
+                    readers.pop(sid)
+                    open_streams.discard(sid)
+                    script.streams_answered += 1
+            await stream.send(conn.data_to_send())
+
+
+async def start(task_group: anyio.abc.TaskGroup, script: Script) -> int:
+    """Listen on 127.0.0.1 (a free port) inside ``task_group``; return the port."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        await serve_connection(stream, script)
+
+    async def run() -> None:
+        async with listener:
+            await listener.serve(handle)
+
+    task_group.start_soon(run)
+    return port

@@ -1,0 +1,63 @@
+"""GOAWAY before processing, refused streams and server stream limits, with a scripted h2 server."""
+
+from __future__ import annotations
+
+import anyio
+import fake_h2_server
+import pytest
+
+from pingthings.timeseries.transport import Channel
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_goaway_before_processing_is_retried_on_a_new_connection() -> None:
+    script = fake_h2_server.Script(goaway_on_first_connection=True)
+    async with anyio.create_task_group() as tg:
+        port = await fake_h2_server.start(tg, script)
+        async with Channel("127.0.0.1", port) as ch:
+            assert await ch.unary("/t.S/M", b"a", timeout=10) == b"echo:a"
+            assert await ch.unary("/t.S/M", b"b", timeout=10) == b"echo:b"
+        tg.cancel_scope.cancel()
+    assert script.connections == 2
+    assert script.streams_answered == 2
+
+
+async def test_goaway_before_processing_a_server_stream_is_retried() -> None:
+    script = fake_h2_server.Script(goaway_on_first_connection=True)
+    async with anyio.create_task_group() as tg:
+        port = await fake_h2_server.start(tg, script)
+        async with Channel("127.0.0.1", port) as ch, ch.server_stream("/t.S/M", b"s", timeout=10) as messages:
+            assert [bytes(m) async for m in messages] == [b"echo:s"]
+        tg.cancel_scope.cancel()
+    assert script.connections == 2
+
+
+async def test_refused_stream_is_retried_once() -> None:
+    script = fake_h2_server.Script(refuse_first_stream=True)
+    async with anyio.create_task_group() as tg:
+        port = await fake_h2_server.start(tg, script)
+        async with Channel("127.0.0.1", port) as ch:
+            assert await ch.unary("/t.S/M", b"r", timeout=10) == b"echo:r"
+        tg.cancel_scope.cancel()
+    assert script.streams_refused == 1 and script.streams_answered == 1
+
+
+async def test_server_stream_limit_queues_calls_instead_of_failing() -> None:
+    script = fake_h2_server.Script(max_concurrent_streams=2)
+    results: dict[int, bytes] = {}
+    async with anyio.create_task_group() as tg:
+        port = await fake_h2_server.start(tg, script)
+        async with Channel("127.0.0.1", port) as ch:
+            # The first call makes sure the server's SETTINGS (with the limit) have arrived.
+            assert await ch.unary("/t.S/M", b"first", timeout=10) == b"echo:first"
+
+            async def one(index: int) -> None:
+                results[index] = await ch.unary("/t.S/M", b"%d" % index, timeout=10)
+
+            async with anyio.create_task_group() as calls:
+                for index in range(12):
+                    calls.start_soon(one, index)
+        tg.cancel_scope.cancel()
+    assert results == {i: b"echo:%d" % i for i in range(12)}
+    assert script.most_open_streams <= 2
