@@ -16,6 +16,7 @@ Example: ``python bench/engine.py --points 1000000 --big-points 10000000``.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import tempfile
@@ -69,7 +70,7 @@ def fill(engine: Engine, sid: bytes, total: int, batch: int) -> tuple[float, flo
     """Insert ``total`` points; returns (wall, cpu) seconds spent inside ``insert`` only."""
     wall = cpu = 0.0
     for t, v in batches(total, batch):
-        w, c, _ = timed(lambda t=t, v=v: engine.insert(sid, t, v))
+        w, c, _ = timed(functools.partial(engine.insert, sid, t, v))
         wall += w
         cpu += c
     return wall, cpu
@@ -94,7 +95,7 @@ def bench_insert_read_size(workdir: Path, points: int, batch: int) -> None:
         start, end = T0 - 10**9, T0 + (points // RATE_HZ + 10) * 10**9
         best = None
         for _ in range(3):
-            w, c, out = timed(lambda: engine.raw_values(sid, start, end))
+            w, c, out = timed(functools.partial(engine.raw_values, sid, start, end))
             got = out[1].size  # type: ignore[index]
             assert got == points, (got, points)
             best = (w, c) if best is None or w < best[0] else best
@@ -119,10 +120,11 @@ def aligned_1000(db: Path, sid: bytes, points: int, repeats: int = 5) -> tuple[f
     for _ in range(repeats):
         with Engine(db) as engine:
             engine.latest_version(sid)  # load the stream row outside the timing
-            w, _, out = timed(lambda engine=engine: engine.aligned_windows(sid, start, end, pw))
+            query = functools.partial(engine.aligned_windows, sid, start, end, pw)
+            w, _, out = timed(query)
             cold.append(w)
             for _ in range(repeats):
-                w, c, out = timed(lambda engine=engine: engine.aligned_windows(sid, start, end, pw))
+                w, c, out = timed(query)
                 best = min(best, (w, c))
             windows = len(out[1])  # type: ignore[index]
     assert windows == 1000, windows
