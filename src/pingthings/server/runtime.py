@@ -27,6 +27,8 @@ log = logging.getLogger("pingthings.server")
 
 ENGINE_FILE = "engine.sqlite"
 METADATA_FILE = "metadata.sqlite"
+#: Seconds to wait for client connections to close once every call has ended.
+CLOSE_TIMEOUT = 5.0
 
 
 def open_stores(config: ServerConfig) -> tuple[Any, Any]:
@@ -146,7 +148,14 @@ class ServerRuntime:
                     self.config.shutdown_grace,
                 )
             self._grpc.close()
-            await self._grpc.wait_closed()
+            close_clients = getattr(listener, "close_clients", None)  # Python >= 3.13
+            if close_clients is not None:
+                close_clients()
+            try:
+                # From Python 3.12 wait_closed also waits for idle client connections to go away.
+                await asyncio.wait_for(self._grpc.wait_closed(), CLOSE_TIMEOUT)
+            except TimeoutError:
+                log.warning("client connections still open %.0f s after shutdown; not waiting", CLOSE_TIMEOUT)
             self._grpc = None
         if self._retention_task is not None:
             self._retention_task.cancel()
