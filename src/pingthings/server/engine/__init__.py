@@ -1,6 +1,23 @@
 """The storage engine: one copy-on-write statistics tree per stream, persisted in SQLite.
 
 See :class:`Engine` for the API; ``docs/architecture.md`` (section Engine) is the contract.
+
+How it is built (one module per job):
+
+* ``layout``: the fixed bucket geometry (root ``[-2**60, 3 * 2**60)``, 64 children per level, point widths
+  56, 50, ..., 2; leaves of up to 1024 points).
+* ``node``: internal nodes, 64 slots of child address, generation and count/min/max/sum/M2.
+* ``leaf_codec`` and ``codec``: leaf compression (delta-of-delta times over their common step,
+  float32-aware integer deltas of value bits, byte planes, LZ4) and its vectorised multi-leaf decoder.
+* ``merge``: the four merge policies. ``tree``: copy-on-write insert and delete.
+* ``query``: raw values, statistics (stopping at the first slot inside one window), nearest, count.
+* ``changes``: bucket ranges changed between versions. ``stats``: StatWindows and Chan's combination.
+* ``store``: SQLite (WAL) tables for blocks, superblocks and streams; ``blocks``: decoded-block caches.
+* ``engine``: the public class, validation in ``validate``.
+
+Durability: a version is one SQLite transaction (blocks + superblock + stream row). WAL with
+``synchronous=NORMAL`` keeps every acknowledged commit through a process crash (SIGKILL); only a power
+loss can drop the last commits (never half of one).
 """
 
 from pingthings.server.engine.engine import Engine
