@@ -8,11 +8,11 @@ import uuid
 import numpy as np
 import pyarrow as pa
 import pytest
-from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F64_SCHEMA
 
 from pingthings.timeseries.async_client import AsyncClient
 from pingthings.timeseries.async_stream import AsyncStream, Point
 from pingthings.timeseries.async_streamset import AsyncStreamSet
+from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F64_SCHEMA
 from pingthings.timeseries.exceptions import StreamNotFoundError
 
 from .helpers import T0, assert_tables_equal, new_stream, random_points, sorted_points, table_columns
@@ -83,6 +83,10 @@ async def test_raw_values_per_stream_and_insert_mapping(client: AsyncClient, uni
         np.testing.assert_array_equal(got_v, sv)
     with pytest.raises(KeyError, match="not in this set"):
         await sset.insert({uuid.uuid4(): [(T0, 1.0)]})
+    # stream objects work as keys too
+    first = sset[0]
+    await sset.insert({first: [(T0 - 1, 5.0)]})
+    assert (await sset.count())[first.uuid] == len(data[first.uuid][0]) + 1
     with pytest.raises(ValueError, match="merge"):
         await sset.insert({sset[0].uuid: [(T0, 1.0)]}, merge="sometimes")
 

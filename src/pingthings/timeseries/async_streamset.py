@@ -30,8 +30,11 @@ VersionsArg = Mapping[UUID | str, int] | Sequence[int] | None
 
 
 def _as_uuid(key: UUID | str, what: str = "key") -> UUID:
+    """A UUID from a UUID, its string, or a stream object (anything with a ``uuid`` UUID)."""
     if isinstance(key, UUID):
         return key
+    if isinstance(getattr(key, "uuid", None), UUID):
+        return key.uuid  # type: ignore[union-attr]
     if isinstance(key, str):
         try:
             return UUID(key)
