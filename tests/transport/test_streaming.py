@@ -82,3 +82,17 @@ async def test_bidi_sender_and_receiver_in_separate_tasks(server: ServerThread) 
             tg.start_soon(sender)
             replies = [bytes(m) async for m in call]
     assert replies == [b"re:" + str(i).encode() for i in range(count)] + [f"done:{count}".encode()]
+
+
+async def test_iterating_outside_the_async_with_block_is_an_error(server: ServerThread) -> None:
+    async with Channel("127.0.0.1", server.port) as ch:
+        call = ch.server_stream(method("Stream"), stream_request(2, 10))
+        with pytest.raises(RuntimeError, match="async with"):
+            await call.__anext__()
+        async with call as messages:
+            assert [bytes(m) async for m in messages] == [stream_message(i, 10) for i in range(2)]
+        with pytest.raises(StopAsyncIteration):
+            await call.__anext__()
+        bidi = ch.bidi(method("Bidi"))
+        with pytest.raises(RuntimeError, match="async with"):
+            await bidi.send(b"x")

@@ -279,6 +279,13 @@ class Call:
     async def __aenter__(self) -> Any:
         return self
 
+    def _check_open(self) -> None:
+        """Raise StopAsyncIteration after a clean end, RuntimeError if the call is not (or no longer) open."""
+        if self._done:
+            raise StopAsyncIteration
+        if self._conn is None or self._state is None:
+            raise RuntimeError(f"{self._method}: iterate the call inside its 'async with' block")
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -338,8 +345,7 @@ class ServerStreamCall(Call):
         return self
 
     async def __anext__(self) -> bytes | memoryview:
-        if self._state is None or self._done:
-            raise StopAsyncIteration
+        self._check_open()
         message = await self._bounded(self._receive)
         if message is None:
             raise StopAsyncIteration
@@ -361,7 +367,7 @@ class BidiCall(Call):
         """Send one request message."""
         if self._send_closed:
             raise RuntimeError(f"send() after end_send() on {self._method}")
-        if self._state is None:
+        if self._state is None or self._conn is None:
             raise RuntimeError(f"send() on {self._method} outside its 'async with' block")
         await self._bounded(self._send_message, message, False)
 
@@ -378,8 +384,7 @@ class BidiCall(Call):
         return self
 
     async def __anext__(self) -> bytes | memoryview:
-        if self._state is None or self._done:
-            raise StopAsyncIteration
+        self._check_open()
         message = await self._bounded(self._receive)
         if message is None:
             raise StopAsyncIteration
