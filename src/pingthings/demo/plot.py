@@ -55,14 +55,14 @@ def write_envelope_plot(path: Path, panels: Sequence[tuple[str, Sequence[Envelop
     for ax, (heading, envelopes) in zip(axes[:, 0], panels, strict=True):
         for env in envelopes:
             seconds = (env.times_ns - origin) / 1e9
-            (line,) = ax.plot(seconds, env.mean, linewidth=1.0, label=f"{env.label} mean")
-            ax.fill_between(seconds, env.minimum, env.maximum, color=line.get_color(), alpha=0.25,
-                            linewidth=0, label=f"{env.label} min–max")
+            (line,) = ax.plot(seconds, env.mean, linewidth=1.0, label=env.label)
+            ax.fill_between(seconds, env.minimum, env.maximum, color=line.get_color(), alpha=0.3, linewidth=0)
         units = sorted({env.unit for env in envelopes})
-        ax.set_title(heading)
+        ax.set_title(f"{heading} (line: mean, band: min–max per window)")
         ax.set_ylabel(", ".join(units))
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="lower left", fontsize="small", ncol=3)
+        ax.margins(y=0.2)
+        ax.legend(loc="upper right", fontsize="small", ncol=len(envelopes), framealpha=0.9)
     axes[-1, 0].set_xlabel("seconds since the first window")
     fig.suptitle(title)
     fig.tight_layout()

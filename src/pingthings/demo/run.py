@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import click
 import numpy as np
@@ -31,8 +32,8 @@ Data = dict[StreamSpec, tuple[np.ndarray, np.ndarray]]
 
 #: First sample of the demo data: 2024-06-01T12:00:00Z.
 DEMO_START_NS = 1_717_243_200_000_000_000
-#: Samples sent per stream per insert call while ingesting (10 s of 120 Hz data).
-INGEST_CHUNK = 10 * SAMPLE_RATE_HZ
+#: Samples sent per stream per insert call while ingesting (20 s of 120 Hz data).
+INGEST_CHUNK = 20 * SAMPLE_RATE_HZ
 #: Point width of the statistics windows: 2**30 ns ≈ 1.07 s.
 STATS_POINT_WIDTH = 30
 #: Point width of the plot's windows: 2**28 ns ≈ 268 ms, fine enough to show the fault.
@@ -125,7 +126,7 @@ def _tour(endpoint: str, root: Path, kept: bool, minutes: float, plot_path: Path
         seconds = minutes * 60.0
         data = generate(DEMO_START_NS, seconds)
         end_ns = DEMO_START_NS + round(seconds * 1e9)
-        points, ingest_s = _ingest(streams, data, progress, echo)
+        points, ingest_s = _ingest(conn, streams, data, progress, echo)
         summary, stats_ms, n_windows = _statistics(conn, streams, end_ns, echo)
         _raw_preview(streams, data, echo)
         _aligned_table(conn, streams, data, echo)
@@ -168,34 +169,51 @@ def _register_devices_and_units(conn: Client, echo: Echo) -> dict[str, int]:
     return device_ids
 
 
-def _ingest(streams: dict[StreamSpec, Stream], data: Data, progress: bool, echo: Echo) -> tuple[int, float]:
+def _ingest(conn: Client, streams: dict[StreamSpec, Stream], data: Data, progress: bool,
+            echo: Echo) -> tuple[int, float]:
     from tqdm import tqdm
 
     total = sum(len(times) for times, _ in data.values())
     echo(report.heading(f"2. Ingest {total:,} points"))
+    streamset = conn.streamset_from_uuids([stream.uuid for stream in streams.values()])
+    n = len(next(iter(data.values()))[0])
+    echo(f"streamset.insert({{uuid: (times, values), ...}}): {INGEST_CHUNK:,} points per stream per call, "
+         f"the {len(streams)} streams concurrently")
     began = time.perf_counter()
     with tqdm(total=total, unit="pt", unit_scale=True, disable=not progress, leave=True,
               desc="inserting") as bar:
-        n = len(next(iter(data.values()))[0])
         for lo in range(0, n, INGEST_CHUNK):
             hi = min(lo + INGEST_CHUNK, n)
-            for spec, stream in streams.items():
-                times, values = data[spec]
-                stream.insert((times[lo:hi], values[lo:hi]))
-                bar.update(hi - lo)
+            batch: dict[UUID | str, Any] = {streams[spec].uuid: (times[lo:hi], values[lo:hi])
+                                            for spec, (times, values) in data.items()}
+            streamset.insert(batch)
+            bar.update((hi - lo) * len(batch))
     elapsed = time.perf_counter() - began
-    echo(f"ingested {total:,} points in {elapsed:.2f} s ({total / elapsed:,.0f} points/s, "
-         f"{INGEST_CHUNK:,}-point inserts)")
+    echo(f"ingested {total:,} points in {elapsed:.2f} s ({total / elapsed:,.0f} points/s)")
     return total, elapsed
+
+
+def _round_up(time_ns: int, point_width: int) -> int:
+    """The next multiple of ``2**point_width`` at or after ``time_ns``.
+
+    Aligned-window queries round ``end`` down to a window boundary, so a range ending inside a
+    window must be extended to keep that last window.
+    """
+    width = 1 << point_width
+    return -(-time_ns // width) * width
 
 
 def _statistics(conn: Client, streams: dict[StreamSpec, Stream], end_ns: int,
                 echo: Echo) -> tuple[dict[str, dict[str, float]], float, int]:
     echo(report.heading("3. Statistics over the whole range, from the tree's summaries"))
     streamset = conn.streamset_from_uuids([stream.uuid for stream in streams.values()])
-    began = time.perf_counter()
-    tables = streamset.aligned_windows(DEMO_START_NS, end_ns, STATS_POINT_WIDTH, single_stream_schema=None)
-    elapsed_ms = (time.perf_counter() - began) * 1e3
+    timings = []
+    for _ in range(3):  # later runs find the server's pages cached; report the best and the first
+        began = time.perf_counter()
+        tables = streamset.aligned_windows(DEMO_START_NS, _round_up(end_ns, STATS_POINT_WIDTH),
+                                           STATS_POINT_WIDTH, single_stream_schema=None)
+        timings.append((time.perf_counter() - began) * 1e3)
+    elapsed_ms = min(timings)
     by_uuid = dict(zip((s.uuid for s in streamset), tables, strict=True))
     n_windows = sum(t.num_rows for t in tables if t is not None)
     summary: dict[str, dict[str, float]] = {}
@@ -204,7 +222,7 @@ def _statistics(conn: Client, streams: dict[StreamSpec, Stream], end_ns: int,
     points = sum(int(s["count"]) for s in summary.values())
     echo(f"aligned_windows(point_width={STATS_POINT_WIDTH}) over {len(streams)} streams: "
          f"{n_windows:,} windows of {report.duration(2**STATS_POINT_WIDTH)} summarising {points:,} points "
-         f"in {elapsed_ms:.1f} ms")
+         f"in {elapsed_ms:.1f} ms (best of {len(timings)}; the first took {timings[0]:.1f} ms)")
     echo(report.format_summary(STREAMS, summary))
     return summary, elapsed_ms, n_windows
 
@@ -217,7 +235,7 @@ def _fault_window(data: Data) -> tuple[int, int]:
     times = next(iter(data.values()))[0]
     fault = fault_for(int(times[0]), len(times))
     step = 1_000_000_000 // SAMPLE_RATE_HZ
-    return fault.start_ns - 3 * step, fault.start_ns + (PREVIEW_ROWS - 3) * step + 1
+    return fault.start_ns - 3 * step, fault.start_ns + (PREVIEW_ROWS - 3) * step + step // 2
 
 
 def _raw_preview(streams: dict[StreamSpec, Stream], data: Data, echo: Echo) -> None:
@@ -243,19 +261,21 @@ def _aligned_table(conn: Client, streams: dict[StreamSpec, Stream], data: Data, 
 
 
 def _versions(streams: dict[StreamSpec, Stream], data: Data, echo: Echo) -> tuple[int, int]:
-    spec = _spec("VPHM_A")
+    spec = _spec("VPHA_A")
     stream = streams[spec]
     times = data[spec][0]
     fault = fault_for(int(times[0]), len(times))
     echo(report.heading("6. Versions: every change makes a new version; old ones stay readable"))
+    echo(f"Say the fault upset {spec.label}'s angle estimate and we delete those 150 ms:")
     before = stream.get_latest_version()
     after = stream.delete(fault.start_ns, fault.end_ns)
     rows = []
     for version in (before, after):
-        count = stream.count(fault.start_ns, fault.end_ns, version=version)
-        total = stream.count(version=version)
+        count = stream.count(fault.start_ns, fault.end_ns, version=version, precise=True)
+        total = stream.count(version=version, precise=True)
         rows.append((version, total, count))
-    echo(f"stream.delete(fault start, fault end) on {spec.label}: version {before} -> {after}")
+    echo(f"stream.delete(fault start, fault end): version {before} -> {after}; "
+         "stream.count(..., version=v, precise=True):")
     echo(report.format_table(["version", "points in stream", "points in the 150 ms fault"], rows))
     changed = stream.changes(before, after)
     echo(f"stream.changes({before}, {after}) -> {len(changed)} changed range(s), "
@@ -286,8 +306,8 @@ def _plot(conn: Client, streams: dict[StreamSpec, Stream], end_ns: int, path: Pa
     for quantity in ("voltage", "current"):
         specs = [s for s in STREAMS if s.quantity == quantity and s.kind == "magnitude"]
         streamset = conn.streamset_from_uuids([streams[s].uuid for s in specs])
-        tables = streamset.aligned_windows(DEMO_START_NS, end_ns, PLOT_POINT_WIDTH,
-                                          single_stream_schema=None)
+        end = _round_up(end_ns, PLOT_POINT_WIDTH)
+        tables = streamset.aligned_windows(DEMO_START_NS, end, PLOT_POINT_WIDTH, single_stream_schema=None)
         envelopes = [report.envelope(spec.label, spec.unit.symbol, table)
                      for spec, table in zip(specs, tables, strict=True) if table is not None]
         panels.append((f"{quantity} magnitude, windows of {report.duration(2**PLOT_POINT_WIDTH)}", envelopes))
