@@ -19,22 +19,39 @@ def changed_ranges(
     reader: BlockReader, root: int, from_version: int, resolution: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sorted, disjoint, coalesced ``(starts, ends)`` of buckets changed after ``from_version``."""
-    ranges: list[tuple[int, int]] = []
+    found_s: list[np.ndarray] = []
+    found_e: list[np.ndarray] = []
     frontier = [(root, ROOT_PW, ROOT_START)] if root else []
     while frontier:
         nodes = reader.nodes([a for a, _, _ in frontier])
         nxt: list[tuple[int, int, int]] = []
         for (_, pw, start), node in zip(frontier, nodes, strict=True):
-            width = 1 << pw
-            for i in np.flatnonzero(node.gen > from_version).tolist():
-                bs = start + i * width
-                child = int(node.addr[i])
-                if child == 0 or node.leaf[i] or pw <= resolution:
-                    ranges.append((bs, bs + width))
-                else:
-                    nxt.append((child, pw - PW_STEP, bs))
+            idx = np.flatnonzero(node.gen > from_version)
+            if idx.size == 0:
+                continue
+            bs = start + (idx << pw)
+            descend = (node.addr[idx] != 0) & ~node.leaf[idx] & (pw > resolution)
+            whole = bs[~descend]
+            found_s.append(whole)
+            found_e.append(whole + (1 << pw))
+            nxt.extend(
+                (a, pw - PW_STEP, b)
+                for a, b in zip(node.addr[idx[descend]].tolist(), bs[descend].tolist(), strict=True)
+            )
         frontier = nxt
-    return coalesce(ranges, resolution)
+    if not found_s:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    starts, ends = _merge(np.concatenate(found_s), np.concatenate(found_e))
+    return coalesce(list(zip(starts.tolist(), ends.tolist(), strict=True)), resolution)
+
+
+def _merge(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Union of ranges as sorted, disjoint ranges (touching ones merged)."""
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], ends[order]
+    reach = np.maximum.accumulate(e)
+    gap = s[1:] > reach[:-1]
+    return s[np.concatenate(([True], gap))], reach[np.concatenate((gap, [True]))]
 
 
 def coalesce(ranges: list[tuple[int, int]], resolution: int) -> tuple[np.ndarray, np.ndarray]:
