@@ -119,6 +119,16 @@ async def unary_latency(port: int, calls: int) -> float:
         return (time.perf_counter() - start) / calls
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of another process (Linux /proc), or NaN elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -151,11 +161,12 @@ def main() -> None:
         backends = ["asyncio", "trio"] if args.backend == "both" else [args.backend]
         frames = args.frame_size or [1 << 20, 16_384]
         print(f"server: grpclib in a separate process; messages of {args.message_bytes} B; 20 B/point")
-        print("(shared 2-core machine: wall times are noisy; cpu = client process time / wall)")
+        print("(shared machine: wall times are noisy; cpu = process CPU time / wall, client and server)")
         for backend in backends:
             for frame in frames:
-                rates, cpus = [], []
+                rates, cpus, server_cpus = [], [], []
                 for _ in range(args.repeat):
+                    server_cpu0 = process_cpu_seconds(server.pid)
                     points, wall, cpu = anyio.run(
                         stream_once,
                         port,
@@ -167,11 +178,13 @@ def main() -> None:
                     )
                     rates.append(points / wall / 1e6)
                     cpus.append(cpu / wall)
+                    server_cpus.append((process_cpu_seconds(server.pid) - server_cpu0) / wall)
                 print(
                     f"{backend:7s} frame {frame:>8d} B  {args.streams} stream(s) {points / 1e6:.2f} M pts: "
                     f"median {statistics.median(rates):6.2f} M pts/s"
                     f"  (min {min(rates):.2f}, max {max(rates):.2f})"
-                    f"  cpu {statistics.median(cpus):.2f}"
+                    f"  cpu: client {statistics.median(cpus):.2f},"
+                    f" server {statistics.median(server_cpus):.2f}"
                 )
             if args.unary:
                 latency = anyio.run(unary_latency, port, args.unary, backend=backend)

@@ -329,8 +329,16 @@ class ServerStreamCall(Call):
     that preceded it.
     """
 
-    def __init__(self, *args: Any, request: bytes | memoryview, **kwargs: Any) -> None:
-        super().__init__(*args, replay=request, **kwargs)
+    def __init__(
+        self,
+        channel: Channel,
+        method: str,
+        timeout: float | None,
+        metadata: list[tuple[bytes, bytes]],
+        *,
+        request: bytes | memoryview,
+    ) -> None:
+        super().__init__(channel, method, timeout, metadata, replay=request)
         self._request = request
 
     async def __aenter__(self) -> ServerStreamCall:

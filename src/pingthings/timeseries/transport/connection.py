@@ -172,6 +172,10 @@ class Connection:
         if raw is None:
             return False
         try:
+            if hasattr(select, "poll"):  # no FD_SETSIZE limit, unlike select()
+                poller = select.poll()
+                poller.register(raw, select.POLLIN)
+                return bool(poller.poll(0))
             readable, _, _ = select.select([raw], [], [], 0)
         except (OSError, ValueError):
             return True
@@ -376,8 +380,7 @@ class Connection:
         wake_all = False
         streams = self.streams
         for event in events:
-            kind = type(event)
-            if kind is h2.events.DataReceived:
+            if isinstance(event, h2.events.DataReceived):
                 state = streams.get(event.stream_id)
                 if state is None:
                     if event.flow_controlled_length:
@@ -390,35 +393,35 @@ class Connection:
                     state.error = TransportError(f"invalid gRPC framing: {exc}", self.endpoint)
                     self._h2.reset_stream(event.stream_id, ErrorCodes.PROTOCOL_ERROR)
                 touched.add(event.stream_id)
-            elif kind is h2.events.ResponseReceived:
+            elif isinstance(event, h2.events.ResponseReceived):
                 state = streams.get(event.stream_id)
                 if state is not None:
                     state.headers = event.headers
                     touched.add(event.stream_id)
-            elif kind is h2.events.TrailersReceived:
+            elif isinstance(event, h2.events.TrailersReceived):
                 state = streams.get(event.stream_id)
                 if state is not None:
                     state.trailers = event.headers
                     touched.add(event.stream_id)
-            elif kind is h2.events.StreamEnded:
+            elif isinstance(event, h2.events.StreamEnded):
                 state = streams.get(event.stream_id)
                 if state is not None:
                     state.ended = True
                     touched.add(event.stream_id)
                 wake_all = True  # a stream slot became free
-            elif kind is h2.events.StreamReset:
+            elif isinstance(event, h2.events.StreamReset):
                 state = streams.get(event.stream_id)
                 if state is not None:
                     state.reset_code = int(event.error_code)
                     state.refused = event.error_code == ErrorCodes.REFUSED_STREAM and state.headers is None
                     touched.add(event.stream_id)
                 wake_all = True
-            elif kind is h2.events.ConnectionTerminated:
+            elif isinstance(event, h2.events.ConnectionTerminated):
                 self._on_goaway(event)
                 wake_all = True
-            elif kind is h2.events.PingAckReceived:
+            elif isinstance(event, h2.events.PingAckReceived):
                 self._ping_outstanding = False
-            elif kind is h2.events.WindowUpdated or kind is h2.events.RemoteSettingsChanged:
+            elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
                 wake_all = True
         return None if wake_all else touched
 
@@ -426,8 +429,10 @@ class Connection:
         """GOAWAY: no new streams; streams the server never saw fail as refused (safe to retry)."""
         self._goaway = True
         last = event.last_stream_id if event.last_stream_id is not None else 0
-        code = ErrorCodes(event.error_code) if event.error_code in ErrorCodes._value2member_map_ else None
-        reason = code.name if code is not None else str(event.error_code)
+        try:
+            reason = ErrorCodes(int(event.error_code or 0)).name
+        except ValueError:
+            reason = str(event.error_code)
         detail = f" ({event.additional_data.decode(errors='replace')})" if event.additional_data else ""
         for state in self.streams.values():
             if state.stream_id > last and not state.finished:

@@ -42,7 +42,7 @@ def install(conn: h2.connection.H2Connection) -> bool:
     buffer = getattr(conn, "incoming_buffer", None)
     if not isinstance(table, dict) or DataFrame not in table:
         return False
-    if type(buffer) is not h2.frame_buffer.FrameBuffer or getattr(buffer, "_data", b"x"):
+    if type(buffer) is not h2.frame_buffer.FrameBuffer or len(getattr(buffer, "_data", b"?")):
         return False  # unknown buffer, or bytes already received
     quiet = QuietFrameBuffer(server=False)
     quiet.max_frame_size = buffer.max_frame_size
