@@ -51,9 +51,16 @@ async def apply_insert(
     if round_bits is not None and not 0 <= round_bits <= MAX_POINT_WIDTH:
         raise InvalidPointWidth(f"rounding bits must be within 0..{MAX_POINT_WIDTH}, got {round_bits}")
     policy = _merge_policy(merge_policy)
-    version = await blocking(state.engine.insert, uuid, times, values, merge=policy, round_bits=round_bits)
+
+    def write() -> int:
+        # One worker-thread hop for both stores: the engine commit, then the SQL activity columns.
+        version = state.engine.insert(uuid, times, values, merge=policy, round_bits=round_bits)
+        if count:
+            state.meta.record_write(uuid, time.time_ns(), count)
+        return int(version)
+
+    version = await blocking(write)
     if count:
-        await blocking(state.meta.record_write, uuid, time.time_ns(), count)
         state.hub.publish(uuid, times, values)
     return int(version)
 
