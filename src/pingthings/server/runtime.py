@@ -75,7 +75,7 @@ class ServerRuntime:
         self.engine: Any = None
         self.meta: Any = None
         self._grpc: grpclib.server.Server | None = None
-        self._tracker: CallTracker | None = None
+        self.tracker: CallTracker | None = None
         #: The Subscribe pub/sub (None until started).
         self.hub: SubscriptionHub | None = None
         self._retention_task: asyncio.Task[None] | None = None
@@ -96,8 +96,8 @@ class ServerRuntime:
             if platform is not None:
                 handlers.append(platform)
             self._grpc = grpclib.server.Server(handlers, codec=PassThroughCodec())
-            self._tracker = CallTracker()
-            install(self._grpc, KeyRing(config.api_keys), self._tracker)
+            self.tracker = CallTracker()
+            install(self._grpc, KeyRing(config.api_keys), self.tracker)
             await self._grpc.start(host, port, ssl=ssl_context)
             bound = self._bound_port()
             state.endpoint = self.endpoint = f"{_host_for_url(host)}:{bound}"
@@ -134,17 +134,17 @@ class ServerRuntime:
 
     async def stop(self) -> None:
         """Stop gracefully: refuse new calls, let in-flight ones finish, close the stores."""
-        if self._grpc is not None and self._tracker is not None:
-            self._tracker.draining = True
+        if self._grpc is not None and self.tracker is not None:
+            self.tracker.draining = True
             listener = getattr(self._grpc, "_server", None)
             if listener is not None:
                 listener.close()  # stop accepting connections; existing calls continue
             if self.hub is not None:
                 self.hub.close()
-            if not await self._tracker.wait_idle(self.config.shutdown_grace):
+            if not await self.tracker.wait_idle(self.config.shutdown_grace):
                 log.warning(
                     "%d calls still running after %.1f s; cancelling them",
-                    self._tracker.active,
+                    self.tracker.active,
                     self.config.shutdown_grace,
                 )
             self._grpc.close()
