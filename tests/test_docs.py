@@ -67,3 +67,19 @@ def test_readme_has_the_two_newcomer_commands_and_ci_runs_the_test_one() -> None
     assert "pip install -e '.[test]' && python -m pytest" in readme
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "pip install -q -e '.[test]'" in ci and "python -m pytest" in ci
+
+
+def test_the_readme_tour_runs_against_an_embedded_server(tmp_path: Path) -> None:
+    """Every Python block of the README, in order, against a fresh server (its endpoint swapped in)."""
+    from pingthings.server import Server
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    assert len(blocks) >= 4
+    with Server(tmp_path / "data", listen="127.0.0.1:0") as server:
+        code = "\n".join(blocks).replace("127.0.0.1:4410", server.endpoint)
+        namespace: dict[str, object] = {"__name__": "readme_tour"}
+        exec(compile(code, "README.md", "exec"), namespace)
+    # the tour inserted 7 200 points and read them back
+    raw = namespace["raw"]
+    assert len(raw) == 7_200  # type: ignore[arg-type]
