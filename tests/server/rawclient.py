@@ -69,11 +69,12 @@ class RawClient:
 
 
 def stat_code(payload: bytes) -> int:
-    """The ``stat.code`` of any v5 reply (every reply has ``Status stat = 1``), 0 if unset."""
-    stat = v5api.StreamInfoResponse.parse(payload).stat
+    """The ``stat.code`` of any v5 reply (every reply has ``Status stat = 1``; parsed as a
+    message with only that field), 0 if unset."""
+    stat = v5api.CreateResponse.parse(payload).stat
     return 0 if stat is None else int(stat.code)
 
 
 def stat_of(payload: bytes) -> v5api.Status | None:
     """The ``stat`` of any v5 reply, or None if unset."""
-    return v5api.StreamInfoResponse.parse(payload).stat
+    return v5api.CreateResponse.parse(payload).stat
