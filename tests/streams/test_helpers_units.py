@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
+import uuid
 
 import numpy as np
 import pyarrow as pa
@@ -115,3 +116,14 @@ def test_snap_and_align_follow_the_server_rules() -> None:
     np.testing.assert_array_equal(times, [0, 10, 20])  # 29 snaps to 30: past the end
     np.testing.assert_array_equal(table.column("a").to_numpy(), [2.0, 3.0, np.nan])  # last point per slot
     np.testing.assert_array_equal(table.column("b").to_numpy(), [np.nan, np.nan, 9.0])
+
+
+@pytest.mark.parametrize("merge", [0, 1, 2, 3])
+def test_hand_encoded_arrow_insert_matches_the_message_class(merge: int) -> None:
+    from pingthings._proto.v5api import ArrowInsertParams, MergePolicy
+    from pingthings.timeseries._data_calls import _arrow_insert_request
+
+    stream_id = uuid.uuid4()
+    ipc = bytes(range(256)) * 300  # longer than one varint byte of length
+    want = bytes(ArrowInsertParams(uuid=stream_id.bytes, merge_policy=MergePolicy(merge), arrow_bytes=ipc))
+    assert _arrow_insert_request(stream_id, merge, ipc) == want

@@ -24,7 +24,6 @@ from pingthings._proto.pingthings.platform.v1 import (
 )
 from pingthings._proto.v5api import (
     AlignedWindowsParams,
-    ArrowInsertParams,
     ArrowMultiValuesParams,
     ArrowRawValuesParams,
     ChangesParams,
@@ -34,7 +33,6 @@ from pingthings._proto.v5api import (
     FlushResponse,
     InsertResponse,
     KeyOptValue,
-    MergePolicy,
     NearestParams,
     ObliterateParams,
     ObliterateResponse,
@@ -55,7 +53,18 @@ from pingthings.timeseries.constants import RAW_VALUES_SCHEMA, STAT_F64_SCHEMA
 from pingthings.timeseries.exceptions import NoSuchPointError, raise_for_status
 from pingthings.wire import arrow as wire_arrow
 from pingthings.wire import points as wire_points
-from pingthings.wire.protowire import LEN, as_byteview, read_key, read_length, read_varint, skip_field
+from pingthings.wire.protowire import (
+    LEN,
+    VARINT,
+    as_byteview,
+    encode_key,
+    encode_len_field,
+    encode_varint,
+    read_key,
+    read_length,
+    read_varint,
+    skip_field,
+)
 
 if TYPE_CHECKING:
     from pingthings.timeseries.async_client import AsyncClient
@@ -358,14 +367,24 @@ async def _unary_raw(client: AsyncClient, method: str, request: Any) -> bytes:
     return b""
 
 
+def _arrow_insert_request(uuid: UUID, merge_policy: int, ipc: bytes) -> bytes:
+    """ArrowInsertParams{uuid=1, merge_policy=3, arrow_bytes=5} encoded by hand: the IPC bytes are
+    copied once into the request instead of going through a message class."""
+    head = encode_len_field(1, uuid.bytes)
+    if merge_policy:
+        head += encode_key(3, VARINT) + encode_varint(merge_policy)
+    return b"".join((head, encode_key(5, LEN), encode_varint(len(ipc)), ipc))
+
+
 async def insert(
     client: AsyncClient, uuid: UUID, times: np.ndarray, values: np.ndarray, merge_policy: int
 ) -> int:
     """Insert / ArrowInsert of one batch; returns the stream's version after it."""
     if use_arrow(client):
         ipc = wire_arrow.table_to_ipc(wire_arrow.raw_table(times, values))
-        req = ArrowInsertParams(uuid=uuid.bytes, merge_policy=MergePolicy(merge_policy), arrow_bytes=ipc)
-        resp = await call_unary(client, "ArrowInsert", req, InsertResponse)
+        resp = await call_unary(
+            client, "ArrowInsert", _arrow_insert_request(uuid, merge_policy, ipc), InsertResponse
+        )
     else:
         body = wire_points.encode_insert(uuid.bytes, times, values, merge_policy=merge_policy)
         resp = await call_unary(client, "Insert", body, InsertResponse)
