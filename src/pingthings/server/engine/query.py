@@ -73,16 +73,18 @@ def iter_raw_values(
     held = 0
     for lt, lv in reader.scan(leaf_addresses(reader, root, lo, hi)):
         ct, cv = _clip(lt, lv, lo, hi)
-        if ct.size:
-            buf_t.append(ct)
-            buf_v.append(cv)
-            held += ct.size
-        while held >= chunk:
-            t = np.concatenate(buf_t) if len(buf_t) > 1 else buf_t[0]
-            v = np.concatenate(buf_v) if len(buf_v) > 1 else buf_v[0]
-            yield t[:chunk], v[:chunk]
-            buf_t, buf_v = [t[chunk:]], [v[chunk:]]
-            held -= chunk
+        buf_t.append(ct)
+        buf_v.append(cv)
+        held += ct.size
+        if held < chunk:
+            continue
+        t = np.concatenate(buf_t) if len(buf_t) > 1 else buf_t[0]
+        v = np.concatenate(buf_v) if len(buf_v) > 1 else buf_v[0]
+        pos = 0
+        while held - pos >= chunk:
+            yield t[pos : pos + chunk], v[pos : pos + chunk]
+            pos += chunk
+        buf_t, buf_v, held = [t[pos:]], [v[pos:]], held - pos
     if held:
         yield (np.concatenate(buf_t), np.concatenate(buf_v)) if len(buf_t) > 1 else (buf_t[0], buf_v[0])
 
