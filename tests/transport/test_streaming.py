@@ -96,3 +96,23 @@ async def test_iterating_outside_the_async_with_block_is_an_error(server: Server
         bidi = ch.bidi(method("Bidi"))
         with pytest.raises(RuntimeError, match="async with"):
             await bidi.send(b"x")
+
+
+async def test_bidi_sends_from_many_tasks_never_interleave(server: ServerThread) -> None:
+    # Messages of 1.5 MB are written in several bursts (and wait for WINDOW_UPDATEs part-way), so
+    # unserialised senders would interleave their frames.
+    messages = [bytes([index]) * 1_500_000 for index in range(8)]
+    async with Channel("127.0.0.1", server.port) as ch, ch.bidi(method("Bidi"), timeout=60) as call:
+        replies: list[bytes] = []
+
+        async def receive_all() -> None:
+            replies.extend([bytes(m) async for m in call])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(receive_all)
+            async with anyio.create_task_group() as senders:
+                for message in messages:
+                    senders.start_soon(call.send, message)
+            await call.end_send()
+    assert replies[-1] == f"done:{len(messages)}".encode()
+    assert sorted(replies[:-1]) == sorted(b"re:" + m for m in messages)

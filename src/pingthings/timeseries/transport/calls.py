@@ -361,7 +361,18 @@ class ServerStreamCall(Call):
 
 
 class BidiCall(Call):
-    """A call with streams both ways: ``send`` messages, ``end_send``, and iterate the replies."""
+    """A call with streams both ways: ``send`` messages, ``end_send``, and iterate the replies.
+
+    ``send`` and ``end_send`` may be called from several tasks; they are serialised, so messages never
+    interleave on the wire and END_STREAM never overtakes a message still waiting for send window.
+    """
+
+    _send_lock: anyio.Lock | None = None
+
+    def _sending(self) -> anyio.Lock:
+        if self._send_lock is None:
+            self._send_lock = anyio.Lock()
+        return self._send_lock
 
     async def __aenter__(self) -> BidiCall:
         try:
@@ -377,16 +388,22 @@ class BidiCall(Call):
             raise RuntimeError(f"send() after end_send() on {self._method}")
         if self._state is None or self._conn is None:
             raise RuntimeError(f"send() on {self._method} outside its 'async with' block")
-        await self._bounded(self._send_message, message, False)
+        async with self._sending():
+            if self._send_closed:
+                raise RuntimeError(f"send() after end_send() on {self._method}")
+            await self._bounded(self._send_message, message, False)
 
     async def end_send(self) -> None:
         """Tell the server no more request messages follow (half-close)."""
         if self._send_closed or self._state is None or self._conn is None:
             return
-        self._send_closed = True
-        if not self._state.finished:
-            self._conn.queue_end_stream(self._state)
-            await self._bounded(self._conn.flush)
+        async with self._sending():
+            if self._send_closed or self._state is None or self._conn is None:
+                return
+            self._send_closed = True
+            if not self._state.finished:
+                self._conn.queue_end_stream(self._state)
+                await self._bounded(self._conn.flush)
 
     def __aiter__(self) -> BidiCall:
         return self

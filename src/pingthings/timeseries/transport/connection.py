@@ -122,7 +122,11 @@ class Connection:
         self.endpoint = endpoint
         self._keepalive = keepalive_interval
         self._max_message_size = max_message_size
-        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        # Our request headers are built and validated by metadata.py, so h2 need not re-check them per call;
+        # replies are still validated.
+        config = h2.config.H2Configuration(
+            client_side=True, header_encoding=None, validate_outbound_headers=False
+        )
         self._h2 = h2.connection.H2Connection(config=config)
         quiet_frames.install(self._h2)
         self._h2.initiate_connection()
