@@ -76,7 +76,8 @@ class Engine:
     Parameters
     ----------
     path
-        SQLite file (created if missing), or a directory in which ``engine.sqlite3`` is used.
+        SQLite file (created with its parent directories if missing), or an existing directory in which
+        ``engine.sqlite3`` is used.
     clock
         Wall clock in ns since the epoch, used to stamp commits (injectable for tests).
     node_cache, leaf_cache_points
@@ -93,6 +94,7 @@ class Engine:
         p = Path(path)
         if p.is_dir():
             p = p / DB_NAME
+        p.parent.mkdir(parents=True, exist_ok=True)
         self.path = p
         self._clock = clock
         self._store = BlockStore(p)
