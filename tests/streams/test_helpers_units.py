@@ -127,3 +127,23 @@ def test_hand_encoded_arrow_insert_matches_the_message_class(merge: int) -> None
     ipc = bytes(range(256)) * 300  # longer than one varint byte of length
     want = bytes(ArrowInsertParams(uuid=stream_id.bytes, merge_policy=MergePolicy(merge), arrow_bytes=ipc))
     assert _arrow_insert_request(stream_id, merge, ipc) == want
+
+
+def test_results_are_conformed_to_the_schema_by_name() -> None:
+    from pingthings.timeseries._data_calls import _conform
+    from pingthings.timeseries.constants import STAT_F64_SCHEMA
+
+    ts = pa.array([1, 2], pa.int64()).view(pa.timestamp("ns", tz="UTC"))
+    reordered = pa.table(
+        {
+            "time": ts,
+            "mean": [2.0, 3.0],
+            "min": [1.0, 2.0],
+            "max": [4.0, 5.0],
+            "count": pa.array([3, 4], pa.uint64()),
+            "stddev": [0.5, 0.25],
+        }
+    )
+    got = _conform(reordered, STAT_F64_SCHEMA)
+    assert got.schema.equals(STAT_F64_SCHEMA)
+    assert got.column("min").to_pylist() == [1.0, 2.0] and got.column("mean").to_pylist() == [2.0, 3.0]

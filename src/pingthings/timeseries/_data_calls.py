@@ -110,7 +110,9 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Make a result's schema exactly ``schema`` (names, types and nullability)."""
     if table.schema.equals(schema):
         return table
-    if table.num_columns == len(schema) and table.column_names != schema.names:
+    if set(table.column_names) == set(schema.names):
+        table = table.select(schema.names)  # same columns in another order (e.g. mean before min)
+    elif table.num_columns == len(schema):
         table = table.rename_columns(schema.names)
     return table.cast(schema)
 
