@@ -378,6 +378,9 @@ class AsyncStreamSet:
         if not isinstance(from_version_map, Mapping):
             raise TypeError("from_version_map must be a dict of uuid -> version")
         frm = {_as_uuid(k, "from_version_map key"): to_version(v) for k, v in from_version_map.items()}
+        unknown = [u for u in frm if u not in self._by_uuid]
+        if unknown:
+            raise KeyError(f"from_version_map names streams not in this set: {unknown}")
         to = self._versions(to_version_map)
         calls = [
             (st.changes, frm.get(st.uuid, 0), v, resolution) for st, v in zip(self._streams, to, strict=True)
