@@ -136,3 +136,10 @@ def test_cli_refuses_public_address_without_keys(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2 and "without API keys" in result.stderr
+
+
+def test_info_reports_the_advertised_endpoint(tmp_path: Path) -> None:
+    with Server(tmp_path, advertise="db.example.com:4410") as srv, RawClient(srv.endpoint) as client:
+        assert list(client.info().proxy.proxy_endpoints) == ["db.example.com:4410"]
+    with pytest.raises(ConfigError):
+        Server(tmp_path, advertise="no-port")

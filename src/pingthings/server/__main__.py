@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=3600.0,
         help="seconds between retention passes (default 3600)",
     )
+    parser.add_argument(
+        "--advertise", help="HOST:PORT that Info reports to clients (default: listen address)"
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
 
@@ -53,6 +56,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         tls_key=args.tls_key,
         allow_insecure_public=args.allow_unauthenticated_public,
         retention_interval=args.retention_interval,
+        advertise=args.advertise,
     )
 
 

@@ -45,7 +45,7 @@ class Server:
         YAML keys file, merged with ``api_keys``.
     allow_insecure_public
         Permit a non-loopback ``listen`` without keys.
-    retention_interval, clock, max_insert_points, shutdown_grace
+    retention_interval, clock, max_insert_points, shutdown_grace, advertise
         See :class:`~pingthings.server.config.ServerConfig`.
     config
         A complete configuration; when given, the other arguments must be left at their defaults.
@@ -64,6 +64,7 @@ class Server:
         clock: Callable[[], int] = time.time_ns,
         max_insert_points: int = DEFAULT_MAX_INSERT_POINTS,
         shutdown_grace: float = 30.0,
+        advertise: str | None = None,
         config: ServerConfig | None = None,
     ) -> None:
         if config is None:
@@ -83,6 +84,7 @@ class Server:
                 clock=clock,
                 max_insert_points=max_insert_points,
                 shutdown_grace=shutdown_grace,
+                advertise=advertise,
             )
         self.config = config
         self._runtime: ServerRuntime | None = None

@@ -45,6 +45,9 @@ class ServerConfig:
         Largest Insert accepted (larger ones get 414).
     shutdown_grace
         Seconds in-flight calls get to finish when the server stops.
+    advertise
+        ``HOST:PORT`` that Info reports as the proxy endpoint (what Go clients then dial). Default:
+        the listen address, with a wildcard host replaced by this machine's host name.
     """
 
     data_dir: Path
@@ -57,6 +60,7 @@ class ServerConfig:
     clock: Callable[[], int] = time.time_ns
     max_insert_points: int = DEFAULT_MAX_INSERT_POINTS
     shutdown_grace: float = 30.0
+    advertise: str | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -69,6 +73,8 @@ class ServerConfig:
                 "write your data. Configure --api-key/--keys-file, listen on 127.0.0.1, or pass "
                 "--allow-unauthenticated-public (allow_insecure_public=True) if you really mean it."
             )
+        if self.advertise is not None:
+            parse_listen(self.advertise)
         if self.max_insert_points < 1:
             raise ConfigError("max_insert_points must be at least 1")
         if self.retention_interval <= 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from typing import Any
 
 import anyio.to_thread
@@ -100,7 +101,8 @@ class ServerRuntime:
             install(self._grpc, KeyRing(config.api_keys), self.tracker)
             await self._grpc.start(host, port, ssl=ssl_context)
             bound = self._bound_port()
-            state.endpoint = self.endpoint = f"{_host_for_url(host)}:{bound}"
+            self.endpoint = f"{_host_for_url(host)}:{bound}"
+            state.endpoint = config.advertise or _advertised(host, bound)
             self._retention_task = asyncio.get_running_loop().create_task(self._retention_loop())
         except BaseException:
             await self._close_stores()
@@ -171,6 +173,13 @@ class ServerRuntime:
             await anyio.to_thread.run_sync(engine.close)
         if meta is not None:
             await anyio.to_thread.run_sync(meta.close)
+
+
+def _advertised(host: str, port: int) -> str:
+    """What Info reports when no address is configured: wildcards become the host name."""
+    if host in ("", "0.0.0.0", "::"):
+        return f"{socket.gethostname()}:{port}"
+    return f"{_host_for_url(host)}:{port}"
 
 
 def _host_for_url(host: str) -> str:
