@@ -1,6 +1,17 @@
 """``AsyncStream``: one stream of a BTrDB database, with every call a coroutine.
 
-Results carrying points are pyarrow Tables built straight from the wire codecs' numpy arrays.
+Conventions shared by every method:
+
+* times are ``int`` nanoseconds since the epoch (UTC); arguments may also be ``datetime``
+  (naive means UTC), ``numpy.datetime64`` or ``pandas.Timestamp``; ranges are ``[start, end)``;
+* ``version=0`` reads the latest data version;
+* results carrying points are pyarrow Tables (raw: ``time``/``value``; statistics: ``time``,
+  ``min``, ``mean``, ``max``, ``count``, ``stddev``) built straight from the wire codecs' numpy
+  arrays, never from per-point Python objects;
+* single points (``nearest``, ``earliest``, ``latest``) come back as :class:`Point`, a
+  ``NamedTuple(time: int, value: float)``, or ``None`` when there is no such point;
+* the ``*_iter`` methods are async generators yielding one Table per server message, so memory
+  stays bounded whatever the size of the result; arguments are checked when iteration starts.
 """
 
 from __future__ import annotations
@@ -39,8 +50,6 @@ if TYPE_CHECKING:
     from pingthings.timeseries.async_client import AsyncClient
 
 __all__ = ["AsyncStream", "Point"]
-
-_UNSET: Any = object()
 
 
 class AsyncStream:
