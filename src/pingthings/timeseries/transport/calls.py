@@ -32,11 +32,7 @@ _FLUSH_EVERY = 1 << 20  # bytes of request DATA queued in h2 before writing them
 
 def _copy_error(error: BaseException) -> BaseException:
     """A fresh instance of a stored error, so each task raising it gets its own traceback."""
-    if isinstance(error, TransportError):
-        copy = TransportError(error.message, error.endpoint)
-        copy.__cause__ = error.__cause__
-        return copy
-    return error
+    return error.fresh() if isinstance(error, TransportError) else error
 
 
 def _has_news(state: StreamState) -> Callable[[], bool]:
@@ -141,11 +137,11 @@ class Call:
         total = len(view) + PREFIX.size
         prefix = PREFIX.pack(0, len(view))
         if total <= conn.send_window(state):
-            conn.queue_data(state, prefix + view.tobytes() if len(view) < 65536 else prefix, False)
-            if len(view) >= 65536:
+            if len(view) < 65536:
+                conn.queue_data(state, prefix + view.tobytes(), end)  # one frame; the copy is cheap
+            else:
+                conn.queue_data(state, prefix, False)
                 conn.queue_data(state, view, end)
-            elif end:
-                conn.queue_end_stream(state)
             await conn.flush()
             return
         pieces = [memoryview(prefix)] + ([view] if len(view) else [])

@@ -208,7 +208,7 @@ class Connection:
                 async with lock:
                     await self._write(self._h2.data_to_send())
         if self._failure is not None:
-            raise self._failure
+            raise self._failure.fresh()
 
     async def _write(self, data: bytes) -> None:
         """Write bytes to the socket, shielded; a failure or a blocked write kills the connection."""
@@ -226,7 +226,7 @@ class Connection:
     def open_stream(self, headers: list[tuple[bytes, bytes]], end_stream: bool) -> StreamState:
         """Start a stream with its request headers (queued; the caller flushes)."""
         if self._failure is not None:
-            raise self._failure
+            raise self._failure.fresh()
         stream_id = self._h2.get_next_available_stream_id()
         state = StreamState(stream_id, self._max_message_size)
         with translate_errors(self.endpoint, "opening a stream"):

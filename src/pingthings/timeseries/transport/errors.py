@@ -112,6 +112,13 @@ class TransportError(ChannelError):
     def __reduce__(self) -> tuple[type, tuple[str, str]]:
         return (type(self), (self.message, self.endpoint))
 
+    def fresh(self) -> TransportError:
+        """A new instance with the same text and cause: a stored connection failure is raised by every
+        call on that connection, and each raise should carry its own traceback."""
+        copy = TransportError(self.message, self.endpoint)
+        copy.__cause__ = self.__cause__
+        return copy
+
 
 def describe(exc: BaseException) -> str:
     """A short human description of a low-level exception, following its cause chain."""
