@@ -143,3 +143,23 @@ def test_info_reports_the_advertised_endpoint(tmp_path: Path) -> None:
         assert list(client.info().proxy.proxy_endpoints) == ["db.example.com:4410"]
     with pytest.raises(ConfigError):
         Server(tmp_path, advertise="no-port")
+
+
+def test_cli_reports_an_address_in_use(tmp_path: Path) -> None:
+    with Server(tmp_path / "first") as srv:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pingthings.server",
+                "--data",
+                str(tmp_path / "second"),
+                "--listen",
+                srv.endpoint,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1 and "cannot start the server" in result.stderr
+    assert "Traceback" not in result.stderr

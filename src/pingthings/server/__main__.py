@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pingthings.server.config import DEFAULT_LISTEN, ConfigError, ServerConfig, load_keys_file, normalize_keys
+from pingthings.wire.status import StatusError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +75,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. the address is in use, or the data directory is not writable
+        print(
+            f"error: cannot start the server on {args.listen} with data in {args.data}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    except StatusError as exc:  # the stores refused to open (e.g. a newer schema)
+        print(f"error: cannot open the data in {args.data}: {exc.msg}", file=sys.stderr)
+        return 1
     return 0
 
 
