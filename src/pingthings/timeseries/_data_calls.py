@@ -286,7 +286,7 @@ async def _stat_chunks(
             w = wire_points.decode_windows(payload)
             if w.stat is not None:
                 raise_for_status(w.stat.code, w.stat.msg)
-            yield wire_arrow.stat_table(w)
+            yield wire_arrow.stat_table(w)  # type: ignore[arg-type]  # (read-only dataclass fields)
 
 
 def aligned_windows_chunks(

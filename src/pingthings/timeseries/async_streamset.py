@@ -10,7 +10,7 @@ as a ``dict`` keyed by UUID.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, overload
+from typing import Any, cast, overload
 from uuid import UUID
 
 import numpy as np
@@ -34,7 +34,7 @@ def _as_uuid(key: UUID | str, what: str = "key") -> UUID:
     if isinstance(key, UUID):
         return key
     if isinstance(getattr(key, "uuid", None), UUID):
-        return key.uuid  # type: ignore[union-attr]
+        return cast(UUID, getattr(key, "uuid"))  # noqa: B009 - key is a stream object here
     if isinstance(key, str):
         try:
             return UUID(key)
