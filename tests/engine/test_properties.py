@@ -2,10 +2,12 @@
 
 Batches are generated from a seed with numpy so that they can be large enough to split leaves (> 1024
 points in one bucket) and dense enough to collide (duplicate timestamps, duplicate values).
+Set ``ENGINE_EXAMPLES`` (default 100) to run more sequences, e.g. 1500 before changing the tree code.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import uuid
 from pathlib import Path
@@ -189,7 +191,7 @@ class EngineMachine(RuleBasedStateMachine):
 
 
 EngineMachine.TestCase.settings = settings(
-    max_examples=int(__import__("os").environ.get("ENGINE_EXAMPLES", "60")),
+    max_examples=int(os.environ.get("ENGINE_EXAMPLES", "100")),
     stateful_step_count=14,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
