@@ -17,10 +17,10 @@ from pingthings._proto import v5api
 from pingthings.server.errors import InvalidTimeRange, WrongArgs
 from pingthings.server.service import arrow_io
 from pingthings.server.service.convert import blocking, drain_chunks, require_uuid
+from pingthings.server.service.multi_join import MultiJoin
 from pingthings.server.service.points import apply_insert
-from pingthings.server.service.snapping import last_per_time, outer_join, snap_times
 from pingthings.server.service.state import ServiceState
-from pingthings.wire.limits import MAX_POINT_WIDTH, MIN_TIME
+from pingthings.wire.limits import MAX_POINT_WIDTH, MIN_TIME, TIME_LIMIT
 
 #: Rows per Arrow reply message.
 ROWS_PER_MESSAGE = 100_000
@@ -110,34 +110,71 @@ class ArrowHandlers:
         start, end, period = request.start, request.end, request.snap_period_ns
         if period < 0:
             raise WrongArgs("snapPeriodNs must not be negative")
+        if start < MIN_TIME or end >= TIME_LIMIT:
+            raise InvalidTimeRange(f"time range [{start}, {end}) is outside [{MIN_TIME}, {TIME_LIMIT})")
         if start >= end:
             raise InvalidTimeRange("start time >= end time")
         template = arrow_io.read_template(request.template_bytes)
-        query_start = max(MIN_TIME, start - period) if period else start
-        series = []
+        join = MultiJoin(len(uuids), start, end, period)
+        query_start, query_end = join.query_range()
+        query_start, query_end = max(MIN_TIME, query_start), min(TIME_LIMIT - 1, query_end)
+        readers = []
         for uuid, version in zip(uuids, versions, strict=True):
-            _, times, values = await blocking(self.state.engine.raw_values, uuid, query_start, end, version)
-            if period:
-                times = snap_times(times, period)
-                keep = (times >= start) & (times < end)
-                times, values = times[keep], values[keep]
-            series.append(last_per_time(times, values))
-        all_times, columns = outer_join(series)
+            if query_end > query_start:
+                _, chunk_iter = await blocking(
+                    self.state.engine.iter_raw_values, uuid, query_start, query_end, version
+                )
+            else:  # no raw time can land in the range: read nothing, but still check the stream
+                await blocking(self.state.engine.latest_version, uuid)
+                chunk_iter = iter(())
+            readers.append(drain_chunks(chunk_iter))
         schema = pa.schema(
             [pa.field("time", arrow_io.TIME_TYPE, nullable=False)]
             + [pa.field(str(UUID(bytes=u)), pa.float64(), nullable=False) for u in uuids]
         )
-        total = len(all_times)
-        for lo in range(0, max(total, 1), ROWS_PER_MESSAGE):
-            hi = lo + ROWS_PER_MESSAGE
-            time_array = (
-                pa.array(all_times[lo:hi]).view(arrow_io.TIME_TYPE)
-                if total
-                else pa.array([], arrow_io.TIME_TYPE)
-            )
-            table = pa.Table.from_arrays([time_array] + [pa.array(c[lo:hi]) for c in columns], schema=schema)
-            table = arrow_io.cast_to_template(table, template)
-            yield v5api.ArrowMultiValuesResponse(arrow_bytes=arrow_io.ipc_bytes(table))
+        pending: list[tuple[np.ndarray, list[np.ndarray]]] = []
+        pending_rows = 0
+        sent = False
+        try:
+            while not join.exhausted:
+                for k in join.needs():
+                    chunk = await anext(readers[k], None)
+                    if chunk is None:
+                        join.finish(k)
+                    else:
+                        join.add(k, *chunk)
+                times, columns = join.take()
+                if len(times):
+                    pending.append((times, columns))
+                    pending_rows += len(times)
+                if pending_rows >= ROWS_PER_MESSAGE:
+                    yield self._multi_reply(schema, template, pending)
+                    pending, pending_rows, sent = [], 0, True
+        finally:
+            for reader in readers:
+                await reader.aclose()
+        times, columns = join.take()
+        if len(times):
+            pending.append((times, columns))
+        if pending or not sent:
+            yield self._multi_reply(schema, template, pending)
+
+    @staticmethod
+    def _multi_reply(
+        schema: pa.Schema, template: pa.Schema | None, parts: list[tuple[np.ndarray, list[np.ndarray]]]
+    ) -> v5api.ArrowMultiValuesResponse:
+        width = len(schema) - 1
+        times = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64)
+        columns = [
+            np.concatenate([p[1][i] for p in parts]) if parts else np.empty(0, np.float64)
+            for i in range(width)
+        ]
+        time_array = (
+            pa.array(times).view(arrow_io.TIME_TYPE) if len(times) else pa.array([], arrow_io.TIME_TYPE)
+        )
+        table = pa.Table.from_arrays([time_array, *(pa.array(c) for c in columns)], schema=schema)
+        table = arrow_io.cast_to_template(table, template)
+        return v5api.ArrowMultiValuesResponse(arrow_bytes=arrow_io.ipc_bytes(table))
 
     async def arrow_insert(self, request: v5api.ArrowInsertParams) -> v5api.InsertResponse:
         """Insert the (time, value) table carried as an Arrow IPC stream."""
