@@ -62,6 +62,7 @@ class Probe:
         self._lock = threading.Condition()
         self.cancelled = 0
         self.hanging = 0
+        self.shutting_down = threading.Event()
 
     def note(self, what: str) -> None:
         with self._lock:
@@ -209,6 +210,13 @@ class _GrpcioEcho:
             await context.abort(grpc.StatusCode(_grpcio_code(spec["status"])), spec["message"])
         if spec["then"] == "hang":
             await self._hang()
+        if spec["then"] == "finish-during-shutdown":
+            # Wait for a graceful shutdown to begin, give the GOAWAY time to reach the client, then
+            # send one more message and end OK.
+            self.probe.note("hanging")
+            await asyncio.get_running_loop().run_in_executor(None, self.probe.shutting_down.wait)
+            await asyncio.sleep(0.3)
+            yield stream_message(spec["count"], spec["size"])
 
     async def _hang(self) -> None:
         self.probe.note("hanging")
@@ -277,6 +285,7 @@ class ServerThread:
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self._grace: float | None = None
         self._thread = threading.Thread(target=self._run, name=f"{kind}-test-server", daemon=True)
 
     def start(self) -> ServerThread:
@@ -287,7 +296,9 @@ class ServerThread:
             raise RuntimeError(f"{self.kind} test server failed to start") from self._error
         return self
 
-    def stop(self) -> None:
+    def stop(self, grace: float | None = None) -> None:
+        """Stop the server; with ``grace`` (grpcio only), running calls get that long to finish."""
+        self._grace = grace
         if self._loop is not None and self._stop is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(20)
@@ -342,7 +353,10 @@ class ServerThread:
         try:
             await self._stop.wait()  # type: ignore[union-attr]
         finally:
-            await server.stop(grace=None)
+            stopping = asyncio.ensure_future(server.stop(grace=self._grace))
+            await asyncio.sleep(0.05)  # let grpc begin the shutdown (GOAWAY) before handlers learn of it
+            self.probe.shutting_down.set()
+            await stopping
 
 
 def _load_cert(context: ssl.SSLContext, chain: bytes, key: bytes) -> None:

@@ -104,3 +104,24 @@ async def test_peer_that_does_not_speak_http2(reply: bytes) -> None:
                     await ch.unary(method("Unary"), b"", timeout=10)
             tg.cancel_scope.cancel()
     assert f"127.0.0.1:{port}" in str(info.value)
+
+
+async def test_graceful_shutdown_lets_the_running_call_finish() -> None:
+    """grpcio's graceful stop sends GOAWAY, then completes the calls it already has (h2 alone would fail
+    them: it refuses every frame after a GOAWAY)."""
+    from grpc_test_servers import stream_message, stream_request
+
+    srv = ServerThread("grpcio").start()
+    received: list[bytes] = []
+    async with Channel("127.0.0.1", srv.port) as ch:
+        request = stream_request(2, 100, then="finish-during-shutdown")
+        async with anyio.create_task_group() as tg:
+            async with ch.server_stream(method("Stream"), request, timeout=30) as messages:
+                async for message in messages:
+                    received.append(bytes(message))
+                    if len(received) == 2:
+                        assert await anyio.to_thread.run_sync(srv.probe.wait_for, "hanging", 1)
+                        tg.start_soon(anyio.to_thread.run_sync, srv.stop, 10.0)
+            draining = ch._conn
+        assert draining is not None and draining._goaway  # the GOAWAY arrived while the call was running
+    assert received == [stream_message(i, 100) for i in range(3)]

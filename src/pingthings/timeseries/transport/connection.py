@@ -33,7 +33,7 @@ import h2.exceptions
 import h2.settings
 from h2.errors import ErrorCodes
 
-from . import quiet_frames
+from . import goaway_drain, quiet_frames
 from .errors import TransportError, describe, translate_errors
 from .framing import MessageReader
 
@@ -129,6 +129,7 @@ class Connection:
         )
         self._h2 = h2.connection.H2Connection(config=config)
         quiet_frames.install(self._h2)
+        goaway_drain.allow_draining(self._h2)
         self._h2.initiate_connection()
         self._h2.update_settings(
             {
