@@ -20,8 +20,9 @@ def last_per_time(times: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np
     """Keep one point per distinct time (the last in input order); output sorted by time."""
     if len(times) == 0:
         return times, values
-    order = np.argsort(times, kind="stable")
-    times, values = times[order], values[order]
+    if len(times) > 1 and bool(np.any(times[1:] < times[:-1])):  # engine output is already sorted
+        order = np.argsort(times, kind="stable")
+        times, values = times[order], values[order]
     keep = np.ones(len(times), dtype=bool)
     keep[:-1] = times[1:] != times[:-1]
     return times[keep], values[keep]
@@ -34,7 +35,12 @@ def outer_join(series: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray,
     """
     if not series:
         return np.empty(0, np.int64), []
-    all_times = np.unique(np.concatenate([t for t, _ in series])) if series else np.empty(0, np.int64)
+    if len(series) == 1:
+        return series[0][0].astype(np.int64, copy=False), [np.asarray(series[0][1], dtype=np.float64)]
+    all_times = np.concatenate([t for t, _ in series])
+    all_times.sort(kind="stable")  # faster than np.unique's hashing for these nearly sorted inputs
+    if len(all_times) > 1:
+        all_times = all_times[np.r_[True, all_times[1:] != all_times[:-1]]]
     columns = []
     for times, values in series:
         column = np.full(len(all_times), np.nan)
