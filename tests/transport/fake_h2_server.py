@@ -1,8 +1,9 @@
 """A scripted HTTP/2 gRPC server on anyio + h2, for protocol situations real servers do not produce on demand.
 
 Each accepted connection follows :class:`Script`: it may announce a stream limit, refuse the first stream with
-RST_STREAM(REFUSED_STREAM), or say GOAWAY before processing anything. Otherwise every stream gets a gRPC reply
-``b"echo:" + request`` with grpc-status 0 once the request stream ends.
+RST_STREAM(REFUSED_STREAM), say GOAWAY before processing anything, or mark one reply as compressed (which
+was never negotiated). Otherwise every stream gets a gRPC reply ``b"echo:" + request`` with grpc-status 0 once
+the request stream ends.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Script:
     goaway_on_first_connection: bool = False
     refuse_first_stream: bool = False
     max_concurrent_streams: int | None = None
+    compress_request_named: bytes | None = None  # reply to this request with the "compressed" flag set
     connections: int = 0
     streams_answered: int = 0
     streams_refused: int = 0
@@ -74,7 +76,10 @@ async def serve_connection(stream: anyio.abc.ByteStream, script: Script) -> None
                     sid = event.stream_id
                     conn.send_headers(sid, [(b":status", b"200"), (b"content-type", b"application/grpc")])
                     for message in requests.pop(sid):
-                        conn.send_data(sid, frame_message(b"echo:" + message))
+                        framed = frame_message(b"echo:" + message)
+                        if message == script.compress_request_named:
+                            framed = b"\x01" + framed[1:]
+                        conn.send_data(sid, framed)
                     conn.send_headers(sid, [(b"grpc-status", b"0")], end_stream=True)
                     readers.pop(sid)
                     open_streams.discard(sid)

@@ -6,7 +6,7 @@ import anyio
 import fake_h2_server
 import pytest
 
-from pingthings.timeseries.transport import Channel
+from pingthings.timeseries.transport import Channel, TransportError
 
 pytestmark = pytest.mark.anyio
 
@@ -61,3 +61,15 @@ async def test_server_stream_limit_queues_calls_instead_of_failing() -> None:
         tg.cancel_scope.cancel()
     assert results == {i: b"echo:%d" % i for i in range(12)}
     assert script.most_open_streams <= 2
+
+
+async def test_reply_flagged_compressed_fails_that_call_only() -> None:
+    script = fake_h2_server.Script(compress_request_named=b"zip")
+    async with anyio.create_task_group() as tg:
+        port = await fake_h2_server.start(tg, script)
+        async with Channel("127.0.0.1", port) as ch:
+            with pytest.raises(TransportError, match="compressed") as info:
+                await ch.unary("/t.S/M", b"zip", timeout=10)
+            assert await ch.unary("/t.S/M", b"plain", timeout=10) == b"echo:plain"
+        tg.cancel_scope.cancel()
+    assert f"127.0.0.1:{port}" in str(info.value)

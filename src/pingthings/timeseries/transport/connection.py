@@ -34,7 +34,7 @@ import h2.settings
 from h2.errors import ErrorCodes
 
 from . import goaway_drain, quiet_frames
-from .errors import TransportError, describe, translate_errors
+from .errors import TransportError, describe, to_transport_error, translate_errors
 from .framing import MessageReader
 
 READ_SIZE = 1 << 20
@@ -377,7 +377,10 @@ class Connection:
         if self._last_ping is None or now - self._last_ping >= MIN_PING_SPACING:
             self._last_ping = now
             self._ping_outstanding = True
-            self._h2.ping(b"pingthng")
+            try:
+                self._h2.ping(b"pingthng")
+            except h2.exceptions.H2Error as exc:
+                self.fail(to_transport_error(exc, self.endpoint, "sending a keepalive ping"))
 
     def _dispatch(self, events: list[h2.events.Event]) -> set[int] | None:
         """Apply h2 events to the stream states; return the changed stream ids (None: everybody)."""
@@ -396,7 +399,9 @@ class Connection:
                     state.messages.extend(state.reader.feed(event.data))
                 except ValueError as exc:
                     state.error = TransportError(f"invalid gRPC framing: {exc}", self.endpoint)
-                    self._h2.reset_stream(event.stream_id, ErrorCodes.PROTOCOL_ERROR)
+                    stream = self._h2.streams.get(event.stream_id)
+                    if stream is not None and not stream.closed:
+                        self._h2.reset_stream(event.stream_id, ErrorCodes.PROTOCOL_ERROR)
                 touched.add(event.stream_id)
             elif isinstance(event, h2.events.ResponseReceived):
                 state = streams.get(event.stream_id)
