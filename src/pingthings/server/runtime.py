@@ -18,8 +18,12 @@ import grpclib.server
 
 from pingthings.server.auth import CallTracker, KeyRing, install
 from pingthings.server.config import ServerConfig, parse_listen
+from pingthings.server.engine import Engine
+from pingthings.server.metadata import MetadataStore
+from pingthings.server.retention import enforce_retention
 from pingthings.server.service.btrdb import BTrDBService
 from pingthings.server.service.codec import PassThroughCodec
+from pingthings.server.service.platform import PlatformService
 from pingthings.server.service.state import ServiceState
 from pingthings.server.service.subscriptions import SubscriptionHub
 from pingthings.server.tls import server_ssl_context
@@ -38,9 +42,6 @@ def open_stores(config: ServerConfig) -> tuple[Any, Any]:
     Every live stream in the metadata gets a tree in the engine, so a crash between the two
     writes of a Create never leaves a stream that cannot be written.
     """
-    from pingthings.server.engine import Engine
-    from pingthings.server.metadata import MetadataStore
-
     config.data_dir.mkdir(parents=True, exist_ok=True)
     meta = MetadataStore(config.data_dir / METADATA_FILE)
     try:
@@ -57,14 +58,6 @@ def open_stores(config: ServerConfig) -> tuple[Any, Any]:
         meta.close()
         raise
     return engine, meta
-
-
-def _platform_service(engine: Any, meta: Any) -> Any | None:
-    try:
-        from pingthings.server.service.platform import PlatformService
-    except ImportError:
-        return None
-    return PlatformService(meta, engine)
 
 
 class ServerRuntime:
@@ -93,9 +86,7 @@ class ServerRuntime:
             self.hub = SubscriptionHub()
             state = ServiceState(self.engine, self.meta, self.hub, max_insert_points=config.max_insert_points)
             handlers: list[Any] = [BTrDBService(state)]
-            platform = _platform_service(self.engine, self.meta)
-            if platform is not None:
-                handlers.append(platform)
+            handlers.append(PlatformService(self.meta, self.engine))
             self._grpc = grpclib.server.Server(handlers, codec=PassThroughCodec())
             self.tracker = CallTracker()
             install(self._grpc, KeyRing(config.api_keys), self.tracker)
@@ -122,11 +113,6 @@ class ServerRuntime:
         return int(sockets[0].getsockname()[1])
 
     async def _retention_loop(self) -> None:
-        try:
-            from pingthings.server.retention import enforce_retention
-        except ImportError:
-            log.info("retention is not available in this build; no retention task")
-            return
         while True:
             await asyncio.sleep(self.config.retention_interval)
             try:

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from pingthings._proto import v5api
-from pingthings.server.errors import InvalidTimeRange, WrongArgs
+from pingthings.server.errors import InvalidPointWidth, InvalidTimeRange, WrongArgs
 from pingthings.server.service import arrow_io
 from pingthings.server.service.convert import blocking, drain_chunks, require_uuid
 from pingthings.server.service.multi_join import MultiJoin
@@ -83,8 +83,6 @@ class ArrowHandlers:
 
     async def arrow_windows(self, request: v5api.WindowsParams) -> AsyncIterator[v5api.ArrowWindowsResponse]:
         """Windows as Arrow tables."""
-        from pingthings.server.errors import InvalidPointWidth
-
         uuid = require_uuid(request.uuid)
         if request.width == 0:
             raise InvalidPointWidth("window width must be at least 1 ns")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from pingthings._proto import v5api
+from pingthings.server.engine import MergePolicy
 from pingthings.server.errors import InsertTooBig, InvalidPointWidth, WrongArgs
 from pingthings.server.service import payloads
 from pingthings.server.service.convert import blocking, drain_chunks, require_uuid
@@ -26,8 +27,6 @@ RANGES_PER_MESSAGE = 1000
 
 
 def _merge_policy(value: int) -> Any:
-    from pingthings.server.engine import MergePolicy
-
     try:
         name = v5api.MergePolicy(value).name
     except ValueError:
