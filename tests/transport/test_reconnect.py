@@ -125,3 +125,35 @@ async def test_graceful_shutdown_lets_the_running_call_finish() -> None:
             draining = ch._conn
         assert draining is not None and draining._goaway  # the GOAWAY arrived while the call was running
     assert received == [stream_message(i, 100) for i in range(3)]
+
+
+async def test_calls_queued_behind_a_failing_connect_share_its_failure() -> None:
+    # A listener that accepts TCP but never answers the TLS handshake: each connect attempt times out.
+    from pingthings.timeseries.transport import client_ssl_context
+
+    async def hold(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await anyio.sleep_forever()
+
+    failures: list[BaseException] = []
+
+    async def call(ch: Channel) -> None:
+        try:
+            await ch.unary(method("Unary"), b"")
+        except TransportError as exc:
+            failures.append(exc)
+
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, hold)
+            ch = Channel("127.0.0.1", port, ssl_context=client_ssl_context(), connect_timeout=0.5)
+            started = anyio.current_time()
+            async with anyio.create_task_group() as calls:
+                for _ in range(10):
+                    calls.start_soon(call, ch)
+            elapsed = anyio.current_time() - started
+            tg.cancel_scope.cancel()
+    assert len(failures) == 10
+    assert all("within 0.5s" in str(exc) for exc in failures)
+    assert elapsed < 3  # one timeout, not ten in a row

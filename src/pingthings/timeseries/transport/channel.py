@@ -95,6 +95,8 @@ class Channel:
         }
         self._conn: Connection | None = None
         self._connect_lock: anyio.Lock | None = None
+        self._connect_attempts = 0
+        self._connect_failure: TransportError | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -164,26 +166,37 @@ class Channel:
             return conn
         if self._connect_lock is None:
             self._connect_lock = anyio.Lock()
+        attempts_seen = self._connect_attempts
         async with self._connect_lock:
             if self._closed:
                 raise TransportError("channel closed", self.endpoint)
             conn = self._conn
             if conn is not None and conn.accepts_new_streams():
                 return conn
+            if self._connect_attempts != attempts_seen and self._connect_failure is not None:
+                # Someone tried while this task waited, and failed: share that outcome instead of making
+                # every queued call wait out its own connect timeout.
+                raise self._connect_failure.fresh()
             if conn is not None:
                 self._conn = None
                 if conn.streams:
                     conn.retire()
                 else:
                     await conn.aclose()
-            conn = await Connection.open(
-                self.host,
-                self.port,
-                endpoint=self.endpoint,
-                ssl_context=self._ssl_context,
-                connect_timeout=self._connect_timeout,
-                **self._options,
-            )
+            self._connect_attempts += 1
+            self._connect_failure = None
+            try:
+                conn = await Connection.open(
+                    self.host,
+                    self.port,
+                    endpoint=self.endpoint,
+                    ssl_context=self._ssl_context,
+                    connect_timeout=self._connect_timeout,
+                    **self._options,
+                )
+            except TransportError as exc:
+                self._connect_failure = exc
+                raise
             self._conn = conn
             return conn
 
