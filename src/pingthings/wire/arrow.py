@@ -11,6 +11,9 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
+from numpy.typing import ArrayLike
+
+from pingthings.wire.protowire import WireFormatError
 
 #: The Arrow type of every time column: nanoseconds since the epoch, UTC.
 TIME_TYPE = pa.timestamp("ns", tz="UTC")
@@ -33,8 +36,11 @@ STAT_SCHEMA = pa.schema(
 )
 
 
-class ArrowFormatError(ValueError):
-    """Bytes that should hold an Arrow IPC stream don't, or a table cannot take the asked shape."""
+class ArrowFormatError(WireFormatError):
+    """Bytes that should hold an Arrow IPC stream don't, or a table cannot take the asked shape.
+
+    A :class:`~pingthings.wire.protowire.WireFormatError`, hence a ``ValueError``.
+    """
 
 
 class StatColumns(Protocol):
@@ -48,41 +54,75 @@ class StatColumns(Protocol):
     stddev: Any
 
 
-def time_array(times: np.ndarray) -> pa.Array:
+def _numpy_column(values: ArrayLike, dtype: type, name: str, n: int | None = None) -> np.ndarray:
+    """``values`` as a contiguous 1-D array of ``dtype`` (no copy if it already is one), checked."""
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ArrowFormatError(f"{name} must be one-dimensional, got shape {array.shape}")
+    if n is not None and len(array) != n:
+        raise ArrowFormatError(f"{name} has {len(array)} entries, expected {n}")
+    if array.dtype.kind == "M" and dtype is np.int64:
+        array = array.astype("datetime64[ns]").view(np.int64)
+    allowed = "iu" if np.dtype(dtype).kind in "iu" else "iuf"
+    if array.size and array.dtype.kind not in allowed:
+        kind = "integers" if allowed == "iu" else "numbers"
+        raise ArrowFormatError(f"{name} must hold {kind}, got dtype {array.dtype}")
+    if np.dtype(dtype).kind == "u" and array.dtype.kind == "i" and array.size and int(array.min()) < 0:
+        raise ArrowFormatError(f"{name} must not be negative")
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def time_array(times: ArrayLike) -> pa.Array:
     """A ``timestamp[ns, UTC]`` array viewing the memory of an ``int64`` numpy array."""
-    return pa.array(np.ascontiguousarray(times, dtype=np.int64)).view(TIME_TYPE)
+    return pa.array(_numpy_column(times, np.int64, "times")).view(TIME_TYPE)
 
 
-def raw_table(times: np.ndarray, values: np.ndarray) -> pa.Table:
+def raw_table(times: ArrayLike, values: ArrayLike) -> pa.Table:
     """A table in :data:`RAW_SCHEMA` from equal-length time and value arrays (no copy when possible).
 
     Parameters
     ----------
     times
-        ``int64`` nanoseconds.
+        ``int64`` nanoseconds (or ``datetime64``).
     values
-        ``float64`` values.
+        ``float64`` values (other numeric dtypes are converted).
     """
-    if len(times) != len(values):
-        raise ArrowFormatError(f"times has {len(times)} entries but values has {len(values)}")
-    return pa.Table.from_arrays(
-        [time_array(times), pa.array(np.ascontiguousarray(values, dtype=np.float64))], schema=RAW_SCHEMA
-    )
+    time_column = time_array(times)
+    value_column = pa.array(_numpy_column(values, np.float64, "values", len(time_column)))
+    return pa.Table.from_arrays([time_column, value_column], schema=RAW_SCHEMA)
 
 
-def stat_table(windows: StatColumns) -> pa.Table:
-    """A table in :data:`STAT_SCHEMA` from an object exposing the six statistic arrays."""
-    return pa.Table.from_arrays(
-        [
-            time_array(np.asarray(windows.time)),
-            pa.array(np.ascontiguousarray(windows.min, dtype=np.float64)),
-            pa.array(np.ascontiguousarray(windows.mean, dtype=np.float64)),
-            pa.array(np.ascontiguousarray(windows.max, dtype=np.float64)),
-            pa.array(np.ascontiguousarray(windows.count, dtype=np.uint64)),
-            pa.array(np.ascontiguousarray(windows.stddev, dtype=np.float64)),
-        ],
-        schema=STAT_SCHEMA,
-    )
+def stat_table(
+    time: ArrayLike | StatColumns,
+    min: ArrayLike | None = None,
+    mean: ArrayLike | None = None,
+    max: ArrayLike | None = None,
+    count: ArrayLike | None = None,
+    stddev: ArrayLike | None = None,
+) -> pa.Table:
+    """A table in :data:`STAT_SCHEMA` from the six statistic arrays.
+
+    Call it as ``stat_table(windows)`` with an object exposing ``time``, ``min``, ``mean``, ``max``,
+    ``count`` and ``stddev`` (the engine's ``StatWindows``, a decoded response), or with the six
+    arrays as arguments.
+    """
+    if min is None and mean is None and max is None and count is None and stddev is None:
+        if not hasattr(time, "stddev"):
+            raise TypeError(
+                "stat_table takes a windows object or the six arrays time, min, mean, max, count, stddev"
+            )
+        w: Any = time
+        time, min, mean, max, count, stddev = w.time, w.min, w.mean, w.max, w.count, w.stddev
+    elif any(a is None for a in (min, mean, max, count, stddev)):
+        raise TypeError("stat_table needs all six arrays: time, min, mean, max, count, stddev")
+    time_column = time_array(time)  # type: ignore[arg-type]
+    n = len(time_column)
+    columns = [time_column]
+    for name, values in (("min", min), ("mean", mean), ("max", max)):
+        columns.append(pa.array(_numpy_column(values, np.float64, name, n)))
+    columns.append(pa.array(_numpy_column(count, np.uint64, "count", n)))
+    columns.append(pa.array(_numpy_column(stddev, np.float64, "stddev", n)))
+    return pa.Table.from_arrays(columns, schema=STAT_SCHEMA)
 
 
 def table_to_ipc(table: pa.Table) -> bytes:
@@ -133,6 +173,11 @@ def apply_template(table: pa.Table, schema: pa.Schema | None) -> pa.Table:
     columns = []
     for index, field in enumerate(schema):
         column = table.column(index)
+        if not field.nullable and column.null_count:
+            name = table.schema.field(index).name
+            raise ArrowFormatError(
+                f"column {name!r} holds nulls but template field {field.name!r} is not nullable"
+            )
         try:
             columns.append(column.cast(field.type))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -163,6 +208,10 @@ def table_to_points(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         raise ArrowFormatError(f"the time column does not fit int64 nanoseconds: {exc}") from None
     if not (pa.types.is_floating(value_col.type) or pa.types.is_integer(value_col.type)):
         raise ArrowFormatError(f"the value column must be numeric, not {value_col.type}")
+    try:
+        values = value_col.cast(pa.float64())
+    except pa.ArrowInvalid as exc:
+        raise ArrowFormatError(f"the value column does not convert exactly to float64: {exc}") from None
     times = time_col.to_numpy()
-    values = value_col.cast(pa.float64()).to_numpy()
+    values = values.to_numpy()
     return np.asarray(times, dtype=np.int64), np.asarray(values, dtype=np.float64)
