@@ -167,10 +167,8 @@ class ArrowHandlers:
             np.concatenate([p[1][i] for p in parts]) if parts else np.empty(0, np.float64)
             for i in range(width)
         ]
-        time_array = (
-            pa.array(times).view(arrow_io.TIME_TYPE) if len(times) else pa.array([], arrow_io.TIME_TYPE)
-        )
-        table = pa.Table.from_arrays([time_array, *(pa.array(c) for c in columns)], schema=schema)
+        arrays = [arrow_io.time_array(times), *(pa.array(c) for c in columns)]
+        table = pa.Table.from_arrays(arrays, schema=schema)
         table = arrow_io.cast_to_template(table, template)
         return v5api.ArrowMultiValuesResponse(arrow_bytes=arrow_io.ipc_bytes(table))
 

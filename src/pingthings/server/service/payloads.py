@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from pingthings.server.errors import WrongArgs
+from pingthings.server.service.arrow_io import WindowSlice
 from pingthings.wire import points
 from pingthings.wire.points import InsertRequest
 
@@ -28,22 +29,9 @@ def encode_raw_values(version: int, times: np.ndarray, values: np.ndarray) -> by
     return points.encode_raw_values(times, values, version_major=version)
 
 
-class _WindowSlice:
-    """A zero-copy view of ``windows[start:stop]`` with the StatArrays attributes."""
-
-    def __init__(self, windows: Any, start: int, stop: int) -> None:
-        s = slice(start, stop)
-        self.time = windows.time[s]
-        self.min = windows.min[s]
-        self.mean = windows.mean[s]
-        self.max = windows.max[s]
-        self.count = windows.count[s]
-        self.stddev = windows.stddev[s]
-
-
 def encode_stat_points(version: int, windows: Any, start: int, stop: int) -> bytes:
     """One AlignedWindowsResponse / WindowsResponse (same layout) for ``windows[start:stop]``."""
-    return points.encode_windows(_WindowSlice(windows, start, stop), version_major=version)
+    return points.encode_windows(WindowSlice(windows, start, stop), version_major=version)
 
 
 def encode_nearest(version: int, time: int, value: float) -> bytes:
