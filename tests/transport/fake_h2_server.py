@@ -1,9 +1,10 @@
 """A scripted HTTP/2 gRPC server on anyio + h2, for protocol situations real servers do not produce on demand.
 
 Each accepted connection follows :class:`Script`: it may announce a stream limit, refuse the first stream with
-RST_STREAM(REFUSED_STREAM), say GOAWAY before processing anything, or mark one reply as compressed (which
-was never negotiated). Otherwise every stream gets a gRPC reply ``b"echo:" + request`` with grpc-status 0 once
-the request stream ends.
+RST_STREAM(REFUSED_STREAM), say GOAWAY before processing anything, mark one reply as compressed (which
+was never negotiated), or hold its SETTINGS ACK back to send it in the same write as the first reply.
+Otherwise every stream gets a gRPC reply ``b"echo:" + request`` with grpc-status 0 once the request stream
+ends.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Script:
     refuse_first_stream: bool = False
     max_concurrent_streams: int | None = None
     compress_request_named: bytes | None = None  # reply to this request with the "compressed" flag set
+    hold_output_until_reply: bool = False  # send the SETTINGS ACK in the same write as the first reply
     connections: int = 0
     streams_answered: int = 0
     streams_refused: int = 0
@@ -53,6 +55,7 @@ async def serve_connection(stream: anyio.abc.ByteStream, script: Script) -> None
                 data = await stream.receive()
             except (anyio.EndOfStream, anyio.BrokenResourceError):
                 return
+            replied = False
             for event in conn.receive_data(data):
                 if isinstance(event, h2.events.RequestReceived):
                     sid = event.stream_id
@@ -84,7 +87,9 @@ async def serve_connection(stream: anyio.abc.ByteStream, script: Script) -> None
                     readers.pop(sid)
                     open_streams.discard(sid)
                     script.streams_answered += 1
-            await stream.send(conn.data_to_send())
+                    replied = True
+            if replied or not script.hold_output_until_reply:
+                await stream.send(conn.data_to_send())
 
 
 async def start(task_group: anyio.abc.TaskGroup, script: Script) -> int:

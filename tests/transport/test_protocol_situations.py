@@ -73,3 +73,16 @@ async def test_reply_flagged_compressed_fails_that_call_only() -> None:
             assert await ch.unary("/t.S/M", b"plain", timeout=10) == b"echo:plain"
         tg.cancel_scope.cancel()
     assert f"127.0.0.1:{port}" in str(info.value)
+
+
+async def test_settings_ack_and_large_frame_in_one_read() -> None:
+    """The h2 trap from the design notes: the server's ACK of our 1 MiB MAX_FRAME_SIZE and a DATA frame
+    above the 16 KiB default arrive in one read; h2 alone would reject the frame as too large."""
+    script = fake_h2_server.Script(hold_output_until_reply=True)
+    # Under the server's initial 64 KiB window (it holds back WINDOW_UPDATEs too), above 16 KiB frames:
+    request = bytes(range(256)) * 200  # the echo comes back as one DATA frame of about 51 kB
+    async with anyio.create_task_group() as tg:
+        port = await fake_h2_server.start(tg, script)
+        async with Channel("127.0.0.1", port, max_frame_size=1 << 20) as ch:
+            assert await ch.unary("/t.S/M", request, timeout=10) == b"echo:" + request
+        tg.cancel_scope.cancel()
