@@ -76,8 +76,14 @@ def test_dates_and_integral_floats() -> None:
 
 @pytest.mark.parametrize(
     ("value", "error"),
-    [(1.5, ValueError), ("yesterday", ValueError), (np.datetime64("NaT"), ValueError), (object(), TypeError),
-     (True, TypeError), (float("nan"), ValueError)],
+    [
+        (1.5, ValueError),
+        ("yesterday", ValueError),
+        (np.datetime64("NaT"), ValueError),
+        (object(), TypeError),
+        (True, TypeError),
+        (float("nan"), ValueError),
+    ],
 )
 def test_bad_times_get_clear_errors(value: object, error: type[Exception]) -> None:
     with pytest.raises(error):
@@ -85,13 +91,22 @@ def test_bad_times_get_clear_errors(value: object, error: type[Exception]) -> No
 
 
 @given(
-    st.integers(0, 1000), st.integers(0, 1000), st.integers(0, 10**6), st.integers(0, 10**6),
+    st.integers(0, 1000),
+    st.integers(0, 1000),
+    st.integers(0, 10**6),
+    st.integers(0, 10**6),
 )
 def test_ns_delta_matches_timedelta64(days: int, hours: int, seconds: int, micros: int) -> None:
     oracle = (
-        np.timedelta64(days, "D") + np.timedelta64(hours, "h") + np.timedelta64(seconds, "s")
-        + np.timedelta64(micros, "us")
-    ).astype("timedelta64[ns]").astype(np.int64)
+        (
+            np.timedelta64(days, "D")
+            + np.timedelta64(hours, "h")
+            + np.timedelta64(seconds, "s")
+            + np.timedelta64(micros, "us")
+        )
+        .astype("timedelta64[ns]")
+        .astype(np.int64)
+    )
     assert timez.ns_delta(days=days, hours=hours, seconds=seconds, microseconds=micros) == int(oracle)
 
 
@@ -121,3 +136,64 @@ def test_currently_as_ns_is_now() -> None:
     now = timez.currently_as_ns()
     after = timez.datetime_to_ns(datetime.now(UTC)) + 1000
     assert before <= now <= after
+
+
+@given(
+    st.integers(-(2**60) // 86_400_000_000_000, (3 * 2**60) // 86_400_000_000_000), st.sampled_from("YMWD")
+)
+def test_datetime64_coarse_units_match_numpy(days: int, unit: str) -> None:
+    value = np.datetime64(days, "D").astype(f"datetime64[{unit}]")
+    assert timez.to_nanoseconds(value) == int(value.astype("datetime64[ns]").astype(np.int64))
+
+
+@given(st.integers(-(2**62), 2**62), st.sampled_from(["ps", "fs", "as"]))
+def test_datetime64_finer_than_ns_floors_like_numpy(ticks: int, unit: str) -> None:
+    value = np.datetime64(ticks, unit)
+    assert timez.to_nanoseconds(value) == int(value.astype("datetime64[ns]").astype(np.int64))
+
+
+def test_datetime64_outside_the_int64_ns_range_does_not_wrap() -> None:
+    far = np.datetime64("3000-01-01", "D")
+    assert timez.to_nanoseconds(far) == timez.datetime_to_ns(datetime(3000, 1, 1))
+    assert timez.to_nanoseconds(np.datetime64(5, "10s")) == 50 * 10**9  # unit with a multiplier
+
+
+def _log2_rounded_by_decimal(x: Decimal) -> int:
+    """Independent oracle: log2 through 80-digit decimal logarithms."""
+    from decimal import localcontext
+
+    with localcontext() as ctx:
+        ctx.prec = 80
+        return int((x.ln() / Decimal(2).ln()).to_integral_value())
+
+
+@given(st.integers(1, 62))
+def test_nearest_point_width_exact_at_the_half_way_points(k: int) -> None:
+    # 2**k * sqrt(2) lies between two integers: the floor rounds down, the ceiling up.
+    from decimal import localcontext
+
+    with localcontext() as ctx:
+        ctx.prec = 60
+        middle = Decimal(2) ** k * Decimal(2).sqrt()
+    below, above = int(middle), int(middle) + 1
+    assert int(timez.nearest_point_width(nanoseconds=below)) == _log2_rounded_by_decimal(Decimal(below)) == k
+    assert (
+        int(timez.nearest_point_width(nanoseconds=above)) == _log2_rounded_by_decimal(Decimal(above)) == k + 1
+    )
+
+
+@given(st.decimals(min_value=Decimal("0.001"), max_value=Decimal("1e8"), places=3))
+def test_nearest_point_width_from_hertz_matches_decimal_oracle(hz: Decimal) -> None:
+    expected = _log2_rounded_by_decimal(Decimal(10**9) / hz)
+    assert int(timez.nearest_point_width(hertz=hz)) == min(max(expected, 0), 63)
+
+
+def test_nearest_point_width_keeps_sub_nanosecond_fractions_and_rejects_negatives() -> None:
+    assert int(timez.nearest_point_width(microseconds=0.0004)) == 0
+    assert int(timez.nearest_point_width(days=1, hours=-1)) == _log2_rounded_by_decimal(
+        Decimal(23 * 3600 * 10**9)
+    )
+    with pytest.raises(ValueError, match="positive"):
+        timez.nearest_point_width(seconds=-1)
+    with pytest.raises(ValueError, match="positive"):
+        timez.nearest_point_width(hertz=-5)

@@ -11,6 +11,7 @@ import re
 import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,20 @@ import numpy as np
 from pingthings.timeseries.constants import _PW, MAX_POINT_WIDTH
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DATETIME64_NS: dict[str, int | Fraction] = {
+    "W": 7 * 86_400 * 10**9,
+    "D": 86_400 * 10**9,
+    "h": 3_600 * 10**9,
+    "m": 60 * 10**9,
+    "s": 10**9,
+    "ms": 10**6,
+    "us": 10**3,
+    "μs": 10**3,
+    "ns": 1,
+    "ps": Fraction(1, 10**3),
+    "fs": Fraction(1, 10**6),
+    "as": Fraction(1, 10**9),
+}
 _NS_PER = {
     "days": 86_400 * 10**9,
     "hours": 3_600 * 10**9,
@@ -79,8 +94,14 @@ def ns_delta(
     if isinstance(nanoseconds, bool) or not isinstance(nanoseconds, int | np.integer):
         raise TypeError(f"nanoseconds must be an int, not {type(nanoseconds).__name__}")
     total = Decimal(int(nanoseconds))
-    parts = {"days": days, "hours": hours, "minutes": minutes, "seconds": seconds,
-             "milliseconds": milliseconds, "microseconds": microseconds}
+    parts = {
+        "days": days,
+        "hours": hours,
+        "minutes": minutes,
+        "seconds": seconds,
+        "milliseconds": milliseconds,
+        "microseconds": microseconds,
+    }
     for name, amount in parts.items():
         total += _decimal(amount, name) * _NS_PER[name]
     return int(total.to_integral_value())
@@ -105,9 +126,7 @@ def to_nanoseconds(val: Any) -> int:
     if isinstance(val, int | np.integer):
         return int(val)
     if isinstance(val, np.datetime64):
-        if np.isnat(val):
-            raise ValueError("NaT is not a time")
-        return int(val.astype("datetime64[ns]").astype(np.int64))
+        return _datetime64_ns(val)
     pandas_ns = _pandas_timestamp_ns(val)
     if pandas_ns is not None:
         return pandas_ns
@@ -148,20 +167,59 @@ def nearest_point_width(
     >>> int(nearest_point_width(hertz=120))
     23
     """
-    duration = ns_delta(days, hours, minutes, seconds, milliseconds, microseconds, nanoseconds)
-    freq = _decimal(hertz, "hertz")
+    if isinstance(nanoseconds, bool) or not isinstance(nanoseconds, int | np.integer):
+        raise TypeError(f"nanoseconds must be an int, not {type(nanoseconds).__name__}")
+    amounts = {
+        "days": days,
+        "hours": hours,
+        "minutes": minutes,
+        "seconds": seconds,
+        "milliseconds": milliseconds,
+        "microseconds": microseconds,
+    }
+    duration = Fraction(int(nanoseconds))
+    for name, amount in amounts.items():
+        duration += Fraction(_decimal(amount, name)) * _NS_PER[name]
+    freq = Fraction(_decimal(hertz, "hertz"))
     if freq and duration:
         raise ValueError("give either a duration or hertz, not both")
     if freq:
         if freq < 0:
             raise ValueError(f"hertz must be positive, got {hertz}")
-        period = Decimal(10**9) / freq
+        period = 10**9 / freq
     else:
         if duration <= 0:
             raise ValueError("the duration must be positive (or give hertz)")
-        period = Decimal(duration)
-    width = round(math.log2(period))
-    return _PW(min(max(width, 0), MAX_POINT_WIDTH))
+        period = duration
+    return _PW(min(max(_round_log2(period), 0), MAX_POINT_WIDTH))
+
+
+def _round_log2(x: Fraction) -> int:
+    """``round(log2(x))`` for a positive rational, exactly (no float rounding at any magnitude).
+
+    With ``k = floor(log2(x))`` the answer is ``k + 1`` when ``x >= 2**k * sqrt(2)``, that is when
+    ``x**2 >= 2**(2k + 1)``; both sides are compared as exact rationals.
+    """
+    p, q = x.numerator, x.denominator
+    k = p.bit_length() - q.bit_length()
+    if Fraction(p, q) < Fraction(2) ** k:
+        k -= 1
+    return k + 1 if x * x >= Fraction(2) ** (2 * k + 1) else k
+
+
+def _datetime64_ns(val: np.datetime64) -> int:
+    """ns since the epoch of a datetime64 of any unit, in exact integer arithmetic (no wrap-around)."""
+    if np.isnat(val):
+        raise ValueError("NaT is not a time")
+    unit, count = np.datetime_data(val.dtype)
+    if unit in ("Y", "M", "generic"):
+        if unit == "generic":
+            raise ValueError(f"a datetime64 without a unit is not a time: {val!r}")
+        val = val.astype("datetime64[D]")  # exact: months and years start on a day boundary
+        unit, count = "D", 1
+    ticks = int(val.astype(np.int64)) * count
+    per_tick = _DATETIME64_NS[unit]
+    return ticks * per_tick if isinstance(per_tick, int) else int(ticks * per_tick // 1)
 
 
 def _decimal(amount: Any, name: str) -> Decimal:
