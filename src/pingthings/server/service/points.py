@@ -6,6 +6,7 @@ encoded by :mod:`.payloads` (the numpy codecs). Blocking engine calls run in wor
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -51,17 +52,21 @@ async def apply_insert(
         raise InvalidPointWidth(f"rounding bits must be within 0..{MAX_POINT_WIDTH}, got {round_bits}")
     policy = _merge_policy(merge_policy)
 
+    loop = asyncio.get_running_loop()
+
     def write() -> int:
         # One worker-thread hop for both stores: the engine commit, then the SQL activity columns.
-        version = state.engine.insert(uuid, times, values, merge=policy, round_bits=round_bits)
+        # Subscribers get batches in commit order: the commit and the hand-over to the loop (whose
+        # callbacks run first in, first out) happen under one lock.
+        with state.commit_order:
+            version = state.engine.insert(uuid, times, values, merge=policy, round_bits=round_bits)
+            if count:
+                loop.call_soon_threadsafe(state.hub.publish, uuid, times, values)
         if count:
             state.meta.record_write(uuid, time.time_ns(), count)
         return int(version)
 
-    version = await blocking(write)
-    if count:
-        state.hub.publish(uuid, times, values)
-    return int(version)
+    return await blocking(write)
 
 
 class PointHandlers:

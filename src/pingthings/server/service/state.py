@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 from pingthings.server.service.subscriptions import SubscriptionHub
@@ -34,3 +35,5 @@ class ServiceState:
     hub: SubscriptionHub
     endpoint: str = ""
     max_insert_points: int = DEFAULT_MAX_INSERT_POINTS
+    #: Held while an insert commits and queues its batch for subscribers (keeps pushes in commit order).
+    commit_order: threading.Lock = field(default_factory=threading.Lock)
