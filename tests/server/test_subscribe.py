@@ -89,3 +89,39 @@ async def test_slow_subscriber_is_dropped_without_blocking_publishers() -> None:
 async def _drain(subscriber, n: int):  # type: ignore[no-untyped-def]
     for _ in range(n):
         yield await subscriber.receive.receive()
+
+
+def test_pushes_follow_commit_order_under_concurrent_inserts(server: Server, unique_collection: str) -> None:
+    with RawClient(server.endpoint) as client:
+        uu = create(client, unique_collection)
+        update = v5api.SubscriptionUpdate(op=v5api.SubscriptionUpdateOp.ADD_UUIDS, uuid=[uu])
+        responses = client.bidi("Subscribe", [bytes(update)])
+        received: queue.Queue = queue.Queue()
+        reader = threading.Thread(target=collect, args=(responses, received), daemon=True)
+        reader.start()
+        wait_until(lambda: server.runtime.hub.subscriber_count(uu) == 1)
+        version_of: dict[int, int] = {}
+        lock = threading.Lock()
+
+        def writer(k: int) -> None:
+            with RawClient(server.endpoint) as own:
+                for i in range(15):
+                    first = (k * 1000 + i) * 10
+                    version = insert(own, uu, np.arange(first, first + 5), np.full(5, float(k)))
+                    with lock:
+                        version_of[first] = version
+
+        threads = [threading.Thread(target=writer, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        pushed = []
+        for _ in range(len(version_of)):
+            message = received.get(timeout=10)
+            assert isinstance(message, v5api.SubscriptionResp) and message.stat is None
+            table = pa.ipc.open_stream(message.arrow_bytes).read_all()
+            pushed.append(version_of[int(table.column("time").cast(pa.int64())[0].as_py())])
+        responses.cancel()
+        reader.join(10)
+        assert pushed == sorted(version_of.values())
