@@ -4,7 +4,9 @@ Starts an embedded server in a background thread (or uses ``--endpoint``), then 
 official client on the same machine measures:
 
 * insert: ``Stream.insert`` (lists of tuples, 50 000-point batches) and ``Stream.arrow_insert``;
-* read:   ``Stream.values`` (RawValues, protobuf) and ``Stream.arrow_values`` (ArrowRawValues).
+* read:   ``Stream.values`` (RawValues, protobuf) and ``Stream.arrow_values`` (ArrowRawValues);
+* then the server alone, without the official client's per-point Python work: pre-encoded Insert
+  messages and RawValues replies read as raw bytes over grpcio (decoded with the numpy codec).
 
 Prints points per second with wall and process CPU time (the client shares the machine and,
 with the embedded server, the process). Validate at small size with ``--points 20000``.
@@ -109,8 +111,63 @@ def main() -> None:
             arrow_samples.append((wall, cpu))
         report("values (RawValues)", n, values_samples)
         report("arrow_values (ArrowRawValues)", n, arrow_samples)
+        raw_figures(endpoint, args.api_key, target.uuid.bytes, times, values, end, args.repeat)
         for s in db.streams_in_collection(collection):
             s.obliterate()
+
+
+def raw_figures(
+    endpoint: str,
+    api_key: str | None,
+    existing: bytes,
+    times: np.ndarray,
+    values: np.ndarray,
+    end: int,
+    repeat: int,
+) -> None:
+    """Server throughput with pre-encoded requests and undecoded replies (grpcio, bytes in and out)."""
+    import grpc
+
+    from pingthings._proto import v5api
+    from pingthings.wire import points
+
+    n = len(times)
+    metadata = [("authorization", f"Bearer {api_key}")] if api_key else None
+    options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+    with grpc.insecure_channel(endpoint, options=options) as channel:
+        create = channel.unary_unary("/v5api.BTrDB/Create")
+        insert = channel.unary_unary("/v5api.BTrDB/Insert")
+        raw_values = channel.unary_stream("/v5api.BTrDB/RawValues")
+        insert_samples = []
+        for i in range(repeat):
+            uu = uuid.uuid4().bytes
+            create(
+                bytes(
+                    v5api.CreateParams(
+                        uuid=uu,
+                        collection=f"bench/raw/{i}",
+                        tags=[v5api.KeyOptValue(key="name", val=v5api.OptValue(value=uu.hex()))],
+                    )
+                ),
+                metadata=metadata,
+            )
+            batches = [
+                points.encode_insert(uu, times[k : k + 50_000], values[k : k + 50_000])
+                for k in range(0, n, 50_000)
+            ]
+            wall, cpu, _ = timed(lambda b=batches: [insert(m, metadata=metadata) for m in b])
+            insert_samples.append((wall, cpu))
+        report("server: Insert (pre-encoded, 50k)", n, insert_samples)
+        request = bytes(v5api.RawValuesParams(uuid=existing, start=int(times[0]), end=end))
+        fetch_samples, decode_samples = [], []
+        for _ in range(repeat):
+            wall, cpu, replies = timed(lambda: list(raw_values(request, metadata=metadata)))
+            fetch_samples.append((wall, cpu))
+            wall, cpu, decoded = timed(lambda r=replies: [points.decode_raw_values(m) for m in r])
+            assert sum(len(d.times) for d in decoded) == n
+            decode_samples.append((wall, cpu))
+        report("server: RawValues (bytes only)", n, fetch_samples)
+        report("  + numpy decode of those replies", n, decode_samples)
 
 
 if __name__ == "__main__":
