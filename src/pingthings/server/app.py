@@ -19,7 +19,6 @@ from types import TracebackType
 from typing import Self
 
 import anyio.to_thread
-import sniffio
 
 from pingthings.server.config import ServerConfig, load_keys_file, normalize_keys
 from pingthings.server.runtime import ServerRuntime
@@ -180,7 +179,7 @@ class Server:
     async def __aenter__(self) -> Self:
         if self._runtime is not None:
             raise RuntimeError("the server is already running")
-        if sniffio.current_async_library() != "asyncio":
+        if not _in_asyncio():
             await anyio.to_thread.run_sync(self.start)
             return self
         runtime = ServerRuntime(self.config)
@@ -197,6 +196,15 @@ class Server:
         runtime, self._runtime = self._runtime, None
         if runtime is not None:
             await runtime.stop()
+
+
+def _in_asyncio() -> bool:
+    """Whether the caller runs in an asyncio event loop (grpclib serves only there)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def serve_forever(config: ServerConfig) -> None:
