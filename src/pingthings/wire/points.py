@@ -306,7 +306,7 @@ def encode_raw_values(
     """
     t = _time_array(times)
     v = _float_array(values, len(t), "values")
-    return _encode_header(stat, version_major, version_minor) + RAW_POINT.encode(0x22, [t, v])
+    return RAW_POINT.encode(0x22, [t, v], prefix=_encode_header(stat, version_major, version_minor))
 
 
 def decode_raw_values(buf: BytesLike, *, copy: bool = False) -> RawValuesResult:
@@ -338,7 +338,7 @@ def encode_windows(
         _count_array(windows.count, n),
         _float_array(windows.stddev, n, "stddev"),
     ]
-    return _encode_header(stat, version_major, version_minor) + STAT_POINT.encode(0x22, columns)
+    return STAT_POINT.encode(0x22, columns, prefix=_encode_header(stat, version_major, version_minor))
 
 
 def decode_windows(buf: BytesLike, *, copy: bool = False) -> WindowsResult:
@@ -364,7 +364,7 @@ def encode_changes(
     e = _time_array(ends, "ends")
     if len(s) != len(e):
         raise ValueError(f"starts and ends differ in length ({len(s)} != {len(e)})")
-    return _encode_header(stat, version_major, version_minor) + CHANGED_RANGE.encode(0x22, [s, e])
+    return CHANGED_RANGE.encode(0x22, [s, e], prefix=_encode_header(stat, version_major, version_minor))
 
 
 def decode_changes(buf: BytesLike, *, copy: bool = False) -> ChangesResult:
@@ -474,20 +474,20 @@ def encode_insert(
     merge_policy = int(merge_policy)
     if not -(1 << 31) <= merge_policy < (1 << 31):
         raise ValueError(f"merge_policy must fit in int32, got {merge_policy}")
-    out = b""
+    head = b""
     if uuid:
-        out += encode_len_field(1, bytes(uuid))
+        head += encode_len_field(1, bytes(uuid))
     if sync:
-        out += b"\x10\x01"
-    out += RAW_POINT.encode(0x1A, [t, v])
+        head += b"\x10\x01"
+    tail = b""
     if merge_policy:
-        out += b"\x20" + encode_varint(merge_policy & _U64_MAX)
+        tail += b"\x20" + encode_varint(merge_policy & _U64_MAX)
     if rounding_bits is not None:
         bits = int(rounding_bits)
         if not -(1 << 31) <= bits < (1 << 31):
             raise ValueError(f"rounding_bits must fit in int32, got {bits}")
-        out += encode_len_field(5, b"\x10" + encode_varint(bits & _U64_MAX))
-    return out
+        tail += encode_len_field(5, b"\x10" + encode_varint(bits & _U64_MAX))
+    return RAW_POINT.encode(0x1A, [t, v], prefix=head, suffix=tail)
 
 
 def decode_insert(buf: BytesLike, *, copy: bool = False) -> InsertRequest:

@@ -88,16 +88,27 @@ class RecordLayout:
             self._cache[record_key] = cached
         return cached
 
-    def encode(self, record_key: int, columns: list[np.ndarray]) -> bytes:
-        """Encode full records (every field written, zeros included) for equal-length ``columns``."""
+    def encode(
+        self, record_key: int, columns: list[np.ndarray], prefix: bytes = b"", suffix: bytes = b""
+    ) -> bytes:
+        """Encode full records (every field written, zeros included) for equal-length ``columns``.
+
+        ``prefix`` and ``suffix`` (other fields of the message) are written around the records in
+        the same buffer, so the point data is copied only once into the returned ``bytes``.
+        """
         n = len(columns[0]) if columns else 0
-        records = np.empty(n, dtype=self.block_dtype(record_key))
+        head = len(prefix)
+        size = n * self.stride
+        buffer = np.empty(head + size + len(suffix), dtype=np.uint8)
+        buffer[:head] = np.frombuffer(prefix, dtype=np.uint8)
+        buffer[head + size :] = np.frombuffer(suffix, dtype=np.uint8)
+        records = buffer[head : head + size].view(self.block_dtype(record_key))
         records["_key"] = record_key
         records["_len"] = self.payload_size
         for k, (name, column) in enumerate(zip(self.names, columns, strict=True)):
             records[f"_{name}_key"] = ((k + 1) << 3) | FIXED64
             records[name] = column
-        return records.tobytes()
+        return buffer.tobytes()
 
 
 @dataclass
@@ -295,38 +306,48 @@ def decode_records(
     lens = np.asarray(lengths, dtype=np.int64)
     max_slots = nfields + _EXTRA_SLOTS
     simple = (lens % 9 == 0) & (lens <= 9 * max_slots)
-    rows_all = np.arange(n)
+    flat_out = out.reshape(-1)
+    # Column of each possible key byte (-1: not a known 64-bit field of this record).
+    column_of_key = np.full(256, -1, dtype=np.int64)
+    column_of_key[[((k + 1) << 3) | FIXED64 for k in range(nfields)]] = np.arange(nfields)
+    words = as_words(u8) if n else u8
+    rows = np.flatnonzero(simple)
     for slot in range(max_slots):
-        rows = rows_all[simple & (lens > 9 * slot)]
+        rows = rows[lens[rows] > 9 * slot]
         if rows.size == 0:
             break
         key_at = offs[rows] + 9 * slot
-        keys = u8[key_at]
-        numbers = keys >> 3
-        ok = ((keys & 7) == FIXED64) & (numbers >= 1) & (numbers <= nfields)
-        if not ok.all():
-            simple[rows[~ok]] = False
-            rows, key_at, numbers = rows[ok], key_at[ok], numbers[ok]
-        out[rows, numbers.astype(np.intp) - 1] = gather_u64(u8, key_at + 1)
+        columns = column_of_key[u8[key_at]]
+        bad = columns < 0
+        if bad.any():
+            simple[rows[bad]] = False
+            good = ~bad
+            rows, key_at, columns = rows[good], key_at[good], columns[good]
+        flat_out[rows * nfields + columns] = gather_u64(words, key_at + 1)
     for row in np.flatnonzero(~simple).tolist():
         first = int(offs[row])
         out[row] = parse_record(data, first, first + int(lens[row]), nfields)
     return out
 
 
-def gather_u64(u8: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """The little-endian uint64 values that start at the given byte positions of ``u8``."""
-    result = np.empty(positions.size, dtype=np.uint64)
-    if positions.size == 0:
-        return result
-    for residue in range(8):
-        mask = (positions & 7) == residue
-        if not mask.any():
-            continue
-        usable = (u8.size - residue) // 8
-        view = np.ndarray(shape=(usable,), dtype="<u8", buffer=u8, offset=residue)
-        result[mask] = view[positions[mask] >> 3]
-    return result
+def as_words(u8: np.ndarray) -> np.ndarray:
+    """A copy of ``u8`` as little-endian uint64 words, zero-padded by two words for :func:`gather_u64`."""
+    whole = u8.size // 8
+    words = np.zeros(whole + 2, dtype="<u8")
+    words[:whole] = u8[: whole * 8].view("<u8")
+    words.view(np.uint8)[whole * 8 : u8.size] = u8[whole * 8 :]
+    return words
+
+
+def gather_u64(words: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The little-endian uint64 values that start at the given byte positions.
+
+    ``words`` comes from :func:`as_words`. Each value straddles at most two aligned words, which
+    are shifted into place (numpy defines a shift by 64 bits as giving zero).
+    """
+    index = positions >> 3
+    shift = ((positions & 7) << 3).astype(np.uint64)
+    return (words[index] >> shift) | (words[index + 1] << (np.uint64(64) - shift))
 
 
 def parse_record(data: memoryview | bytes, pos: int, end: int, nfields: int) -> list[int]:
