@@ -228,3 +228,12 @@ def test_obliterate(db, unique_collection: str) -> None:  # type: ignore[no-unty
     assert db.streams_in_collection(unique_collection) == []
     assert not db.stream_from_uuid(s.uuid).exists()
     assert unique_collection not in db.list_collections(unique_collection)
+
+
+def test_streams_by_collection_and_name(db, unique_collection: str) -> None:  # type: ignore[no-untyped-def]
+    made = db.create(uuidlib.uuid4(), unique_collection, tags={"name": "by-name"})
+    db.create(uuidlib.uuid4(), unique_collection, tags={"name": "other"})
+    found = db.streams(f"{unique_collection}/by-name")
+    assert [s.uuid for s in found] == [made.uuid]
+    made.flush()  # raises on a non-OK stat
+    assert made.version() == 10
