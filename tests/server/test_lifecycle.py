@@ -97,7 +97,8 @@ def test_stop_lets_in_flight_calls_finish(tmp_path: Path) -> None:
         srv.stop()
 
 
-def test_python_m_server_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_python_m_server_stops_gracefully_on_signal(tmp_path: Path, signum: int) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "pingthings.server", "--data", str(tmp_path), "--listen", "127.0.0.1:0"],
         stdout=subprocess.PIPE,
@@ -112,7 +113,7 @@ def test_python_m_server_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
         with RawClient(endpoint) as client:
             uu = create(client, "cli")
             version = insert(client, uu, np.array([1, 2, 3]), np.array([1.0, 2.0, 3.0]))
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         assert process.wait(timeout=30) == 0
     finally:
         if process.poll() is None:
