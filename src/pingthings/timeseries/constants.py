@@ -95,7 +95,7 @@ class _PW(int):
         for size, name in _UNITS:
             if ns >= size:
                 return f"PW[{int(self)}] ≈ {ns / size:.3g} {name}"
-        return f"PW[{int(self)}] = {ns} nanoseconds"
+        return f"PW[{int(self)}] = {ns} nanosecond{'' if ns == 1 else 's'}"
 
 
 #: Point widths 0..60: ``PW[i]`` is a window of ``2**i`` ns.
