@@ -118,10 +118,15 @@ def stat_table(
     time_column = time_array(time)  # type: ignore[arg-type]
     n = len(time_column)
     columns = [time_column]
-    for name, values in (("min", min), ("mean", mean), ("max", max)):
-        columns.append(pa.array(_numpy_column(values, np.float64, name, n)))
-    columns.append(pa.array(_numpy_column(count, np.uint64, "count", n)))
-    columns.append(pa.array(_numpy_column(stddev, np.float64, "stddev", n)))
+    arrays: tuple[tuple[str, Any, type], ...] = (
+        ("min", min, np.float64),
+        ("mean", mean, np.float64),
+        ("max", max, np.float64),
+        ("count", count, np.uint64),
+        ("stddev", stddev, np.float64),
+    )
+    for name, values, dtype in arrays:
+        columns.append(pa.array(_numpy_column(values, dtype, name, n)))
     return pa.Table.from_arrays(columns, schema=STAT_SCHEMA)
 
 

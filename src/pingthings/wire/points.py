@@ -236,7 +236,9 @@ def _encode_header(
     return out
 
 
-def _header_values(data: memoryview | bytes, scalars: dict[int, int], blobs: dict) -> tuple:
+def _header_values(
+    data: memoryview | bytes, scalars: dict[int, int], blobs: dict[int, list[tuple[int, int]]]
+) -> tuple[int, int, WireStatus | None]:
     """(version_major, version_minor, stat) from a scanned response header."""
     pieces = blobs.get(1)
     stat = _parse_status(data, pieces) if pieces else None
@@ -345,7 +347,9 @@ def decode_windows(buf: BytesLike, *, copy: bool = False) -> WindowsResult:
     """Parse an AlignedWindowsResponse or WindowsResponse into StatPoint arrays."""
     data = as_byteview(buf)
     scanned = scan_message(data, _RESPONSE_HEADER, _RESPONSE_RECORDS, STAT_POINT, copy=copy)
-    return WindowsResult(*scanned.columns, *_header_values(data, scanned.scalars, scanned.blobs))
+    time, min_, mean, max_, count, stddev = scanned.columns
+    major, minor, stat = _header_values(data, scanned.scalars, scanned.blobs)
+    return WindowsResult(time, min_, mean, max_, count, stddev, major, minor, stat)
 
 
 # --------------------------------------------------------------------------------------------
