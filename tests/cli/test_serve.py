@@ -92,3 +92,25 @@ def test_serve_with_an_api_key(tmp_path: Path) -> None:
         with pytest.raises(PermissionDeniedError), pt.connect(endpoint=endpoint, apikey="wrong") as conn:
             conn.list_collections()
         assert _stop(proc) == 0
+
+
+def test_serve_with_tls_and_a_keys_file(tmp_path: Path) -> None:
+    import trustme
+
+    import pingthings.timeseries as pt
+
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    cert, key, ca_file = tmp_path / "server.pem", tmp_path / "server.key", tmp_path / "ca.pem"
+    cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    issued.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("- first-key\n- key: second-key\n  admin: true\n")
+
+    with serving(tmp_path / "data", "--keys-file", str(keys), "--tls-cert", str(cert),
+                 "--tls-key", str(key)) as (proc, endpoint):
+        for apikey in ("first-key", "second-key"):
+            with pt.connect(endpoint=endpoint, apikey=apikey, tls=True, ca_bundle=str(ca_file)) as conn:
+                assert conn.info()["major_version"] == 5
+        assert _stop(proc) == 0
