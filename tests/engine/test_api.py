@@ -278,3 +278,17 @@ def test_refuses_a_database_in_another_block_format(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(RuntimeError, match="block format"):
         Engine(path)
+
+
+def test_changes_see_deletions_under_a_subtree_created_later(engine: Engine, stream: bytes) -> None:
+    # A point alone in a root bucket, then deleted, then a dense batch elsewhere in that bucket builds a
+    # new subtree: its empty slots must still report the deleted point's bucket.
+    lone = TIME_LIMIT - 2
+    v_lone = engine.insert(stream, np.array([lone]), np.array([1.0]))
+    engine.delete(stream, MIN_TIME, TIME_LIMIT - 1)
+    dense = TIME_LIMIT - 2**45 + np.arange(5000, dtype=np.int64) * 1000
+    latest = engine.insert(stream, dense, np.ones(dense.size))
+    for res in (0, 20, 44):
+        _, s, e = engine.changes(stream, v_lone, latest, res)
+        assert ((s <= lone) & (lone < e)).any(), res
+        assert ((s <= dense[0]) & (dense[0] < e)).any(), res

@@ -110,7 +110,7 @@ def collect_stats(
     if not root:
         return out
     frontier = [(root, ROOT_PW, ROOT_START)]
-    leaf_addrs: list[int] = []
+    leaf_addrs: list[tuple[int, int]] = []  # (bucket start, address): sorted before scanning
     while frontier:
         nodes = reader.nodes([a for a, _, _ in frontier])
         nxt: list[tuple[int, int, int]] = []
@@ -130,11 +130,12 @@ def collect_stats(
                 )
             for i, b in zip(idx[~whole].tolist(), bs[~whole].tolist(), strict=True):
                 if node.leaf[i]:
-                    leaf_addrs.append(int(node.addr[i]))
+                    leaf_addrs.append((b, int(node.addr[i])))
                 else:
                     nxt.append((int(node.addr[i]), pw - PW_STEP, b))
         frontier = nxt
-    for lt, lv in reader.scan(leaf_addrs):
+    # Leaves come from different levels; scanning concatenates them, so they must be in time order.
+    for lt, lv in reader.scan([a for _, a in sorted(leaf_addrs)]):
         ct, cv = _clip(lt, lv, lo, hi)
         out.add_points(key_of(ct), cv)
     return out
@@ -146,7 +147,7 @@ def count(reader: BlockReader, root: int, lo: int, hi: int) -> int:
         return 0
     total = 0
     frontier = [(root, ROOT_PW, ROOT_START)]
-    leaf_addrs: list[int] = []
+    leaf_addrs: list[tuple[int, int]] = []  # (bucket start, address): sorted before scanning
     while frontier:
         nodes = reader.nodes([a for a, _, _ in frontier])
         nxt: list[tuple[int, int, int]] = []
@@ -160,11 +161,11 @@ def count(reader: BlockReader, root: int, lo: int, hi: int) -> int:
             total += int(node.count[idx[whole]].sum())
             for i, b in zip(idx[~whole].tolist(), bs[~whole].tolist(), strict=True):
                 if node.leaf[i]:
-                    leaf_addrs.append(int(node.addr[i]))
+                    leaf_addrs.append((b, int(node.addr[i])))
                 else:
                     nxt.append((int(node.addr[i]), pw - PW_STEP, b))
         frontier = nxt
-    for lt, _ in reader.scan(leaf_addrs):
+    for lt, _ in reader.scan([a for _, a in sorted(leaf_addrs)]):
         a, b = np.searchsorted(lt, [lo, hi])
         total += int(b - a)
     return total

@@ -61,13 +61,21 @@ class TreeWriter:
     def insert(self, root: int, t: np.ndarray, v: np.ndarray, policy: MergePolicy) -> int:
         """Insert a prepared (sorted, batch-deduplicated) batch; returns the new root address."""
         node = self.reader.node(root) if root else None
-        summary = self._insert_node(node, ROOT_PW, ROOT_START, t, v, policy, force=True)
+        summary = self._insert_node(node, ROOT_PW, ROOT_START, t, v, policy, fresh_gen=0, force=True)
         return root if summary is None else summary.addr
 
-    def _new_subtree(self, parent_pw: int, start: int, t: np.ndarray, v: np.ndarray) -> Summary:
+    def _new_subtree(
+        self, parent_pw: int, start: int, t: np.ndarray, v: np.ndarray, slot_gen: int
+    ) -> Summary:
+        """A leaf or, for more than LEAF_MAX points, a new internal node for one bucket.
+
+        ``slot_gen`` is the generation the parent slot had before this write. A new node's empty slots
+        inherit it: their buckets hold no points now and held none since then (a leaf being split had
+        none there either), so Changes still sees deletions that happened before the node was created.
+        """
         if t.size <= LEAF_MAX or not can_split(parent_pw):
             return self._write_leaf(t, v)
-        summary = self._insert_node(None, parent_pw - PW_STEP, start, t, v, MergePolicy.NEVER)
+        summary = self._insert_node(None, parent_pw - PW_STEP, start, t, v, MergePolicy.NEVER, slot_gen)
         assert summary is not None
         return summary
 
@@ -79,9 +87,14 @@ class TreeWriter:
         t: np.ndarray,
         v: np.ndarray,
         policy: MergePolicy,
+        fresh_gen: int = 0,
         force: bool = False,
     ) -> Summary | None:
-        new = node.copy() if node is not None else Node()
+        if node is not None:
+            new = node.copy()
+        else:
+            new = Node()
+            new.gen[:] = fresh_gen
         buckets = (t - start) >> pw
         edges = np.flatnonzero(buckets[1:] != buckets[:-1]) + 1
         starts = [0, *edges.tolist()]
@@ -93,9 +106,9 @@ class TreeWriter:
             sub_t, sub_v = t[lo:hi], v[lo:hi]
             addr = int(new.addr[i])
             if addr == 0:
-                summary: Summary | None = self._new_subtree(pw, child_start, sub_t, sub_v)
+                summary: Summary | None = self._new_subtree(pw, child_start, sub_t, sub_v, int(new.gen[i]))
             elif new.leaf[i]:
-                summary = self._insert_leaf(addr, pw, child_start, sub_t, sub_v, policy)
+                summary = self._insert_leaf(addr, pw, child_start, sub_t, sub_v, policy, int(new.gen[i]))
             else:
                 child = self.reader.node(addr)
                 summary = self._insert_node(child, pw - PW_STEP, child_start, sub_t, sub_v, policy)
@@ -107,13 +120,20 @@ class TreeWriter:
         return self._write_node(new, force=force)
 
     def _insert_leaf(
-        self, addr: int, parent_pw: int, start: int, t: np.ndarray, v: np.ndarray, policy: MergePolicy
+        self,
+        addr: int,
+        parent_pw: int,
+        start: int,
+        t: np.ndarray,
+        v: np.ndarray,
+        policy: MergePolicy,
+        slot_gen: int,
     ) -> Summary | None:
         old_t, old_v = self.reader.leaf(addr)
         mt, mv = merge_points(old_t, old_v, t, v, policy)
         if mt is old_t and mv is old_v:
             return None
-        return self._new_subtree(parent_pw, start, mt, mv)
+        return self._new_subtree(parent_pw, start, mt, mv, slot_gen)
 
     # ------------------------------------------------------------------ delete
     def delete(self, root: int, lo: int, hi: int) -> int:
