@@ -124,3 +124,21 @@ def test_statistics_match_numpy_on_offset_noisy_signal(engine: Engine, stream: b
         np.testing.assert_allclose(w.stddev, [g.std() for g in groups], rtol=1e-9)
         np.testing.assert_array_equal(w.min, [g.min() for g in groups])
         np.testing.assert_array_equal(w.max, [g.max() for g in groups])
+
+
+def test_statistics_over_leaves_of_different_depths(engine: Engine, stream: bytes) -> None:
+    # 1100 points in 8 ns force leaves at the bottom level; a lone point near the end stays a root leaf.
+    rng = np.random.default_rng(2)
+    t = rng.integers(0, 8, 1100)
+    v = rng.normal(100, 15, 1100)
+    engine.insert(stream, t, v)
+    engine.insert(stream, np.array([TIME_LIMIT - 2]), np.array([5.0]))
+    _, w = engine.aligned_windows(stream, MIN_TIME, TIME_LIMIT - 1, 1)  # end rounds down to TIME_LIMIT - 2
+    assert w.time.tolist() == [0, 2, 4, 6]
+    assert w.count.tolist() == [int(((t >> 1) == k).sum()) for k in range(4)]
+    assert engine.count(stream, 1, TIME_LIMIT - 2)[1] == int((t >= 1).sum())
+    width = 2**58 + 1  # windows from -3 that straddle buckets of every level
+    _, w = engine.windows(stream, -3, TIME_LIMIT - 1, width)
+    end = -3 + len(w) * width
+    assert int(w.count.sum()) == 1100 + int(TIME_LIMIT - 2 < end)
+    assert w.count[0] == 1100
