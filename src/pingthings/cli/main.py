@@ -35,7 +35,13 @@ class PingthingsGroup(click.Group):
             raise error from exc
 
 
-@click.group(cls=PingthingsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+EPILOG = (
+    "Exit codes: 0 success, 1 the server refused the operation, 2 usage error (bad option, time or "
+    "duration), 3 cannot reach or authenticate with the server, 4 no such stream, 130 interrupted."
+)
+
+
+@click.group(cls=PingthingsGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
 @click.option("--endpoint", envvar="BTRDB_ENDPOINTS", metavar="HOST:PORT",
               help="Server to talk to (default: $BTRDB_ENDPOINTS or the profile's endpoint).")
 @click.option("--apikey", envvar="BTRDB_API_KEY", metavar="KEY",
