@@ -2,7 +2,8 @@
 
 Batches are generated from a seed with numpy so that they can be large enough to split leaves (> 1024
 points in one bucket) and dense enough to collide (duplicate timestamps, duplicate values).
-Set ``ENGINE_EXAMPLES`` (default 100) to run more sequences, e.g. 1500 before changing the tree code.
+Set ``ENGINE_EXAMPLES`` (default 100) and ``ENGINE_STEPS`` (default 14) to run more and longer
+sequences, e.g. 1500 and 30 after changing the tree code (with ``--timeout=0``).
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ class EngineMachine(RuleBasedStateMachine):
 
 EngineMachine.TestCase.settings = settings(
     max_examples=int(os.environ.get("ENGINE_EXAMPLES", "100")),
-    stateful_step_count=14,
+    stateful_step_count=int(os.environ.get("ENGINE_STEPS", "14")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
