@@ -2,7 +2,8 @@
 
 Each accepted connection follows :class:`Script`: it may announce a stream limit, refuse the first stream with
 RST_STREAM(REFUSED_STREAM), say GOAWAY before processing anything, mark one reply as compressed (which
-was never negotiated), or hold its SETTINGS ACK back to send it in the same write as the first reply.
+was never negotiated), or hold its SETTINGS ACK back to send it in the same write as the first reply; the test
+may PING the client with :meth:`Script.ping_client`.
 Otherwise every stream gets a gRPC reply ``b"echo:" + request`` with grpc-status 0 once the request stream
 ends.
 """
@@ -31,6 +32,22 @@ class Script:
     max_concurrent_streams: int | None = None
     compress_request_named: bytes | None = None  # reply to this request with the "compressed" flag set
     hold_output_until_reply: bool = False  # send the SETTINGS ACK in the same write as the first reply
+    ping_acks: int = 0
+    changed: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+    latest: tuple[h2.connection.H2Connection, anyio.abc.ByteStream] | None = None
+
+    async def ping_client(self) -> None:
+        """PING the client on the latest connection (while the server task waits in receive)."""
+        assert self.latest is not None
+        conn, stream = self.latest
+        conn.ping(b"srv-ping")
+        await stream.send(conn.data_to_send())
+
+    def note(self) -> None:
+        """Wake a test waiting for the counters to change."""
+        self.changed.set()
+        self.changed = anyio.Event()
+
     connections: int = 0
     streams_answered: int = 0
     streams_refused: int = 0
@@ -42,6 +59,7 @@ async def serve_connection(stream: anyio.abc.ByteStream, script: Script) -> None
     script.connections += 1
     number = script.connections
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
+    script.latest = (conn, stream)
     conn.initiate_connection()
     if script.max_concurrent_streams is not None:
         conn.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: script.max_concurrent_streams})
@@ -88,6 +106,9 @@ async def serve_connection(stream: anyio.abc.ByteStream, script: Script) -> None
                     open_streams.discard(sid)
                     script.streams_answered += 1
                     replied = True
+                elif isinstance(event, h2.events.PingAckReceived):
+                    script.ping_acks += 1
+                    script.note()
             if replied or not script.hold_output_until_reply:
                 await stream.send(conn.data_to_send())
 

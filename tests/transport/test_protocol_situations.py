@@ -86,3 +86,19 @@ async def test_settings_ack_and_large_frame_in_one_read() -> None:
         async with Channel("127.0.0.1", port, max_frame_size=1 << 20) as ch:
             assert await ch.unary("/t.S/M", request, timeout=10) == b"echo:" + request
         tg.cancel_scope.cancel()
+
+
+async def test_ping_arriving_on_an_idle_connection_is_answered_and_the_connection_kept() -> None:
+    script = fake_h2_server.Script()
+    async with anyio.create_task_group() as tg:
+        port = await fake_h2_server.start(tg, script)
+        async with Channel("127.0.0.1", port) as ch:
+            assert await ch.unary("/t.S/M", b"1", timeout=10) == b"echo:1"
+            await script.ping_client()
+            # The PING now waits in the idle connection's socket; the next call must catch up on it.
+            assert await ch.unary("/t.S/M", b"2", timeout=10) == b"echo:2"
+            with anyio.fail_after(10):
+                while script.ping_acks < 1:
+                    await script.changed.wait()
+        tg.cancel_scope.cancel()
+    assert script.connections == 1

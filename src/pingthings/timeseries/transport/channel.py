@@ -162,7 +162,7 @@ class Channel:
     async def _connection(self) -> Connection:
         """The connection for a new call: the current one if it takes new streams, else a fresh one."""
         conn = self._conn
-        if conn is not None and conn.accepts_new_streams():
+        if conn is not None and await conn.ready_for_new_stream():
             return conn
         if self._connect_lock is None:
             self._connect_lock = anyio.Lock()
@@ -171,7 +171,7 @@ class Channel:
             if self._closed:
                 raise TransportError("channel closed", self.endpoint)
             conn = self._conn
-            if conn is not None and conn.accepts_new_streams():
+            if conn is not None and await conn.ready_for_new_stream():
                 return conn
             if self._connect_attempts != attempts_seen and self._connect_failure is not None:
                 # Someone tried while this task waited, and failed: share that outcome instead of making

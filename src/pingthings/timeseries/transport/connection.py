@@ -44,6 +44,10 @@ MIN_PING_SPACING = 300.0
 """Seconds between two keepalive pings at the least; gRPC servers (grpc-go, grpc core) answer more frequent
 pings on a quiet connection with GOAWAY ENHANCE_YOUR_CALM by default."""
 
+IDLE_CATCH_UP_TIMEOUT = 1.0
+"""Seconds allowed to read what arrived on an idle connection before reusing it (the bytes are already
+there; only a partial TLS record could make this wait)."""
+
 WRITE_TIMEOUT = 60.0
 """Seconds a single socket write may block before the connection is declared dead."""
 
@@ -162,17 +166,39 @@ class Connection:
         return self._failure
 
     def accepts_new_streams(self) -> bool:
-        """True if a new call may start here (alive, no GOAWAY, stream ids left, not gone stale)."""
+        """True if a new call may start here (alive, no GOAWAY, stream ids left, not closing)."""
         if self._failure is not None or self._goaway or self._closed or self._retire_when_idle:
             return False
-        if self._h2.highest_outbound_stream_id is not None and self._h2.highest_outbound_stream_id > (
-            _MAX_STREAM_ID - 1000
-        ):
-            return False
-        return not (not self.streams and self._socket_readable_while_idle())
+        highest = self._h2.highest_outbound_stream_id
+        return highest is None or highest < _MAX_STREAM_ID - 1000
 
-    def _socket_readable_while_idle(self) -> bool:
-        """True if an idle connection's socket has bytes or EOF pending: the server said goodbye meanwhile."""
+    async def ready_for_new_stream(self) -> bool:
+        """Like :meth:`accepts_new_streams`, but first catch up with what the server sent while idle.
+
+        Nobody reads an idle connection, so a GOAWAY, an EOF (server restarted) or a harmless PING may be
+        waiting in the socket. If it is readable, one read round processes that (briefly: the bytes are
+        there), and the connection is judged afterwards.
+        """
+        if not self.accepts_new_streams():
+            return False
+        if self.streams or self._reading or not self._socket_readable():
+            return True
+        self._reading = True
+        touched: set[int] | None = None
+        try:
+            with anyio.move_on_after(IDLE_CATCH_UP_TIMEOUT):
+                touched = await self._read_round()
+        finally:
+            self._reading = False
+            self._wake(touched)
+        try:
+            await self.flush()  # e.g. the PING ACK
+        except TransportError:
+            return False
+        return self.accepts_new_streams()
+
+    def _socket_readable(self) -> bool:
+        """True if the socket has bytes or EOF pending (checked without blocking)."""
         raw = self._raw_socket
         if raw is None:
             return False
