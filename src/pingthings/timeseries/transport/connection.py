@@ -395,7 +395,7 @@ class Connection:
         if self._ping_outstanding:
             self.fail(
                 TransportError(
-                    f"server did not answer a keepalive ping within {self._keepalive:.0f}s", self.endpoint
+                    f"server did not answer a keepalive ping within {self._keepalive:g}s", self.endpoint
                 )
             )
             return
