@@ -107,16 +107,16 @@ async def stream_once(port: int, points: int, message_bytes: int, frame_size: in
     return received / BYTES_PER_POINT, wall, cpu
 
 
-async def unary_latency(port: int, calls: int) -> float:
+async def unary_latency(port: int, calls: int) -> tuple[float, float]:
     from pingthings.timeseries.transport import Channel
 
     async with Channel("127.0.0.1", port) as ch:
         for _ in range(min(100, calls)):
             await ch.unary(f"{SERVICE}/Unary", b"x" * 32)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for _ in range(calls):
             await ch.unary(f"{SERVICE}/Unary", b"x" * 32)
-        return (time.perf_counter() - start) / calls
+        return (time.perf_counter() - start) / calls, (time.process_time() - cpu_start) / calls
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -187,8 +187,11 @@ def main() -> None:
                     f" server {statistics.median(server_cpus):.2f}"
                 )
             if args.unary:
-                latency = anyio.run(unary_latency, port, args.unary, backend=backend)
-                print(f"{backend:7s} unary: {latency * 1e6:7.0f} µs per call ({args.unary} sequential calls)")
+                latency, cpu = anyio.run(unary_latency, port, args.unary, backend=backend)
+                print(
+                    f"{backend:7s} unary: {latency * 1e6:7.0f} µs per call, client CPU {cpu * 1e6:.0f} µs"
+                    f" ({args.unary} sequential calls)"
+                )
     finally:
         server.terminate()
         server.wait(10)
