@@ -481,3 +481,19 @@ def test_encoders_accept_datetime64_and_int32(pb: ModuleType) -> None:
     decoded = points.decode_raw_values(encoded)
     assert decoded.times.tolist() == stamps.view(np.int64).tolist()
     assert decoded.values.tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_decode_from_a_slice_of_a_larger_buffer(pb: ModuleType, full: bool) -> None:
+    rng = np.random.default_rng(4)
+    times = rng.integers(1, 1 << 60, 300)
+    values = rng.normal(size=300)
+    if not full:
+        values[::7] = 0.0
+    msg = pb.RawValuesResponse(versionMajor=77)
+    msg.values.extend(pb.RawPoint(time=int(t), value=float(v)) for t, v in zip(times, values, strict=True))
+    framed = b"\x00\x00\x00\x01\x00" + msg.SerializeToString() + b"trailing"
+    window = memoryview(framed)[5 : len(framed) - len(b"trailing")]
+    decoded = points.decode_raw_values(window)
+    assert np.array_equal(decoded.times, times) and _bits(decoded.values) == _bits(values)
+    assert decoded.version_major == 77

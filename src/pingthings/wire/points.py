@@ -3,22 +3,20 @@
 Point data never goes through the generated message classes (they build one Python object per
 point). These functions turn ``bytes``/``memoryview`` into numpy arrays and back:
 
-=====================================  ==============================  ==============================
-message                                encode                          decode
-=====================================  ==============================  ==============================
-RawValuesResponse                      :func:`encode_raw_values`       :func:`decode_raw_values`
-AlignedWindowsResponse, WindowsResponse :func:`encode_windows`          :func:`decode_windows`
-InsertParams                           :func:`encode_insert`           :func:`decode_insert`
-NearestResponse                        :func:`encode_nearest`          :func:`decode_nearest`
-ChangesResponse                        :func:`encode_changes`          :func:`decode_changes`
-Status (inside all of them)            :func:`encode_status`           :func:`decode_status`
-=====================================  ==============================  ==============================
+* RawValuesResponse: :func:`encode_raw_values` / :func:`decode_raw_values`
+* AlignedWindowsResponse and WindowsResponse: :func:`encode_windows` / :func:`decode_windows`
+* InsertParams: :func:`encode_insert` / :func:`decode_insert`
+* NearestResponse: :func:`encode_nearest` / :func:`decode_nearest`
+* ChangesResponse: :func:`encode_changes` / :func:`decode_changes`
+* Status (inside all the responses): :func:`encode_status` / :func:`decode_status`
 
 Encoders write every field of every point record, zeros included (valid proto3), so the peer can
 use the fixed-stride fast path; header fields follow proto3 and are left out when zero. For
 points without zero fields the output is byte-identical to google protobuf's serialization.
 Decoders accept any valid protobuf encoding (fields in any order, repeated header fields, omitted
-zero fields, unknown fields) and raise :class:`WireFormatError` for anything else.
+zero fields, unknown fields) and raise :class:`WireFormatError` for anything else. They are
+stricter than google protobuf in one way: a known field sent with the wrong wire type is an error
+(protobuf would keep it as an unknown field).
 
 Decoded arrays may be read-only views into the input buffer; pass ``copy=True`` if the buffer
 will be reused.
