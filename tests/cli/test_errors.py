@@ -113,3 +113,30 @@ def test_serve_refuses_a_public_address_without_keys(tmp_path: Path) -> None:
 def test_serve_bad_listen_address(tmp_path: Path) -> None:
     result = _run("serve", "--data", str(tmp_path), "--listen", "nowhere")
     _assert_one_line_error(result, EXIT_USAGE, "nowhere")
+
+
+_NO_SETTINGS = {"BTRDB_ENDPOINTS": None, "BTRDB_API_KEY": None, "BTRDB_PROFILE": None}
+
+
+def test_a_profile_from_the_credentials_file_is_used(populated: Populated, tmp_path: Path) -> None:
+    (tmp_path / ".predictivegrid").mkdir()
+    (tmp_path / ".predictivegrid" / "credentials.yaml").write_text(
+        f"local:\n  name: local\n  btrdb:\n    endpoints: \"{populated.endpoint}\"\n"
+    )
+    env = {**_NO_SETTINGS, "HOME": str(tmp_path)}
+    args = ["--profile", "local", "ls", "-l", populated.collection, "--json"]
+    result = CliRunner(env=env).invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert sorted(s["name"] for s in json.loads(result.stdout)) == sorted(populated.streams)
+
+    unknown = CliRunner(env=env).invoke(cli, ["--profile", "elsewhere", "ls"])
+    _assert_one_line_error(unknown, EXIT_USAGE, "elsewhere")
+
+
+def test_no_endpoint_at_all_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner(env={**_NO_SETTINGS, "HOME": str(tmp_path)}).invoke(cli, ["info"])
+    _assert_one_line_error(result, EXIT_USAGE, "endpoint")
+
+
+def test_a_malformed_endpoint_is_a_usage_error() -> None:
+    _assert_one_line_error(_run("--endpoint", "no-port-here", "info"), EXIT_USAGE, "no-port-here")

@@ -38,6 +38,8 @@ def open_client(options: ConnectionOptions) -> Iterator[Client]:
 
     try:
         client = connect(profile=options.profile, endpoint=options.endpoint, apikey=options.apikey)
+    except ValueError as exc:  # a malformed endpoint, profile or key: the user's settings
+        raise UserError(" ".join(str(exc).split()), EXIT_USAGE) from exc
     except Exception as exc:
         error = user_error(exc, options.describe())
         if error is None:

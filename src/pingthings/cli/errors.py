@@ -5,7 +5,8 @@ Exit codes of the ``pingthings`` command:
 ====  ==========================================================================
 0     success
 1     the server refused the operation (any other pingthings / BTrDB error)
-2     usage error: unknown option, bad argument, unparsable time string
+2     usage error: unknown option, bad argument, unparsable time string, unusable connection
+      settings (no endpoint, unknown profile, missing credentials file, malformed endpoint)
 3     cannot reach or authenticate with the server (connection refused, TLS, key)
 4     the stream (or collection) named does not exist
 130   interrupted (Ctrl-C)
@@ -30,10 +31,11 @@ EXIT_INTERRUPTED = 130
 #: Class names (anywhere in the exception's MRO) that mean "the stream does not exist".
 _NOT_FOUND_NAMES = frozenset({"StreamNotFound", "StreamNotFoundError", "NoSuchStream", "UnknownStream"})
 #: Class names that mean "could not reach or authenticate with the server".
-_CONNECTION_NAMES = frozenset({
-    "ConnectionError", "TransportError", "PermissionDenied", "PermissionDeniedError",
-    "CredentialsError", "CredentialsFileNotFound", "ProfileNotFound",
-})
+_CONNECTION_NAMES = frozenset(
+    {"ConnectionError", "TransportError", "PermissionDenied", "PermissionDeniedError"}
+)
+#: Class names that mean "the connection settings are wrong" (credentials file, profile, endpoint).
+_SETTINGS_NAMES = frozenset({"CredentialsError", "CredentialsFileNotFound", "ProfileNotFound"})
 #: v5 status codes that mean "no such stream".
 _NOT_FOUND_CODES = frozenset({404})
 #: v5 status code that means "the key was refused".
@@ -94,6 +96,8 @@ def user_error(exc: BaseException, endpoint: str | None = None) -> UserError | N
     where = f" {endpoint}" if endpoint else ""
     if names & _NOT_FOUND_NAMES or code in _NOT_FOUND_CODES:
         return UserError(_one_line(exc), EXIT_NOT_FOUND)
+    if names & _SETTINGS_NAMES:
+        return UserError(_one_line(exc), EXIT_USAGE)
     if code in _UNAUTHORIZED_CODES:
         return UserError(f"the server{where} refused the API key: {_one_line(exc)}", EXIT_CONNECTION)
     if isinstance(exc, ssl.SSLError):

@@ -36,8 +36,9 @@ class PingthingsGroup(click.Group):
 
 
 EPILOG = (
-    "Exit codes: 0 success, 1 the server refused the operation, 2 usage error (bad option, time or "
-    "duration), 3 cannot reach or authenticate with the server, 4 no such stream, 130 interrupted."
+    "Exit codes: 0 success, 1 the server refused the operation, 2 usage error (bad option, time, "
+    "duration or connection settings), 3 cannot reach or authenticate with the server, 4 no such stream, "
+    "130 interrupted."
 )
 
 
