@@ -83,3 +83,22 @@ def test_the_readme_tour_runs_against_an_embedded_server(tmp_path: Path) -> None
     # the tour inserted 7 200 points and read them back
     raw = namespace["raw"]
     assert len(raw) == 7_200  # type: ignore[arg-type]
+
+
+def _python_blocks() -> list[tuple[str, int, str]]:
+    found = []
+    # architecture.md lists interfaces as signatures, not runnable code
+    pages = [ROOT / "README.md", *sorted(p for p in DOCS.rglob("*.md") if p.name != "architecture.md")]
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for number, block in enumerate(re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)):
+            found.append((str(page.relative_to(ROOT)), number, block))
+    return found
+
+
+@pytest.mark.parametrize(("page", "number", "block"), _python_blocks(),
+                         ids=[f"{p}#{n}" for p, n, _ in _python_blocks()])
+def test_every_python_example_is_valid_python(page: str, number: int, block: str) -> None:
+    import ast
+
+    compile(block, f"{page} block {number}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)

@@ -162,3 +162,21 @@ def test_query_of_an_empty_range_writes_just_the_header(populated: Populated, tm
     assert table.num_rows == 0
     assert table.column_names[0] == "time"
     assert "wrote 0 rows" in result.stderr
+
+
+def test_query_an_older_version(populated: Populated, tmp_path: Path) -> None:
+    import uuid
+
+    import pingthings.timeseries as pt
+
+    times = BASE_NS + np.arange(100, dtype=np.int64) * 1_000_000
+    values = np.arange(100, dtype=np.float64)
+    with pt.connect(endpoint=populated.endpoint) as conn:
+        stream = conn.create(uuid.uuid4(), populated.collection + "/versions", tags={"name": "v"})
+        old = stream.insert((times, values))
+        stream.delete(int(times[50]), int(times[-1]) + 1)
+    for version, expected in ((old, values), (0, values[:50])):
+        out = tmp_path / f"v{version}.parquet"
+        result = populated.run("query", str(stream.uuid), "--version", str(version), "-o", str(out))
+        assert result.exit_code == 0, result.output
+        np.testing.assert_array_equal(pa_parquet.read_table(out).column("value").to_numpy(), expected)
