@@ -140,3 +140,12 @@ def test_no_endpoint_at_all_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_a_malformed_endpoint_is_a_usage_error() -> None:
     _assert_one_line_error(_run("--endpoint", "no-port-here", "info"), EXIT_USAGE, "no-port-here")
+
+
+def test_serve_on_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _run("serve", "--data", str(tmp_path), "--listen", f"127.0.0.1:{port}")
+    _assert_one_line_error(result, EXIT_FAILURE, str(port))
