@@ -112,27 +112,35 @@ def collect_stats(
     frontier = [(root, ROOT_PW, ROOT_START)]
     leaf_addrs: list[tuple[int, int]] = []  # (bucket start, address): sorted before scanning
     while frontier:
+        # All nodes of one level share a point width: handle their 64 slots each as one (k, 64) matrix.
+        pw = frontier[0][1]
         nodes = reader.nodes([a for a, _, _ in frontier])
+        counts = np.stack([n.count for n in nodes])
+        bs = np.array([s for _, _, s in frontier], dtype=np.int64)[:, None] + (_SLOTS << pw)
+        last = bs + ((1 << pw) - 1)
+        live = (counts > 0) & (last >= lo) & (bs < hi)
+        whole = live & (bs >= lo) & (last < hi)
+        whole &= slot_fits(pw, bs)
+        if whole.any():
+            rows, cols = np.nonzero(whole)
+            out.add_slots(
+                key_of(bs[rows, cols]),
+                counts[rows, cols],
+                np.stack([n.min for n in nodes])[rows, cols],
+                np.stack([n.max for n in nodes])[rows, cols],
+                np.stack([n.sum for n in nodes])[rows, cols],
+                np.stack([n.m2 for n in nodes])[rows, cols],
+            )
         nxt: list[tuple[int, int, int]] = []
-        for (_, pw, start), node in zip(frontier, nodes, strict=True):
-            first, last = _slot_range(start, pw, lo, hi)
-            if first > last:
-                continue
-            idx = np.flatnonzero(node.count[first : last + 1]) + first
-            if idx.size == 0:
-                continue
-            bs = start + (idx << pw)
-            whole = (bs >= lo) & (bs + ((1 << pw) - 1) < hi) & slot_fits(pw, bs)
-            if whole.any():
-                w = idx[whole]
-                out.add_slots(
-                    key_of(bs[whole]), node.count[w], node.min[w], node.max[w], node.sum[w], node.m2[w]
-                )
-            for i, b in zip(idx[~whole].tolist(), bs[~whole].tolist(), strict=True):
-                if node.leaf[i]:
-                    leaf_addrs.append((b, int(node.addr[i])))
+        rows, cols = np.nonzero(live & ~whole)
+        if rows.size:
+            addrs = np.stack([n.addr for n in nodes])[rows, cols].tolist()
+            leaves = np.stack([n.leaf for n in nodes])[rows, cols].tolist()
+            for a, is_leaf, b in zip(addrs, leaves, bs[rows, cols].tolist(), strict=True):
+                if is_leaf:
+                    leaf_addrs.append((b, a))
                 else:
-                    nxt.append((int(node.addr[i]), pw - PW_STEP, b))
+                    nxt.append((a, pw - PW_STEP, b))
         frontier = nxt
     # Leaves come from different levels; scanning concatenates them, so they must be in time order.
     for lt, lv in reader.scan([a for _, a in sorted(leaf_addrs)]):
