@@ -24,12 +24,13 @@ def info(options: ConnectionOptions, as_json: bool) -> None:
     """Show the server's version and the endpoints it advertises."""
     with open_client(options) as client:
         details = client.info()
+        endpoint = client.get_async_client().endpoint
     if as_json:
         _echo_json(details)
         return
     proxy = details.get("proxy") or {}
     rows = [
-        ("endpoint", options.endpoint or ""),
+        ("endpoint", endpoint),
         ("server version", f"{details.get('major_version')}.{details.get('minor_version')}"),
         ("build", details.get("build", "")),
         ("proxy endpoints", ", ".join(proxy.get("proxy_endpoints", []))),
