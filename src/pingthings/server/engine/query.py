@@ -32,24 +32,22 @@ def leaves_with_counts(reader: BlockReader, root: int, lo: int, hi: int) -> list
     """``(address, point count)`` of every leaf overlapping ``[lo, hi)``, in time order."""
     if not root:
         return []
-    found: list[tuple[int, int, int]] = []
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     frontier = [(root, ROOT_PW, ROOT_START)]
     while frontier:
+        pw = frontier[0][1]  # one level: one point width
         nodes = reader.nodes([a for a, _, _ in frontier])
-        nxt: list[tuple[int, int, int]] = []
-        for (_, pw, start), node in zip(frontier, nodes, strict=True):
-            first, last = _slot_range(start, pw, lo, hi)
-            if first > last:
-                continue
-            for i in (np.flatnonzero(node.addr[first : last + 1]) + first).tolist():
-                bs = start + (i << pw)
-                if node.leaf[i]:
-                    found.append((bs, int(node.addr[i]), int(node.count[i])))
-                else:
-                    nxt.append((int(node.addr[i]), pw - PW_STEP, bs))
-        frontier = nxt
-    found.sort()
-    return [(a, n) for _, a, n in found]
+        addr = np.stack([n.addr for n in nodes])
+        bs = np.array([s for _, _, s in frontier], dtype=np.int64)[:, None] + (_SLOTS << pw)
+        rows, cols = np.nonzero((addr != 0) & (bs + ((1 << pw) - 1) >= lo) & (bs < hi))
+        is_leaf = np.stack([n.leaf for n in nodes])[rows, cols]
+        a, b = addr[rows, cols], bs[rows, cols]
+        found.append((b[is_leaf], a[is_leaf], np.stack([n.count for n in nodes])[rows, cols][is_leaf]))
+        inner = ~is_leaf
+        frontier = [(x, pw - PW_STEP, y) for x, y in zip(a[inner].tolist(), b[inner].tolist(), strict=True)]
+    starts, addrs, counts = (np.concatenate(col) for col in zip(*found, strict=True))
+    order = np.argsort(starts, kind="stable")
+    return list(zip(addrs[order].tolist(), counts[order].tolist(), strict=True))
 
 
 def _clip(t: np.ndarray, v: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
