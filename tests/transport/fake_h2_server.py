@@ -34,14 +34,15 @@ class Script:
     hold_output_until_reply: bool = False  # send the SETTINGS ACK in the same write as the first reply
     ping_acks: int = 0
     changed: anyio.Event = dataclasses.field(default_factory=anyio.Event)
-    latest: tuple[h2.connection.H2Connection, anyio.abc.ByteStream] | None = None
+    latest: tuple[h2.connection.H2Connection, anyio.abc.ByteStream, anyio.Lock] | None = None
 
     async def ping_client(self) -> None:
-        """PING the client on the latest connection (while the server task waits in receive)."""
+        """PING the client on the latest connection."""
         assert self.latest is not None
-        conn, stream = self.latest
-        conn.ping(b"srv-ping")
-        await stream.send(conn.data_to_send())
+        conn, stream, send_lock = self.latest
+        async with send_lock:
+            conn.ping(b"srv-ping")
+            await stream.send(conn.data_to_send())
 
     def note(self) -> None:
         """Wake a test waiting for the counters to change."""
@@ -59,11 +60,17 @@ async def serve_connection(stream: anyio.abc.ByteStream, script: Script) -> None
     script.connections += 1
     number = script.connections
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
-    script.latest = (conn, stream)
+    send_lock = anyio.Lock()
+    script.latest = (conn, stream, send_lock)
+
+    async def send_pending() -> None:
+        async with send_lock:
+            await stream.send(conn.data_to_send())
+
     conn.initiate_connection()
     if script.max_concurrent_streams is not None:
         conn.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: script.max_concurrent_streams})
-    await stream.send(conn.data_to_send())
+    await send_pending()
     readers: dict[int, MessageReader] = {}
     requests: dict[int, list[bytes]] = {}
     open_streams: set[int] = set()
@@ -79,7 +86,7 @@ async def serve_connection(stream: anyio.abc.ByteStream, script: Script) -> None
                     sid = event.stream_id
                     if script.goaway_on_first_connection and number == 1:
                         conn.close_connection(ErrorCodes.NO_ERROR, last_stream_id=0)
-                        await stream.send(conn.data_to_send())
+                        await send_pending()
                         return
                     if script.refuse_first_stream and script.streams_refused == 0:
                         script.streams_refused += 1
@@ -110,7 +117,7 @@ async def serve_connection(stream: anyio.abc.ByteStream, script: Script) -> None
                     script.ping_acks += 1
                     script.note()
             if replied or not script.hold_output_until_reply:
-                await stream.send(conn.data_to_send())
+                await send_pending()
 
 
 async def start(task_group: anyio.abc.TaskGroup, script: Script) -> int:
