@@ -215,7 +215,7 @@ class _GrpcioEcho:
             # send one more message and end OK.
             self.probe.note("hanging")
             await asyncio.get_running_loop().run_in_executor(None, self.probe.shutting_down.wait)
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(1.0)
             yield stream_message(spec["count"], spec["size"])
 
     async def _hang(self) -> None:

@@ -35,7 +35,7 @@ async def test_stream_deadline_after_some_messages(server: ServerThread) -> None
     async with Channel("127.0.0.1", server.port) as ch:
         with pytest.raises(GrpcStatusError) as info:
             request = stream_request(3, 50, then="hang")
-            async with ch.server_stream(method("Stream"), request, timeout=0.5) as messages:
+            async with ch.server_stream(method("Stream"), request, timeout=1.5) as messages:
                 async for message in messages:
                     received.append(bytes(message))
         assert await _server_saw_cancellations(server, before + 1)
@@ -48,7 +48,7 @@ async def test_stream_deadline_after_some_messages(server: ServerThread) -> None
 async def test_bidi_deadline_while_waiting_for_replies(server: ServerThread) -> None:
     async with Channel("127.0.0.1", server.port) as ch:
         with pytest.raises(GrpcStatusError) as info:
-            async with ch.bidi(method("Bidi"), timeout=0.3) as call:
+            async with ch.bidi(method("Bidi"), timeout=1.5) as call:
                 await call.send(b"m")
                 assert bytes(await call.__anext__()) == b"re:m"
                 await call.__anext__()  # the server waits for more requests: the deadline passes
