@@ -30,7 +30,7 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Check style and common bugs with ruff (configured in pyproject.toml)."""
     session.install("ruff>=0.6")
-    session.run("ruff", "check", ".", *session.posargs)
+    session.run("ruff", "check", "--no-cache", ".", *session.posargs)  # a stale cache can hide errors
 
 
 @nox.session
