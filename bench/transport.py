@@ -32,8 +32,11 @@ BYTES_PER_POINT = 20
 # ---------------------------------------------------------------------- server (child process)
 
 
-def serve(port_file: str) -> None:
-    """Run a grpclib server with a raw-bytes Stream and Unary method; write its port to ``port_file``."""
+def serve(port_file: str, cert_dir: str | None) -> None:
+    """Run a grpclib server with a raw-bytes Stream and Unary method; write its port to ``port_file``.
+
+    With ``cert_dir`` (holding ``chain.pem`` and ``key.pem``) it serves TLS with ALPN h2.
+    """
     import grpclib.const
     import grpclib.encoding.base
     import grpclib.server
@@ -67,7 +70,14 @@ def serve(port_file: str) -> None:
 
     async def main() -> None:
         server = grpclib.server.Server([Bench()], codec=RawCodec())
-        await server.start("127.0.0.1", 0)
+        context = None
+        if cert_dir is not None:
+            import ssl
+
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(os.path.join(cert_dir, "chain.pem"), os.path.join(cert_dir, "key.pem"))
+            context.set_alpn_protocols(["h2"])
+        await server.start("127.0.0.1", 0, ssl=context)
         port = server._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         with open(port_file + ".tmp", "w") as f:
             f.write(str(port))
@@ -80,13 +90,22 @@ def serve(port_file: str) -> None:
 # ---------------------------------------------------------------------- client
 
 
-async def stream_once(port: int, points: int, message_bytes: int, frame_size: int, streams: int) -> tuple:
+def _ssl_context(ca_file: str | None) -> Any:
+    from pingthings.timeseries.transport import client_ssl_context
+
+    return client_ssl_context(ca_file) if ca_file else None
+
+
+async def stream_once(
+    port: int, points: int, message_bytes: int, frame_size: int, streams: int, ca_file: str | None
+) -> tuple:
     from pingthings.timeseries.transport import Channel
 
     per_message = message_bytes // BYTES_PER_POINT
     count = max(1, points // per_message // streams)
     received = 0
-    async with Channel("127.0.0.1", port, max_frame_size=frame_size) as ch:
+    context = _ssl_context(ca_file)
+    async with Channel("127.0.0.1", port, max_frame_size=frame_size, ssl_context=context) as ch:
         await ch.unary(f"{SERVICE}/Unary", b"warm-up")
 
         async def one() -> None:
@@ -107,10 +126,10 @@ async def stream_once(port: int, points: int, message_bytes: int, frame_size: in
     return received / BYTES_PER_POINT, wall, cpu
 
 
-async def unary_latency(port: int, calls: int) -> tuple[float, float]:
+async def unary_latency(port: int, calls: int, ca_file: str | None) -> tuple[float, float]:
     from pingthings.timeseries.transport import Channel
 
-    async with Channel("127.0.0.1", port) as ch:
+    async with Channel("127.0.0.1", port, ssl_context=_ssl_context(ca_file)) as ch:
         for _ in range(min(100, calls)):
             await ch.unary(f"{SERVICE}/Unary", b"x" * 32)
         start, cpu_start = time.perf_counter(), time.process_time()
@@ -140,16 +159,33 @@ def main() -> None:
     parser.add_argument("--backend", choices=["asyncio", "trio", "both"], default="both")
     parser.add_argument("--frame-size", type=int, action="append", help="default: 1 MiB and 16 KiB")
     parser.add_argument("--unary", type=int, default=2000, help="sequential unary calls to time (0: skip)")
+    parser.add_argument("--tls", action="store_true", help="TLS with a throwaway CA (needs trustme)")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--cert-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, args.cert_dir)
         return
 
     import tempfile
 
-    port_file = os.path.join(tempfile.mkdtemp(prefix="bench-transport-"), "port")
-    server = subprocess.Popen([sys.executable, __file__, "--serve", port_file])
+    folder = tempfile.mkdtemp(prefix="bench-transport-")
+    port_file = os.path.join(folder, "port")
+    command = [sys.executable, __file__, "--serve", port_file]
+    ca_file = None
+    if args.tls:
+        import trustme
+
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1")
+        cert.private_key_pem.write_to_path(os.path.join(folder, "key.pem"))
+        cert.cert_chain_pems[0].write_to_path(os.path.join(folder, "chain.pem"))
+        for blob in cert.cert_chain_pems[1:]:
+            blob.write_to_path(os.path.join(folder, "chain.pem"), append=True)
+        ca_file = os.path.join(folder, "ca.pem")
+        ca.cert_pem.write_to_path(ca_file)
+        command += ["--cert-dir", folder]
+    server = subprocess.Popen(command)
     try:
         deadline = time.monotonic() + 30
         while not os.path.exists(port_file):
@@ -160,7 +196,8 @@ def main() -> None:
             port = int(f.read())
         backends = ["asyncio", "trio"] if args.backend == "both" else [args.backend]
         frames = args.frame_size or [1 << 20, 16_384]
-        print(f"server: grpclib in a separate process; messages of {args.message_bytes} B; 20 B/point")
+        tls = "TLS" if args.tls else "plain TCP"
+        print(f"server: grpclib in a separate process, {tls}; messages of {args.message_bytes} B; 20 B/point")
         print("(shared machine: wall times are noisy; cpu = process CPU time / wall, client and server)")
         for backend in backends:
             for frame in frames:
@@ -174,6 +211,7 @@ def main() -> None:
                         args.message_bytes,
                         frame,
                         args.streams,
+                        ca_file,
                         backend=backend,
                     )
                     rates.append(points / wall / 1e6)
@@ -187,7 +225,7 @@ def main() -> None:
                     f" server {statistics.median(server_cpus):.2f}"
                 )
             if args.unary:
-                latency, cpu = anyio.run(unary_latency, port, args.unary, backend=backend)
+                latency, cpu = anyio.run(unary_latency, port, args.unary, ca_file, backend=backend)
                 print(
                     f"{backend:7s} unary: {latency * 1e6:7.0f} µs per call, client CPU {cpu * 1e6:.0f} µs"
                     f" ({args.unary} sequential calls)"

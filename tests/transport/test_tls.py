@@ -8,7 +8,14 @@ from pathlib import Path
 import anyio
 import pytest
 import trustme
-from grpc_test_servers import ServerThread, method, running, stream_message, stream_request
+from grpc_test_servers import (
+    ServerThread,
+    cancellation_stress,
+    method,
+    running,
+    stream_message,
+    stream_request,
+)
 
 from pingthings.timeseries.transport import CA_BUNDLE_ENV, Channel, TransportError, client_ssl_context
 
@@ -60,6 +67,14 @@ async def test_tls_client_against_plain_server_is_a_transport_error(
         with pytest.raises(TransportError) as info:
             await ch.unary(method("Unary"), b"x")
     assert f"127.0.0.1:{server.port}" in str(info.value)
+
+
+async def test_cancellation_stress_over_tls(tls_server: ServerThread, ca_file: Path) -> None:
+    # TLS reads gather several records per round; cancellations must not lose any of them.
+    context = client_ssl_context(ca_file)
+    async with Channel("127.0.0.1", tls_server.port, ssl_context=context, stream_window=256 << 10) as ch:
+        await cancellation_stress(ch, seed=11)
+        assert ch._conn is not None and not ch._conn.streams
 
 
 def test_system_defaults_when_nothing_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,7 +34,7 @@ import h2.settings
 from h2.errors import ErrorCodes
 
 from . import goaway_drain, quiet_frames
-from .errors import TransportError, describe, to_transport_error, translate_errors
+from .errors import LOW_LEVEL_ERRORS, TransportError, describe, to_transport_error, translate_errors
 from .framing import MessageReader
 
 READ_SIZE = 1 << 20
@@ -52,6 +52,7 @@ WRITE_TIMEOUT = 60.0
 """Seconds a single socket write may block before the connection is declared dead."""
 
 _MAX_STREAM_ID = 2**31 - 1
+_MAX_TLS_RECORD = 16_384 + 256 + 5  # largest TLS ciphertext record, header included
 
 
 class StreamState:
@@ -123,6 +124,7 @@ class Connection:
     ) -> None:
         self._stream = stream
         self._raw_socket = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        self._is_tls = isinstance(stream, anyio.streams.tls.TLSStream)
         self.endpoint = endpoint
         self._keepalive = keepalive_interval
         self._max_message_size = max_message_size
@@ -381,6 +383,22 @@ class Connection:
         if scope.cancelled_caught:
             self._keepalive_due()
             return set()
+        if not self._is_tls or len(data) >= READ_SIZE:
+            return self._process(data)
+        chunks = [data]
+        try:
+            await self._drain_tls(chunks)
+        except BaseException as exc:
+            # Whatever interrupted the drain, the bytes already received must not be lost.
+            self._process(b"".join(chunks))
+            if isinstance(exc, LOW_LEVEL_ERRORS):
+                self.fail(to_transport_error(exc, self.endpoint, "receiving"))
+                return None
+            raise
+        return self._process(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def _process(self, data: bytes) -> set[int] | None:
+        """Feed received bytes to h2 and dispatch the events (synchronous: never half done)."""
         self._ping_outstanding = False  # any traffic proves the peer is alive
         try:
             with translate_errors(self.endpoint, "receiving"):
@@ -389,6 +407,24 @@ class Connection:
             self.fail(exc)
             return None
         return self._dispatch(events)
+
+    async def _drain_tls(self, chunks: list[bytes]) -> None:
+        """Append to ``chunks`` the TLS records already received and buffered.
+
+        A TLS receive returns one record (at most 16 KiB), and a read round per record costs far more than
+        the decryption. While the TLS layer holds more ciphertext than the largest possible record, the next
+        receive is normally served from that buffer without waiting. anyio does not publish its buffer, so
+        this reads a private attribute and does nothing if it is missing. The caller keeps ``chunks`` safe
+        if a receive does wait and gets cancelled.
+        """
+        read_bio = getattr(self._stream, "_read_bio", None)
+        if not isinstance(read_bio, ssl.MemoryBIO):
+            return
+        size = sum(len(chunk) for chunk in chunks)
+        while size < READ_SIZE and read_bio.pending > _MAX_TLS_RECORD:
+            more = await self._stream.receive(READ_SIZE - size)
+            chunks.append(more)
+            size += len(more)
 
     def _keepalive_due(self) -> None:
         """Called after a keepalive interval of silence: ping, or fail if the last ping went unanswered."""

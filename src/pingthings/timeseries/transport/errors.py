@@ -136,7 +136,7 @@ def describe(exc: BaseException) -> str:
     return "; caused by ".join(parts)
 
 
-_LOW_LEVEL_ERRORS: tuple[type[BaseException], ...] = (
+LOW_LEVEL_ERRORS: tuple[type[BaseException], ...] = (  # what translate_errors turns into TransportError
     OSError,
     ssl.SSLError,
     ssl.CertificateError,
@@ -172,7 +172,7 @@ class translate_errors:
         return None
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc is not None and isinstance(exc, _LOW_LEVEL_ERRORS):
+        if exc is not None and isinstance(exc, LOW_LEVEL_ERRORS):
             raise to_transport_error(exc, self.endpoint, self.action) from exc
 
 
