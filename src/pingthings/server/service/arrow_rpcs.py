@@ -6,7 +6,7 @@ holding the full schema and zero rows.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from uuid import UUID
 
@@ -16,14 +16,19 @@ import pyarrow as pa
 from pingthings._proto import v5api
 from pingthings.server.errors import InvalidPointWidth, InvalidTimeRange, WrongArgs
 from pingthings.server.service import arrow_io
+from pingthings.server.service.arrow_reply import arrow_reply
 from pingthings.server.service.convert import blocking, drain_chunks, require_uuid
 from pingthings.server.service.multi_join import MultiJoin
 from pingthings.server.service.points import apply_insert
+from pingthings.server.service.prefetch import prefetched
 from pingthings.server.service.state import ServiceState
 from pingthings.wire.limits import MAX_POINT_WIDTH, MIN_TIME, TIME_LIMIT
 
 #: Rows per Arrow reply message.
 ROWS_PER_MESSAGE = 100_000
+#: Rows per ArrowRawValues message (the engine's read chunk): big enough that per-message costs
+#: vanish, small enough that reading the next chunk overlaps sending this one.
+RAW_ROWS_PER_MESSAGE = 100_000
 
 
 class ArrowHandlers:
@@ -32,32 +37,43 @@ class ArrowHandlers:
     def __init__(self, state: ServiceState) -> None:
         self.state = state
 
-    async def arrow_raw_values(
-        self, request: v5api.ArrowRawValuesParams
-    ) -> AsyncIterator[v5api.ArrowRawValuesResponse]:
-        """Stream the points in [start, end) as Arrow tables, cast to the template if one is given."""
+    async def arrow_raw_values(self, request: v5api.ArrowRawValuesParams) -> AsyncIterator[pa.Buffer]:
+        """Stream the points in [start, end) as Arrow tables, cast to the template if one is given.
+
+        One worker thread reads and encodes the messages (engine chunk → table → IPC written into
+        the reply buffer) while the event loop sends the previous ones.
+        """
         uuid = require_uuid(request.uuid)
         template = arrow_io.read_template(request.template_bytes)
         version, chunk_iter = await blocking(
-            self.state.engine.iter_raw_values, uuid, request.start, request.end, request.version_major
+            self.state.engine.iter_raw_values,
+            uuid,
+            request.start,
+            request.end,
+            request.version_major,
+            RAW_ROWS_PER_MESSAGE,
         )
+
+        def encoded() -> Iterator[pa.Buffer]:
+            try:
+                for times, values in chunk_iter:
+                    if len(times):
+                        table = arrow_io.cast_to_template(arrow_io.raw_table(times, values), template)
+                        yield arrow_reply(version, table)
+            finally:
+                chunk_iter.close()
+
         sent = False
-        chunks = drain_chunks(chunk_iter)
+        replies = prefetched(encoded)
         try:
-            async for times, values in chunks:
-                if len(times) == 0:
-                    continue
-                table = arrow_io.cast_to_template(arrow_io.raw_table(times, values), template)
-                yield v5api.ArrowRawValuesResponse(
-                    version_major=version, arrow_bytes=arrow_io.ipc_bytes(table)
-                )
+            async for reply in replies:
+                yield reply
                 sent = True
         finally:
-            await chunks.aclose()
+            await replies.aclose()
         if not sent:
             empty = arrow_io.raw_table(np.empty(0, np.int64), np.empty(0, np.float64))
-            table = arrow_io.cast_to_template(empty, template)
-            yield v5api.ArrowRawValuesResponse(version_major=version, arrow_bytes=arrow_io.ipc_bytes(table))
+            yield arrow_reply(version, arrow_io.cast_to_template(empty, template))
 
     async def _windows_replies(self, cls: Any, version: int, windows: Any) -> AsyncIterator[Any]:
         total = len(windows.time)

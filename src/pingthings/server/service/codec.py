@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import betterproto2
 from grpclib.encoding.base import CodecBase
 
 
@@ -26,9 +27,11 @@ class PassThroughCodec(CodecBase):
         """Serialise ``message``: buffers are sent as they are, messages through betterproto2."""
         if isinstance(message, bytes):
             return message
-        if isinstance(message, (bytearray, memoryview)):
-            return bytes(message)
-        return bytes(message)  # a betterproto2 message, whatever the declared type
+        if isinstance(message, betterproto2.Message):
+            return bytes(message)  # whatever the declared type
+        # Any other buffer (memoryview, bytearray, pa.Buffer) is passed on as a view, not copied:
+        # grpclib prepends the 5-byte gRPC prefix with one concatenation.
+        return memoryview(message)  # type: ignore[return-value]
 
     def decode(self, data: bytes, message_type: Any) -> Any:
         """Return ``data`` itself for :class:`RawBytes`, else parse it as ``message_type``."""

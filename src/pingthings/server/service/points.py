@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,8 @@ from pingthings._proto import v5api
 from pingthings.server.engine import MergePolicy
 from pingthings.server.errors import InsertTooBig, InvalidPointWidth, WrongArgs
 from pingthings.server.service import payloads
-from pingthings.server.service.convert import blocking, drain_chunks, require_uuid
+from pingthings.server.service.convert import blocking, require_uuid
+from pingthings.server.service.prefetch import prefetched
 from pingthings.server.service.state import ServiceState
 from pingthings.wire.limits import MAX_POINT_WIDTH
 
@@ -76,22 +77,38 @@ class PointHandlers:
         self.state = state
 
     async def raw_values(self, request: v5api.RawValuesParams) -> AsyncIterator[bytes]:
-        """Stream the points in [start, end), chunk by chunk from the engine."""
+        """Stream the points in [start, end), chunk by chunk from the engine.
+
+        One worker thread reads the engine and encodes each chunk's messages while the event loop
+        sends the previous chunk's.
+        """
         uuid = require_uuid(request.uuid)
         engine = self.state.engine
         version, chunk_iter = await blocking(
             engine.iter_raw_values, uuid, request.start, request.end, request.version_major
         )
+
+        def encoded() -> Iterator[list[bytes]]:
+            try:
+                for times, values in chunk_iter:
+                    yield [
+                        payloads.encode_raw_values(
+                            version, times[lo : lo + POINTS_PER_MESSAGE], values[lo : lo + POINTS_PER_MESSAGE]
+                        )
+                        for lo in range(0, len(times), POINTS_PER_MESSAGE)
+                    ]
+            finally:
+                chunk_iter.close()
+
         sent = False
-        chunks = drain_chunks(chunk_iter)
+        batches = prefetched(encoded)
         try:
-            async for times, values in chunks:
-                for lo in range(0, len(times), POINTS_PER_MESSAGE):
-                    hi = lo + POINTS_PER_MESSAGE
-                    yield payloads.encode_raw_values(version, times[lo:hi], values[lo:hi])
+            async for batch in batches:
+                for message in batch:
+                    yield message
                     sent = True
         finally:
-            await chunks.aclose()
+            await batches.aclose()
         if not sent:
             yield payloads.encode_raw_values(version, np.empty(0, np.int64), np.empty(0, np.float64))
 
