@@ -9,6 +9,10 @@ Measures, on a synthetic 120 Hz PMU-like signal (see ``pmu_signal``):
 4. bytes per point on disk (SQLite file after a WAL checkpoint, all blocks, internal nodes and versions
    included) for the ``--points`` stream (target <= 5.5).
 
+``--dense`` instead measures insert, raw read and bytes per point of ``--points`` regularly spaced points
+(noise values) at several spacings: 120 Hz, 240 Hz (a pw-32 bucket then holds ~1030 points, so its leaves
+hold ~16), 1 us and 1 ns, plus a sweep of spacings over one factor of 64 (every leaf size a split can give).
+
 Wall time and process CPU time are both printed; on a shared machine trust the CPU time more.
 Example: ``python bench/engine.py --points 1000000 --big-points 10000000``.
 """
@@ -156,6 +160,48 @@ def bench_aligned(workdir: Path, small: int, big: int, batch: int) -> None:
     )
 
 
+DENSE_SPACINGS = (8_333_333, 4_166_667, 1000, 1)
+
+
+def bench_dense_one(workdir: Path, spacing: int, points: int, batch: int) -> None:
+    """Insert, raw read and size of ``points`` points ``spacing`` ns apart (float32 noise around 60)."""
+    name = f"dense-{spacing}-{uuid.uuid4().hex[:8]}.sqlite3"
+    db = workdir / name
+    sid = uuid.uuid4().bytes
+    times = T0 + np.arange(points, dtype=np.int64) * spacing
+    values = np.random.default_rng(1).normal(60, 1, points).astype(np.float32).astype(np.float64)
+    with Engine(db) as engine:
+        engine.create_stream(sid)
+        ins_w = ins_c = 0.0
+        for i in range(0, points, batch):
+            part = (times[i : i + batch], values[i : i + batch])
+            w, c, _ = timed(functools.partial(engine.insert, sid, *part))
+            ins_w += w
+            ins_c += c
+        engine.checkpoint()
+    size = sum(p.stat().st_size for p in workdir.glob(f"{name}*"))
+    with Engine(db) as engine:
+        best = None
+        for _ in range(3):
+            w, c, out = timed(functools.partial(engine.raw_values, sid, T0, int(times[-1]) + 1))
+            assert out[1].size == points  # type: ignore[index]
+            best = (w, c) if best is None or w < best[0] else best
+    assert best is not None
+    print(
+        f"  {spacing:>10,} ns: insert wall {rate(points, ins_w)} cpu {rate(points, ins_c)} | "
+        f"read wall {rate(points, best[0])} cpu {rate(points, best[1])} | {size / points:.2f} B/pt"
+    )
+
+
+def bench_dense(workdir: Path, points: int, batch: int) -> None:
+    print(f"dense streams: {points:,} points in batches of {batch:,}, raw read best of 3 (fresh engine)")
+    for spacing in DENSE_SPACINGS:
+        bench_dense_one(workdir, spacing, points, batch)
+    print("  sweep: leaves of every size a split can give (2 us to 64 us, factors of 2)")
+    for k in range(1, 7):
+        bench_dense_one(workdir, 1000 << k, points, batch)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -165,7 +211,12 @@ def main() -> None:
     parser.add_argument("--small-points", type=int, default=1_000_000, help="small stream of the ratio test")
     parser.add_argument("--big-points", type=int, default=100_000_000, help="big stream of the ratio test")
     parser.add_argument("--workdir", type=Path, default=None, help="where to put the databases")
+    parser.add_argument("--dense", action="store_true", help="only the dense-spacing measurements")
     args = parser.parse_args()
+    if args.dense:
+        with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+            bench_dense(Path(tmp), args.points, args.batch)
+        return
     print(pmu_signal.__doc__)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)

@@ -1,7 +1,11 @@
 """Decoded-block access with a small LRU cache in front of the SQLite store.
 
 Blocks are immutable and addresses are never reused while a process runs (stream numbers only grow), so a
-cached block can never go stale. Internal nodes are cached by count, leaves by number of points.
+cached block can never go stale. Internal nodes are cached by count, point blocks by number of points.
+
+A leaf is named by a *leaf reference*: the address its parent slot holds and the slot's number. The block
+at that address is either a plain leaf (all its points belong to the slot) or a leaf group holding the
+small leaves of several slots of one node (see :mod:`.leaf_codec`); the slot number picks the leaf's part.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from pingthings.server.engine.leaf_codec import decode_leaf, decode_leaves
+from pingthings.server.engine.leaf_codec import LeafView, decode_views
 from pingthings.server.engine.node import Node, decode_node
 from pingthings.server.engine.store import BlockStore
 
@@ -21,6 +25,24 @@ Leaf = tuple[np.ndarray, np.ndarray]
 
 class MissingBlock(Exception):
     """A block address that is not in the store (its stream was obliterated meanwhile)."""
+
+
+class PointBlock:
+    """A decoded leaf or leaf-group block: all its points and, for a group, the slot bounds."""
+
+    __slots__ = ("bounds", "t", "v")
+
+    def __init__(self, t: np.ndarray, v: np.ndarray, bounds: np.ndarray | None) -> None:
+        self.t = t
+        self.v = v
+        self.bounds = bounds
+
+    def leaf(self, slot: int) -> Leaf:
+        """The points of the leaf in slot ``slot``."""
+        if self.bounds is None:
+            return self.t, self.v
+        a, b = int(self.bounds[slot]), int(self.bounds[slot + 1])
+        return self.t[a:b], self.v[a:b]
 
 
 class _LRU:
@@ -54,6 +76,14 @@ class _LRU:
                 self.weight -= w
 
 
+def _runs(addrs: np.ndarray) -> np.ndarray:
+    """Start indices of the runs of equal consecutive addresses, with ``addrs.size`` appended."""
+    if addrs.size == 0:
+        return np.zeros(1, dtype=np.int64)
+    edges = np.flatnonzero(addrs[1:] != addrs[:-1]) + 1
+    return np.concatenate(([0], edges, [addrs.size])).astype(np.int64)
+
+
 class BlockReader:
     """Fetch and decode tree blocks, one at a time or many per SQL query.
 
@@ -64,7 +94,7 @@ class BlockReader:
     node_cache
         How many decoded internal nodes to keep.
     leaf_cache_points
-        How many points' worth of decoded leaves to keep.
+        How many points' worth of decoded point blocks to keep.
     """
 
     def __init__(
@@ -78,17 +108,15 @@ class BlockReader:
         """Put a freshly committed node into the cache."""
         self._nodes.put(addr, node, 1)
 
-    def remember_leaf(self, addr: int, leaf: Leaf) -> None:
-        """Put a freshly committed leaf into the cache."""
-        self._leaves.put(addr, leaf, max(1, int(leaf[0].size)))
+    def remember_points(self, addr: int, block: PointBlock) -> None:
+        """Put a freshly committed leaf or group into the cache."""
+        block.t.setflags(write=False)
+        block.v.setflags(write=False)
+        self._leaves.put(addr, block, max(1, int(block.t.size)))
 
     def node(self, addr: int) -> Node:
         """One internal node."""
         return self.nodes([addr])[0]
-
-    def leaf(self, addr: int) -> Leaf:
-        """One leaf's ``(times, values)``."""
-        return self.leaves([addr])[0]
 
     def nodes(self, addrs: Sequence[int]) -> list[Node]:
         """Internal nodes for ``addrs``, in the same order."""
@@ -106,56 +134,111 @@ class BlockReader:
                     out[i] = node
         return out  # type: ignore[return-value]
 
-    def leaves(self, addrs: Sequence[int], cache: bool = True) -> list[Leaf]:
-        """Leaves for ``addrs``, in the same order; ``cache=False`` for long scans."""
-        out: list[Leaf | None] = [self._leaves.get(a) for a in addrs]  # type: ignore[misc]
-        missing = [a for a, leaf in zip(addrs, out, strict=True) if leaf is None]
-        if missing:
-            raw = self.store.read_blocks(missing)
-            for i, a in enumerate(addrs):
-                if out[i] is None:
-                    data = raw.get(a)
-                    if data is None:
-                        raise MissingBlock(a)
-                    leaf = decode_leaf(data)
-                    leaf[0].setflags(write=False)
-                    leaf[1].setflags(write=False)
-                    if cache:
-                        self._leaves.put(a, leaf, max(1, int(leaf[0].size)))
-                    out[i] = leaf
-        return out  # type: ignore[return-value]
+    def point_blocks(self, addrs: Sequence[int], cache: bool = True) -> dict[int, PointBlock]:
+        """Decoded leaf or group blocks by address (one SQL query and one decode for the missing ones)."""
+        out: dict[int, PointBlock] = {}
+        missing: list[int] = []
+        for a in addrs:
+            if a in out:
+                continue
+            hit = self._leaves.get(a)
+            if hit is None:
+                missing.append(a)
+            else:
+                out[a] = hit  # type: ignore[assignment]
+        if not missing:
+            return out
+        raw = self.store.read_blocks(missing)
+        try:
+            views = [LeafView(raw[a]) for a in missing]
+        except KeyError as exc:
+            raise MissingBlock(exc.args[0]) from None
+        t, v = decode_views(views)
+        t.setflags(write=False)
+        v.setflags(write=False)
+        pos = 0
+        for a, view in zip(missing, views, strict=True):
+            block = PointBlock(t[pos : pos + view.size], v[pos : pos + view.size], view.bounds)
+            pos += view.size
+            if cache:
+                self._leaves.put(a, block, max(1, view.size))
+            out[a] = block
+        return out
 
-    def scan(self, addrs: Sequence[int], batch: int = 128) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Concatenated ``(times, values)`` of consecutive groups of ``batch`` leaves, in order.
+    def leaf(self, addr: int, slot: int) -> Leaf:
+        """The ``(times, values)`` of the leaf in slot ``slot`` whose slot address is ``addr``."""
+        return self.point_blocks([addr])[addr].leaf(slot)
 
-        Long reads go through here: one SQL query and one vectorised decode per group, no caching.
-        Groups of ~128 leaves keep the temporary arrays small enough to be recycled by the allocator.
+    def _batches(self, addrs: np.ndarray, batch: int) -> Iterator[tuple[int, int, list[int]]]:
+        """``(first ref, end ref, block addresses)`` for groups of about ``batch`` blocks of ref runs."""
+        runs = _runs(addrs)
+        for r in range(0, runs.size - 1, batch):
+            r_end = min(r + batch, runs.size - 1)
+            yield int(runs[r]), int(runs[r_end]), addrs[runs[r:r_end]].tolist()
+
+    def _decode_refs(
+        self,
+        addrs: np.ndarray,
+        slots: np.ndarray,
+        counts: np.ndarray,
+        blocks: list[int],
+        out: tuple[np.ndarray, np.ndarray] | None,
+    ) -> Leaf:
+        """Points of consecutive leaf references (runs of equal address, one run per entry of ``blocks``)."""
+        raw = self.store.read_blocks(blocks)
+        try:
+            views = [LeafView(raw[a]) for a in blocks]
+        except KeyError as exc:
+            raise MissingBlock(exc.args[0]) from None
+        want = int(counts.sum())
+        if sum(x.size for x in views) == want:
+            # Every block is wanted whole (the usual case: consecutive references cover each block).
+            return decode_views(views, out)
+        t, v = decode_views(views)
+        # Gather: each reference's points start at its block's offset plus its slot's bound.
+        sizes = np.array([x.size for x in views], dtype=np.int64)
+        block_first = np.zeros(sizes.size, dtype=np.int64)
+        np.cumsum(sizes[:-1], out=block_first[1:])
+        run_of = np.cumsum(np.concatenate(([0], addrs[1:] != addrs[:-1]))).astype(np.int64)
+        first = block_first[run_of]
+        grouped = [i for i, x in enumerate(views) if x.bounds is not None]
+        if grouped:
+            bounds = np.zeros((sizes.size, 65), dtype=np.int64)
+            for i in grouped:
+                bounds[i] = views[i].bounds  # type: ignore[assignment]
+            first = first + bounds[run_of, slots]
+        ref_first = np.zeros(counts.size, dtype=np.int64)
+        np.cumsum(counts[:-1], out=ref_first[1:])
+        idx = np.repeat(first - ref_first, counts) + np.arange(want, dtype=np.int64)
+        if out is None:
+            return t[idx], v[idx]
+        np.take(t, idx, out=out[0])
+        np.take(v, idx, out=out[1])
+        return out
+
+    def scan(
+        self, addrs: np.ndarray, slots: np.ndarray, counts: np.ndarray, batch: int = 128
+    ) -> Iterator[Leaf]:
+        """Concatenated ``(times, values)`` of consecutive groups of leaf references, in order.
+
+        ``addrs``, ``slots`` and ``counts`` (int64 arrays) describe the leaves in time order. Long reads go
+        through here: one SQL query and one vectorised decode per ~``batch`` blocks, no caching. Groups of
+        ~128 blocks keep the temporary arrays small enough to be recycled by the allocator.
         """
-        for i in range(0, len(addrs), batch):
-            part = addrs[i : i + batch]
-            raw = self.store.read_blocks(part)
-            try:
-                blocks = [raw[a] for a in part]
-            except KeyError as exc:
-                raise MissingBlock(exc.args[0]) from None
-            yield decode_leaves(blocks)
+        for lo, hi, blocks in self._batches(addrs, batch):
+            yield self._decode_refs(addrs[lo:hi], slots[lo:hi], counts[lo:hi], blocks, None)
 
     def read_into(
-        self, addrs: Sequence[int], counts: Sequence[int], batch: int = 128
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Decode leaves whose point counts are known straight into two preallocated arrays."""
-        total = int(sum(counts))
+        self, addrs: np.ndarray, slots: np.ndarray, counts: np.ndarray, batch: int = 128
+    ) -> Leaf:
+        """Decode leaves (described as for :meth:`scan`) straight into two preallocated arrays."""
+        total = int(counts.sum())
         out_t = np.empty(total, dtype=np.int64)
         out_v = np.empty(total, dtype=np.float64)
         pos = 0
-        for i in range(0, len(addrs), batch):
-            part = addrs[i : i + batch]
-            size = int(sum(counts[i : i + batch]))
-            raw = self.store.read_blocks(part)
-            try:
-                blocks = [raw[a] for a in part]
-            except KeyError as exc:
-                raise MissingBlock(exc.args[0]) from None
-            decode_leaves(blocks, (out_t[pos : pos + size], out_v[pos : pos + size]))
+        for lo, hi, blocks in self._batches(addrs, batch):
+            size = int(counts[lo:hi].sum())
+            part = (out_t[pos : pos + size], out_v[pos : pos + size])
+            self._decode_refs(addrs[lo:hi], slots[lo:hi], counts[lo:hi], blocks, part)
             pos += size
         return out_t, out_v

@@ -229,10 +229,8 @@ class Engine:
         st.state = (gen, root)
         for addr, node in writer.new_nodes:
             self._reader.remember_node(addr, node)
-        for addr, leaf in writer.new_leaves[-4:]:
-            leaf[0].setflags(write=False)
-            leaf[1].setflags(write=False)
-            self._reader.remember_leaf(addr, leaf)
+        for addr, block in writer.new_points[-4:]:
+            self._reader.remember_points(addr, block)
 
     def insert(
         self,

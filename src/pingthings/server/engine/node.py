@@ -113,16 +113,6 @@ class Summary:
 EMPTY = Summary(0, False, 0, 0.0, 0.0, 0.0, 0.0)
 
 
-def leaf_summary(addr: int, values: np.ndarray) -> Summary:
-    """Statistics of a leaf's values (two-pass M2)."""
-    n = int(values.size)
-    if n == 0:
-        return EMPTY
-    total = float(values.sum())
-    dev = values - total / n
-    return Summary(addr, True, n, float(values.min()), float(values.max()), total, float(np.dot(dev, dev)))
-
-
 def encode_node(node: Node) -> bytes:
     """Serialise and compress a node (all 64 slots; LZ4 absorbs the empty ones)."""
     body = b"".join(

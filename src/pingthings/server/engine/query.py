@@ -23,17 +23,25 @@ def _slot_range(start: int, pw: int, lo: int, hi: int) -> tuple[int, int]:
     return max(0, (lo - start) >> pw), min(FANOUT - 1, (hi - 1 - start) >> pw)
 
 
-def leaf_addresses(reader: BlockReader, root: int, lo: int, hi: int) -> list[int]:
-    """Addresses of every leaf overlapping ``[lo, hi)``, in time order."""
-    return [a for a, _ in leaves_with_counts(reader, root, lo, hi)]
+LeafRefs = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def leaves_with_counts(reader: BlockReader, root: int, lo: int, hi: int) -> list[tuple[int, int]]:
-    """``(address, point count)`` of every leaf overlapping ``[lo, hi)``, in time order."""
-    if not root:
-        return []
-    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    frontier = [(root, ROOT_PW, ROOT_START)]
+def _sorted_refs(found: list[tuple[np.ndarray, ...]]) -> LeafRefs:
+    """``(addrs, slots, counts)`` of leaves given as (bucket start, addr, slot, count) parts, time-ordered."""
+    if not found:
+        e = np.empty(0, dtype=np.int64)
+        return e, e, e
+    starts, addrs, slots, counts = (np.concatenate(col).astype(np.int64) for col in zip(*found, strict=True))
+    if starts.size > 1 and not (starts[1:] > starts[:-1]).all():
+        order = np.argsort(starts, kind="stable")
+        addrs, slots, counts = addrs[order], slots[order], counts[order]
+    return addrs, slots, counts
+
+
+def leaves_with_counts(reader: BlockReader, root: int, lo: int, hi: int) -> LeafRefs:
+    """``(addrs, slots, counts)`` (int64 arrays) of every leaf overlapping ``[lo, hi)``, in time order."""
+    found: list[tuple[np.ndarray, ...]] = []
+    frontier = [(root, ROOT_PW, ROOT_START)] if root else []
     while frontier:
         pw = frontier[0][1]  # one level: one point width
         nodes = reader.nodes([a for a, _, _ in frontier])
@@ -42,12 +50,11 @@ def leaves_with_counts(reader: BlockReader, root: int, lo: int, hi: int) -> list
         rows, cols = np.nonzero((addr != 0) & (bs + ((1 << pw) - 1) >= lo) & (bs < hi))
         is_leaf = np.stack([n.leaf for n in nodes])[rows, cols]
         a, b = addr[rows, cols], bs[rows, cols]
-        found.append((b[is_leaf], a[is_leaf], np.stack([n.count for n in nodes])[rows, cols][is_leaf]))
+        cnt = np.stack([n.count for n in nodes])[rows, cols]
+        found.append((b[is_leaf], a[is_leaf], cols[is_leaf], cnt[is_leaf]))
         inner = ~is_leaf
         frontier = [(x, pw - PW_STEP, y) for x, y in zip(a[inner].tolist(), b[inner].tolist(), strict=True)]
-    starts, addrs, counts = (np.concatenate(col) for col in zip(*found, strict=True))
-    order = np.argsort(starts, kind="stable")
-    return list(zip(addrs[order].tolist(), counts[order].tolist(), strict=True))
+    return _sorted_refs(found)
 
 
 def _clip(t: np.ndarray, v: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,8 +64,7 @@ def _clip(t: np.ndarray, v: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, n
 
 def raw_values(reader: BlockReader, root: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
     """Every point with ``lo <= t < hi`` as fresh ``(times, values)`` arrays."""
-    found = leaves_with_counts(reader, root, lo, hi)
-    t, v = reader.read_into([a for a, _ in found], [n for _, n in found])
+    t, v = reader.read_into(*leaves_with_counts(reader, root, lo, hi))
     return _clip(t, v, lo, hi)
 
 
@@ -69,7 +75,7 @@ def iter_raw_values(
     buf_t: list[np.ndarray] = []
     buf_v: list[np.ndarray] = []
     held = 0
-    for lt, lv in reader.scan(leaf_addresses(reader, root, lo, hi)):
+    for lt, lv in reader.scan(*leaves_with_counts(reader, root, lo, hi)):
         ct, cv = _clip(lt, lv, lo, hi)
         buf_t.append(ct)
         buf_v.append(cv)
@@ -108,7 +114,7 @@ def collect_stats(
     if not root:
         return out
     frontier = [(root, ROOT_PW, ROOT_START)]
-    leaf_addrs: list[tuple[int, int]] = []  # (bucket start, address): sorted before scanning
+    leaf_refs: list[tuple[np.ndarray, ...]] = []  # (bucket start, address, slot, count), sorted later
     while frontier:
         # All nodes of one level share a point width: handle their 64 slots each as one (k, 64) matrix.
         pw = frontier[0][1]
@@ -132,16 +138,16 @@ def collect_stats(
         nxt: list[tuple[int, int, int]] = []
         rows, cols = np.nonzero(live & ~whole)
         if rows.size:
-            addrs = np.stack([n.addr for n in nodes])[rows, cols].tolist()
-            leaves = np.stack([n.leaf for n in nodes])[rows, cols].tolist()
-            for a, is_leaf, b in zip(addrs, leaves, bs[rows, cols].tolist(), strict=True):
-                if is_leaf:
-                    leaf_addrs.append((b, a))
-                else:
-                    nxt.append((a, pw - PW_STEP, b))
+            addrs = np.stack([n.addr for n in nodes])[rows, cols]
+            is_leaf = np.stack([n.leaf for n in nodes])[rows, cols]
+            b = bs[rows, cols]
+            leaf_refs.append((b[is_leaf], addrs[is_leaf], cols[is_leaf], counts[rows, cols][is_leaf]))
+            inner = ~is_leaf
+            pairs = zip(addrs[inner].tolist(), b[inner].tolist(), strict=True)
+            nxt = [(a, pw - PW_STEP, x) for a, x in pairs]
         frontier = nxt
     # Leaves come from different levels; scanning concatenates them, so they must be in time order.
-    for lt, lv in reader.scan([a for _, a in sorted(leaf_addrs)]):
+    for lt, lv in reader.scan(*_sorted_refs(leaf_refs)):
         ct, cv = _clip(lt, lv, lo, hi)
         out.add_points(key_of(ct), cv)
     return out
@@ -153,7 +159,7 @@ def count(reader: BlockReader, root: int, lo: int, hi: int) -> int:
         return 0
     total = 0
     frontier = [(root, ROOT_PW, ROOT_START)]
-    leaf_addrs: list[tuple[int, int]] = []  # (bucket start, address): sorted before scanning
+    leaf_refs: list[tuple[np.ndarray, ...]] = []  # (bucket start, address, slot, count)
     while frontier:
         nodes = reader.nodes([a for a, _, _ in frontier])
         nxt: list[tuple[int, int, int]] = []
@@ -165,13 +171,14 @@ def count(reader: BlockReader, root: int, lo: int, hi: int) -> int:
             bs = start + (idx << pw)
             whole = (bs >= lo) & (bs + ((1 << pw) - 1) < hi)
             total += int(node.count[idx[whole]].sum())
-            for i, b in zip(idx[~whole].tolist(), bs[~whole].tolist(), strict=True):
-                if node.leaf[i]:
-                    leaf_addrs.append((b, int(node.addr[i])))
-                else:
-                    nxt.append((int(node.addr[i]), pw - PW_STEP, b))
+            part = idx[~whole]
+            is_leaf = node.leaf[part]
+            li = part[is_leaf]
+            leaf_refs.append((bs[~whole][is_leaf], node.addr[li], li, node.count[li]))
+            for i, b in zip(part[~is_leaf].tolist(), bs[~whole][~is_leaf].tolist(), strict=True):
+                nxt.append((int(node.addr[i]), pw - PW_STEP, b))
         frontier = nxt
-    for lt, _ in reader.scan([a for _, a in sorted(leaf_addrs)]):
+    for lt, _ in reader.scan(*_sorted_refs(leaf_refs)):
         a, b = np.searchsorted(lt, [lo, hi])
         total += int(b - a)
     return total
@@ -201,7 +208,7 @@ def _nearest_in(
     for i in slots:
         child = int(node.addr[i])
         if node.leaf[i]:
-            lt, lv = reader.leaf(child)
+            lt, lv = reader.leaf(child, i)
             j = int(np.searchsorted(lt, time, side="left"))
             if backward:
                 if j > 0:

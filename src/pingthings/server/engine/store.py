@@ -43,7 +43,9 @@ _IN_CHUNK = 900
 #: SQLite page size of a new database.
 PAGE_SIZE = 16384
 #: Version of the block encodings (leaf_codec, node); stored in engine_meta and checked on open.
-FORMAT_VERSION = 1
+#: Format 2 added leaf groups; a format-1 database is valid format 2 and is restamped when opened.
+FORMAT_VERSION = 2
+_READABLE_FORMATS = (1, 2)
 #: WAL growth (bytes of committed blocks) after which the background checkpointer runs.
 CHECKPOINT_BYTES = 16 << 20
 #: Read connections kept open for reuse.
@@ -120,11 +122,15 @@ class BlockStore:
         conn = self._writer
         conn.execute("INSERT OR IGNORE INTO engine_meta(key, value) VALUES('format', ?)", (FORMAT_VERSION,))
         (found,) = conn.execute("SELECT value FROM engine_meta WHERE key='format'").fetchone()
+        if int(found) in _READABLE_FORMATS and int(found) != FORMAT_VERSION:
+            # Older code must not open a file that may now hold leaf groups.
+            conn.execute("UPDATE engine_meta SET value=? WHERE key='format'", (FORMAT_VERSION,))
+            found = FORMAT_VERSION
         if int(found) != FORMAT_VERSION:
             self.close()
             raise RuntimeError(
                 f"{self.path} holds engine data in block format {found}; this version reads format "
-                f"{FORMAT_VERSION} only"
+                f"{', '.join(map(str, _READABLE_FORMATS))} only"
             )
 
     def _connect(self) -> sqlite3.Connection:

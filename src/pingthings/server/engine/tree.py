@@ -3,6 +3,13 @@
 A :class:`TreeWriter` builds one new generation: every node on a modified path is copied, its changed slots
 are stamped with the new generation, and the new blocks are collected in :attr:`TreeWriter.pending` for the
 caller to commit in one transaction. Unchanged subtrees are shared with older versions.
+
+Leaves are written when their parent node is: the new leaves of one node that hold fewer than
+``SMALL_LEAF`` points go into leaf groups of at most ``GROUP_POINTS`` points (one block each, see
+:mod:`.leaf_codec`), others into blocks of their own. When the node's small leaves hold ``GROUP_POINTS``
+points or fewer in all, the unchanged ones are regrouped with the new ones, so a node filled by many small
+inserts still ends up as one group. Grouping is physical only: every leaf keeps its own slot, statistics
+and generation, so versions, statistics and Changes are exactly those of the ungrouped tree.
 """
 
 from __future__ import annotations
@@ -11,11 +18,20 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pingthings.server.engine.blocks import BlockReader, Leaf
+from pingthings.server.engine.blocks import BlockReader, Leaf, PointBlock
 from pingthings.server.engine.layout import LEAF_MAX, PW_STEP, ROOT_PW, ROOT_START, can_split
-from pingthings.server.engine.leaf_codec import encode_leaf
+from pingthings.server.engine.leaf_codec import encode_group, encode_leaf
 from pingthings.server.engine.merge import MergePolicy, merge_points
-from pingthings.server.engine.node import EMPTY, Node, Summary, encode_node, leaf_summary
+from pingthings.server.engine.node import EMPTY, Node, Summary, encode_node
+
+#: Leaves with fewer points than this are stored in leaf groups (measured: below ~256 points per leaf the
+#: fixed cost of a block dominates insert and read time).
+SMALL_LEAF: int = 256
+#: Most points in one leaf group (bounds what a small insert into a grouped node rewrites).
+GROUP_POINTS: int = 8192
+
+#: What building a child gives: a summary of a new internal node, or the points of a new leaf.
+Child = Summary | Leaf
 
 
 class TreeWriter:
@@ -37,18 +53,13 @@ class TreeWriter:
         self.gen = gen
         self.pending: list[tuple[int, bytes]] = []
         self.new_nodes: list[tuple[int, Node]] = []
-        self.new_leaves: list[tuple[int, Leaf]] = []
+        self.new_points: list[tuple[int, PointBlock]] = []
 
     # ------------------------------------------------------------ writing blocks
-    def _write_leaf(self, t: np.ndarray, v: np.ndarray) -> Summary:
-        if t.size == 0:
-            return EMPTY
-        addr = self.alloc()
-        self.pending.append((addr, encode_leaf(t, v)))
-        self.new_leaves.append((addr, (t, v)))
-        return leaf_summary(addr, v)
-
-    def _write_node(self, node: Node, force: bool = False) -> Summary:
+    def _write_node(self, node: Node, fresh: dict[int, Leaf], force: bool = False) -> Summary:
+        """Write the new leaves ``fresh`` (slot -> points) of ``node``, then the node itself."""
+        if fresh:
+            self._place_leaves(node, fresh)
         n, mn, mx, total, m2 = node.total()
         if n == 0 and not force:
             return EMPTY
@@ -57,6 +68,80 @@ class TreeWriter:
         self.new_nodes.append((addr, node))
         return Summary(addr, False, n, mn, mx, total, m2)
 
+    def _place_leaves(self, node: Node, fresh: dict[int, Leaf]) -> None:
+        """Fill the slots of new leaves (statistics, generation) and write their blocks."""
+        gen = self.gen
+        slots: list[int] = []
+        for i in sorted(fresh):
+            if fresh[i][0].size:
+                slots.append(i)
+            else:
+                node.clear_slot(i, gen)
+        if not slots:
+            return
+        idx = np.array(slots, dtype=np.int64)
+        counts = np.array([fresh[i][0].size for i in slots], dtype=np.int64)
+        v = np.concatenate([fresh[i][1] for i in slots]) if len(slots) > 1 else fresh[slots[0]][1]
+        starts = np.zeros(idx.size, dtype=np.int64)
+        np.cumsum(counts[:-1], out=starts[1:])
+        sums = np.add.reduceat(v, starts)
+        dev = v - np.repeat(sums / counts, counts)
+        node.count[idx] = counts
+        node.min[idx] = np.minimum.reduceat(v, starts)
+        node.max[idx] = np.maximum.reduceat(v, starts)
+        node.sum[idx] = sums
+        node.m2[idx] = np.add.reduceat(dev * dev, starts)
+        node.leaf[idx] = True
+        node.gen[idx] = gen
+        node.addr[idx] = 0  # set below, when the blocks get addresses
+
+        small = counts < SMALL_LEAF
+        for j in np.flatnonzero(~small).tolist():
+            self._write_block(node, slots[j : j + 1], fresh[slots[j]])
+        if not small.any():
+            return
+        group = {slots[j]: fresh[slots[j]] for j in np.flatnonzero(small).tolist()}
+        # Regroup the unchanged small leaves too when everything fits in one group.
+        others = np.flatnonzero(node.leaf & (node.addr != 0) & (node.count < SMALL_LEAF))
+        if others.size and int(node.count[others].sum()) + int(counts[small].sum()) <= GROUP_POINTS:
+            for i in others.tolist():
+                group[i] = self.reader.leaf(int(node.addr[i]), i)
+        chunk: list[int] = []
+        held = 0
+        for i in sorted(group):
+            size = int(group[i][0].size)
+            if chunk and held + size > GROUP_POINTS:
+                self._write_chunk(node, chunk, group)
+                chunk, held = [], 0
+            chunk.append(i)
+            held += size
+        self._write_chunk(node, chunk, group)
+
+    def _write_chunk(self, node: Node, chunk: list[int], leaves: dict[int, Leaf]) -> None:
+        if len(chunk) == 1:
+            self._write_block(node, chunk, leaves[chunk[0]])
+            return
+        t = np.concatenate([leaves[i][0] for i in chunk])
+        v = np.concatenate([leaves[i][1] for i in chunk])
+        self._write_block(node, chunk, (t, v))
+
+    def _write_block(self, node: Node, slots: list[int], points: Leaf) -> None:
+        """Write one leaf (one slot) or leaf group (several slots) and point the slots at it."""
+        addr = self.alloc()
+        t, v = points
+        if len(slots) == 1:
+            self.pending.append((addr, encode_leaf(t, v)))
+            bounds = None
+        else:
+            idx = np.array(slots, dtype=np.int64)
+            counts = node.count[idx]
+            self.pending.append((addr, encode_group(idx, counts, t, v)))
+            per_slot = np.zeros(65, dtype=np.int64)
+            per_slot[idx + 1] = counts
+            bounds = np.cumsum(per_slot)
+        node.addr[slots] = addr
+        self.new_points.append((addr, PointBlock(t, v, bounds)))
+
     # ------------------------------------------------------------------ insert
     def insert(self, root: int, t: np.ndarray, v: np.ndarray, policy: MergePolicy) -> int:
         """Insert a prepared (sorted, batch-deduplicated) batch; returns the new root address."""
@@ -64,9 +149,7 @@ class TreeWriter:
         summary = self._insert_node(node, ROOT_PW, ROOT_START, t, v, policy, fresh_gen=0, force=True)
         return root if summary is None else summary.addr
 
-    def _new_subtree(
-        self, parent_pw: int, start: int, t: np.ndarray, v: np.ndarray, slot_gen: int
-    ) -> Summary:
+    def _new_subtree(self, parent_pw: int, start: int, t: np.ndarray, v: np.ndarray, slot_gen: int) -> Child:
         """A leaf or, for more than LEAF_MAX points, a new internal node for one bucket.
 
         ``slot_gen`` is the generation the parent slot had before this write. A new node's empty slots
@@ -74,7 +157,7 @@ class TreeWriter:
         none there either), so Changes still sees deletions that happened before the node was created.
         """
         if t.size <= LEAF_MAX or not can_split(parent_pw):
-            return self._write_leaf(t, v)
+            return t, v
         summary = self._insert_node(None, parent_pw - PW_STEP, start, t, v, MergePolicy.NEVER, slot_gen)
         assert summary is not None
         return summary
@@ -99,37 +182,43 @@ class TreeWriter:
         edges = np.flatnonzero(buckets[1:] != buckets[:-1]) + 1
         starts = [0, *edges.tolist()]
         stops = [*edges.tolist(), int(t.size)]
+        slots = buckets[starts].tolist()
         changed = node is None
-        for lo, hi in zip(starts, stops, strict=True):
-            i = int(buckets[lo])
+        fresh: dict[int, Leaf] = {}
+        for i, lo, hi in zip(slots, starts, stops, strict=True):
             child_start = start + (i << pw)
             sub_t, sub_v = t[lo:hi], v[lo:hi]
             addr = int(new.addr[i])
             if addr == 0:
-                summary: Summary | None = self._new_subtree(pw, child_start, sub_t, sub_v, int(new.gen[i]))
+                got: Child | None = self._new_subtree(pw, child_start, sub_t, sub_v, int(new.gen[i]))
             elif new.leaf[i]:
-                summary = self._insert_leaf(addr, pw, child_start, sub_t, sub_v, policy, int(new.gen[i]))
+                got = self._insert_leaf(addr, i, pw, child_start, sub_t, sub_v, policy, int(new.gen[i]))
             else:
                 child = self.reader.node(addr)
-                summary = self._insert_node(child, pw - PW_STEP, child_start, sub_t, sub_v, policy)
-            if summary is not None:
-                new.set_slot(i, summary, self.gen)
-                changed = True
+                got = self._insert_node(child, pw - PW_STEP, child_start, sub_t, sub_v, policy)
+            if got is None:
+                continue
+            changed = True
+            if isinstance(got, Summary):
+                new.set_slot(i, got, self.gen)
+            else:
+                fresh[i] = got
         if not changed:
             return None
-        return self._write_node(new, force=force)
+        return self._write_node(new, fresh, force=force)
 
     def _insert_leaf(
         self,
         addr: int,
+        slot: int,
         parent_pw: int,
         start: int,
         t: np.ndarray,
         v: np.ndarray,
         policy: MergePolicy,
         slot_gen: int,
-    ) -> Summary | None:
-        old_t, old_v = self.reader.leaf(addr)
+    ) -> Child | None:
+        old_t, old_v = self.reader.leaf(addr, slot)
         mt, mv = merge_points(old_t, old_v, t, v, policy)
         if mt is old_t and mv is old_v:
             return None
@@ -150,6 +239,7 @@ class TreeWriter:
         first = max(0, (lo - start) >> pw)
         last = min(63, (hi - 1 - start) >> pw)
         new: Node | None = None
+        fresh: dict[int, Leaf] = {}
         for i in np.flatnonzero(node.addr[first : last + 1]).tolist():
             i += first
             bs = start + i * width
@@ -157,14 +247,11 @@ class TreeWriter:
             if lo <= bs and bs + width <= hi:
                 summary: Summary | None = EMPTY
             elif node.leaf[i]:
-                lt, lv = self.reader.leaf(addr)
+                lt, lv = self.reader.leaf(addr, i)
                 a, b = np.searchsorted(lt, [lo, hi])
-                if a == b:
-                    summary = None
-                else:
-                    keep_t = np.concatenate((lt[:a], lt[b:]))
-                    keep_v = np.concatenate((lv[:a], lv[b:]))
-                    summary = self._write_leaf(keep_t, keep_v)
+                if a != b:
+                    fresh[i] = (np.concatenate((lt[:a], lt[b:])), np.concatenate((lv[:a], lv[b:])))
+                continue
             else:
                 child = self.reader.node(addr)
                 summary = self._delete_node(child, pw - PW_STEP, bs, lo, hi)
@@ -172,6 +259,6 @@ class TreeWriter:
                 if new is None:
                     new = node.copy()
                 new.set_slot(i, summary, self.gen)
-        if new is None:
+        if new is None and not fresh:
             return None
-        return self._write_node(new, force=force)
+        return self._write_node(node.copy() if new is None else new, fresh, force=force)
