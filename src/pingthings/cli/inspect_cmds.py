@@ -52,9 +52,10 @@ def ls(options: ConnectionOptions, prefix: str, long_: bool, as_json: bool) -> N
             collections = sorted(client.list_collections(prefix or None))
             if as_json:
                 _echo_json(collections)
+            elif collections:
+                click.echo("\n".join(collections))
             else:
-                for collection in collections:
-                    click.echo(collection)
+                click.echo(f"no collections under {prefix!r}" if prefix else "no collections", err=True)
             return
         streams = list(client.streams_in_collection(prefix, is_collection_prefix=True))
     records = sorted(
