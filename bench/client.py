@@ -12,7 +12,9 @@ talking to the same embedded server:
   ``arrow_aligned_windows()``).
 
 Each line prints the best and median wall time of ``--repeat`` runs as points per second, the
-process CPU time of the best run, and the speed-up of pingthings over each btrdb method. The
+process CPU time of the best run (this process, and the server's when it runs in a child process;
+read from /proc in clock ticks, so about 10 ms resolution), and the speed-up of pingthings over
+each btrdb method. The
 server runs in a child process (``--server thread`` puts it in this process instead, where it
 competes with the clients for the GIL). Validate with a small size first::
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing as mp
+import os
 import statistics
 import tempfile
 import time
@@ -56,9 +59,32 @@ def _serve(data_dir: str, ready: Any, stop: Any) -> None:
         stop.wait()
 
 
+#: Process id of the child-process server (None: in-process server, or none running).
+SERVER_PID: int | None = None
+
+
+def process_cpu(pid: int | None) -> float | None:
+    """CPU seconds (user + system) used so far by process ``pid``, from /proc; None if unknown.
+
+    The kernel counts in clock ticks (usually 10 ms), so single short runs are coarse.
+    """
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def embedded_server(mode: str) -> Iterator[str]:
-    """Start an embedded server (child process or thread) on 127.0.0.1; yield its endpoint."""
+    """Start an embedded server (child process or thread) on 127.0.0.1; yield its endpoint.
+
+    In child-process mode :data:`SERVER_PID` holds the child's pid while it runs.
+    """
+    global SERVER_PID
     with tempfile.TemporaryDirectory(prefix="pt-bench-client-") as data_dir:
         if mode == "thread":
             from pingthings.server import Server
@@ -71,8 +97,11 @@ def embedded_server(mode: str) -> Iterator[str]:
         proc = ctx.Process(target=_serve, args=(data_dir, ready, stop), daemon=True)
         proc.start()
         try:
-            yield ready.get(timeout=60)
+            endpoint = ready.get(timeout=60)
+            SERVER_PID = proc.pid
+            yield endpoint
         finally:
+            SERVER_PID = None
             stop.set()
             proc.join(timeout=30)
             if proc.is_alive():
@@ -81,17 +110,22 @@ def embedded_server(mode: str) -> Iterator[str]:
 
 # ------------------------------------------------------------------------------------------ timing
 class Sample:
-    """Wall and process-CPU seconds of the runs of one measurement."""
+    """Wall and process-CPU seconds (this process and the child server, if any) of the runs of one
+    measurement."""
 
     def __init__(self) -> None:
         self.walls: list[float] = []
         self.cpus: list[float] = []
+        self.server_cpus: list[float | None] = []
 
     def run(self, fn: Callable[[], Any]) -> Any:
+        server = process_cpu(SERVER_PID)
         wall, cpu = time.perf_counter(), time.process_time()
         result = fn()
         self.walls.append(time.perf_counter() - wall)
         self.cpus.append(time.process_time() - cpu)
+        server_after = process_cpu(SERVER_PID)
+        self.server_cpus.append(None if server is None or server_after is None else server_after - server)
         return result
 
     @property
@@ -105,10 +139,12 @@ class Sample:
 
 def rate_line(label: str, points: int, s: Sample, baselines: dict[str, Sample] | None = None) -> str:
     """One result line: rates, CPU, and speed-up against each baseline (by best wall time)."""
-    cpu = s.cpus[s.walls.index(s.best)]
+    best = s.walls.index(s.best)
+    server = s.server_cpus[best]
+    server_text = "" if server is None else f", server cpu {server * 1e3:6.0f} ms"
     line = (
         f"{label:<44} {points / s.best / 1e6:8.2f} M pts/s best {points / s.median / 1e6:8.2f} median"
-        f"  (wall {s.best * 1e3:9.1f} ms, cpu {cpu * 1e3:9.1f} ms)"
+        f"  (wall {s.best * 1e3:9.1f} ms, cpu {s.cpus[best] * 1e3:9.1f} ms{server_text})"
     )
     for name, b in (baselines or {}).items():
         line += f"  {b.best / s.best:6.1f}x {name}"

@@ -129,6 +129,7 @@ def raw_figures(
     import grpc
 
     from pingthings._proto import v5api
+    from pingthings.wire import arrow as wire_arrow
     from pingthings.wire import points
 
     n = len(times)
@@ -168,6 +169,16 @@ def raw_figures(
             decode_samples.append((wall, cpu))
         report("server: RawValues (bytes only)", n, fetch_samples)
         report("  + numpy decode of those replies", n, decode_samples)
+        arrow_values = channel.unary_stream("/v5api.BTrDB/ArrowRawValues")
+        request = bytes(v5api.ArrowRawValuesParams(uuid=existing, start=int(times[0]), end=end))
+        arrow_samples = []
+        for _ in range(repeat):
+            wall, cpu, replies = timed(lambda: list(arrow_values(request, metadata=metadata)))
+            arrow_samples.append((wall, cpu))
+        tables = [wire_arrow.ipc_to_table(v5api.ArrowRawValuesResponse.parse(m).arrow_bytes) for m in replies]
+        rows = sum(t.num_rows for t in tables)
+        assert rows == n, rows
+        report("server: ArrowRawValues (bytes only)", n, arrow_samples)
 
 
 if __name__ == "__main__":
