@@ -13,13 +13,14 @@ import numpy as np
 from pingthings.server.engine import Engine, MergePolicy
 
 BATCH = 20_000
-SPAN = 10**12  # each batch owns [i * SPAN, (i + 1) * SPAN)
+GAP = 4_166_667  # 240 Hz: split buckets hold leaves of ~16 points, stored in leaf groups
+SPAN = BATCH * GAP  # each batch owns [i * SPAN, (i + 1) * SPAN); batch edges cut groups
 
 
 def batch(i: int) -> tuple[np.ndarray, np.ndarray]:
     """The deterministic content of batch ``i``."""
     rng = np.random.default_rng(i)
-    gap = SPAN // BATCH
+    gap = GAP
     t = i * SPAN + np.arange(BATCH, dtype=np.int64) * gap + rng.integers(0, gap // 2, BATCH)
     return t, rng.normal(i, 1.0, BATCH)
 

@@ -47,6 +47,30 @@ def batches(draw: st.DrawFn) -> tuple[list[int], list[float]]:
     return t.tolist(), v.tolist()
 
 
+#: Spacings of regular streams: 1 ns, 1 us, 5 us (leaves of ~200 points, two groups per node), 64 us
+#: (leaves of ~16 points), 240 Hz (a pw-32 bucket holds ~1030 points: leaves of ~16) and 120 Hz.
+SPACINGS = (1, 1000, 5000, 64_000, 4_166_667, 8_333_333)
+
+
+@st.composite
+def regular_batches(draw: st.DrawFn) -> tuple[list[int], list[float]]:
+    """A dense, regularly spaced batch (optionally jittered) that starts near earlier ones.
+
+    Such data splits buckets into nodes whose leaves are small, so they are stored in leaf groups;
+    overlapping and adjacent batches make later inserts merge into and regroup those leaves.
+    """
+    seed = draw(st.integers(0, 2**32 - 1))
+    spacing = draw(st.sampled_from(SPACINGS))
+    n = draw(st.sampled_from([1, 30, 300, 1100, 2600, 9000]))
+    base = draw(st.sampled_from(BASES[:3]))
+    rng = np.random.default_rng(seed)
+    t = base + draw(st.integers(0, 6)) * (1100 * spacing // 2) + np.arange(n, dtype=np.int64) * spacing
+    if draw(st.booleans()):
+        t += rng.integers(0, max(1, spacing // 3), n)
+    v = np.round(rng.normal(60.0, 1.0, n), 4) if draw(st.booleans()) else rng.integers(0, 3, n) * 1.0
+    return t.tolist(), v.tolist()
+
+
 @st.composite
 def ranges(draw: st.DrawFn) -> tuple[int, int]:
     """A query range near one of the bases (sometimes the whole axis)."""
@@ -111,6 +135,12 @@ class EngineMachine(RuleBasedStateMachine):
             bits = None  # rounding up could leave the valid range; that case has its own test
         got = self.engine.insert(self.sid, np.array(times, dtype=np.int64), np.array(values), policy, bits)
         assert got == self.model.insert(times, values, policy, bits)
+
+    @rule(batch=regular_batches(), policy=st.sampled_from(list(MergePolicy)))
+    def insert_regular(self, batch: tuple[list[int], list[float]], policy: MergePolicy) -> None:
+        times, values = batch
+        got = self.engine.insert(self.sid, np.array(times, dtype=np.int64), np.array(values), policy)
+        assert got == self.model.insert(times, values, policy, None)
 
     @rule()
     def reopen(self) -> None:
