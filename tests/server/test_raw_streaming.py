@@ -11,7 +11,7 @@ import pytest
 
 from pingthings._proto import v5api
 from pingthings.server import Server
-from pingthings.server.service.arrow_reply import arrow_reply
+from pingthings.server.service.arrow_reply import MULTI_ARROW_BYTES_FIELD, arrow_reply
 from pingthings.server.service.arrow_rpcs import RAW_ROWS_PER_MESSAGE
 from pingthings.server.service.points import POINTS_PER_MESSAGE
 from pingthings.server.service.prefetch import prefetched
@@ -119,6 +119,14 @@ def test_arrow_reply_matches_the_protobuf_message(version: int, rows: int) -> No
     parsed = v5api.ArrowRawValuesResponse.parse(got.to_pybytes())
     assert parsed.version_major == version
     assert wire_arrow.ipc_to_table(parsed.arrow_bytes).equals(table)
+
+
+@pytest.mark.parametrize("rows", [0, 500])
+def test_arrow_reply_for_multi_values_matches_the_protobuf_message(rows: int) -> None:
+    rng = np.random.default_rng(rows)
+    table = wire_arrow.raw_table(np.arange(rows), rng.normal(size=rows))
+    expected = v5api.ArrowMultiValuesResponse(arrow_bytes=wire_arrow.table_to_ipc(table))
+    assert arrow_reply(0, table, MULTI_ARROW_BYTES_FIELD).to_pybytes() == bytes(expected)
 
 
 @pytest.fixture

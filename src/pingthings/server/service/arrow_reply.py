@@ -17,6 +17,8 @@ from pingthings.wire.protowire import encode_key, encode_varint
 #: Field numbers of the shared reply layout.
 VERSION_MAJOR_FIELD = 2
 ARROW_BYTES_FIELD = 4
+#: ``arrowBytes`` of ArrowMultiValuesResponse (``stat = 1``, ``arrowBytes = 2``).
+MULTI_ARROW_BYTES_FIELD = 2
 
 _LEN = 2  # wire type of length-delimited fields
 _VARINT = 0
@@ -34,16 +36,18 @@ def ipc_size(table: pa.Table) -> int:
     return int(mock.size())
 
 
-def arrow_reply(version: int, table: pa.Table) -> pa.Buffer:
+def arrow_reply(version: int, table: pa.Table, blob_field: int = ARROW_BYTES_FIELD) -> pa.Buffer:
     """One reply message holding ``versionMajor = version`` and ``table`` as ``arrowBytes``.
 
     A zero version is omitted, as proto3 does; an empty table still carries its schema.
+    ``blob_field`` is the field number of ``arrowBytes``: 4 in the shared layout, 2 in
+    ArrowMultiValuesResponse (which has no version; pass 0).
     """
     size = ipc_size(table)
     head = b""
     if version:
         head = encode_key(VERSION_MAJOR_FIELD, _VARINT) + encode_varint(version)
-    head += encode_key(ARROW_BYTES_FIELD, _LEN) + encode_varint(size)
+    head += encode_key(blob_field, _LEN) + encode_varint(size)
     buffer = pa.allocate_buffer(len(head) + size)
     sink = pa.FixedSizeBufferWriter(buffer)
     sink.write(head)

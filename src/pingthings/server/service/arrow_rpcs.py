@@ -16,7 +16,7 @@ import pyarrow as pa
 from pingthings._proto import v5api
 from pingthings.server.errors import InvalidPointWidth, InvalidTimeRange, WrongArgs
 from pingthings.server.service import arrow_io
-from pingthings.server.service.arrow_reply import arrow_reply
+from pingthings.server.service.arrow_reply import MULTI_ARROW_BYTES_FIELD, arrow_reply
 from pingthings.server.service.convert import blocking, drain_chunks, require_uuid
 from pingthings.server.service.multi_join import MultiJoin
 from pingthings.server.service.points import apply_insert
@@ -75,15 +75,13 @@ class ArrowHandlers:
             empty = arrow_io.raw_table(np.empty(0, np.int64), np.empty(0, np.float64))
             yield arrow_reply(version, arrow_io.cast_to_template(empty, template))
 
-    async def _windows_replies(self, cls: Any, version: int, windows: Any) -> AsyncIterator[Any]:
+    async def _windows_replies(self, version: int, windows: Any) -> AsyncIterator[pa.Buffer]:
+        # ArrowAlignedWindowsResponse and ArrowWindowsResponse share ArrowRawValuesResponse's layout.
         total = len(windows.time)
         for lo in range(0, max(total, 1), ROWS_PER_MESSAGE):
-            table = arrow_io.stat_table(windows, lo, min(total, lo + ROWS_PER_MESSAGE))
-            yield cls(version_major=version, arrow_bytes=arrow_io.ipc_bytes(table))
+            yield arrow_reply(version, arrow_io.stat_table(windows, lo, min(total, lo + ROWS_PER_MESSAGE)))
 
-    async def arrow_aligned_windows(
-        self, request: v5api.AlignedWindowsParams
-    ) -> AsyncIterator[v5api.ArrowAlignedWindowsResponse]:
+    async def arrow_aligned_windows(self, request: v5api.AlignedWindowsParams) -> AsyncIterator[pa.Buffer]:
         """AlignedWindows as Arrow tables."""
         uuid = require_uuid(request.uuid)
         version, windows = await blocking(
@@ -94,10 +92,10 @@ class ArrowHandlers:
             request.point_width,
             request.version_major,
         )
-        async for reply in self._windows_replies(v5api.ArrowAlignedWindowsResponse, version, windows):
+        async for reply in self._windows_replies(version, windows):
             yield reply
 
-    async def arrow_windows(self, request: v5api.WindowsParams) -> AsyncIterator[v5api.ArrowWindowsResponse]:
+    async def arrow_windows(self, request: v5api.WindowsParams) -> AsyncIterator[pa.Buffer]:
         """Windows as Arrow tables."""
         uuid = require_uuid(request.uuid)
         if request.width == 0:
@@ -107,12 +105,10 @@ class ArrowHandlers:
         version, windows = await blocking(
             self.state.engine.windows, uuid, request.start, request.end, request.width, request.version_major
         )
-        async for reply in self._windows_replies(v5api.ArrowWindowsResponse, version, windows):
+        async for reply in self._windows_replies(version, windows):
             yield reply
 
-    async def arrow_multi_values(
-        self, request: v5api.ArrowMultiValuesParams
-    ) -> AsyncIterator[v5api.ArrowMultiValuesResponse]:
+    async def arrow_multi_values(self, request: v5api.ArrowMultiValuesParams) -> AsyncIterator[pa.Buffer]:
         """Outer-join several streams' raw values on (optionally snapped) time."""
         uuids = [require_uuid(u) for u in request.uuid]
         if not uuids:
@@ -176,7 +172,7 @@ class ArrowHandlers:
     @staticmethod
     def _multi_reply(
         schema: pa.Schema, template: pa.Schema | None, parts: list[tuple[np.ndarray, list[np.ndarray]]]
-    ) -> v5api.ArrowMultiValuesResponse:
+    ) -> pa.Buffer:
         width = len(schema) - 1
         times = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64)
         columns = [
@@ -186,7 +182,7 @@ class ArrowHandlers:
         arrays = [arrow_io.time_array(times), *(pa.array(c) for c in columns)]
         table = pa.Table.from_arrays(arrays, schema=schema)
         table = arrow_io.cast_to_template(table, template)
-        return v5api.ArrowMultiValuesResponse(arrow_bytes=arrow_io.ipc_bytes(table))
+        return arrow_reply(0, table, MULTI_ARROW_BYTES_FIELD)
 
     async def arrow_insert(self, request: v5api.ArrowInsertParams) -> v5api.InsertResponse:
         """Insert the (time, value) table carried as an Arrow IPC stream."""
