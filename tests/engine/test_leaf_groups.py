@@ -184,3 +184,31 @@ def test_group_codec_round_trips(sizes: list[int], seed: int, f32: bool) -> None
     np.testing.assert_array_equal(bounds[slots], first)
     np.testing.assert_array_equal(bounds[slots + 1], first + counts)
     assert bounds[64] == t.size
+
+
+def test_node_layouts_round_trip() -> None:
+    # Layout 2 (byte planes) is written now; layout 1 (plain arrays) is what format-1 files hold.
+    import struct
+
+    from pingthings.server.engine.codec import pack
+    from pingthings.server.engine.node import KIND_NODE, Node, decode_node, encode_node
+
+    rng = np.random.default_rng(9)
+    node = Node()
+    node.addr[:] = rng.integers(0, 2**62, 64)
+    node.gen[:] = rng.integers(10, 10**6, 64)
+    node.count[:] = rng.integers(0, 2000, 64)
+    node.leaf[:] = rng.integers(0, 2, 64).astype(bool)
+    for name in ("min", "max", "sum", "m2"):
+        getattr(node, name)[:] = rng.normal(0, 1e9, 64)
+    plain = struct.pack("<BB6x", KIND_NODE, 1) + b"".join(
+        [
+            np.concatenate((node.addr, node.gen, node.count)).tobytes(),
+            np.concatenate((node.min, node.max, node.sum, node.m2)).tobytes(),
+            node.leaf.tobytes(),
+        ]
+    )
+    for block in (encode_node(node), pack(KIND_NODE, plain)):
+        got = decode_node(block)
+        for name in Node.__slots__:
+            np.testing.assert_array_equal(getattr(got, name), getattr(node, name), err_msg=name)
