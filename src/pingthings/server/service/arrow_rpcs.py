@@ -28,7 +28,7 @@ from pingthings.wire.limits import MAX_POINT_WIDTH, MIN_TIME, TIME_LIMIT
 ROWS_PER_MESSAGE = 100_000
 #: Rows per ArrowRawValues message (the engine's read chunk): big enough that per-message costs
 #: vanish, small enough that reading the next chunk overlaps sending this one.
-RAW_ROWS_PER_MESSAGE = 100_000
+RAW_ROWS_PER_MESSAGE = 50_000
 
 
 class ArrowHandlers:
