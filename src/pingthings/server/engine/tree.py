@@ -32,6 +32,21 @@ GROUP_POINTS: int = 8192
 
 #: What building a child gives: a summary of a new internal node, or the points of a new leaf.
 Child = Summary | Leaf
+#: New leaves of one node: (slots increasing, point counts, times, values concatenated in slot order).
+FreshLeaves = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _gather(pieces: dict[int, Leaf]) -> FreshLeaves | None:
+    """New (non-empty) leaves given slot by slot, as :data:`FreshLeaves`."""
+    if not pieces:
+        return None
+    order = sorted(pieces)
+    return (
+        np.array(order, dtype=np.int64),
+        np.array([pieces[i][0].size for i in order], dtype=np.int64),
+        np.concatenate([pieces[i][0] for i in order]),
+        np.concatenate([pieces[i][1] for i in order]),
+    )
 
 
 class TreeWriter:
@@ -56,10 +71,10 @@ class TreeWriter:
         self.new_points: list[tuple[int, PointBlock]] = []
 
     # ------------------------------------------------------------ writing blocks
-    def _write_node(self, node: Node, fresh: dict[int, Leaf], force: bool = False) -> Summary:
-        """Write the new leaves ``fresh`` (slot -> points) of ``node``, then the node itself."""
-        if fresh:
-            self._place_leaves(node, fresh)
+    def _write_node(self, node: Node, fresh: FreshLeaves | None, force: bool = False) -> Summary:
+        """Write the new leaves ``fresh`` of ``node``, then the node itself."""
+        if fresh is not None:
+            self._place_leaves(node, *fresh)
         n, mn, mx, total, m2 = node.total()
         if n == 0 and not force:
             return EMPTY
@@ -68,76 +83,71 @@ class TreeWriter:
         self.new_nodes.append((addr, node))
         return Summary(addr, False, n, mn, mx, total, m2)
 
-    def _place_leaves(self, node: Node, fresh: dict[int, Leaf]) -> None:
-        """Fill the slots of new leaves (statistics, generation) and write their blocks."""
-        gen = self.gen
-        slots: list[int] = []
-        for i in sorted(fresh):
-            if fresh[i][0].size:
-                slots.append(i)
-            else:
-                node.clear_slot(i, gen)
-        if not slots:
-            return
-        idx = np.array(slots, dtype=np.int64)
-        counts = np.array([fresh[i][0].size for i in slots], dtype=np.int64)
-        v = np.concatenate([fresh[i][1] for i in slots]) if len(slots) > 1 else fresh[slots[0]][1]
-        starts = np.zeros(idx.size, dtype=np.int64)
+    def _place_leaves(
+        self, node: Node, slots: np.ndarray, counts: np.ndarray, t: np.ndarray, v: np.ndarray
+    ) -> None:
+        """Fill the slots of new leaves (statistics, generation) and write their blocks.
+
+        ``slots`` (increasing) and ``counts`` (positive) describe the leaves, whose points are ``t``, ``v``
+        concatenated in slot order.
+        """
+        starts = np.zeros(slots.size, dtype=np.int64)
         np.cumsum(counts[:-1], out=starts[1:])
         sums = np.add.reduceat(v, starts)
         dev = v - np.repeat(sums / counts, counts)
-        node.count[idx] = counts
-        node.min[idx] = np.minimum.reduceat(v, starts)
-        node.max[idx] = np.maximum.reduceat(v, starts)
-        node.sum[idx] = sums
-        node.m2[idx] = np.add.reduceat(dev * dev, starts)
-        node.leaf[idx] = True
-        node.gen[idx] = gen
-        node.addr[idx] = 0  # set below, when the blocks get addresses
+        node.count[slots] = counts
+        node.min[slots] = np.minimum.reduceat(v, starts)
+        node.max[slots] = np.maximum.reduceat(v, starts)
+        node.sum[slots] = sums
+        node.m2[slots] = np.add.reduceat(dev * dev, starts)
+        node.leaf[slots] = True
+        node.gen[slots] = self.gen
+        node.addr[slots] = 0  # set when the blocks get addresses
 
         small = counts < SMALL_LEAF
         for j in np.flatnonzero(~small).tolist():
-            self._write_block(node, slots[j : j + 1], fresh[slots[j]])
+            a, b = int(starts[j]), int(starts[j] + counts[j])
+            self._write_block(node, slots[j : j + 1], t[a:b], v[a:b])
         if not small.any():
             return
-        group = {slots[j]: fresh[slots[j]] for j in np.flatnonzero(small).tolist()}
+        if not small.all():
+            keep = np.repeat(small, counts)
+            slots, counts = slots[small], counts[small]
+            t, v = t[keep], v[keep]
         # Regroup the unchanged small leaves too when everything fits in one group.
         others = np.flatnonzero(node.leaf & (node.addr != 0) & (node.count < SMALL_LEAF))
-        if others.size and int(node.count[others].sum()) + int(counts[small].sum()) <= GROUP_POINTS:
-            for i in others.tolist():
-                group[i] = self.reader.leaf(int(node.addr[i]), i)
-        chunk: list[int] = []
+        if others.size and int(node.count[others].sum()) + int(counts.sum()) <= GROUP_POINTS:
+            pieces = {int(i): self.reader.leaf(int(node.addr[i]), int(i)) for i in others.tolist()}
+            first = 0
+            for i, c in zip(slots.tolist(), counts.tolist(), strict=True):
+                pieces[i] = (t[first : first + c], v[first : first + c])
+                first += c
+            order = sorted(pieces)
+            slots = np.array(order, dtype=np.int64)
+            counts = np.array([pieces[i][0].size for i in order], dtype=np.int64)
+            t = np.concatenate([pieces[i][0] for i in order])
+            v = np.concatenate([pieces[i][1] for i in order])
+        # Cut into groups of at most GROUP_POINTS points (a group of one leaf is a plain leaf).
+        a = first = 0
         held = 0
-        for i in sorted(group):
-            size = int(group[i][0].size)
-            if chunk and held + size > GROUP_POINTS:
-                self._write_chunk(node, chunk, group)
-                chunk, held = [], 0
-            chunk.append(i)
-            held += size
-        self._write_chunk(node, chunk, group)
+        for j, c in enumerate(counts.tolist()):
+            if j > a and held + c > GROUP_POINTS:
+                self._write_block(node, slots[a:j], t[first : first + held], v[first : first + held])
+                a, first, held = j, first + held, 0
+            held += c
+        self._write_block(node, slots[a:], t[first : first + held], v[first : first + held])
 
-    def _write_chunk(self, node: Node, chunk: list[int], leaves: dict[int, Leaf]) -> None:
-        if len(chunk) == 1:
-            self._write_block(node, chunk, leaves[chunk[0]])
-            return
-        t = np.concatenate([leaves[i][0] for i in chunk])
-        v = np.concatenate([leaves[i][1] for i in chunk])
-        self._write_block(node, chunk, (t, v))
-
-    def _write_block(self, node: Node, slots: list[int], points: Leaf) -> None:
+    def _write_block(self, node: Node, slots: np.ndarray, t: np.ndarray, v: np.ndarray) -> None:
         """Write one leaf (one slot) or leaf group (several slots) and point the slots at it."""
         addr = self.alloc()
-        t, v = points
-        if len(slots) == 1:
+        if slots.size == 1:
             self.pending.append((addr, encode_leaf(t, v)))
             bounds = None
         else:
-            idx = np.array(slots, dtype=np.int64)
-            counts = node.count[idx]
-            self.pending.append((addr, encode_group(idx, counts, t, v)))
+            counts = node.count[slots]
+            self.pending.append((addr, encode_group(slots, counts, t, v)))
             per_slot = np.zeros(65, dtype=np.int64)
-            per_slot[idx + 1] = counts
+            per_slot[slots + 1] = counts
             bounds = np.cumsum(per_slot)
         node.addr[slots] = addr
         self.new_points.append((addr, PointBlock(t, v, bounds)))
@@ -180,12 +190,17 @@ class TreeWriter:
             new.gen[:] = fresh_gen
         buckets = (t - start) >> pw
         edges = np.flatnonzero(buckets[1:] != buckets[:-1]) + 1
-        starts = [0, *edges.tolist()]
-        stops = [*edges.tolist(), int(t.size)]
-        slots = buckets[starts].tolist()
-        changed = node is None
-        fresh: dict[int, Leaf] = {}
-        for i, lo, hi in zip(slots, starts, stops, strict=True):
+        starts = np.concatenate(([0], edges))
+        sizes = np.diff(starts, append=t.size)
+        slots = buckets[starts]
+        # Points landing in empty slots become leaves as they are, without a Python step per bucket.
+        simple = new.addr[slots] == 0
+        if can_split(pw):
+            simple &= sizes <= LEAF_MAX
+        changed = node is None or bool(simple.any())
+        pieces: dict[int, Leaf] = {}
+        for j in np.flatnonzero(~simple).tolist():
+            i, lo, hi = int(slots[j]), int(starts[j]), int(starts[j] + sizes[j])
             child_start = start + (i << pw)
             sub_t, sub_v = t[lo:hi], v[lo:hi]
             addr = int(new.addr[i])
@@ -202,9 +217,21 @@ class TreeWriter:
             if isinstance(got, Summary):
                 new.set_slot(i, got, self.gen)
             else:
-                fresh[i] = got
+                pieces[i] = got
         if not changed:
             return None
+        fresh: FreshLeaves | None = None
+        if not pieces:
+            if simple.all():
+                fresh = (slots, sizes, t, v)
+            elif simple.any():
+                keep = np.repeat(simple, sizes)
+                fresh = (slots[simple], sizes[simple], t[keep], v[keep])
+        else:
+            for j in np.flatnonzero(simple).tolist():
+                lo, hi = int(starts[j]), int(starts[j] + sizes[j])
+                pieces[int(slots[j])] = (t[lo:hi], v[lo:hi])
+            fresh = _gather(pieces)
         return self._write_node(new, fresh, force=force)
 
     def _insert_leaf(
@@ -239,7 +266,7 @@ class TreeWriter:
         first = max(0, (lo - start) >> pw)
         last = min(63, (hi - 1 - start) >> pw)
         new: Node | None = None
-        fresh: dict[int, Leaf] = {}
+        pieces: dict[int, Leaf] = {}
         for i in np.flatnonzero(node.addr[first : last + 1]).tolist():
             i += first
             bs = start + i * width
@@ -249,9 +276,13 @@ class TreeWriter:
             elif node.leaf[i]:
                 lt, lv = self.reader.leaf(addr, i)
                 a, b = np.searchsorted(lt, [lo, hi])
-                if a != b:
-                    fresh[i] = (np.concatenate((lt[:a], lt[b:])), np.concatenate((lv[:a], lv[b:])))
-                continue
+                if a == b:
+                    continue
+                if a == 0 and b == lt.size:
+                    summary = EMPTY
+                else:
+                    pieces[i] = (np.concatenate((lt[:a], lt[b:])), np.concatenate((lv[:a], lv[b:])))
+                    continue
             else:
                 child = self.reader.node(addr)
                 summary = self._delete_node(child, pw - PW_STEP, bs, lo, hi)
@@ -259,6 +290,8 @@ class TreeWriter:
                 if new is None:
                     new = node.copy()
                 new.set_slot(i, summary, self.gen)
-        if new is None and not fresh:
+        if new is None and not pieces:
             return None
-        return self._write_node(node.copy() if new is None else new, fresh, force=force)
+        if new is None:
+            new = node.copy()
+        return self._write_node(new, _gather(pieces), force=force)
