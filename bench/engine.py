@@ -37,8 +37,10 @@ RATE_HZ = 120
 T0 = 1_700_000_000 * 10**9  # 2023-11-14, on a whole second
 
 
-def pmu_signal(n: int, start_index: int = 0, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` samples of a 120 Hz PMU voltage-magnitude channel, starting at sample ``start_index``.
+def pmu_signal(
+    n: int, start_index: int = 0, seed: int = 7, rate_hz: int = RATE_HZ
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` samples of a 120 Hz (or ``rate_hz``) PMU voltage-magnitude channel, from sample ``start_index``.
 
     * Times: the ideal 120 Hz grid from T0 (k * 1e9 / 120 ns), rounded to whole microseconds as an IEEE
       C37.118 FRACSEC with a 1 MHz time base is, plus a timing jitter of N(0, 1 us) rounded to whole us.
@@ -48,10 +50,10 @@ def pmu_signal(n: int, start_index: int = 0, seed: int = 7) -> tuple[np.ndarray,
     """
     rng = np.random.default_rng(seed + start_index)
     k = np.arange(start_index, start_index + n, dtype=np.int64)
-    grid_us = (k * 1_000_000 + RATE_HZ // 2) // RATE_HZ
+    grid_us = (k * 1_000_000 + rate_hz // 2) // rate_hz
     jitter_us = np.rint(rng.normal(0.0, 1.0, n)).astype(np.int64)
     times = T0 + (grid_us + jitter_us) * 1000
-    seconds = k / RATE_HZ
+    seconds = k / rate_hz
     drift = np.cumsum(rng.normal(0.0, 0.02, n)) + 2.0 * np.sin(2 * np.pi * seconds / 900.0)
     values = (7200.0 + drift + rng.normal(0.0, 0.5, n)).astype(np.float32).astype(np.float64)
     return times, values
@@ -163,13 +165,20 @@ def bench_aligned(workdir: Path, small: int, big: int, batch: int) -> None:
 DENSE_SPACINGS = (8_333_333, 4_166_667, 1000, 1)
 
 
-def bench_dense_one(workdir: Path, spacing: int, points: int, batch: int) -> None:
-    """Insert, raw read and size of ``points`` points ``spacing`` ns apart (float32 noise around 60)."""
+def bench_dense_one(workdir: Path, spacing: int, points: int, batch: int, pmu_rate: int = 0) -> None:
+    """Insert, raw read and size of ``points`` points ``spacing`` ns apart (float32 noise around 60).
+
+    With ``pmu_rate`` the points are :func:`pmu_signal` at that rate instead (``spacing`` is then only the
+    label): the signal the bytes-per-point target is defined on.
+    """
     name = f"dense-{spacing}-{uuid.uuid4().hex[:8]}.sqlite3"
     db = workdir / name
     sid = uuid.uuid4().bytes
-    times = T0 + np.arange(points, dtype=np.int64) * spacing
-    values = np.random.default_rng(1).normal(60, 1, points).astype(np.float32).astype(np.float64)
+    if pmu_rate:
+        times, values = pmu_signal(points, rate_hz=pmu_rate)
+    else:
+        times = T0 + np.arange(points, dtype=np.int64) * spacing
+        values = np.random.default_rng(1).normal(60, 1, points).astype(np.float32).astype(np.float64)
     with Engine(db) as engine:
         engine.create_stream(sid)
         ins_w = ins_c = 0.0
@@ -183,12 +192,13 @@ def bench_dense_one(workdir: Path, spacing: int, points: int, batch: int) -> Non
     with Engine(db) as engine:
         best = None
         for _ in range(3):
-            w, c, out = timed(functools.partial(engine.raw_values, sid, T0, int(times[-1]) + 1))
+            w, c, out = timed(functools.partial(engine.raw_values, sid, int(times[0]), int(times[-1]) + 1))
             assert out[1].size == points  # type: ignore[index]
             best = (w, c) if best is None or w < best[0] else best
     assert best is not None
+    label = f"PMU {pmu_rate} Hz" if pmu_rate else f"{spacing:>10,} ns"
     print(
-        f"  {spacing:>10,} ns: insert wall {rate(points, ins_w)} cpu {rate(points, ins_c)} | "
+        f"  {label:>13}: insert wall {rate(points, ins_w)} cpu {rate(points, ins_c)} | "
         f"read wall {rate(points, best[0])} cpu {rate(points, best[1])} | {size / points:.2f} B/pt"
     )
 
@@ -197,6 +207,9 @@ def bench_dense(workdir: Path, points: int, batch: int) -> None:
     print(f"dense streams: {points:,} points in batches of {batch:,}, raw read best of 3 (fresh engine)")
     for spacing in DENSE_SPACINGS:
         bench_dense_one(workdir, spacing, points, batch)
+    print("  PMU signals (float32 values near 7,200 V, us timestamps with jitter), as for the B/pt target:")
+    for rate in (120, 240):
+        bench_dense_one(workdir, 10**9 // rate, points, batch, pmu_rate=rate)
     print("  sweep: leaves of every size a split can give (2 us to 64 us, factors of 2)")
     for k in range(1, 7):
         bench_dense_one(workdir, 1000 << k, points, batch)
