@@ -93,13 +93,21 @@ class TreeWriter:
         """
         starts = np.zeros(slots.size, dtype=np.int64)
         np.cumsum(counts[:-1], out=starts[1:])
-        sums = np.add.reduceat(v, starts)
-        dev = v - np.repeat(sums / counts, counts)
         node.count[slots] = counts
-        node.min[slots] = np.minimum.reduceat(v, starts)
-        node.max[slots] = np.maximum.reduceat(v, starts)
-        node.sum[slots] = sums
-        node.m2[slots] = np.add.reduceat(dev * dev, starts)
+        if slots.size == 1:  # the usual write path: one leaf
+            total = float(v.sum())
+            dev = v - total / v.size
+            node.min[slots] = v.min()
+            node.max[slots] = v.max()
+            node.sum[slots] = total
+            node.m2[slots] = float(np.dot(dev, dev))
+        else:
+            sums = np.add.reduceat(v, starts)
+            dev = v - np.repeat(sums / counts, counts)
+            node.min[slots] = np.minimum.reduceat(v, starts)
+            node.max[slots] = np.maximum.reduceat(v, starts)
+            node.sum[slots] = sums
+            node.m2[slots] = np.add.reduceat(dev * dev, starts)
         node.leaf[slots] = True
         node.gen[slots] = self.gen
         node.addr[slots] = 0  # set when the blocks get addresses
@@ -190,34 +198,29 @@ class TreeWriter:
             new.gen[:] = fresh_gen
         buckets = (t - start) >> pw
         edges = np.flatnonzero(buckets[1:] != buckets[:-1]) + 1
-        starts = np.concatenate(([0], edges))
-        sizes = np.diff(starts, append=t.size)
+        if edges.size < 4:
+            # A write path through the tree usually touches one bucket per node: plain Python is cheapest.
+            cuts = edges.tolist()
+            pieces: dict[int, Leaf] = {}
+            changed = node is None
+            for i, lo, hi in zip(buckets[[0, *cuts]].tolist(), [0, *cuts], [*cuts, t.size], strict=True):
+                changed |= self._insert_child(new, i, pw, start, t[lo:hi], v[lo:hi], policy, pieces)
+            return self._write_node(new, _gather(pieces), force=force) if changed else None
+        starts = np.zeros(edges.size + 1, dtype=np.int64)
+        starts[1:] = edges
+        sizes = np.empty_like(starts)
+        sizes[:-1] = np.subtract(edges, starts[:-1])
+        sizes[-1] = t.size - starts[-1]
         slots = buckets[starts]
         # Points landing in empty slots become leaves as they are, without a Python step per bucket.
         simple = new.addr[slots] == 0
         if can_split(pw):
             simple &= sizes <= LEAF_MAX
         changed = node is None or bool(simple.any())
-        pieces: dict[int, Leaf] = {}
+        pieces = {}
         for j in np.flatnonzero(~simple).tolist():
-            i, lo, hi = int(slots[j]), int(starts[j]), int(starts[j] + sizes[j])
-            child_start = start + (i << pw)
-            sub_t, sub_v = t[lo:hi], v[lo:hi]
-            addr = int(new.addr[i])
-            if addr == 0:
-                got: Child | None = self._new_subtree(pw, child_start, sub_t, sub_v, int(new.gen[i]))
-            elif new.leaf[i]:
-                got = self._insert_leaf(addr, i, pw, child_start, sub_t, sub_v, policy, int(new.gen[i]))
-            else:
-                child = self.reader.node(addr)
-                got = self._insert_node(child, pw - PW_STEP, child_start, sub_t, sub_v, policy)
-            if got is None:
-                continue
-            changed = True
-            if isinstance(got, Summary):
-                new.set_slot(i, got, self.gen)
-            else:
-                pieces[i] = got
+            lo, hi = int(starts[j]), int(starts[j] + sizes[j])
+            changed |= self._insert_child(new, int(slots[j]), pw, start, t[lo:hi], v[lo:hi], policy, pieces)
         if not changed:
             return None
         fresh: FreshLeaves | None = None
@@ -233,6 +236,35 @@ class TreeWriter:
                 pieces[int(slots[j])] = (t[lo:hi], v[lo:hi])
             fresh = _gather(pieces)
         return self._write_node(new, fresh, force=force)
+
+    def _insert_child(
+        self,
+        new: Node,
+        i: int,
+        pw: int,
+        start: int,
+        t: np.ndarray,
+        v: np.ndarray,
+        policy: MergePolicy,
+        pieces: dict[int, Leaf],
+    ) -> bool:
+        """Insert into bucket ``i`` of ``new``: a new internal node's summary goes into its slot, a new
+        leaf's points into ``pieces``. Returns whether anything changed."""
+        child_start = start + (i << pw)
+        addr = int(new.addr[i])
+        if addr == 0:
+            got: Child | None = self._new_subtree(pw, child_start, t, v, int(new.gen[i]))
+        elif new.leaf[i]:
+            got = self._insert_leaf(addr, i, pw, child_start, t, v, policy, int(new.gen[i]))
+        else:
+            got = self._insert_node(self.reader.node(addr), pw - PW_STEP, child_start, t, v, policy)
+        if got is None:
+            return False
+        if isinstance(got, Summary):
+            new.set_slot(i, got, self.gen)
+        else:
+            pieces[i] = got
+        return True
 
     def _insert_leaf(
         self,
