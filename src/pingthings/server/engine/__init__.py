@@ -8,11 +8,15 @@ How it is built (one module per job):
   56, 50, ..., 2; leaves of up to 1024 points).
 * ``node``: internal nodes, 64 slots of child address, generation and count/min/max/sum/M2.
 * ``leaf_codec`` and ``codec``: leaf compression (delta-of-delta times over their common step,
-  float32-aware integer deltas of value bits, byte planes, LZ4) and its vectorised multi-leaf decoder.
-* ``merge``: the four merge policies. ``tree``: copy-on-write insert and delete.
+  float32-aware integer deltas of value bits, byte planes, LZ4) and its vectorised multi-leaf decoder;
+  leaf groups, one block holding the small leaves (< 256 points) of one node, so dense data (a 240 Hz
+  PMU, 1 MHz samples) whose split buckets give 64 leaves of ~16 points costs one row, not 64.
+* ``merge``: the four merge policies. ``tree``: copy-on-write insert and delete (and leaf grouping:
+  physical only, every leaf keeps its slot, statistics and generation).
 * ``query``: raw values, statistics (stopping at the first slot inside one window), nearest, count.
 * ``changes``: bucket ranges changed between versions. ``stats``: StatWindows and Chan's combination.
-* ``store``: SQLite (WAL) tables for blocks, superblocks and streams; ``blocks``: decoded-block caches.
+* ``store``: SQLite (WAL) tables for blocks, superblocks and streams; ``blocks``: decoded-block caches and
+  reads of leaves named by (slot address, slot number).
 * ``engine``: the public class, validation in ``validate``.
 
 Durability: a version is one SQLite transaction (blocks + superblock + stream row). WAL with
