@@ -102,14 +102,24 @@ def assert_windows(got, expected: list[tuple]) -> None:
 
 
 class EngineMachine(RuleBasedStateMachine):
-    """Drives one stream of a real engine and the model with the same operations."""
+    """Drives one stream of a real engine and the model with the same operations.
+
+    ``CACHE_BYTES`` sizes the engine's decoded-block cache (None: the default); subclasses below run the
+    same machine with a cache so small that it evicts all the time, and with no cache at all.
+    """
+
+    CACHE_BYTES: int | None = None
 
     def __init__(self) -> None:
         super().__init__()
         self.tmp = tempfile.TemporaryDirectory()
-        self.engine = Engine(Path(self.tmp.name) / "e.sqlite3")
+        self.engine = self._open()
         self.model = Model()
         self.sid = uuid.uuid4().bytes
+
+    def _open(self) -> Engine:
+        path = Path(self.tmp.name) / "e.sqlite3"
+        return Engine(path) if self.CACHE_BYTES is None else Engine(path, cache_bytes=self.CACHE_BYTES)
 
     def teardown(self) -> None:
         self.engine.close()
@@ -146,7 +156,7 @@ class EngineMachine(RuleBasedStateMachine):
     def reopen(self) -> None:
         """Close and reopen the database: everything must come back from disk alone."""
         self.engine.close()
-        self.engine = Engine(Path(self.tmp.name) / "e.sqlite3")
+        self.engine = self._open()
 
     @rule(r=ranges())
     def delete(self, r: tuple[int, int]) -> None:
@@ -220,6 +230,11 @@ class EngineMachine(RuleBasedStateMachine):
     def latest_matches(self) -> None:
         assert self.engine.latest_version(self.sid) == self.model.latest
 
+    @invariant()
+    def cache_within_budget(self) -> None:
+        info = self.engine.cache_info()
+        assert info["bytes"] <= info["capacity"]
+
 
 EngineMachine.TestCase.settings = settings(
     max_examples=int(os.environ.get("ENGINE_EXAMPLES", "100")),
@@ -228,3 +243,22 @@ EngineMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 TestEngineAgainstModel = EngineMachine.TestCase
+
+
+class TinyCacheMachine(EngineMachine):
+    """The same machine with a cache of a few blocks, so entries are evicted on almost every read."""
+
+    CACHE_BYTES = 40_000
+
+
+class NoCacheMachine(EngineMachine):
+    """The same machine with the cache disabled (every read decodes from SQLite)."""
+
+    CACHE_BYTES = 0
+
+
+_fewer = max(10, int(os.environ.get("ENGINE_EXAMPLES", "100")) // 2)
+TinyCacheMachine.TestCase.settings = settings(EngineMachine.TestCase.settings, max_examples=_fewer)
+NoCacheMachine.TestCase.settings = settings(EngineMachine.TestCase.settings, max_examples=_fewer)
+TestEngineTinyCache = TinyCacheMachine.TestCase
+TestEngineNoCache = NoCacheMachine.TestCase

@@ -1,7 +1,14 @@
-"""Decoded-block access with a small LRU cache in front of the SQLite store.
+"""Decoded-block access with a byte-bounded LRU cache in front of the SQLite store.
 
-Blocks are immutable and addresses are never reused while a process runs (stream numbers only grow), so a
-cached block can never go stale. Internal nodes are cached by count, point blocks by number of points.
+Blocks are immutable (copy-on-write: a changed block is written under a new address), so a decoded copy
+keyed by address is always coherent. Addresses are never reused: an address is ``(sid << 40) | seq``, the
+stream number comes from a counter stored in the database and the sequence only grows while the process
+runs, so an address freed by Obliterate can never name different data later. Obliterate still drops the
+stream's entries (:meth:`BlockReader.forget_stream`) to give their memory back at once.
+
+The cache holds internal nodes and point blocks (leaves and leaf groups) under one budget in bytes. Cached
+arrays are private, read-only copies: a read hands out fresh arrays (concatenations or gathers of cached
+blocks), never a view of a cached one.
 
 A leaf is named by a *leaf reference*: the address its parent slot holds and the slot's number. The block
 at that address is either a plain leaf (all its points belong to the slot) or a leaf group holding the
@@ -12,15 +19,22 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from pingthings.server.engine.leaf_codec import LeafView, decode_views
 from pingthings.server.engine.node import Node, decode_node
-from pingthings.server.engine.store import BlockStore
+from pingthings.server.engine.store import SEQ_BITS, BlockStore
 
 Leaf = tuple[np.ndarray, np.ndarray]
+
+#: Default budget of the decoded-block cache.
+DEFAULT_CACHE_BYTES = 256 << 20
+#: Bytes charged per cache entry on top of its arrays (Python objects, dict slot).
+ENTRY_OVERHEAD = 256
+#: Bytes charged for one decoded internal node (eight 64-entry arrays plus their headers).
+NODE_BYTES = 7 * 64 * 8 + 64 + 8 * 112 + ENTRY_OVERHEAD
 
 
 class MissingBlock(Exception):
@@ -37,6 +51,25 @@ class PointBlock:
         self.v = v
         self.bounds = bounds
 
+    @property
+    def size(self) -> int:
+        """Number of points in the block."""
+        return int(self.t.size)
+
+    def nbytes(self) -> int:
+        """Memory charged for this block in the cache."""
+        extra = 0 if self.bounds is None else int(self.bounds.nbytes)
+        return int(self.t.nbytes + self.v.nbytes) + extra + ENTRY_OVERHEAD
+
+    def private(self) -> PointBlock:
+        """A read-only copy that shares no memory with anything else (safe to cache)."""
+        t = np.array(self.t, dtype=np.int64, copy=True)
+        v = np.array(self.v, dtype=np.float64, copy=True)
+        bounds = None if self.bounds is None else np.array(self.bounds, dtype=np.int64, copy=True)
+        for a in (t, v) if bounds is None else (t, v, bounds):
+            a.setflags(write=False)
+        return PointBlock(t, v, bounds)
+
     def leaf(self, slot: int) -> Leaf:
         """The points of the leaf in slot ``slot``."""
         if self.bounds is None:
@@ -45,24 +78,57 @@ class PointBlock:
         return self.t[a:b], self.v[a:b]
 
 
-class _LRU:
-    """A thread-safe LRU map bounded by a total weight."""
+class BlockCache:
+    """A thread-safe LRU map from block address to decoded block, bounded by a total size in bytes.
+
+    Parameters
+    ----------
+    capacity
+        Most bytes of decoded blocks to hold; 0 disables caching. An entry larger than the whole budget
+        is never stored.
+    """
 
     def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
+        if capacity < 0:
+            raise ValueError(f"cache size must not be negative, got {capacity}")
+        self.capacity = int(capacity)
         self.weight = 0
+        self.hits = 0
+        self.misses = 0
         self._items: OrderedDict[int, tuple[object, int]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._items)
+
     def get(self, key: int) -> object | None:
+        """The entry for ``key`` (marked most recently used), or None."""
         with self._lock:
             item = self._items.get(key)
             if item is None:
+                self.misses += 1
                 return None
+            self.hits += 1
             self._items.move_to_end(key)
             return item[0]
 
+    def get_many(self, keys: Iterable[int]) -> dict[int, object]:
+        """Entries for those of ``keys`` that are cached, under one lock acquisition."""
+        out: dict[int, object] = {}
+        with self._lock:
+            items = self._items
+            for k in keys:
+                item = items.get(k)
+                if item is None:
+                    self.misses += 1
+                else:
+                    items.move_to_end(k)
+                    out[k] = item[0]
+                    self.hits += 1
+        return out
+
     def put(self, key: int, value: object, weight: int) -> None:
+        """Store ``value`` under ``key``, evicting least recently used entries to stay in budget."""
         if weight > self.capacity:
             return
         with self._lock:
@@ -71,9 +137,22 @@ class _LRU:
                 self.weight -= old[1]
             self._items[key] = (value, weight)
             self.weight += weight
-            while self.weight > self.capacity and self._items:
+            while self.weight > self.capacity:
                 _, (_, w) = self._items.popitem(last=False)
                 self.weight -= w
+
+    def drop_range(self, lo: int, hi: int) -> None:
+        """Remove every entry whose key lies in ``[lo, hi]``."""
+        with self._lock:
+            doomed = [k for k in self._items if lo <= k <= hi]
+            for k in doomed:
+                self.weight -= self._items.pop(k)[1]
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        with self._lock:
+            self._items.clear()
+            self.weight = 0
 
 
 def _runs(addrs: np.ndarray) -> np.ndarray:
@@ -85,34 +164,33 @@ def _runs(addrs: np.ndarray) -> np.ndarray:
 
 
 class BlockReader:
-    """Fetch and decode tree blocks, one at a time or many per SQL query.
+    """Fetch and decode tree blocks, one at a time or many per SQL query, through one cache.
 
     Parameters
     ----------
     store
         The SQLite block store.
-    node_cache
-        How many decoded internal nodes to keep.
-    leaf_cache_points
-        How many points' worth of decoded point blocks to keep.
+    cache_bytes
+        Budget of the decoded-block cache (internal nodes and point blocks together); 0 disables it.
     """
 
-    def __init__(
-        self, store: BlockStore, node_cache: int = 16384, leaf_cache_points: int = 4_000_000
-    ) -> None:
+    def __init__(self, store: BlockStore, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.store = store
-        self._nodes = _LRU(node_cache)
-        self._leaves = _LRU(leaf_cache_points)
+        self.cache = BlockCache(cache_bytes)
 
     def remember_node(self, addr: int, node: Node) -> None:
-        """Put a freshly committed node into the cache."""
-        self._nodes.put(addr, node, 1)
+        """Put a freshly committed node into the cache (it must not be changed afterwards)."""
+        self.cache.put(addr, node, NODE_BYTES)
 
     def remember_points(self, addr: int, block: PointBlock) -> None:
-        """Put a freshly committed leaf or group into the cache."""
-        block.t.setflags(write=False)
-        block.v.setflags(write=False)
-        self._leaves.put(addr, block, max(1, int(block.t.size)))
+        """Put a private copy of a freshly committed leaf or group into the cache."""
+        if self.cache.capacity:
+            mine = block.private()
+            self.cache.put(addr, mine, mine.nbytes())
+
+    def forget_stream(self, sid: int) -> None:
+        """Drop every cached block of stream number ``sid`` (after its blocks were deleted)."""
+        self.cache.drop_range(sid << SEQ_BITS, ((sid + 1) << SEQ_BITS) - 1)
 
     def node(self, addr: int) -> Node:
         """One internal node."""
@@ -120,32 +198,23 @@ class BlockReader:
 
     def nodes(self, addrs: Sequence[int]) -> list[Node]:
         """Internal nodes for ``addrs``, in the same order."""
-        out: list[Node | None] = [self._nodes.get(a) for a in addrs]  # type: ignore[misc]
-        missing = [a for a, n in zip(addrs, out, strict=True) if n is None]
+        hits = self.cache.get_many(addrs)
+        missing = [a for a in addrs if a not in hits]
         if missing:
             raw = self.store.read_blocks(missing)
-            for i, a in enumerate(addrs):
-                if out[i] is None:
-                    data = raw.get(a)
-                    if data is None:
-                        raise MissingBlock(a)
-                    node = decode_node(data)
-                    self._nodes.put(a, node, 1)
-                    out[i] = node
-        return out  # type: ignore[return-value]
+            for a in missing:
+                data = raw.get(a)
+                if data is None:
+                    raise MissingBlock(a)
+                node = decode_node(data)
+                self.cache.put(a, node, NODE_BYTES)
+                hits[a] = node
+        return [hits[a] for a in addrs]  # type: ignore[misc]
 
-    def point_blocks(self, addrs: Sequence[int], cache: bool = True) -> dict[int, PointBlock]:
-        """Decoded leaf or group blocks by address (one SQL query and one decode for the missing ones)."""
-        out: dict[int, PointBlock] = {}
-        missing: list[int] = []
-        for a in addrs:
-            if a in out:
-                continue
-            hit = self._leaves.get(a)
-            if hit is None:
-                missing.append(a)
-            else:
-                out[a] = hit  # type: ignore[assignment]
+    def point_blocks(self, addrs: Sequence[int]) -> dict[int, PointBlock]:
+        """Decoded leaf or group blocks by address (one SQL query and one decode for the uncached ones)."""
+        out: dict[int, PointBlock] = self.cache.get_many(addrs)  # type: ignore[assignment]
+        missing = list(dict.fromkeys(a for a in addrs if a not in out))
         if not missing:
             return out
         raw = self.store.read_blocks(missing)
@@ -154,14 +223,15 @@ class BlockReader:
         except KeyError as exc:
             raise MissingBlock(exc.args[0]) from None
         t, v = decode_views(views)
-        t.setflags(write=False)
-        v.setflags(write=False)
         pos = 0
+        keep = self.cache.capacity > 0
         for a, view in zip(missing, views, strict=True):
             block = PointBlock(t[pos : pos + view.size], v[pos : pos + view.size], view.bounds)
             pos += view.size
-            if cache:
-                self._leaves.put(a, block, max(1, view.size))
+            if keep:
+                # A private copy per block, so that an entry never pins the memory of its whole batch.
+                block = block.private()
+                self.cache.put(a, block, block.nbytes())
             out[a] = block
         return out
 
@@ -176,7 +246,7 @@ class BlockReader:
             r_end = min(r + batch, runs.size - 1)
             yield int(runs[r]), int(runs[r_end]), addrs[runs[r:r_end]].tolist()
 
-    def _decode_refs(
+    def _gather_refs(
         self,
         addrs: np.ndarray,
         slots: np.ndarray,
@@ -185,6 +255,67 @@ class BlockReader:
         out: tuple[np.ndarray, np.ndarray] | None,
     ) -> Leaf:
         """Points of consecutive leaf references (runs of equal address, one run per entry of ``blocks``)."""
+        if not self.cache.capacity:
+            return self._decode_refs(addrs, slots, counts, blocks, out)
+        found = self.point_blocks(blocks)
+        parts = [found[a] for a in blocks]
+        want = int(counts.sum())
+        ts = [p.t for p in parts]
+        vs = [p.v for p in parts]
+        if sum(p.size for p in parts) == want:
+            # Every block is wanted whole (the usual case: consecutive references cover each block).
+            if out is None:
+                return np.concatenate(ts), np.concatenate(vs)
+            np.concatenate(ts, out=out[0])
+            np.concatenate(vs, out=out[1])
+            return out
+        t, v = np.concatenate(ts), np.concatenate(vs)
+        idx = self._gather_index(addrs, slots, counts, [p.size for p in parts], [p.bounds for p in parts])
+        return self._take(t, v, idx, out)
+
+    @staticmethod
+    def _gather_index(
+        addrs: np.ndarray,
+        slots: np.ndarray,
+        counts: np.ndarray,
+        sizes_list: list[int],
+        bounds_list: list[np.ndarray | None],
+    ) -> np.ndarray:
+        """Positions, in the concatenation of the blocks, of the points of every reference in order."""
+        sizes = np.array(sizes_list, dtype=np.int64)
+        block_first = np.zeros(sizes.size, dtype=np.int64)
+        np.cumsum(sizes[:-1], out=block_first[1:])
+        run_of = np.cumsum(np.concatenate(([0], addrs[1:] != addrs[:-1]))).astype(np.int64)
+        first = block_first[run_of]
+        grouped = [i for i, b in enumerate(bounds_list) if b is not None]
+        if grouped:
+            bounds = np.zeros((sizes.size, 65), dtype=np.int64)
+            for i in grouped:
+                bounds[i] = bounds_list[i]  # type: ignore[assignment]
+            first = first + bounds[run_of, slots]
+        ref_first = np.zeros(counts.size, dtype=np.int64)
+        np.cumsum(counts[:-1], out=ref_first[1:])
+        return np.repeat(first - ref_first, counts) + np.arange(int(counts.sum()), dtype=np.int64)
+
+    @staticmethod
+    def _take(
+        t: np.ndarray, v: np.ndarray, idx: np.ndarray, out: tuple[np.ndarray, np.ndarray] | None
+    ) -> Leaf:
+        if out is None:
+            return t[idx], v[idx]
+        np.take(t, idx, out=out[0])
+        np.take(v, idx, out=out[1])
+        return out
+
+    def _decode_refs(
+        self,
+        addrs: np.ndarray,
+        slots: np.ndarray,
+        counts: np.ndarray,
+        blocks: list[int],
+        out: tuple[np.ndarray, np.ndarray] | None,
+    ) -> Leaf:
+        """Like :meth:`_gather_refs` without the cache: one SQL query and one vectorised decode."""
         raw = self.store.read_blocks(blocks)
         try:
             views = [LeafView(raw[a]) for a in blocks]
@@ -192,46 +323,25 @@ class BlockReader:
             raise MissingBlock(exc.args[0]) from None
         want = int(counts.sum())
         if sum(x.size for x in views) == want:
-            # Every block is wanted whole (the usual case: consecutive references cover each block).
             return decode_views(views, out)
         t, v = decode_views(views)
-        # Gather: each reference's points start at its block's offset plus its slot's bound.
-        sizes = np.array([x.size for x in views], dtype=np.int64)
-        block_first = np.zeros(sizes.size, dtype=np.int64)
-        np.cumsum(sizes[:-1], out=block_first[1:])
-        run_of = np.cumsum(np.concatenate(([0], addrs[1:] != addrs[:-1]))).astype(np.int64)
-        first = block_first[run_of]
-        grouped = [i for i, x in enumerate(views) if x.bounds is not None]
-        if grouped:
-            bounds = np.zeros((sizes.size, 65), dtype=np.int64)
-            for i in grouped:
-                bounds[i] = views[i].bounds  # type: ignore[assignment]
-            first = first + bounds[run_of, slots]
-        ref_first = np.zeros(counts.size, dtype=np.int64)
-        np.cumsum(counts[:-1], out=ref_first[1:])
-        idx = np.repeat(first - ref_first, counts) + np.arange(want, dtype=np.int64)
-        if out is None:
-            return t[idx], v[idx]
-        np.take(t, idx, out=out[0])
-        np.take(v, idx, out=out[1])
-        return out
+        idx = self._gather_index(addrs, slots, counts, [x.size for x in views], [x.bounds for x in views])
+        return self._take(t, v, idx, out)
 
     def scan(
         self, addrs: np.ndarray, slots: np.ndarray, counts: np.ndarray, batch: int = 128
     ) -> Iterator[Leaf]:
         """Concatenated ``(times, values)`` of consecutive groups of leaf references, in order.
 
-        ``addrs``, ``slots`` and ``counts`` (int64 arrays) describe the leaves in time order. Long reads go
-        through here: one SQL query and one vectorised decode per ~``batch`` blocks, no caching. Groups of
-        ~128 blocks keep the temporary arrays small enough to be recycled by the allocator.
+        ``addrs``, ``slots`` and ``counts`` (int64 arrays) describe the leaves in time order. One cache
+        lookup, and for the uncached blocks one SQL query and one vectorised decode, per ~``batch``
+        blocks; groups of ~128 blocks keep the temporary arrays small enough to be recycled.
         """
         for lo, hi, blocks in self._batches(addrs, batch):
-            yield self._decode_refs(addrs[lo:hi], slots[lo:hi], counts[lo:hi], blocks, None)
+            yield self._gather_refs(addrs[lo:hi], slots[lo:hi], counts[lo:hi], blocks, None)
 
-    def read_into(
-        self, addrs: np.ndarray, slots: np.ndarray, counts: np.ndarray, batch: int = 128
-    ) -> Leaf:
-        """Decode leaves (described as for :meth:`scan`) straight into two preallocated arrays."""
+    def read_into(self, addrs: np.ndarray, slots: np.ndarray, counts: np.ndarray, batch: int = 128) -> Leaf:
+        """Read leaves (described as for :meth:`scan`) straight into two preallocated arrays."""
         total = int(counts.sum())
         out_t = np.empty(total, dtype=np.int64)
         out_v = np.empty(total, dtype=np.float64)
@@ -239,6 +349,6 @@ class BlockReader:
         for lo, hi, blocks in self._batches(addrs, batch):
             size = int(counts[lo:hi].sum())
             part = (out_t[pos : pos + size], out_v[pos : pos + size])
-            self._decode_refs(addrs[lo:hi], slots[lo:hi], counts[lo:hi], blocks, part)
+            self._gather_refs(addrs[lo:hi], slots[lo:hi], counts[lo:hi], blocks, part)
             pos += size
         return out_t, out_v

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from pingthings.server.engine import query
-from pingthings.server.engine.blocks import BlockReader, MissingBlock
+from pingthings.server.engine.blocks import DEFAULT_CACHE_BYTES, BlockReader, MissingBlock
 from pingthings.server.engine.changes import changed_ranges
 from pingthings.server.engine.merge import MergePolicy, prepare_batch
 from pingthings.server.engine.stats import StatWindows
@@ -80,17 +80,19 @@ class Engine:
         ``engine.sqlite3`` is used.
     clock
         Wall clock in ns since the epoch, used to stamp commits (injectable for tests).
-    node_cache, leaf_cache_points
-        Sizes of the decoded-block caches (nodes by count, leaves by points).
+    cache_bytes
+        Budget in bytes of the decoded-block cache (internal nodes, leaves and leaf groups, shared by all
+        streams); 0 disables it. Blocks are immutable, so cached reads never need invalidation.
     """
 
     def __init__(
         self,
         path: str | Path,
         clock: Callable[[], int] = time_mod.time_ns,
-        node_cache: int = 16384,
-        leaf_cache_points: int = 4_000_000,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
+        if not isinstance(cache_bytes, int) or isinstance(cache_bytes, bool) or cache_bytes < 0:
+            raise ValueError(f"cache_bytes must be a non-negative integer, got {cache_bytes!r}")
         p = Path(path)
         if p.is_dir():
             p = p / DB_NAME
@@ -98,7 +100,7 @@ class Engine:
         self.path = p
         self._clock = clock
         self._store = BlockStore(p)
-        self._reader = BlockReader(self._store, node_cache, leaf_cache_points)
+        self._reader = BlockReader(self._store, cache_bytes)
         self._streams: dict[bytes, _Stream] = {}
         self._streams_lock = threading.Lock()
 
@@ -161,6 +163,7 @@ class Engine:
                 self._store.obliterate(st.uuid, st.sid)
                 st.dead = True
                 self._streams.pop(st.uuid, None)
+                self._reader.forget_stream(st.sid)
 
     # ----------------------------------------------------------------- versions
     def latest_version(self, uuid: Any) -> int:
@@ -443,6 +446,17 @@ class Engine:
         return ver, n
 
     # -------------------------------------------------------------- maintenance
+    def cache_info(self) -> dict[str, int]:
+        """Decoded-block cache figures: ``bytes`` held, ``capacity``, ``entries``, ``hits``, ``misses``."""
+        c = self._reader.cache
+        return {
+            "bytes": c.weight,
+            "capacity": c.capacity,
+            "entries": len(c),
+            "hits": c.hits,
+            "misses": c.misses,
+        }
+
     def checkpoint(self) -> None:
         """Fold the write-ahead log into the database file (before measuring its size)."""
         self._store.checkpoint()
