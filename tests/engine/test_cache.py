@@ -1,0 +1,162 @@
+"""The decoded-block cache: reads through a warm (or constantly evicting) cache give the model's answer.
+
+Every test reads data once to fill the cache, changes the stream (delete, new versions, obliterate and
+re-create), and checks the next reads against the brute-force model, at the latest and at older versions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pingthings.server.engine import Engine, MergePolicy
+from pingthings.server.errors import StreamNotFound
+
+from .model import Model
+
+#: Budgets: the default, a few blocks (evicts on nearly every read) and no cache.
+BUDGETS = [None, 40_000, 0]
+
+
+def open_engine(path: Path, budget: int | None) -> Engine:
+    return Engine(path) if budget is None else Engine(path, cache_bytes=budget)
+
+
+def dense(n: int, start: int, step: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` regularly spaced points with random values."""
+    rng = np.random.default_rng(seed)
+    return start + np.arange(n, dtype=np.int64) * step, np.round(rng.normal(50.0, 5.0, n), 3)
+
+
+def check(engine: Engine, model: Model, sid: bytes, lo: int, hi: int, version: int = 0) -> None:
+    """Raw values (whole and chunked) and count equal the model's."""
+    _, t, v = engine.raw_values(sid, lo, hi, version=version)
+    et, ev = model.raw(lo, hi, version=version)
+    np.testing.assert_array_equal(t, et)
+    np.testing.assert_array_equal(v.view(np.int64), ev.view(np.int64))
+    parts = list(engine.iter_raw_values(sid, lo, hi, version=version, chunk=1500)[1])
+    joined = np.concatenate([p[1] for p in parts]) if parts else np.empty(0)
+    np.testing.assert_array_equal(joined.view(np.int64), ev.view(np.int64))
+    assert engine.count(sid, lo, hi, version=version)[1] == et.size
+
+
+def insert(
+    engine: Engine, model: Model, sid: bytes, t: np.ndarray, v: np.ndarray, policy: MergePolicy
+) -> int:
+    got = engine.insert(sid, t, v, policy)
+    assert got == model.insert(t.tolist(), v.tolist(), policy, None)
+    return got
+
+
+# Spacings: 1 us gives full leaves of 1024 points; 64 us gives leaves of ~16 points stored in groups.
+@pytest.mark.parametrize("budget", BUDGETS)
+@pytest.mark.parametrize("step", [1000, 64_000])
+def test_reads_after_deletes_and_new_versions(tmp_path: Path, budget: int | None, step: int) -> None:
+    engine = open_engine(tmp_path / "e.sqlite3", budget)
+    model = Model()
+    sid = uuid.uuid4().bytes
+    engine.create_stream(sid)
+    t, v = dense(20_000, 1 << 40, step, 1)
+    insert(engine, model, sid, t, v, MergePolicy.NEVER)
+    lo, hi = int(t[0]), int(t[-1]) + 1
+    first = engine.latest_version(sid)
+    check(engine, model, sid, lo, hi)  # cold, fills the cache
+    check(engine, model, sid, lo, hi)  # warm
+    mid = int(t[7000])
+    assert engine.delete(sid, mid, int(t[9000])) == model.delete(mid, int(t[9000]))
+    check(engine, model, sid, lo, hi)
+    check(engine, model, sid, lo + 3 * step + 1, mid + 5 * step)  # partial first and last blocks
+    # Overwrite half the points with new values (same times, merge REPLACE) and add duplicates.
+    t2, v2 = dense(10_000, int(t[5000]), step, 2)
+    insert(engine, model, sid, t2, v2, MergePolicy.REPLACE)
+    insert(engine, model, sid, t2[::7], v2[::7] + 1.0, MergePolicy.NEVER)
+    check(engine, model, sid, lo, hi)
+    check(engine, model, sid, lo, hi, version=first)  # the old version still reads its own blocks
+    check(engine, model, sid, lo, hi, version=first + 1)
+    info = engine.cache_info()
+    assert info["bytes"] <= info["capacity"]
+    engine.close()
+
+
+@pytest.mark.parametrize("budget", BUDGETS)
+def test_obliterate_and_recreate_never_serves_old_blocks(tmp_path: Path, budget: int | None) -> None:
+    engine = open_engine(tmp_path / "e.sqlite3", budget)
+    sid = uuid.uuid4().bytes
+    engine.create_stream(sid)
+    t, v = dense(5000, 1 << 40, 1000, 3)
+    engine.insert(sid, t, v)
+    engine.raw_values(sid, int(t[0]), int(t[-1]) + 1)  # cached
+    engine.obliterate(sid)
+    with pytest.raises(StreamNotFound):
+        engine.raw_values(sid, int(t[0]), int(t[-1]) + 1)
+    # The same uuid again, with the same times and other values: only the new values may come back.
+    model = Model()
+    engine.create_stream(sid)
+    insert(engine, model, sid, t, v + 100.0, MergePolicy.NEVER)
+    check(engine, model, sid, int(t[0]), int(t[-1]) + 1)
+    engine.close()
+
+
+def test_obliterate_frees_the_stream_entries(tmp_path: Path) -> None:
+    engine = Engine(tmp_path / "e.sqlite3")
+    keep, gone = uuid.uuid4().bytes, uuid.uuid4().bytes
+    for i, sid in enumerate((keep, gone)):
+        engine.create_stream(sid)
+        t, v = dense(30_000, 1 << 40, 1000, i)
+        engine.insert(sid, t, v)
+        engine.raw_values(sid, int(t[0]), int(t[-1]) + 1)
+    both = engine.cache_info()["bytes"]
+    engine.obliterate(gone)
+    left = engine.cache_info()["bytes"]
+    assert 0 < left < both
+    # What is left is the kept stream: reading it again costs no new cache misses.
+    misses = engine.cache_info()["misses"]
+    engine.raw_values(keep, 0, 1 << 50)
+    assert engine.cache_info()["misses"] == misses
+    engine.close()
+
+
+def test_warm_reads_hit_the_cache_and_memory_stays_bounded(tmp_path: Path) -> None:
+    budget = 600_000  # about 37 000 points
+    engine = Engine(tmp_path / "e.sqlite3", cache_bytes=budget)
+    sids = [uuid.uuid4().bytes for _ in range(4)]
+    for i, sid in enumerate(sids):
+        engine.create_stream(sid)
+        t, v = dense(25_000, 1 << 40, 1000, i)
+        engine.insert(sid, t, v)
+    engine.raw_values(sids[0], 0, 1 << 50)
+    misses = engine.cache_info()["misses"]
+    engine.raw_values(sids[0], 0, 1 << 50)
+    assert engine.cache_info()["misses"] == misses, "a repeated read that fits must be served from cache"
+    for sid in sids:  # 100 000 points: far more than the budget
+        engine.raw_values(sid, 0, 1 << 50)
+        info = engine.cache_info()
+        assert 0 < info["bytes"] <= budget
+    engine.close()
+
+
+def test_returned_arrays_do_not_alias_the_cache(tmp_path: Path) -> None:
+    engine = Engine(tmp_path / "e.sqlite3")
+    sid = uuid.uuid4().bytes
+    engine.create_stream(sid)
+    t, v = dense(3000, 1 << 40, 1000, 5)
+    engine.insert(sid, t, v)
+    _, got_t, got_v = engine.raw_values(sid, 0, 1 << 50)
+    got_t[:] = 0
+    got_v[:] = -1.0
+    for chunk_t, chunk_v in engine.iter_raw_values(sid, 0, 1 << 50)[1]:
+        chunk_t[:] = 0
+        chunk_v[:] = -1.0
+    _, again_t, again_v = engine.raw_values(sid, 0, 1 << 50)
+    np.testing.assert_array_equal(again_t, t)
+    np.testing.assert_array_equal(again_v, v)
+    engine.close()
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "big", True])
+def test_bad_cache_size_is_refused(tmp_path: Path, bad: object) -> None:
+    with pytest.raises(ValueError, match="cache_bytes"):
+        Engine(tmp_path / "e.sqlite3", cache_bytes=bad)  # type: ignore[arg-type]
