@@ -20,7 +20,7 @@ from typing import Self
 
 import anyio.to_thread
 
-from pingthings.server.config import ServerConfig, load_keys_file, normalize_keys
+from pingthings.server.config import DEFAULT_CACHE_MB, ServerConfig, load_keys_file, normalize_keys
 from pingthings.server.runtime import ServerRuntime
 from pingthings.server.service.state import DEFAULT_MAX_INSERT_POINTS
 
@@ -44,7 +44,7 @@ class Server:
         YAML keys file, merged with ``api_keys``.
     allow_insecure_public
         Permit a non-loopback ``listen`` without keys.
-    retention_interval, clock, max_insert_points, shutdown_grace, advertise
+    retention_interval, clock, max_insert_points, shutdown_grace, advertise, cache_mb, read_workers
         See :class:`~pingthings.server.config.ServerConfig`.
     config
         A complete configuration; when given, the other arguments must be left at their defaults.
@@ -64,6 +64,8 @@ class Server:
         max_insert_points: int = DEFAULT_MAX_INSERT_POINTS,
         shutdown_grace: float = 30.0,
         advertise: str | None = None,
+        cache_mb: int = DEFAULT_CACHE_MB,
+        read_workers: int | None = None,
         config: ServerConfig | None = None,
     ) -> None:
         if config is None:
@@ -84,6 +86,8 @@ class Server:
                 max_insert_points=max_insert_points,
                 shutdown_grace=shutdown_grace,
                 advertise=advertise,
+                cache_mb=cache_mb,
+                read_workers=read_workers,
             )
         self.config = config
         self._runtime: ServerRuntime | None = None

@@ -13,6 +13,9 @@ import yaml
 
 from pingthings.server.service.state import DEFAULT_MAX_INSERT_POINTS
 
+#: Default budget of the engine's decoded-block cache, in MiB.
+DEFAULT_CACHE_MB = 256
+
 #: Where ``pingthings serve`` listens unless told otherwise (plaintext BTrDB port, loopback only).
 DEFAULT_LISTEN = "127.0.0.1:4410"
 
@@ -48,6 +51,11 @@ class ServerConfig:
     advertise
         ``HOST:PORT`` that Info reports as the proxy endpoint (what Go clients then dial). Default:
         the listen address, with a wildcard host replaced by this machine's host name.
+    cache_mb
+        MiB of decoded blocks the engine keeps in memory (0 disables the cache).
+    read_workers
+        Most streamed reads computing their next reply at once; the others queue. None: one per CPU
+        core (at least 2).
     """
 
     data_dir: Path
@@ -61,6 +69,8 @@ class ServerConfig:
     max_insert_points: int = DEFAULT_MAX_INSERT_POINTS
     shutdown_grace: float = 30.0
     advertise: str | None = None
+    cache_mb: int = DEFAULT_CACHE_MB
+    read_workers: int | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -79,11 +89,25 @@ class ServerConfig:
             raise ConfigError("max_insert_points must be at least 1")
         if self.retention_interval <= 0:
             raise ConfigError("retention_interval must be positive")
+        if not _whole_at_least(self.cache_mb, 0):
+            raise ConfigError(f"cache_mb must be a whole number of MiB, 0 or more (got {self.cache_mb!r})")
+        if self.read_workers is not None and not _whole_at_least(self.read_workers, 1):
+            raise ConfigError(f"read_workers must be a whole number, 1 or more (got {self.read_workers!r})")
+
+    @property
+    def cache_bytes(self) -> int:
+        """The engine cache budget in bytes."""
+        return self.cache_mb << 20
 
     @property
     def tls_enabled(self) -> bool:
         """Whether the server speaks TLS."""
         return self.tls_cert is not None
+
+
+def _whole_at_least(value: object, least: int) -> bool:
+    """Whether ``value`` is an int (not a bool) of at least ``least``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

@@ -24,6 +24,7 @@ from pingthings.server.retention import enforce_retention
 from pingthings.server.service.btrdb import BTrDBService
 from pingthings.server.service.codec import PassThroughCodec
 from pingthings.server.service.platform import PlatformService
+from pingthings.server.service.read_gate import ReadGate
 from pingthings.server.service.state import ServiceState
 from pingthings.server.service.subscriptions import SubscriptionHub
 from pingthings.server.tls import server_ssl_context
@@ -45,7 +46,7 @@ def open_stores(config: ServerConfig) -> tuple[Any, Any]:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     meta = MetadataStore(config.data_dir / METADATA_FILE)
     try:
-        engine = Engine(config.data_dir / ENGINE_FILE)
+        engine = Engine(config.data_dir / ENGINE_FILE, cache_bytes=config.cache_bytes)
     except BaseException:
         meta.close()
         raise
@@ -84,7 +85,13 @@ class ServerRuntime:
         self.engine, self.meta = await anyio.to_thread.run_sync(open_stores, config)
         try:
             self.hub = SubscriptionHub()
-            state = ServiceState(self.engine, self.meta, self.hub, max_insert_points=config.max_insert_points)
+            state = ServiceState(
+                self.engine,
+                self.meta,
+                self.hub,
+                max_insert_points=config.max_insert_points,
+                read_gate=ReadGate(config.read_workers),
+            )
             handlers: list[Any] = [BTrDBService(state)]
             handlers.append(PlatformService(self.meta, self.engine))
             self._grpc = grpclib.server.Server(handlers, codec=PassThroughCodec())

@@ -64,7 +64,7 @@ class ArrowHandlers:
                 chunk_iter.close()
 
         sent = False
-        replies = prefetched(encoded)
+        replies = prefetched(encoded, gate=self.state.read_gate)
         try:
             async for reply in replies:
                 yield reply

@@ -101,7 +101,7 @@ class PointHandlers:
                 chunk_iter.close()
 
         sent = False
-        batches = prefetched(encoded)
+        batches = prefetched(encoded, gate=self.state.read_gate)
         try:
             async for batch in batches:
                 for message in batch:

@@ -5,6 +5,8 @@ numpy/SQLite/Arrow, mostly outside the GIL) and writing the previous one to the 
 loop). :func:`prefetched` overlaps them: one worker thread walks the whole iterator and hands each
 item to the loop through a bounded queue, so the loop never waits for a thread hop per chunk and
 the worker is at most ``depth`` items ahead (bounded memory, backpressure from a slow client).
+With a :class:`~.read_gate.ReadGate` the worker computes each item inside one of the server's read
+slots, so many concurrent reads share a few cores instead of fighting over the GIL.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any, TypeVar
 
 import anyio.to_thread
+
+from pingthings.server.service.read_gate import ReadGate
 
 T = TypeVar("T")
 
@@ -31,8 +35,19 @@ class _Failed:
         self.exc = exc
 
 
+def _gated(items: Iterator[T], gate: ReadGate) -> Iterator[T]:
+    """The items of ``items``, each computed while holding a slot of ``gate``."""
+    while True:
+        with gate.slot():
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+        yield item
+
+
 async def prefetched(
-    open_items: Callable[[], Iterator[T]], depth: int = DEFAULT_DEPTH
+    open_items: Callable[[], Iterator[T]], depth: int = DEFAULT_DEPTH, gate: ReadGate | None = None
 ) -> AsyncGenerator[T, None]:
     """Yield the items of ``open_items()``, computed in one worker thread up to ``depth`` ahead.
 
@@ -44,6 +59,9 @@ async def prefetched(
         engine read snapshot is released even when the consumer stops early.
     depth
         How many finished items may wait for the consumer (at least 1).
+    gate
+        If given, ``open_items()`` and each step of the iterator run while holding one of its slots
+        (released while the worker waits for the consumer).
 
     Raises
     ------
@@ -63,8 +81,14 @@ async def prefetched(
     def work() -> None:
         items: Iterator[T] | None = None
         try:
-            items = open_items()
-            for item in items:
+            if gate is None:
+                items = open_items()
+                steps: Iterator[T] = items
+            else:
+                with gate.slot():
+                    items = open_items()
+                steps = _gated(items, gate)
+            for item in steps:
                 room.acquire()
                 if stop.is_set():
                     return

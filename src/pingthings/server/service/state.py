@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from pingthings.server.service.read_gate import ReadGate
 from pingthings.server.service.subscriptions import SubscriptionHub
 
 #: Largest number of points one Insert or ArrowInsert may carry (clients send 50 000).
@@ -28,6 +29,8 @@ class ServiceState:
         ``host:port`` this server answers on, reported by Info as the proxy endpoint.
     max_insert_points
         Inserts larger than this are refused with 414.
+    read_gate
+        Bounds how many streamed reads compute their next reply at once (server-wide).
     """
 
     engine: Any
@@ -35,5 +38,6 @@ class ServiceState:
     hub: SubscriptionHub
     endpoint: str = ""
     max_insert_points: int = DEFAULT_MAX_INSERT_POINTS
+    read_gate: ReadGate = field(default_factory=ReadGate)
     #: Held while an insert commits and queues its batch for subscribers (keeps pushes in commit order).
     commit_order: threading.Lock = field(default_factory=threading.Lock)
