@@ -40,12 +40,23 @@ class ReadGate:
             raise ValueError(f"a read gate needs at least one slot, got {n}")
         self.slots = n
         self._sem = threading.BoundedSemaphore(n)
+        self._count_lock = threading.Lock()
+        self._busy = 0
+
+    @property
+    def busy(self) -> int:
+        """How many slots are held right now."""
+        return self._busy
 
     @contextmanager
     def slot(self) -> Iterator[None]:
         """Hold one slot for the duration of the ``with`` block (waiting for one if all are taken)."""
         self._sem.acquire()
+        with self._count_lock:
+            self._busy += 1
         try:
             yield
         finally:
+            with self._count_lock:
+                self._busy -= 1
             self._sem.release()
