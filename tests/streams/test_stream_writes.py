@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME
 
 from pingthings.timeseries.async_client import AsyncClient
+from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME
 from pingthings.timeseries.exceptions import (
     BadValue,
     InvalidTimeRange,

@@ -10,9 +10,9 @@ import uuid
 import numpy as np
 import pyarrow as pa
 import pytest
-from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F64_SCHEMA
 
 from pingthings.timeseries.client import Client
+from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F64_SCHEMA
 from pingthings.timeseries.exceptions import (
     InvalidTimeRange,
     PropertyVersionMismatchError,
