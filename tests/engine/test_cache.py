@@ -160,3 +160,22 @@ def test_returned_arrays_do_not_alias_the_cache(tmp_path: Path) -> None:
 def test_bad_cache_size_is_refused(tmp_path: Path, bad: object) -> None:
     with pytest.raises(ValueError, match="cache_bytes"):
         Engine(tmp_path / "e.sqlite3", cache_bytes=bad)  # type: ignore[arg-type]
+
+
+def test_a_read_larger_than_the_cache_does_not_push_out_the_hot_blocks(tmp_path: Path) -> None:
+    budget = 1 << 20  # about 64 000 points
+    engine = Engine(tmp_path / "e.sqlite3", cache_bytes=budget)
+    hot, big = uuid.uuid4().bytes, uuid.uuid4().bytes
+    for i, (sid, n) in enumerate(((hot, 10_000), (big, 200_000))):
+        engine.create_stream(sid)
+        engine.insert(sid, *dense(n, 1 << 40, 1000, i))
+    engine.raw_values(hot, 0, 1 << 50)
+    held = engine.cache_info()["bytes"]
+    _, t, _ = engine.raw_values(big, 0, 1 << 50)  # three times the budget: read, not admitted
+    assert t.size == 200_000
+    assert sum(c[0].size for c in engine.iter_raw_values(big, 0, 1 << 50)[1]) == 200_000
+    misses = engine.cache_info()["misses"]
+    engine.raw_values(hot, 0, 1 << 50)
+    assert engine.cache_info()["misses"] == misses
+    assert engine.cache_info()["bytes"] <= max(held * 2, budget)
+    engine.close()

@@ -31,6 +31,8 @@ Leaf = tuple[np.ndarray, np.ndarray]
 
 #: Default budget of the decoded-block cache.
 DEFAULT_CACHE_BYTES = 256 << 20
+#: Bytes of one decoded point (int64 time, float64 value).
+POINT_BYTES = 16
 #: Bytes charged per cache entry on top of its arrays (Python objects, dict slot).
 ENTRY_OVERHEAD = 256
 #: Bytes charged for one decoded internal node (eight 64-entry arrays plus their headers).
@@ -211,28 +213,41 @@ class BlockReader:
                 hits[a] = node
         return [hits[a] for a in addrs]  # type: ignore[misc]
 
+    def _fetch_views(self, addrs: list[int]) -> list[LeafView]:
+        """Encoded blocks for ``addrs`` (distinct), in order, with one SQL query."""
+        raw = self.store.read_blocks(addrs)
+        try:
+            return [LeafView(raw[a]) for a in addrs]
+        except KeyError as exc:
+            raise MissingBlock(exc.args[0]) from None
+
+    def _keep(
+        self, addrs: list[int], views: list[LeafView], t: np.ndarray, v: np.ndarray, cache: bool = True
+    ) -> list[PointBlock]:
+        """Freshly decoded blocks (``t``, ``v``: their points, concatenated), cached as private copies.
+
+        With ``cache`` False (or no cache) the blocks are views of ``t`` and ``v`` and nothing is cached.
+        """
+        out: list[PointBlock] = []
+        pos = 0
+        keep = cache and self.cache.capacity > 0
+        for a, view in zip(addrs, views, strict=True):
+            block = PointBlock(t[pos : pos + view.size], v[pos : pos + view.size], view.bounds)
+            pos += view.size
+            if keep:
+                block = block.private()
+                self.cache.put(a, block, block.nbytes())
+            out.append(block)
+        return out
+
     def point_blocks(self, addrs: Sequence[int]) -> dict[int, PointBlock]:
         """Decoded leaf or group blocks by address (one SQL query and one decode for the uncached ones)."""
         out: dict[int, PointBlock] = self.cache.get_many(addrs)  # type: ignore[assignment]
         missing = list(dict.fromkeys(a for a in addrs if a not in out))
-        if not missing:
-            return out
-        raw = self.store.read_blocks(missing)
-        try:
-            views = [LeafView(raw[a]) for a in missing]
-        except KeyError as exc:
-            raise MissingBlock(exc.args[0]) from None
-        t, v = decode_views(views)
-        pos = 0
-        keep = self.cache.capacity > 0
-        for a, view in zip(missing, views, strict=True):
-            block = PointBlock(t[pos : pos + view.size], v[pos : pos + view.size], view.bounds)
-            pos += view.size
-            if keep:
-                # A private copy per block, so that an entry never pins the memory of its whole batch.
-                block = block.private()
-                self.cache.put(a, block, block.nbytes())
-            out[a] = block
+        if missing:
+            views = self._fetch_views(missing)
+            t, v = decode_views(views)
+            out.update(zip(missing, self._keep(missing, views, t, v), strict=True))
         return out
 
     def leaf(self, addr: int, slot: int) -> Leaf:
@@ -253,17 +268,38 @@ class BlockReader:
         counts: np.ndarray,
         blocks: list[int],
         out: tuple[np.ndarray, np.ndarray] | None,
+        admit: bool,
     ) -> Leaf:
-        """Points of consecutive leaf references (runs of equal address, one run per entry of ``blocks``)."""
-        if not self.cache.capacity:
-            return self._decode_refs(addrs, slots, counts, blocks, out)
-        found = self.point_blocks(blocks)
-        parts = [found[a] for a in blocks]
+        """Points of consecutive leaf references (runs of equal address, one run per entry of ``blocks``).
+
+        A batch with no cached block is decoded exactly as without a cache (straight into ``out`` when
+        every block is wanted whole) and then, if ``admit``, copied block by block into the cache; a
+        batch with cached blocks concatenates (or gathers from) the decoded arrays.
+        """
         want = int(counts.sum())
+        hits = self.cache.get_many(blocks) if self.cache.capacity else {}
+        if not hits:
+            views = self._fetch_views(blocks)
+            if sum(x.size for x in views) == want:
+                # Every block is wanted whole (the usual case: consecutive references cover each block).
+                t, v = decode_views(views, out)
+                if admit:
+                    self._keep(blocks, views, t, v)
+                return t, v
+            t, v = decode_views(views)
+            if admit:
+                self._keep(blocks, views, t, v)
+            idx = self._gather_index(addrs, slots, counts, [x.size for x in views], [x.bounds for x in views])
+            return self._take(t, v, idx, out)
+        missing = [a for a in blocks if a not in hits]
+        if missing:
+            views = self._fetch_views(missing)
+            t, v = decode_views(views)
+            hits.update(zip(missing, self._keep(missing, views, t, v, admit), strict=True))
+        parts: list[PointBlock] = [hits[a] for a in blocks]  # type: ignore[misc]
         ts = [p.t for p in parts]
         vs = [p.v for p in parts]
         if sum(p.size for p in parts) == want:
-            # Every block is wanted whole (the usual case: consecutive references cover each block).
             if out is None:
                 return np.concatenate(ts), np.concatenate(vs)
             np.concatenate(ts, out=out[0])
@@ -307,26 +343,13 @@ class BlockReader:
         np.take(v, idx, out=out[1])
         return out
 
-    def _decode_refs(
-        self,
-        addrs: np.ndarray,
-        slots: np.ndarray,
-        counts: np.ndarray,
-        blocks: list[int],
-        out: tuple[np.ndarray, np.ndarray] | None,
-    ) -> Leaf:
-        """Like :meth:`_gather_refs` without the cache: one SQL query and one vectorised decode."""
-        raw = self.store.read_blocks(blocks)
-        try:
-            views = [LeafView(raw[a]) for a in blocks]
-        except KeyError as exc:
-            raise MissingBlock(exc.args[0]) from None
-        want = int(counts.sum())
-        if sum(x.size for x in views) == want:
-            return decode_views(views, out)
-        t, v = decode_views(views)
-        idx = self._gather_index(addrs, slots, counts, [x.size for x in views], [x.bounds for x in views])
-        return self._take(t, v, idx, out)
+    def _admits(self, counts: np.ndarray) -> bool:
+        """Whether a read of leaves with these point counts may add blocks to the cache.
+
+        A read larger than the whole cache could never be served from it again (it would evict its own
+        first blocks before reaching its last); admitting it would only push out everything else.
+        """
+        return bool(self.cache.capacity) and int(counts.sum()) * POINT_BYTES <= self.cache.capacity
 
     def scan(
         self, addrs: np.ndarray, slots: np.ndarray, counts: np.ndarray, batch: int = 128
@@ -337,8 +360,9 @@ class BlockReader:
         lookup, and for the uncached blocks one SQL query and one vectorised decode, per ~``batch``
         blocks; groups of ~128 blocks keep the temporary arrays small enough to be recycled.
         """
+        admit = self._admits(counts)
         for lo, hi, blocks in self._batches(addrs, batch):
-            yield self._gather_refs(addrs[lo:hi], slots[lo:hi], counts[lo:hi], blocks, None)
+            yield self._gather_refs(addrs[lo:hi], slots[lo:hi], counts[lo:hi], blocks, None, admit)
 
     def read_into(self, addrs: np.ndarray, slots: np.ndarray, counts: np.ndarray, batch: int = 128) -> Leaf:
         """Read leaves (described as for :meth:`scan`) straight into two preallocated arrays."""
@@ -346,9 +370,10 @@ class BlockReader:
         out_t = np.empty(total, dtype=np.int64)
         out_v = np.empty(total, dtype=np.float64)
         pos = 0
+        admit = self._admits(counts)
         for lo, hi, blocks in self._batches(addrs, batch):
             size = int(counts[lo:hi].sum())
             part = (out_t[pos : pos + size], out_v[pos : pos + size])
-            self._gather_refs(addrs[lo:hi], slots[lo:hi], counts[lo:hi], blocks, part)
+            self._gather_refs(addrs[lo:hi], slots[lo:hi], counts[lo:hi], blocks, part, admit)
             pos += size
         return out_t, out_v
