@@ -143,6 +143,11 @@ class BlockCache:
                 _, (_, w) = self._items.popitem(last=False)
                 self.weight -= w
 
+    def values(self) -> list[tuple[int, object]]:
+        """A snapshot of the ``(key, value)`` entries, least recently used first."""
+        with self._lock:
+            return [(k, item[0]) for k, item in self._items.items()]
+
     def drop_range(self, lo: int, hi: int) -> None:
         """Remove every entry whose key lies in ``[lo, hi]``."""
         with self._lock:
