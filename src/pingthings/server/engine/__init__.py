@@ -15,8 +15,10 @@ How it is built (one module per job):
   physical only, every leaf keeps its slot, statistics and generation).
 * ``query``: raw values, statistics (stopping at the first slot inside one window), nearest, count.
 * ``changes``: bucket ranges changed between versions. ``stats``: StatWindows and Chan's combination.
-* ``store``: SQLite (WAL) tables for blocks, superblocks and streams; ``blocks``: decoded-block caches and
-  reads of leaves named by (slot address, slot number).
+* ``store``: SQLite (WAL) tables for blocks, superblocks and streams; ``blocks``: the decoded-block cache
+  (one LRU of nodes, leaves and groups bounded in bytes, ``Engine(cache_bytes=...)``, default 256 MiB;
+  blocks are immutable and addresses never reused, so it needs no invalidation) and reads of leaves
+  named by (slot address, slot number). Warm raw reads cost a concatenation of cached arrays.
 * ``engine``: the public class, validation in ``validate``.
 
 Durability: a version is one SQLite transaction (blocks + superblock + stream row). WAL with
