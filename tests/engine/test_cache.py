@@ -39,6 +39,7 @@ def check(engine: Engine, model: Model, sid: bytes, lo: int, hi: int, version: i
     np.testing.assert_array_equal(t, et)
     np.testing.assert_array_equal(v.view(np.int64), ev.view(np.int64))
     parts = list(engine.iter_raw_values(sid, lo, hi, version=version, chunk=1500)[1])
+    assert all(p[0].size == 1500 for p in parts[:-1]) and all(0 < p[0].size <= 1500 for p in parts)
     joined = np.concatenate([p[1] for p in parts]) if parts else np.empty(0)
     np.testing.assert_array_equal(joined.view(np.int64), ev.view(np.int64))
     assert engine.count(sid, lo, hi, version=version)[1] == et.size

@@ -172,7 +172,8 @@ class EngineMachine(RuleBasedStateMachine):
         np.testing.assert_array_equal(v.view(np.int64), ev.view(np.int64))
         chunks = self.engine.iter_raw_values(self.sid, *r, version=ver, chunk=777)[1]
         parts = list(chunks)
-        assert all(0 < p[0].size <= 777 for p in parts)
+        assert all(p[0].size == 777 for p in parts[:-1])  # exact chunks, only the last shorter
+        assert all(0 < p[0].size <= 777 and p[0].size == p[1].size for p in parts)
         joined = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64)
         np.testing.assert_array_equal(joined, et)
 

@@ -10,8 +10,8 @@ import pytest
 from h2.errors import ErrorCodes
 from hyperframe.frame import DataFrame
 
+from pingthings.timeseries.transport.frame_buffer import QuietDataFrame, install
 from pingthings.timeseries.transport.goaway_drain import allow_draining
-from pingthings.timeseries.transport.quiet_frames import QuietDataFrame, install
 
 _REQUEST = [(":method", "POST"), (":scheme", "http"), (":path", "/a"), (":authority", "x")]
 

@@ -369,6 +369,53 @@ class BlockReader:
         for lo, hi, blocks in self._batches(addrs, batch):
             yield self._gather_refs(addrs[lo:hi], slots[lo:hi], counts[lo:hi], blocks, None, admit)
 
+    def scan_runs(
+        self, addrs: np.ndarray, slots: np.ndarray, counts: np.ndarray, batch: int = 128
+    ) -> Iterator[list[Leaf]]:
+        """The points of consecutive leaf references as views, one ``(times, values)`` pair per block.
+
+        References are taken as for :meth:`scan`, but nothing is concatenated: each run of references
+        to one block becomes one pair of views of that block's decoded arrays (a cached block's are
+        read-only), so a caller that copies the points into arrays of its own choosing copies them
+        once. The pairs come in lists of about ``batch`` blocks, one cache lookup and at most one SQL
+        query each.
+        """
+        admit = self._admits(counts)
+        runs = _runs(addrs)
+        for r in range(0, runs.size - 1, batch):
+            r_end = min(r + batch, runs.size - 1)
+            first = runs[r:r_end]
+            last = runs[r + 1 : r_end + 1] - 1
+            blocks = addrs[first].tolist()
+            wants = np.add.reduceat(counts[runs[r] : runs[r_end]], first - runs[r]).tolist()
+            found = self._blocks(blocks, admit)
+            pieces: list[Leaf] = []
+            for a, s0, s1, want in zip(
+                blocks, slots[first].tolist(), slots[last].tolist(), wants, strict=True
+            ):
+                block = found[a]
+                bounds = block.bounds
+                if bounds is None:
+                    pieces.append((block.t, block.v))
+                    continue
+                i, j = int(bounds[s0]), int(bounds[s1 + 1])
+                if j - i != want:
+                    raise RuntimeError(
+                        f"leaf group {a} holds {j - i} points where its references count {want}"
+                    )
+                pieces.append((block.t[i:j], block.v[i:j]))
+            yield pieces
+
+    def _blocks(self, blocks: list[int], admit: bool) -> dict[int, PointBlock]:
+        """Decoded blocks for the distinct addresses ``blocks``: cached ones, the rest fetched and decoded."""
+        found: dict[int, PointBlock] = self.cache.get_many(blocks) if self.cache.capacity else {}  # type: ignore[assignment]
+        missing = [a for a in blocks if a not in found]
+        if missing:
+            views = self._fetch_views(missing)
+            t, v = decode_views(views)
+            found.update(zip(missing, self._keep(missing, views, t, v, admit), strict=True))
+        return found
+
     def read_into(self, addrs: np.ndarray, slots: np.ndarray, counts: np.ndarray, batch: int = 128) -> Leaf:
         """Read leaves (described as for :meth:`scan`) straight into two preallocated arrays."""
         total = int(counts.sum())

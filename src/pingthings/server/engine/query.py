@@ -71,26 +71,41 @@ def raw_values(reader: BlockReader, root: int, lo: int, hi: int) -> tuple[np.nda
 def iter_raw_values(
     reader: BlockReader, root: int, lo: int, hi: int, chunk: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield the points with ``lo <= t < hi`` in chunks of at most ``chunk`` points."""
-    buf_t: list[np.ndarray] = []
-    buf_v: list[np.ndarray] = []
+    """Yield the points with ``lo <= t < hi`` as fresh arrays of exactly ``chunk`` points (the last fewer).
+
+    Each point is copied once, from its decoded block straight into the chunk that holds it. Leaves
+    come in time order and only the first and the last can reach outside ``[lo, hi)``, so only the
+    first piece, and the last piece of each batch, are clipped.
+    """
+    ts: list[np.ndarray] = []
+    vs: list[np.ndarray] = []
     held = 0
-    for lt, lv in reader.scan(*leaves_with_counts(reader, root, lo, hi)):
-        ct, cv = _clip(lt, lv, lo, hi)
-        buf_t.append(ct)
-        buf_v.append(cv)
-        held += ct.size
-        if held < chunk:
-            continue
-        t = np.concatenate(buf_t) if len(buf_t) > 1 else buf_t[0]
-        v = np.concatenate(buf_v) if len(buf_v) > 1 else buf_v[0]
-        pos = 0
-        while held - pos >= chunk:
-            yield t[pos : pos + chunk], v[pos : pos + chunk]
-            pos += chunk
-        buf_t, buf_v, held = [t[pos:]], [v[pos:]], held - pos
+    first = True
+    for pieces in reader.scan_runs(*leaves_with_counts(reader, root, lo, hi)):
+        if first:
+            pieces[0] = _clip(*pieces[0], lo, hi)
+            first = False
+        pieces[-1] = _clip(*pieces[-1], lo, hi)
+        for t, v in pieces:
+            size = t.size
+            if held + size < chunk:
+                ts.append(t)
+                vs.append(v)
+                held += size
+                continue
+            while held + size >= chunk:
+                take = chunk - held
+                ts.append(t[:take])
+                vs.append(v[:take])
+                yield np.concatenate(ts), np.concatenate(vs)
+                ts, vs, held = [], [], 0
+                t, v, size = t[take:], v[take:], size - take
+            if size:
+                ts.append(t)
+                vs.append(v)
+                held = size
     if held:
-        yield (np.concatenate(buf_t), np.concatenate(buf_v)) if len(buf_t) > 1 else (buf_t[0], buf_v[0])
+        yield np.concatenate(ts), np.concatenate(vs)
 
 
 def collect_stats(

@@ -10,6 +10,8 @@ the codec hands to grpclib without a further copy.
 
 from __future__ import annotations
 
+import functools
+
 import pyarrow as pa
 
 from pingthings.wire.protowire import encode_key, encode_varint
@@ -55,3 +57,122 @@ def arrow_reply(version: int, table: pa.Table, blob_field: int = ARROW_BYTES_FIE
     if sink.tell() != len(head) + size:  # pragma: no cover - Arrow changed its IPC writer
         raise RuntimeError(f"Arrow IPC stream was {sink.tell() - len(head)} bytes, measured {size}")
     return buffer
+
+
+class Segments:
+    """One reply message held as consecutive buffers, to be sent without joining them.
+
+    A large Arrow reply is mostly two column buffers that already exist in memory; writing them into
+    one IPC buffer would copy every point. The direct sender (:mod:`.direct_send`) writes the parts
+    one after another; anything else calls :meth:`join`.
+    """
+
+    __slots__ = ("nbytes", "parts")
+
+    def __init__(self, parts: list[bytes | memoryview]) -> None:
+        self.parts = parts
+        self.nbytes = sum(len(p) for p in parts)
+
+    def __len__(self) -> int:
+        return self.nbytes
+
+    def join(self) -> bytes:
+        """The message as one ``bytes`` object."""
+        return b"".join(self.parts)
+
+
+#: The end-of-stream marker that closes an IPC stream (continuation token, zero length).
+IPC_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+#: Tables with fewer rows are encoded into one buffer (the copy costs less than the bookkeeping).
+SEGMENTS_MIN_ROWS = 4096
+
+
+def _pad8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+def _column_width(field: pa.Field) -> int | None:
+    """Bytes per value of a fixed-width column type without children, else None."""
+    try:
+        bits = field.type.bit_width
+    except ValueError:
+        return None
+    return bits // 8 if bits % 8 == 0 and field.type.num_fields == 0 else None
+
+
+@functools.lru_cache(maxsize=64)
+def _ipc_head(schema: pa.Schema, rows: int) -> bytes | None:
+    """The bytes of an IPC stream of ``rows`` rows of ``schema`` that precede the column data.
+
+    Found by writing a table of zeros with pyarrow's own writer and checking that the stream is
+    exactly that head, each column's values padded to 8 bytes, and the end-of-stream marker; None if
+    the writer lays the stream out in any other way (then the caller encodes the table whole).
+    """
+    widths = [_column_width(f) for f in schema]
+    if any(w is None for w in widths):
+        return None
+    columns = [
+        pa.Array.from_buffers(f.type, rows, [None, pa.py_buffer(bytes(rows * w))])  # type: ignore[operator]
+        for f, w in zip(schema, widths, strict=True)
+    ]
+    table = pa.Table.from_arrays(columns, schema=schema)
+    sink = pa.BufferOutputStream()
+    _write_ipc(sink, table)
+    stream = sink.getvalue()
+    body = sum(_pad8(rows * w) for w in widths)  # type: ignore[operator]
+    head_size = stream.size - body - len(IPC_EOS)
+    if head_size <= 0 or stream.to_pybytes()[head_size:] != bytes(body) + IPC_EOS:
+        return None
+    return stream.to_pybytes()[:head_size]
+
+
+def _column_views(table: pa.Table) -> list[memoryview] | None:
+    """Each column's values as one view of exactly ``rows × width`` bytes, or None if any column
+    is chunked, sliced, holds nulls, or is not fixed-width."""
+    rows = table.num_rows
+    views: list[memoryview] = []
+    for column, field in zip(table.columns, table.schema, strict=True):
+        width = _column_width(field)
+        if width is None or column.num_chunks != 1 or column.null_count:
+            return None
+        array = column.chunk(0)
+        buffers = array.buffers()
+        # (A validity bitmap is allowed: with no nulls the IPC writer does not send it.)
+        if array.offset or len(buffers) != 2 or buffers[1] is None:
+            return None
+        data = memoryview(buffers[1]).cast("B")
+        if len(data) < rows * width:
+            return None
+        views.append(data[: rows * width])
+    return views
+
+
+def arrow_reply_segments(version: int, table: pa.Table) -> Segments | pa.Buffer:
+    """Like :func:`arrow_reply` (shared layout), but a large table's columns are not copied.
+
+    The result is a :class:`Segments` whose parts are the protobuf header with the IPC head, each
+    column's memory (padded to 8 bytes), and the end-of-stream marker: the same bytes
+    :func:`arrow_reply` produces. Small tables, and tables whose layout does not allow it, get
+    :func:`arrow_reply`'s single buffer.
+    """
+    if table.num_rows < SEGMENTS_MIN_ROWS:
+        return arrow_reply(version, table)
+    views = _column_views(table)
+    ipc_head = _ipc_head(table.schema, table.num_rows) if views is not None else None
+    if views is None or ipc_head is None:
+        return arrow_reply(version, table)
+    parts: list[bytes | memoryview] = [b""]
+    size = len(ipc_head)
+    for view in views:
+        parts.append(view)
+        size += len(view)
+        if len(view) % 8:
+            parts.append(bytes(8 - len(view) % 8))
+            size += 8 - len(view) % 8
+    parts.append(IPC_EOS)
+    size += len(IPC_EOS)
+    head = b""
+    if version:
+        head = encode_key(VERSION_MAJOR_FIELD, _VARINT) + encode_varint(version)
+    parts[0] = head + encode_key(ARROW_BYTES_FIELD, _LEN) + encode_varint(size) + ipc_head
+    return Segments(parts)

@@ -16,7 +16,12 @@ import pyarrow as pa
 from pingthings._proto import v5api
 from pingthings.server.errors import InvalidPointWidth, InvalidTimeRange, WrongArgs
 from pingthings.server.service import arrow_io
-from pingthings.server.service.arrow_reply import MULTI_ARROW_BYTES_FIELD, arrow_reply
+from pingthings.server.service.arrow_reply import (
+    MULTI_ARROW_BYTES_FIELD,
+    Segments,
+    arrow_reply,
+    arrow_reply_segments,
+)
 from pingthings.server.service.convert import blocking, drain_chunks, require_uuid
 from pingthings.server.service.multi_join import MultiJoin
 from pingthings.server.service.points import apply_insert
@@ -37,7 +42,9 @@ class ArrowHandlers:
     def __init__(self, state: ServiceState) -> None:
         self.state = state
 
-    async def arrow_raw_values(self, request: v5api.ArrowRawValuesParams) -> AsyncIterator[pa.Buffer]:
+    async def arrow_raw_values(
+        self, request: v5api.ArrowRawValuesParams
+    ) -> AsyncIterator[pa.Buffer | Segments]:
         """Stream the points in [start, end) as Arrow tables, cast to the template if one is given.
 
         One worker thread reads and encodes the messages (engine chunk → table → IPC written into
@@ -59,7 +66,7 @@ class ArrowHandlers:
                 for times, values in chunk_iter:
                     if len(times):
                         table = arrow_io.cast_to_template(arrow_io.raw_table(times, values), template)
-                        yield arrow_reply(version, table)
+                        yield arrow_reply_segments(version, table)
             finally:
                 chunk_iter.close()
 

@@ -13,6 +13,8 @@ from typing import Any
 import betterproto2
 from grpclib.encoding.base import CodecBase
 
+from pingthings.server.service.arrow_reply import Segments
+
 
 class RawBytes:
     """Marker type: the payload crosses the codec untouched, as ``bytes``."""
@@ -29,6 +31,8 @@ class PassThroughCodec(CodecBase):
             return message
         if isinstance(message, betterproto2.Message):
             return bytes(message)  # whatever the declared type
+        if isinstance(message, Segments):
+            return message.join()
         # Any other buffer (memoryview, bytearray, pa.Buffer) is passed on as a view, not copied:
         # grpclib prepends the 5-byte gRPC prefix with one concatenation.
         return memoryview(message)  # type: ignore[return-value]

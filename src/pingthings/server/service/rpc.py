@@ -16,10 +16,12 @@ import betterproto2
 import grpclib.server
 
 from pingthings.server.errors import WrongArgs
+from pingthings.server.service.arrow_reply import Segments
+from pingthings.server.service.direct_send import DIRECT_MIN_BYTES, DirectSender, direct_sender
 from pingthings.server.service.replies import error_reply
 from pingthings.server.service.wire_check import decode_request
 
-Reply = bytes | betterproto2.Message
+Reply = bytes | betterproto2.Message | Segments
 GrpcHandler = Callable[[grpclib.server.Stream[Any, Any]], Awaitable[None]]
 
 
@@ -50,6 +52,14 @@ def unary(
     return handle
 
 
+async def _send(stream: grpclib.server.Stream[Any, Any], direct: DirectSender | None, reply: Any) -> None:
+    """Send one reply: large buffers through ``direct`` when there is one, the rest through grpclib."""
+    if direct is not None and not isinstance(reply, betterproto2.Message) and len(reply) >= DIRECT_MIN_BYTES:
+        await direct.send(reply)
+    else:
+        await stream.send_message(reply)
+
+
 def server_stream(
     fn: Callable[[Any], AsyncIterator[Reply]], request_cls: type[betterproto2.Message] | None
 ) -> GrpcHandler:
@@ -62,6 +72,7 @@ def server_stream(
             await stream.send_message(error_reply(exc))
             return
         replies = fn(request)
+        direct = direct_sender(stream)
         try:
             while True:
                 try:
@@ -71,7 +82,7 @@ def server_stream(
                 except Exception as exc:
                     await stream.send_message(error_reply(exc))
                     break
-                await stream.send_message(reply)
+                await _send(stream, direct, reply)
         finally:
             await replies.aclose()  # type: ignore[attr-defined]
 

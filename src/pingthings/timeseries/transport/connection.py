@@ -33,7 +33,7 @@ import h2.exceptions
 import h2.settings
 from h2.errors import ErrorCodes
 
-from . import goaway_drain, quiet_frames
+from . import frame_buffer, goaway_drain
 from .errors import LOW_LEVEL_ERRORS, TransportError, describe, to_transport_error, translate_errors
 from .framing import MessageReader
 
@@ -134,7 +134,7 @@ class Connection:
             client_side=True, header_encoding=None, validate_outbound_headers=False
         )
         self._h2 = h2.connection.H2Connection(config=config)
-        quiet_frames.install(self._h2)
+        frame_buffer.install(self._h2)
         goaway_drain.allow_draining(self._h2)
         self._h2.initiate_connection()
         self._h2.update_settings(

@@ -1,0 +1,181 @@
+"""Send large reply messages as HTTP/2 DATA frames that point into the reply buffer.
+
+grpclib sends a message by prepending the 5-byte gRPC prefix (a copy), reading it back in frame-sized
+pieces through ``BytesIO`` (a copy), and letting h2 serialise each DATA frame (header and body joined,
+appended to h2's output buffer, and copied out of it again: three more). For the multi-megabyte replies
+of a raw read those five copies cost the server more CPU than reading the points. Here h2 still does
+all its bookkeeping — the stream's state machine and both flow-control windows move exactly as if it
+had built the frames — but the frames are never serialised by h2: their 9-byte headers are written
+here and the bodies go to the socket as slices of the caller's buffer.
+
+h2 builds a frame's bytes in ``H2Connection._prepare_for_sending``; while one send runs, that method
+is shadowed on the connection object to collect the frames instead. This and the few grpclib stream
+attributes used are internals: :func:`direct_sender` checks them all and returns None when any is
+missing, and callers then use grpclib's own ``send_message`` — slower, never wrong.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import grpclib.server
+from hyperframe.frame import DataFrame
+
+from pingthings.server.service.arrow_reply import Segments
+
+#: Messages shorter than this go through grpclib unchanged (the copies cost less than the bookkeeping).
+DIRECT_MIN_BYTES = 64 * 1024
+#: Slices at least this long are handed to the transport as views; shorter pieces (frame headers, the
+#: small frames a peer with a 16 KiB frame limit asks for) are joined first, to save system calls.
+ZERO_COPY_BYTES = 64 * 1024
+#: Joined small pieces are written once they reach this size.
+COALESCE_BYTES = 256 * 1024
+
+_FRAME_HEADER = struct.Struct(">I B I")  # (length << 8) | type, flags, stream id
+_DATA = 0x0
+_FLAGS_NONE = 0x0
+
+
+class _Extent:
+    """Stands in for a frame body inside h2: it has a length and no bytes."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class _Writer:
+    """Writes pieces to a transport: large ones as they are, small ones joined into one write."""
+
+    __slots__ = ("_small", "_transport", "buffered")
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._small: list[bytes | memoryview] = []
+        self.buffered = 0
+
+    def add(self, piece: bytes | memoryview) -> None:
+        """Queue ``piece``; a piece of at least :data:`ZERO_COPY_BYTES` goes out at once, uncopied."""
+        if len(piece) >= ZERO_COPY_BYTES:
+            self.flush()
+            self._transport.write(piece)
+        elif piece:
+            self._small.append(piece)
+            self.buffered += len(piece)
+
+    def flush(self) -> None:
+        """Write the queued small pieces as one buffer."""
+        if self._small:
+            self._transport.write(b"".join(self._small))
+            self._small.clear()
+            self.buffered = 0
+
+
+class DirectSender:
+    """Writes messages of one grpclib server stream straight to its transport.
+
+    Built by :func:`direct_sender`, which checks that every internal it relies on is present.
+    """
+
+    def __init__(self, stream: grpclib.server.Stream[Any, Any]) -> None:
+        self._server_stream = stream
+        self._stream = stream._stream
+        self._conn = self._stream._h2_connection
+        self._transport = self._stream._transport
+        self._connection = self._stream.connection
+
+    async def send(self, message: Any) -> None:
+        """Send ``message`` (a buffer, or a :class:`~.arrow_reply.Segments`) as one gRPC message."""
+        server_stream = self._server_stream
+        if not server_stream._send_initial_metadata_done:
+            await server_stream.send_initial_metadata()
+        (message,) = await server_stream._dispatch.send_message(message)
+        parts = message.parts if isinstance(message, Segments) else [message]
+        views = [memoryview(p).cast("B") for p in parts]
+        size = sum(len(v) for v in views)
+        await self._write_message([memoryview(b"\x00" + size.to_bytes(4, "big")), *views], size + 5)
+        server_stream._send_message_done = True
+        server_stream._messages_sent += 1
+        self._connection.messages_sent += 1
+
+    async def _write_message(self, parts: list[memoryview], total: int) -> None:
+        """Write ``parts`` (``total`` bytes) as DATA frames, as the windows allow."""
+        stream, conn = self._stream, self._conn
+        out = _Writer(self._transport)
+        index, offset = 0, 0  # position in ``parts``
+        sent = 0
+        while sent < total:
+            await self._connection.write_ready.wait()
+            window = conn.local_flow_control_window(stream.id)
+            if window <= 0:
+                out.flush()
+                stream.window_updated.clear()
+                await stream.window_updated.wait()
+                continue
+            size = min(window, conn.max_outbound_frame_size, total - sent)
+            self._account(size)
+            out.add(conn.data_to_send())
+            out.add(_FRAME_HEADER.pack((size << 8) | _DATA, _FLAGS_NONE, stream.id))
+            need = size
+            while need:
+                part = parts[index]
+                take = min(need, len(part) - offset)
+                out.add(part[offset : offset + take])
+                need -= take
+                offset += take
+                if offset == len(part):
+                    index, offset = index + 1, 0
+            sent += size
+            stream.data_sent += size
+            self._connection.data_sent += size
+            self._connection.data_send_process()
+            if out.buffered >= COALESCE_BYTES:
+                out.flush()
+        out.flush()
+
+    def _account(self, size: int) -> None:
+        """Let h2 record a DATA frame of ``size`` bytes on the stream without building its bytes."""
+        conn = self._conn
+        frames: list[Any] = []
+        conn._prepare_for_sending = frames.extend
+        try:
+            conn.send_data(self._stream.id, _Extent(size))
+        finally:
+            del conn._prepare_for_sending
+        if len(frames) != 1 or not isinstance(frames[0], DataFrame) or frames[0].flags:
+            raise RuntimeError("h2 prepared unexpected frames for a DATA send")  # pragma: no cover
+
+
+#: The grpclib attributes a direct send reads or updates, on the server stream, on its protocol
+#: stream and on the connection.
+_REQUIRED_STREAM = (
+    "_stream",
+    "_send_initial_metadata_done",
+    "_dispatch",
+    "_send_message_done",
+    "_messages_sent",
+)
+_REQUIRED_PROTOCOL = ("_h2_connection", "_transport", "connection", "window_updated", "id", "data_sent")
+_REQUIRED_CONNECTION = ("write_ready", "data_sent", "messages_sent", "data_send_process")
+
+
+def direct_sender(stream: grpclib.server.Stream[Any, Any]) -> DirectSender | None:
+    """A :class:`DirectSender` for ``stream``, or None if grpclib or h2 no longer look as expected."""
+    if not all(hasattr(stream, name) for name in _REQUIRED_STREAM):
+        return None
+    proto = stream._stream
+    if not all(hasattr(proto, name) for name in _REQUIRED_PROTOCOL):
+        return None
+    conn = proto._h2_connection
+    if not callable(getattr(type(conn), "_prepare_for_sending", None)):
+        return None
+    if "_prepare_for_sending" in vars(conn):  # somebody else shadows it already
+        return None
+    if not all(hasattr(proto.connection, name) for name in _REQUIRED_CONNECTION):
+        return None
+    return DirectSender(stream)

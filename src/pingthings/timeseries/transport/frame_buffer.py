@@ -1,0 +1,152 @@
+"""A frame buffer for h2 that hands DATA frame bodies on as views of the received bytes.
+
+h2 cuts received bytes into frames with its ``FrameBuffer``. For DATA frames, which carry nearly every
+byte of a large read, that costs three copies of the payload: appending each received chunk to one
+``bytearray``, slicing a frame's body out of it, and ``tobytes()`` in hyperframe's ``parse_body``. h2
+itself never looks inside a DATA body (it only counts its length for flow control), and the gRPC
+message reader (:mod:`.framing`) already accepts views. So :class:`ZeroCopyFrameBuffer` keeps the
+received chunks as they are and gives a DATA frame a view of the chunk holding its body, or one
+joined copy when the body straddles two receives. Other frames are small and parsed by hyperframe as
+usual.
+
+DATA frames also leave as :class:`QuietDataFrame`: h2 evaluates ``repr(frame)`` of every received frame
+for its (normally silent) trace log, and hyperframe's repr hex-dumps the whole body first — with 1 MiB
+frames that alone once cost more than everything else in a stream.
+
+This relies on two h2 internals (``incoming_buffer`` and ``_frame_dispatch_table``); if a future h2 changes
+them, :func:`install` leaves the connection untouched and returns False: slower, never wrong.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import h2.connection
+import h2.frame_buffer
+from h2.exceptions import FrameDataMissingError, ProtocolError
+from hyperframe.exceptions import InvalidDataError, InvalidFrameError
+from hyperframe.frame import DataFrame, Frame
+
+FRAME_HEADER_SIZE = 9
+
+
+class QuietDataFrame(DataFrame):
+    """A DATA frame whose repr does not hex-dump the payload."""
+
+    __slots__ = ()
+
+    def _body_repr(self) -> str:
+        return f"<{len(self.data)} bytes>"
+
+
+class ZeroCopyFrameBuffer(h2.frame_buffer.FrameBuffer):
+    """h2's client-side frame buffer, without copying DATA frame bodies.
+
+    Received chunks are held as views; ``_head`` counts the bytes of the first one already consumed.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(server=False)
+        self._chunks: deque[memoryview] = deque()
+        self._size = 0
+        self._head = 0
+
+    def add_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue received bytes (kept by reference: the caller must not modify them afterwards)."""
+        if len(data):
+            view = memoryview(data).cast("B")
+            self._chunks.append(view)
+            self._size += len(view)
+
+    def _peek_header(self) -> bytes:
+        """The next nine bytes, not consumed."""
+        first = self._chunks[0]
+        head = self._head
+        if len(first) - head >= FRAME_HEADER_SIZE:
+            return bytes(first[head : head + FRAME_HEADER_SIZE])
+        out = bytearray()
+        for chunk in self._chunks:
+            start = head if chunk is first else 0
+            out += chunk[start : start + FRAME_HEADER_SIZE - len(out)]
+            if len(out) == FRAME_HEADER_SIZE:
+                break
+        return bytes(out)
+
+    def _take(self, size: int) -> memoryview:
+        """Consume the next ``size`` bytes: a view when they lie in one chunk, else a joined copy."""
+        if size == 0:
+            return memoryview(b"")
+        self._size -= size
+        first = self._chunks[0]
+        head = self._head
+        if len(first) - head >= size:
+            piece = first[head : head + size]
+            if head + size == len(first):
+                self._chunks.popleft()
+                self._head = 0
+            else:
+                self._head = head + size
+            return piece
+        joined = bytearray(size)
+        filled = 0
+        while filled < size:
+            chunk = self._chunks[0]
+            count = min(len(chunk) - self._head, size - filled)
+            joined[filled : filled + count] = chunk[self._head : self._head + count]
+            filled += count
+            if self._head + count == len(chunk):
+                self._chunks.popleft()
+                self._head = 0
+            else:
+                self._head += count
+        return memoryview(joined)
+
+    def __next__(self) -> Frame:
+        while True:
+            if self._size < FRAME_HEADER_SIZE:
+                raise StopIteration
+            try:
+                frame, length = Frame.parse_frame_header(memoryview(self._peek_header()))
+            except (InvalidDataError, InvalidFrameError) as err:
+                raise ProtocolError(f"Received frame with invalid header: {err!s}") from err
+            if self._size < FRAME_HEADER_SIZE + length:
+                raise StopIteration
+            self._validate_frame_length(length)
+            self._take(FRAME_HEADER_SIZE)
+            body = self._take(length)
+            if frame.__class__ is DataFrame:
+                frame.__class__ = QuietDataFrame
+                if "PADDED" not in frame.flags:
+                    # What DataFrame.parse_body does for an unpadded frame, minus its copy.
+                    frame.data = body  # type: ignore[assignment]
+                    frame.body_len = length
+                    body = None
+            if body is not None:
+                try:
+                    frame.parse_body(body)
+                except InvalidDataError as err:
+                    raise ProtocolError("Received frame with non-compliant data") from err
+                except InvalidFrameError as err:
+                    raise FrameDataMissingError("Frame data missing or invalid") from err
+            ready = self._update_header_buffer(frame)
+            if ready is not None:
+                return ready
+
+
+def install(conn: h2.connection.H2Connection) -> bool:
+    """Switch a fresh client connection to :class:`ZeroCopyFrameBuffer`; return whether it was possible."""
+    table = getattr(conn, "_frame_dispatch_table", None)
+    buffer = getattr(conn, "incoming_buffer", None)
+    if not isinstance(table, dict) or DataFrame not in table:
+        return False
+    if type(buffer) is not h2.frame_buffer.FrameBuffer or len(getattr(buffer, "_data", b"?")):
+        return False  # unknown buffer, or bytes already received
+    if not callable(getattr(buffer, "_update_header_buffer", None)):
+        return False
+    if not callable(getattr(buffer, "_validate_frame_length", None)):
+        return False
+    replacement = ZeroCopyFrameBuffer()
+    replacement.max_frame_size = buffer.max_frame_size
+    table[QuietDataFrame] = table[DataFrame]
+    conn.incoming_buffer = replacement
+    return True
