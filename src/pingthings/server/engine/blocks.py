@@ -129,6 +129,12 @@ class BlockCache:
                     self.hits += 1
         return out
 
+    def holds_all(self, keys: Iterable[int]) -> bool:
+        """Whether every one of ``keys`` is cached (recency and hit counts are left as they are)."""
+        with self._lock:
+            items = self._items
+            return all(k in items for k in keys)
+
     def put(self, key: int, value: object, weight: int) -> None:
         """Store ``value`` under ``key``, evicting least recently used entries to stay in budget."""
         if weight > self.capacity:
@@ -371,40 +377,49 @@ class BlockReader:
 
     def scan_runs(
         self, addrs: np.ndarray, slots: np.ndarray, counts: np.ndarray, batch: int = 128
-    ) -> Iterator[list[Leaf]]:
-        """The points of consecutive leaf references as views, one ``(times, values)`` pair per block.
+    ) -> Iterator[tuple[list[np.ndarray], list[np.ndarray]]]:
+        """The points of consecutive leaf references as views, one time and one value array per block.
 
         References are taken as for :meth:`scan`, but nothing is concatenated: each run of references
-        to one block becomes one pair of views of that block's decoded arrays (a cached block's are
-        read-only), so a caller that copies the points into arrays of its own choosing copies them
-        once. The pairs come in lists of about ``batch`` blocks, one cache lookup and at most one SQL
-        query each.
+        to one block becomes a view of that block's decoded times and one of its values (a cached
+        block's arrays are read-only), so a caller that copies the points into arrays of its own
+        choosing copies them once. Each step yields the ``(times, values)`` lists of about ``batch``
+        blocks, found with one cache lookup and at most one SQL query.
         """
         admit = self._admits(counts)
         runs = _runs(addrs)
         for r in range(0, runs.size - 1, batch):
             r_end = min(r + batch, runs.size - 1)
             first = runs[r:r_end]
-            last = runs[r + 1 : r_end + 1] - 1
             blocks = addrs[first].tolist()
-            wants = np.add.reduceat(counts[runs[r] : runs[r_end]], first - runs[r]).tolist()
             found = self._blocks(blocks, admit)
-            pieces: list[Leaf] = []
-            for a, s0, s1, want in zip(
-                blocks, slots[first].tolist(), slots[last].tolist(), wants, strict=True
+            parts = [found[a] for a in blocks]
+            if all(p.bounds is None for p in parts):  # plain leaves: each block is wanted whole
+                yield [p.t for p in parts], [p.v for p in parts]
+                continue
+            last = runs[r + 1 : r_end + 1] - 1
+            wants = np.add.reduceat(counts[runs[r] : runs[r_end]], first - runs[r]).tolist()
+            ts: list[np.ndarray] = []
+            vs: list[np.ndarray] = []
+            for block, s0, s1, want in zip(
+                parts, slots[first].tolist(), slots[last].tolist(), wants, strict=True
             ):
-                block = found[a]
-                bounds = block.bounds
-                if bounds is None:
-                    pieces.append((block.t, block.v))
+                if block.bounds is None:
+                    ts.append(block.t)
+                    vs.append(block.v)
                     continue
-                i, j = int(bounds[s0]), int(bounds[s1 + 1])
+                i, j = int(block.bounds[s0]), int(block.bounds[s1 + 1])
                 if j - i != want:
-                    raise RuntimeError(
-                        f"leaf group {a} holds {j - i} points where its references count {want}"
-                    )
-                pieces.append((block.t[i:j], block.v[i:j]))
-            yield pieces
+                    raise RuntimeError(f"a leaf group holds {j - i} points where its references count {want}")
+                ts.append(block.t[i:j])
+                vs.append(block.v[i:j])
+            yield ts, vs
+
+    def all_cached(self, addrs: np.ndarray) -> bool:
+        """Whether every block of the leaf references ``addrs`` is decoded in the cache."""
+        if not self.cache.capacity:
+            return addrs.size == 0
+        return self.cache.holds_all(addrs[_runs(addrs)[:-1]].tolist())
 
     def _blocks(self, blocks: list[int], admit: bool) -> dict[int, PointBlock]:
         """Decoded blocks for the distinct addresses ``blocks``: cached ones, the rest fetched and decoded."""

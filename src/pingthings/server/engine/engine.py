@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import threading
 import time as time_mod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -47,12 +47,39 @@ from pingthings.server.errors import (
 from pingthings.wire.limits import FIRST_VERSION, MIN_TIME, TIME_LIMIT
 from pingthings.wire.status import StatusCode
 
+T = TypeVar("T")
+
 #: Default number of points per chunk of :meth:`Engine.iter_raw_values`.
 DEFAULT_CHUNK = 50_000
 #: Most windows one Windows query may produce (each costs ~48 bytes of memory).
 MAX_WINDOWS = 1 << 26
 #: File name used when the engine is given a directory.
 DB_NAME = "engine.sqlite3"
+
+
+class RawChunks(Iterator[T]):
+    """The chunks of one raw read (see :meth:`Engine.iter_raw_values` and :meth:`Engine.iter_raw_pieces`).
+
+    Attributes
+    ----------
+    cached
+        True when every block the read needs was decoded in the block cache as the read began: then
+        each chunk is at most one memory copy away, cheap enough to produce without a worker thread.
+    """
+
+    def __init__(self, chunks: Generator[T, None, None], cached: bool) -> None:
+        self._chunks = chunks
+        self.cached = cached
+
+    def __iter__(self) -> RawChunks[T]:
+        return self
+
+    def __next__(self) -> T:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        """Stop the read early and release what it holds."""
+        self._chunks.close()
 
 
 class _Stream:
@@ -298,24 +325,50 @@ class Engine:
 
     def iter_raw_values(
         self, uuid: Any, start: Any, end: Any, version: Any = 0, chunk: int = DEFAULT_CHUNK
-    ) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray]]]:
-        """Like :meth:`raw_values` but yields chunks of at most ``chunk`` points (none for no points).
+    ) -> tuple[int, RawChunks[tuple[np.ndarray, np.ndarray]]]:
+        """Like :meth:`raw_values` but yields chunks of exactly ``chunk`` points (the last fewer; none
+        for no points) as fresh ``(times, values)`` arrays.
 
-        Every argument is checked before this returns, so errors never surface mid-iteration (except
-        StreamNotFound if the stream is obliterated while it is being read).
+        Every argument is checked, and the leaves to read are found, before this returns, so errors
+        never surface mid-iteration (except StreamNotFound if the stream is obliterated while it is
+        being read). The result tells whether every block it will read is already decoded in memory.
         """
+        st, lo, hi, size, ver, refs, cached = self._raw_read(uuid, start, end, version, chunk)
+
+        def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            with self._guard(st):
+                yield from query.iter_raw_values(self._reader, refs, lo, hi, size)
+
+        return ver, RawChunks(chunks(), cached)
+
+    def iter_raw_pieces(
+        self, uuid: Any, start: Any, end: Any, version: Any = 0, chunk: int = DEFAULT_CHUNK
+    ) -> tuple[int, RawChunks[query.Pieces]]:
+        """Like :meth:`iter_raw_values`, but each chunk is ``(time views, value views, points)``: views
+        of the decoded blocks, in order, copied nowhere (for a sender that can write them out as
+        they are). Views of cached blocks are read-only.
+        """
+        st, lo, hi, size, ver, refs, cached = self._raw_read(uuid, start, end, version, chunk)
+
+        def chunks() -> Iterator[query.Pieces]:
+            with self._guard(st):
+                yield from query.iter_raw_pieces(self._reader, refs, lo, hi, size)
+
+        return ver, RawChunks(chunks(), cached)
+
+    def _raw_read(
+        self, uuid: Any, start: Any, end: Any, version: Any, chunk: int
+    ) -> tuple[_Stream, int, int, int, int, query.LeafRefs, bool]:
+        """Check a chunked raw read's arguments and find its leaves (and whether all are cached)."""
         st = self._stream(uuid)
         lo, hi = check_range(start, end)
         size = as_int(chunk, "chunk")
         if size < 1:
             raise WrongArgs(f"chunk must be at least 1, got {size}")
         ver, root = self._resolve(st, version)
-
-        def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            with self._guard(st):
-                yield from query.iter_raw_values(self._reader, root, lo, hi, size)
-
-        return ver, chunks()
+        with self._guard(st):
+            refs = query.leaves_with_counts(self._reader, root, lo, hi)
+        return st, lo, hi, size, ver, refs, self._reader.all_cached(refs[0])
 
     def aligned_windows(
         self, uuid: Any, start: Any, end: Any, point_width: Any, version: Any = 0

@@ -68,43 +68,49 @@ def raw_values(reader: BlockReader, root: int, lo: int, hi: int) -> tuple[np.nda
     return _clip(t, v, lo, hi)
 
 
-def iter_raw_values(
-    reader: BlockReader, root: int, lo: int, hi: int, chunk: int
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield the points with ``lo <= t < hi`` as fresh arrays of exactly ``chunk`` points (the last fewer).
+#: One chunk of a raw read as the blocks hold it: the time views, the value views, and the point count.
+Pieces = tuple[list[np.ndarray], list[np.ndarray], int]
 
-    Each point is copied once, from its decoded block straight into the chunk that holds it. Leaves
-    come in time order and only the first and the last can reach outside ``[lo, hi)``, so only the
-    first piece, and the last piece of each batch, are clipped.
+
+def iter_raw_pieces(reader: BlockReader, refs: LeafRefs, lo: int, hi: int, chunk: int) -> Iterator[Pieces]:
+    """Yield the points with ``lo <= t < hi`` in chunks of exactly ``chunk`` points (the last fewer),
+    each as views of the blocks that hold them, in order; nothing is copied.
+
+    ``refs`` are the leaves overlapping the range, from :func:`leaves_with_counts`. The views of a
+    cached block are read-only and must stay so. The work per block is a few list operations:
+    chunk boundaries are found on the cumulative sizes. Leaves come in time order and only the first
+    and the last can reach outside ``[lo, hi)``, so only the first block, and the last block of each
+    batch, are clipped.
     """
     ts: list[np.ndarray] = []
     vs: list[np.ndarray] = []
     held = 0
     first = True
-    for pieces in reader.scan_runs(*leaves_with_counts(reader, root, lo, hi)):
+    for bt, bv in reader.scan_runs(*refs):
         if first:
-            pieces[0] = _clip(*pieces[0], lo, hi)
+            bt[0], bv[0] = _clip(bt[0], bv[0], lo, hi)
             first = False
-        pieces[-1] = _clip(*pieces[-1], lo, hi)
-        for t, v in pieces:
-            size = t.size
-            if held + size < chunk:
-                ts.append(t)
-                vs.append(v)
-                held += size
-                continue
-            while held + size >= chunk:
-                take = chunk - held
-                ts.append(t[:take])
-                vs.append(v[:take])
-                yield np.concatenate(ts), np.concatenate(vs)
-                ts, vs, held = [], [], 0
-                t, v, size = t[take:], v[take:], size - take
-            if size:
-                ts.append(t)
-                vs.append(v)
-                held = size
+        bt[-1], bv[-1] = _clip(bt[-1], bv[-1], lo, hi)
+        ts += bt
+        vs += bv
+        held += sum(t.size for t in bt)
+        while held >= chunk:
+            ends = np.cumsum([t.size for t in ts])
+            k = int(np.searchsorted(ends, chunk))  # the block holding the chunk's last point
+            cut = chunk - (int(ends[k - 1]) if k else 0)
+            yield [*ts[:k], ts[k][:cut]], [*vs[:k], vs[k][:cut]], chunk
+            ts = [ts[k][cut:], *ts[k + 1 :]]
+            vs = [vs[k][cut:], *vs[k + 1 :]]
+            held -= chunk
     if held:
+        yield ts, vs, held
+
+
+def iter_raw_values(
+    reader: BlockReader, refs: LeafRefs, lo: int, hi: int, chunk: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Like :func:`iter_raw_pieces`, with each chunk copied once into fresh ``(times, values)`` arrays."""
+    for ts, vs, _ in iter_raw_pieces(reader, refs, lo, hi, chunk):
         yield np.concatenate(ts), np.concatenate(vs)
 
 

@@ -11,9 +11,12 @@ the codec hands to grpclib without a further copy.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
+from pingthings.wire.arrow import RAW_SCHEMA, raw_table
 from pingthings.wire.protowire import encode_key, encode_varint
 
 #: Field numbers of the shared reply layout.
@@ -67,18 +70,19 @@ class Segments:
     one after another; anything else calls :meth:`join`.
     """
 
-    __slots__ = ("nbytes", "parts")
+    __slots__ = ("nbytes", "parts", "sizes")
 
-    def __init__(self, parts: list[bytes | memoryview]) -> None:
+    def __init__(self, parts: list[Any], sizes: list[int] | None = None) -> None:
         self.parts = parts
-        self.nbytes = sum(len(p) for p in parts)
+        self.sizes = [memoryview(p).nbytes for p in parts] if sizes is None else sizes
+        self.nbytes = sum(self.sizes)
 
     def __len__(self) -> int:
         return self.nbytes
 
     def join(self) -> bytes:
         """The message as one ``bytes`` object."""
-        return b"".join(self.parts)
+        return b"".join(memoryview(p).cast("B") for p in self.parts)
 
 
 #: The end-of-stream marker that closes an IPC stream (continuation token, zero length).
@@ -176,3 +180,26 @@ def arrow_reply_segments(version: int, table: pa.Table) -> Segments | pa.Buffer:
         head = encode_key(VERSION_MAJOR_FIELD, _VARINT) + encode_varint(version)
     parts[0] = head + encode_key(ARROW_BYTES_FIELD, _LEN) + encode_varint(size) + ipc_head
     return Segments(parts)
+
+
+def raw_pieces_reply(
+    version: int, times: list[np.ndarray], values: list[np.ndarray], rows: int
+) -> Segments | pa.Buffer:
+    """An ArrowRawValues reply (schema :data:`~pingthings.wire.arrow.RAW_SCHEMA`) made of point views.
+
+    ``times`` (int64) and ``values`` (float64) are the chunk's points as consecutive pieces, ``rows``
+    in all. The reply's parts are the header, every time piece, every value piece and the
+    end-of-stream marker: the bytes :func:`arrow_reply` would produce for the joined table, with no
+    point copied. Below :data:`SEGMENTS_MIN_ROWS` rows the pieces are joined into one buffer.
+    """
+    ipc_head = _ipc_head(RAW_SCHEMA, rows) if rows >= SEGMENTS_MIN_ROWS else None
+    if ipc_head is None:
+        table = raw_table(np.concatenate(times), np.concatenate(values)) if rows else RAW_SCHEMA.empty_table()
+        return arrow_reply(version, table)
+    size = len(ipc_head) + 16 * rows + len(IPC_EOS)
+    head = b""
+    if version:
+        head = encode_key(VERSION_MAJOR_FIELD, _VARINT) + encode_varint(version)
+    head += encode_key(ARROW_BYTES_FIELD, _LEN) + encode_varint(size) + ipc_head
+    sizes = [len(head), *(t.nbytes for t in times), *(v.nbytes for v in values), len(IPC_EOS)]
+    return Segments([head, *times, *values, IPC_EOS], sizes)

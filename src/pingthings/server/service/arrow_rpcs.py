@@ -6,7 +6,7 @@ holding the full schema and zero rows.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from uuid import UUID
 
@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from pingthings._proto import v5api
+from pingthings.server.engine.engine import RawChunks
 from pingthings.server.errors import InvalidPointWidth, InvalidTimeRange, WrongArgs
 from pingthings.server.service import arrow_io
 from pingthings.server.service.arrow_reply import (
@@ -21,11 +22,12 @@ from pingthings.server.service.arrow_reply import (
     Segments,
     arrow_reply,
     arrow_reply_segments,
+    raw_pieces_reply,
 )
 from pingthings.server.service.convert import blocking, drain_chunks, require_uuid
 from pingthings.server.service.multi_join import MultiJoin
 from pingthings.server.service.points import apply_insert
-from pingthings.server.service.prefetch import prefetched
+from pingthings.server.service.prefetch import produced
 from pingthings.server.service.state import ServiceState
 from pingthings.wire.limits import MAX_POINT_WIDTH, MIN_TIME, TIME_LIMIT
 
@@ -47,31 +49,38 @@ class ArrowHandlers:
     ) -> AsyncIterator[pa.Buffer | Segments]:
         """Stream the points in [start, end) as Arrow tables, cast to the template if one is given.
 
-        One worker thread reads and encodes the messages (engine chunk → table → IPC written into
-        the reply buffer) while the event loop sends the previous ones.
+        Reading from cache the messages are produced between sends; otherwise one worker thread
+        reads and encodes them (engine chunk → table → reply segments) while the event loop sends
+        the previous ones (see :mod:`.prefetch`).
         """
         uuid = require_uuid(request.uuid)
         template = arrow_io.read_template(request.template_bytes)
-        version, chunk_iter = await blocking(
-            self.state.engine.iter_raw_values,
-            uuid,
-            request.start,
-            request.end,
-            request.version_major,
-            RAW_ROWS_PER_MESSAGE,
-        )
+        args = (uuid, request.start, request.end, request.version_major, RAW_ROWS_PER_MESSAGE)
+        chunk_iter: RawChunks[Any]
+        encode: Callable[[Any], pa.Buffer | Segments]
+        if template is None:
+            # The common case, no cast: each reply is made of the blocks' own memory.
+            version, chunk_iter = await blocking(self.state.engine.iter_raw_pieces, *args)
 
-        def encoded() -> Iterator[pa.Buffer]:
+            def encode(chunk: Any) -> pa.Buffer | Segments:
+                return raw_pieces_reply(version, *chunk)
+
+        else:
+            version, chunk_iter = await blocking(self.state.engine.iter_raw_values, *args)
+
+            def encode(chunk: Any) -> pa.Buffer | Segments:
+                table = arrow_io.cast_to_template(arrow_io.raw_table(*chunk), template)
+                return arrow_reply_segments(version, table)
+
+        def encoded() -> Iterator[pa.Buffer | Segments]:
             try:
-                for times, values in chunk_iter:
-                    if len(times):
-                        table = arrow_io.cast_to_template(arrow_io.raw_table(times, values), template)
-                        yield arrow_reply_segments(version, table)
+                for chunk in chunk_iter:
+                    yield encode(chunk)
             finally:
                 chunk_iter.close()
 
         sent = False
-        replies = prefetched(encoded, gate=self.state.read_gate)
+        replies = produced(encoded, cheap=chunk_iter.cached, gate=self.state.read_gate)
         try:
             async for reply in replies:
                 yield reply

@@ -5,8 +5,9 @@ pieces through ``BytesIO`` (a copy), and letting h2 serialise each DATA frame (h
 appended to h2's output buffer, and copied out of it again: three more). For the multi-megabyte replies
 of a raw read those five copies cost the server more CPU than reading the points. Here h2 still does
 all its bookkeeping — the stream's state machine and both flow-control windows move exactly as if it
-had built the frames — but the frames are never serialised by h2: their 9-byte headers are written
-here and the bodies go to the socket as slices of the caller's buffer.
+had built the frames — but the frames are never serialised by h2: their 9-byte headers are made
+here, and headers and bodies (the caller's buffers, or slices of them) go to the socket together
+through :class:`~.gather_write.GatherWriter`.
 
 h2 builds a frame's bytes in ``H2Connection._prepare_for_sending``; while one send runs, that method
 is shadowed on the connection object to collect the frames instead. This and the few grpclib stream
@@ -23,14 +24,10 @@ import grpclib.server
 from hyperframe.frame import DataFrame
 
 from pingthings.server.service.arrow_reply import Segments
+from pingthings.server.service.gather_write import GatherWriter
 
 #: Messages shorter than this go through grpclib unchanged (the copies cost less than the bookkeeping).
 DIRECT_MIN_BYTES = 64 * 1024
-#: Slices at least this long are handed to the transport as views; shorter pieces (frame headers, the
-#: small frames a peer with a 16 KiB frame limit asks for) are joined first, to save system calls.
-ZERO_COPY_BYTES = 64 * 1024
-#: Joined small pieces are written once they reach this size.
-COALESCE_BYTES = 256 * 1024
 
 _FRAME_HEADER = struct.Struct(">I B I")  # (length << 8) | type, flags, stream id
 _DATA = 0x0
@@ -47,33 +44,6 @@ class _Extent:
 
     def __len__(self) -> int:
         return self.size
-
-
-class _Writer:
-    """Writes pieces to a transport: large ones as they are, small ones joined into one write."""
-
-    __slots__ = ("_small", "_transport", "buffered")
-
-    def __init__(self, transport: Any) -> None:
-        self._transport = transport
-        self._small: list[bytes | memoryview] = []
-        self.buffered = 0
-
-    def add(self, piece: bytes | memoryview) -> None:
-        """Queue ``piece``; a piece of at least :data:`ZERO_COPY_BYTES` goes out at once, uncopied."""
-        if len(piece) >= ZERO_COPY_BYTES:
-            self.flush()
-            self._transport.write(piece)
-        elif piece:
-            self._small.append(piece)
-            self.buffered += len(piece)
-
-    def flush(self) -> None:
-        """Write the queued small pieces as one buffer."""
-        if self._small:
-            self._transport.write(b"".join(self._small))
-            self._small.clear()
-            self.buffered = 0
 
 
 class DirectSender:
@@ -95,18 +65,21 @@ class DirectSender:
         if not server_stream._send_initial_metadata_done:
             await server_stream.send_initial_metadata()
         (message,) = await server_stream._dispatch.send_message(message)
-        parts = message.parts if isinstance(message, Segments) else [message]
-        views = [memoryview(p).cast("B") for p in parts]
-        size = sum(len(v) for v in views)
-        await self._write_message([memoryview(b"\x00" + size.to_bytes(4, "big")), *views], size + 5)
+        if isinstance(message, Segments):
+            parts, sizes = message.parts, message.sizes
+        else:
+            parts, sizes = [message], [memoryview(message).nbytes]
+        size = sum(sizes)
+        prefix = b"\x00" + size.to_bytes(4, "big")
+        await self._write_message([prefix, *parts], [len(prefix), *sizes], size + len(prefix))
         server_stream._send_message_done = True
         server_stream._messages_sent += 1
         self._connection.messages_sent += 1
 
-    async def _write_message(self, parts: list[memoryview], total: int) -> None:
-        """Write ``parts`` (``total`` bytes) as DATA frames, as the windows allow."""
+    async def _write_message(self, parts: list[Any], sizes: list[int], total: int) -> None:
+        """Write ``parts`` (of ``sizes`` bytes, ``total`` in all) as DATA frames, as the windows allow."""
         stream, conn = self._stream, self._conn
-        out = _Writer(self._transport)
+        out = GatherWriter(self._transport)
         index, offset = 0, 0  # position in ``parts``
         sent = 0
         while sent < total:
@@ -119,23 +92,25 @@ class DirectSender:
                 continue
             size = min(window, conn.max_outbound_frame_size, total - sent)
             self._account(size)
-            out.add(conn.data_to_send())
-            out.add(_FRAME_HEADER.pack((size << 8) | _DATA, _FLAGS_NONE, stream.id))
+            pending = conn.data_to_send()
+            out.add(pending, len(pending))
+            out.add(_FRAME_HEADER.pack((size << 8) | _DATA, _FLAGS_NONE, stream.id), _FRAME_HEADER.size)
             need = size
             while need:
-                part = parts[index]
-                take = min(need, len(part) - offset)
-                out.add(part[offset : offset + take])
+                part, part_size = parts[index], sizes[index]
+                take = min(need, part_size - offset)
+                if take == part_size:
+                    out.add(part, take)
+                else:
+                    out.add(memoryview(part).cast("B")[offset : offset + take], take)
                 need -= take
                 offset += take
-                if offset == len(part):
+                if offset == part_size:
                     index, offset = index + 1, 0
             sent += size
             stream.data_sent += size
             self._connection.data_sent += size
             self._connection.data_send_process()
-            if out.buffered >= COALESCE_BYTES:
-                out.flush()
         out.flush()
 
     def _account(self, size: int) -> None:

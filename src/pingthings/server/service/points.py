@@ -18,7 +18,7 @@ from pingthings.server.engine import MergePolicy
 from pingthings.server.errors import InsertTooBig, InvalidPointWidth, WrongArgs
 from pingthings.server.service import payloads
 from pingthings.server.service.convert import blocking, require_uuid
-from pingthings.server.service.prefetch import prefetched
+from pingthings.server.service.prefetch import produced
 from pingthings.server.service.state import ServiceState
 from pingthings.wire.limits import MAX_POINT_WIDTH
 
@@ -79,8 +79,9 @@ class PointHandlers:
     async def raw_values(self, request: v5api.RawValuesParams) -> AsyncIterator[bytes]:
         """Stream the points in [start, end), chunk by chunk from the engine.
 
-        One worker thread reads the engine and encodes each chunk's messages while the event loop
-        sends the previous chunk's.
+        Reading from cache the messages are produced between sends; otherwise one worker thread
+        reads the engine and encodes each chunk's messages while the event loop sends the previous
+        chunk's (see :mod:`.prefetch`).
         """
         uuid = require_uuid(request.uuid)
         engine = self.state.engine
@@ -101,7 +102,7 @@ class PointHandlers:
                 chunk_iter.close()
 
         sent = False
-        batches = prefetched(encoded, gate=self.state.read_gate)
+        batches = produced(encoded, cheap=chunk_iter.cached, gate=self.state.read_gate)
         try:
             async for batch in batches:
                 for message in batch:

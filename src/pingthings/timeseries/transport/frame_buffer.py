@@ -87,19 +87,19 @@ class ZeroCopyFrameBuffer(h2.frame_buffer.FrameBuffer):
             else:
                 self._head = head + size
             return piece
-        joined = bytearray(size)
-        filled = 0
-        while filled < size:
+        pieces: list[memoryview] = []
+        need = size
+        while need:
             chunk = self._chunks[0]
-            count = min(len(chunk) - self._head, size - filled)
-            joined[filled : filled + count] = chunk[self._head : self._head + count]
-            filled += count
+            count = min(len(chunk) - self._head, need)
+            pieces.append(chunk[self._head : self._head + count])
+            need -= count
             if self._head + count == len(chunk):
                 self._chunks.popleft()
                 self._head = 0
             else:
                 self._head += count
-        return memoryview(joined)
+        return memoryview(b"".join(pieces))  # joining does not zero-fill first, as bytearray(size) would
 
     def __next__(self) -> Frame:
         while True:

@@ -94,17 +94,18 @@ class MessageReader:
             else:
                 self._head = head + size
             return piece
-        joined = bytearray(size)
-        filled = 0
-        while filled < size:
+        pieces: list[memoryview] = []
+        need = size
+        while need:
             chunk = self._chunks[0]
             start = self._head
-            count = min(len(chunk) - start, size - filled)
-            joined[filled : filled + count] = chunk[start : start + count]
-            filled += count
+            count = min(len(chunk) - start, need)
+            pieces.append(chunk[start : start + count])
+            need -= count
             if start + count == len(chunk):
                 self._chunks.popleft()
                 self._head = 0
             else:
                 self._head = start + count
-        return bytes(joined) if size <= PREFIX_SIZE else memoryview(joined)
+        joined = b"".join(pieces)  # one copy, without the zero-fill of bytearray(size)
+        return joined if size <= PREFIX_SIZE else memoryview(joined)
