@@ -4,10 +4,11 @@ h2 cuts received bytes into frames with its ``FrameBuffer``. For DATA frames, wh
 byte of a large read, that costs three copies of the payload: appending each received chunk to one
 ``bytearray``, slicing a frame's body out of it, and ``tobytes()`` in hyperframe's ``parse_body``. h2
 itself never looks inside a DATA body (it only counts its length for flow control), and the gRPC
-message reader (:mod:`.framing`) already accepts views. So :class:`ZeroCopyFrameBuffer` keeps the
-received chunks as they are and gives a DATA frame a view of the chunk holding its body, or one
-joined copy when the body straddles two receives. Other frames are small and parsed by hyperframe as
-usual.
+message reader (:mod:`.framing`) takes views. So :class:`ZeroCopyFrameBuffer` keeps the received
+chunks as they are and gives a DATA frame a view of the chunk holding its body or, when the body
+straddles several receives, a :class:`SplitBody` of views of each: the message reader copies a
+message's bytes at most once, when the message itself is complete. Other frames are small and parsed
+by hyperframe as usual.
 
 DATA frames also leave as :class:`QuietDataFrame`: h2 evaluates ``repr(frame)`` of every received frame
 for its (normally silent) trace log, and hyperframe's repr hex-dumps the whole body first — with 1 MiB
@@ -37,6 +38,26 @@ class QuietDataFrame(DataFrame):
 
     def _body_repr(self) -> str:
         return f"<{len(self.data)} bytes>"
+
+
+class SplitBody:
+    """A DATA frame body lying across several received chunks: views of its part of each, in order.
+
+    h2 only asks a body for its length; the gRPC message reader reads the views.
+    """
+
+    __slots__ = ("nbytes", "views")
+
+    def __init__(self, views: list[memoryview], nbytes: int) -> None:
+        self.views = views
+        self.nbytes = nbytes
+
+    def __len__(self) -> int:
+        return self.nbytes
+
+    def tobytes(self) -> bytes:
+        """The body as one ``bytes`` object."""
+        return b"".join(self.views)
 
 
 class ZeroCopyFrameBuffer(h2.frame_buffer.FrameBuffer):
@@ -72,8 +93,8 @@ class ZeroCopyFrameBuffer(h2.frame_buffer.FrameBuffer):
                 break
         return bytes(out)
 
-    def _take(self, size: int) -> memoryview:
-        """Consume the next ``size`` bytes: a view when they lie in one chunk, else a joined copy."""
+    def _take(self, size: int) -> memoryview | SplitBody:
+        """Consume the next ``size`` bytes: a view when they lie in one chunk, else a :class:`SplitBody`."""
         if size == 0:
             return memoryview(b"")
         self._size -= size
@@ -87,19 +108,19 @@ class ZeroCopyFrameBuffer(h2.frame_buffer.FrameBuffer):
             else:
                 self._head = head + size
             return piece
-        pieces: list[memoryview] = []
+        views: list[memoryview] = []
         need = size
         while need:
             chunk = self._chunks[0]
             count = min(len(chunk) - self._head, need)
-            pieces.append(chunk[self._head : self._head + count])
+            views.append(chunk[self._head : self._head + count])
             need -= count
             if self._head + count == len(chunk):
                 self._chunks.popleft()
                 self._head = 0
             else:
                 self._head += count
-        return memoryview(b"".join(pieces))  # joining does not zero-fill first, as bytearray(size) would
+        return SplitBody(views, size)
 
     def __next__(self) -> Frame:
         while True:
@@ -113,7 +134,7 @@ class ZeroCopyFrameBuffer(h2.frame_buffer.FrameBuffer):
                 raise StopIteration
             self._validate_frame_length(length)
             self._take(FRAME_HEADER_SIZE)
-            body = self._take(length)
+            body: memoryview | SplitBody | None = self._take(length)
             if frame.__class__ is DataFrame:
                 frame.__class__ = QuietDataFrame
                 if "PADDED" not in frame.flags:
@@ -122,6 +143,8 @@ class ZeroCopyFrameBuffer(h2.frame_buffer.FrameBuffer):
                     frame.body_len = length
                     body = None
             if body is not None:
+                if isinstance(body, SplitBody):
+                    body = memoryview(body.tobytes())
                 try:
                     frame.parse_body(body)
                 except InvalidDataError as err:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 from collections import deque
 
+from .frame_buffer import SplitBody
+
 PREFIX = struct.Struct(">BI")
 PREFIX_SIZE = PREFIX.size
 
@@ -51,14 +53,17 @@ class MessageReader:
         """Bytes received but not yet returned as part of a message (prefixes already parsed excluded)."""
         return self._buffered
 
-    def feed(self, data: bytes | memoryview) -> list[memoryview | bytes]:
-        """Add received bytes and return every message they complete, in order."""
+    def feed(self, data: bytes | memoryview | SplitBody) -> list[memoryview | bytes]:
+        """Add received bytes (one buffer, or the views of a :class:`SplitBody`) and return every
+        message they complete, in order."""
         out: list[memoryview | bytes] = []
-        if not data:
+        if not len(data):
             return out
-        view = data if isinstance(data, memoryview) else memoryview(data)
-        self._chunks.append(view)
-        self._buffered += len(view)
+        if isinstance(data, SplitBody):
+            self._chunks.extend(data.views)
+        else:
+            self._chunks.append(data if isinstance(data, memoryview) else memoryview(data))
+        self._buffered += len(data)
         while True:
             if self._need < 0:
                 if self._buffered < PREFIX_SIZE:
