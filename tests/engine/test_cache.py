@@ -188,3 +188,42 @@ def test_a_read_larger_than_the_cache_does_not_push_out_the_hot_blocks(tmp_path:
     assert cached_leaf_blocks(engine) > before
     assert engine.cache_info()["bytes"] <= budget
     engine.close()
+
+
+def test_a_chunked_read_reports_whether_all_its_blocks_are_cached(tmp_path: Path) -> None:
+    engine = Engine(tmp_path / "e.sqlite3", cache_bytes=1 << 20)  # about 64 000 points
+    small, big = uuid.uuid4().bytes, uuid.uuid4().bytes
+    for i, (sid, n) in enumerate(((small, 20_000), (big, 200_000))):
+        engine.create_stream(sid)
+        engine.insert(sid, *dense(n, 1 << 40, 1000, i))
+    engine._reader.cache.clear()
+    _, cold = engine.iter_raw_pieces(small, 0, 1 << 50)
+    assert not cold.cached
+    assert sum(rows for _, _, rows in cold) == 20_000  # reading it fills the cache
+    _, warm = engine.iter_raw_values(small, 0, 1 << 50)
+    assert warm.cached
+    warm.close()
+    _, too_big = engine.iter_raw_pieces(big, 0, 1 << 50)
+    assert not too_big.cached  # larger than the cache: never all there
+    too_big.close()
+    _, empty = engine.iter_raw_values(small, 0, 1 << 30)  # before every point: no block needed
+    assert empty.cached and list(empty) == []
+    engine.close()
+    no_cache = Engine(tmp_path / "e.sqlite3", cache_bytes=0)
+    assert not no_cache.iter_raw_pieces(small, 0, 1 << 50)[1].cached
+    no_cache.close()
+
+
+def test_pieces_of_cached_blocks_are_read_only_views(tmp_path: Path) -> None:
+    engine = Engine(tmp_path / "e.sqlite3")
+    sid = uuid.uuid4().bytes
+    engine.create_stream(sid)
+    t, v = dense(30_000, 1 << 40, 1000, 9)
+    engine.insert(sid, t, v)
+    _, pieces = engine.iter_raw_pieces(sid, 0, 1 << 50, chunk=7000)
+    chunks = list(pieces)
+    assert [rows for _, _, rows in chunks] == [7000] * 4 + [2000]
+    for ts, vs, _ in chunks:
+        assert all(not a.flags.writeable for a in ts + vs)
+    np.testing.assert_array_equal(np.concatenate([x for ts, _, _ in chunks for x in ts]), t)
+    engine.close()

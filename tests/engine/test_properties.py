@@ -176,6 +176,12 @@ class EngineMachine(RuleBasedStateMachine):
         assert all(0 < p[0].size <= 777 and p[0].size == p[1].size for p in parts)
         joined = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64)
         np.testing.assert_array_equal(joined, et)
+        pieces = list(self.engine.iter_raw_pieces(self.sid, *r, version=ver, chunk=777)[1])
+        assert [rows for _, _, rows in pieces] == [p[0].size for p in parts]
+        for (ts, vs, rows), (pt, pv) in zip(pieces, parts, strict=True):
+            assert sum(t.size for t in ts) == sum(v.size for v in vs) == rows
+            np.testing.assert_array_equal(np.concatenate(ts), pt)
+            np.testing.assert_array_equal(np.concatenate(vs).view(np.int64), pv.view(np.int64))
 
     @rule(r=ranges(), pick=st.integers(0, 1000), pw=st.integers(0, 63))
     def aligned_windows(self, r: tuple[int, int], pick: int, pw: int) -> None:
