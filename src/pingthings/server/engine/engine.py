@@ -335,7 +335,7 @@ class Engine:
         """
         st, lo, hi, size, ver, refs, cached = self._raw_read(uuid, start, end, version, chunk)
 
-        def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        def chunks() -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
             with self._guard(st):
                 yield from query.iter_raw_values(self._reader, refs, lo, hi, size)
 
@@ -350,7 +350,7 @@ class Engine:
         """
         st, lo, hi, size, ver, refs, cached = self._raw_read(uuid, start, end, version, chunk)
 
-        def chunks() -> Iterator[query.Pieces]:
+        def chunks() -> Generator[query.Pieces, None, None]:
             with self._guard(st):
                 yield from query.iter_raw_pieces(self._reader, refs, lo, hi, size)
 

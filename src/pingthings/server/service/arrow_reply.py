@@ -112,18 +112,19 @@ def _ipc_head(schema: pa.Schema, rows: int) -> bytes | None:
     exactly that head, each column's values padded to 8 bytes, and the end-of-stream marker; None if
     the writer lays the stream out in any other way (then the caller encodes the table whole).
     """
-    widths = [_column_width(f) for f in schema]
-    if any(w is None for w in widths):
+    found = [_column_width(f) for f in schema]
+    widths = [w for w in found if w is not None]
+    if len(widths) != len(found):
         return None
     columns = [
-        pa.Array.from_buffers(f.type, rows, [None, pa.py_buffer(bytes(rows * w))])  # type: ignore[operator]
+        pa.Array.from_buffers(f.type, rows, [None, pa.py_buffer(bytes(rows * w))])
         for f, w in zip(schema, widths, strict=True)
     ]
     table = pa.Table.from_arrays(columns, schema=schema)
     sink = pa.BufferOutputStream()
     _write_ipc(sink, table)
     stream = sink.getvalue()
-    body = sum(_pad8(rows * w) for w in widths)  # type: ignore[operator]
+    body = sum(_pad8(rows * w) for w in widths)
     head_size = stream.size - body - len(IPC_EOS)
     if head_size <= 0 or stream.to_pybytes()[head_size:] != bytes(body) + IPC_EOS:
         return None

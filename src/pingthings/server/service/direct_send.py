@@ -54,7 +54,7 @@ class DirectSender:
 
     def __init__(self, stream: grpclib.server.Stream[Any, Any]) -> None:
         self._server_stream = stream
-        self._stream = stream._stream
+        self._stream: Any = stream._stream
         self._conn = self._stream._h2_connection
         self._transport = self._stream._transport
         self._connection = self._stream.connection
@@ -115,7 +115,7 @@ class DirectSender:
 
     def _account(self, size: int) -> None:
         """Let h2 record a DATA frame of ``size`` bytes on the stream without building its bytes."""
-        conn = self._conn
+        conn: Any = self._conn  # typed loosely: one of its methods is shadowed for the call
         frames: list[Any] = []
         conn._prepare_for_sending = frames.extend
         try:

@@ -21,6 +21,7 @@ them, :func:`install` leaves the connection untouched and returns False: slower,
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 import h2.connection
 import h2.frame_buffer
@@ -72,7 +73,7 @@ class ZeroCopyFrameBuffer(h2.frame_buffer.FrameBuffer):
         self._size = 0
         self._head = 0
 
-    def add_data(self, data: bytes | bytearray | memoryview) -> None:
+    def add_data(self, data: Any) -> None:  # any bytes-like object (h2 types it as its own Buffer)
         """Queue received bytes (kept by reference: the caller must not modify them afterwards)."""
         if len(data):
             view = memoryview(data).cast("B")
