@@ -14,8 +14,8 @@ talking to the same embedded server:
 Each line prints the best and median wall time of ``--repeat`` runs as points per second, the
 process CPU time of the best run (this process, and the server's when it runs in a child process;
 read from /proc in clock ticks, so about 10 ms resolution), and the speed-up of pingthings over
-each btrdb method. The
-server runs in a child process (``--server thread`` puts it in this process instead, where it
+each btrdb method, best against best and (in brackets) median against median. In the one-stream
+read the calls take turns going first, round by round. The server runs in a child process (``--server thread`` puts it in this process instead, where it
 competes with the clients for the GIL). Validate with a small size first::
 
     python bench/client.py --points 20000 --streams 4 --repeat 2
@@ -24,6 +24,10 @@ Full size (the targets: >= 10 M points/s raw, >= 30x values(), >= 1.5x arrow_val
 insert >= 3 M points/s and >= 5x insert())::
 
     python bench/client.py
+
+Best-of-N reflects the machine with nothing in the way; the median what a caller typically sees
+(btrdb's reads are bimodal on a 2-core machine, so the two can differ a lot). Use ``--repeat 15``
+or more when the ratios matter.
 """
 
 from __future__ import annotations
@@ -138,7 +142,8 @@ class Sample:
 
 
 def rate_line(label: str, points: int, s: Sample, baselines: dict[str, Sample] | None = None) -> str:
-    """One result line: rates, CPU, and speed-up against each baseline (by best wall time)."""
+    """One result line: rates, CPU, and speed-up against each baseline (by best wall time, and by
+    median wall time in brackets)."""
     best = s.walls.index(s.best)
     server = s.server_cpus[best]
     server_text = "" if server is None else f", server cpu {server * 1e3:6.0f} ms"
@@ -147,15 +152,23 @@ def rate_line(label: str, points: int, s: Sample, baselines: dict[str, Sample] |
         f"  (wall {s.best * 1e3:9.1f} ms, cpu {s.cpus[best] * 1e3:9.1f} ms{server_text})"
     )
     for name, b in (baselines or {}).items():
-        line += f"  {b.best / s.best:6.1f}x {name}"
+        line += f"  {b.best / s.best:6.1f}x {name} (median {b.median / s.median:.1f}x)"
     return line
+
+
+def rotated(calls: list[Callable[[], None]], round_: int) -> list[Callable[[], None]]:
+    """``calls`` rotated by ``round_``: over the rounds each call runs in every position, so none of
+    them always follows the same neighbour (a slow ``values()`` leaves the server idle and the
+    caches cold for whoever comes next)."""
+    k = round_ % len(calls)
+    return calls[k:] + calls[:k]
 
 
 def latency_line(label: str, s: Sample, baselines: dict[str, Sample] | None = None) -> str:
     """One latency result line with speed-ups."""
     line = f"{label:<44} {s.best * 1e3:9.2f} ms best {s.median * 1e3:9.2f} ms median"
     for name, b in (baselines or {}).items():
-        line += f"  {b.best / s.best:6.1f}x {name}"
+        line += f"  {b.best / s.best:6.1f}x {name} (median {b.median / s.median:.1f}x)"
     return line
 
 
@@ -206,14 +219,20 @@ def main() -> None:
         # ---- raw read, one stream
         print("\n# raw read, 1 stream")
         r_ours, r_values, r_arrow = Sample(), Sample(), Sample()
-        for _ in range(repeat):
-            got = r_ours.run(lambda: ours.raw_values(start, end))
-            assert got.num_rows == n
-            got = r_arrow.run(lambda: theirs.arrow_values(start, end))
-            assert got.num_rows == n
-            if not args.skip_btrdb_values:
-                got = r_values.run(lambda: theirs.values(start, end))
-                assert len(got) == n
+
+        def read_ours() -> None:
+            assert r_ours.run(lambda: ours.raw_values(start, end)).num_rows == n
+
+        def read_arrow() -> None:
+            assert r_arrow.run(lambda: theirs.arrow_values(start, end)).num_rows == n
+
+        def read_values() -> None:
+            assert len(r_values.run(lambda: theirs.values(start, end))) == n
+
+        calls = [read_ours, read_arrow] + ([] if args.skip_btrdb_values else [read_values])
+        for round_ in range(repeat):
+            for call in rotated(calls, round_):
+                call()
         print(rate_line("btrdb Stream.values()", n, r_values) if r_values.walls else "values(): skipped")
         print(rate_line("btrdb Stream.arrow_values()", n, r_arrow))
         base = {"arrow_values()": r_arrow} | ({"values()": r_values} if r_values.walls else {})
