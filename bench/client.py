@@ -14,9 +14,11 @@ talking to the same embedded server:
 Each line prints the best and median wall time of ``--repeat`` runs as points per second, the
 process CPU time of the best run (this process, and the server's when it runs in a child process;
 read from /proc in clock ticks, so about 10 ms resolution), and the speed-up of pingthings over
-each btrdb method, best against best and (in brackets) median against median. In the one-stream
-read the calls take turns going first, round by round. The server runs in a child process (``--server thread`` puts it in this process instead, where it
-competes with the clients for the GIL). Validate with a small size first::
+each btrdb method, best against best and (in brackets) median against median. In the read
+tests the calls take turns going first, round by round, and each call's result is dropped before
+the next call starts (a held ``values()`` result is millions of Python objects). The server
+runs in a child process (``--server thread`` puts it in this process instead, where it competes
+with the clients for the GIL). Validate with a small size first::
 
     python bench/client.py --points 20000 --streams 4 --repeat 2
 
@@ -243,16 +245,24 @@ def main() -> None:
         oset = conn.streamset_from_uuids([s.uuid for s in streams])
         bset = BtrdbStreamSet([db.stream_from_uuid(s.uuid) for s in streams]).filter(start=start, end=end)
         m_ours, m_aligned, m_values, m_arrow = Sample(), Sample(), Sample(), Sample()
-        for _ in range(repeat):
-            got = m_ours.run(lambda: oset.raw_values(start, end))
-            assert sum(t.num_rows for t in got) == n * k
+
+        def set_ours() -> None:
+            assert sum(t.num_rows for t in m_ours.run(lambda: oset.raw_values(start, end))) == n * k
+
+        def set_aligned() -> None:
             got = m_aligned.run(lambda: oset.raw_values_aligned(start, end))
             assert got.num_rows == n and got.num_columns == k + 1
-            got = m_arrow.run(lambda: bset.arrow_values())
-            assert got.num_rows == n
-            if not args.skip_btrdb_values:
-                got = m_values.run(lambda: bset.values())
-                assert sum(len(v) for v in got) == n * k
+
+        def set_arrow() -> None:
+            assert m_arrow.run(lambda: bset.arrow_values()).num_rows == n
+
+        def set_values() -> None:
+            assert sum(len(v) for v in m_values.run(lambda: bset.values())) == n * k
+
+        set_calls = [set_ours, set_aligned, set_arrow] + ([] if args.skip_btrdb_values else [set_values])
+        for round_ in range(repeat):
+            for call in rotated(set_calls, round_):
+                call()  # each result is dropped before the next call starts
         if m_values.walls:
             print(rate_line("btrdb StreamSet.values()", n * k, m_values))
         print(rate_line("btrdb StreamSet.arrow_values() (joined)", n * k, m_arrow))
