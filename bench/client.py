@@ -15,8 +15,11 @@ Each line prints the best and median wall time of ``--repeat`` runs as points pe
 process CPU time of the best run (this process, and the server's when it runs in a child process;
 read from /proc in clock ticks, so about 10 ms resolution), and the speed-up of pingthings over
 each btrdb method, best against best and (in brackets) median against median. In the read
-tests the calls take turns going first, round by round, and each call's result is dropped before
-the next call starts (a held ``values()`` result is millions of Python objects). The server
+tests the fast calls take turns going first, round by round, and each call's result is dropped
+before the next call starts (a held ``values()`` result is millions of Python objects). btrdb's
+``values()`` baselines take seconds of CPU per call and run afterwards, at most three times: a
+CPU-heavy second in the calling thread just before a call slows the next fast read (ours more
+than btrdb's, see ``bench/RESULTS.md``), so interleaving them would measure that instead. The server
 runs in a child process (``--server thread`` puts it in this process instead, where it competes
 with the clients for the GIL). Validate with a small size first::
 
@@ -28,8 +31,8 @@ insert >= 3 M points/s and >= 5x insert())::
     python bench/client.py
 
 Best-of-N reflects the machine with nothing in the way; the median what a caller typically sees
-(btrdb's reads are bimodal on a 2-core machine, so the two can differ a lot). Use ``--repeat 15``
-or more when the ratios matter.
+(btrdb's reads are bimodal on a 2-core machine, so the two can differ a lot); the default 15
+runs keep both steady from one invocation to the next.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ import pyarrow as pa
 
 warnings.simplefilter("ignore", FutureWarning)
 warnings.simplefilter("ignore", DeprecationWarning)
+
+#: Runs of btrdb's slow ``values()`` baselines (seconds each), measured after the fast calls.
+SLOW_REPEAT = 3
 
 T0 = 1_700_000_000_000_000_000
 PERIOD = 8_333_333  # 120 Hz
@@ -158,7 +164,7 @@ def rate_line(label: str, points: int, s: Sample, baselines: dict[str, Sample] |
     return line
 
 
-def rotated(calls: list[Callable[[], None]], round_: int) -> list[Callable[[], None]]:
+def rotated(calls: list[Callable[..., None]], round_: int) -> list[Callable[..., None]]:
     """``calls`` rotated by ``round_``: over the rounds each call runs in every position, so none of
     them always follows the same neighbour (a slow ``values()`` leaves the server idle and the
     caches cold for whoever comes next)."""
@@ -181,7 +187,7 @@ def main() -> None:
     )
     parser.add_argument("--points", type=int, default=1_000_000, help="points per stream (default 1 000 000)")
     parser.add_argument("--streams", type=int, default=16, help="streams in the StreamSet test (default 16)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (default 3)")
+    parser.add_argument("--repeat", type=int, default=15, help="runs of each fast measurement (default 15)")
     parser.add_argument("--windows", type=int, default=1000, help="aligned windows per query (default 1000)")
     parser.add_argument("--server", choices=("process", "thread"), default="process")
     parser.add_argument("--skip-btrdb-values", action="store_true", help="skip btrdb's slow values() calls")
@@ -231,10 +237,12 @@ def main() -> None:
         def read_values() -> None:
             assert len(r_values.run(lambda: theirs.values(start, end))) == n
 
-        calls = [read_ours, read_arrow] + ([] if args.skip_btrdb_values else [read_values])
         for round_ in range(repeat):
-            for call in rotated(calls, round_):
+            for call in rotated([read_ours, read_arrow], round_):
                 call()
+        if not args.skip_btrdb_values:
+            for _ in range(min(repeat, SLOW_REPEAT)):
+                read_values()
         print(rate_line("btrdb Stream.values()", n, r_values) if r_values.walls else "values(): skipped")
         print(rate_line("btrdb Stream.arrow_values()", n, r_arrow))
         base = {"arrow_values()": r_arrow} | ({"values()": r_values} if r_values.walls else {})
@@ -259,10 +267,12 @@ def main() -> None:
         def set_values() -> None:
             assert sum(len(v) for v in m_values.run(lambda: bset.values())) == n * k
 
-        set_calls = [set_ours, set_aligned, set_arrow] + ([] if args.skip_btrdb_values else [set_values])
         for round_ in range(repeat):
-            for call in rotated(set_calls, round_):
+            for call in rotated([set_ours, set_aligned, set_arrow], round_):
                 call()  # each result is dropped before the next call starts
+        if not args.skip_btrdb_values:
+            for _ in range(min(repeat, SLOW_REPEAT)):
+                set_values()
         if m_values.walls:
             print(rate_line("btrdb StreamSet.values()", n * k, m_values))
         print(rate_line("btrdb StreamSet.arrow_values() (joined)", n * k, m_arrow))
@@ -283,14 +293,25 @@ def main() -> None:
         # ---- insert, one stream
         print("\n# insert, 1 stream")
         i_ours, i_tuples, i_arrow = Sample(), Sample(), Sample()
-        for i in range(repeat):
+        def insert_ours(i: int) -> None:
             s = conn.create(uuid.uuid4(), collection, {"name": f"ins-ours-{i}"})
-            i_ours.run(lambda s=s: s.insert((times, values)))
+            i_ours.run(lambda: s.insert((times, values)))
+            assert s.count() == n
+
+        def insert_arrow(i: int) -> None:
             b = db.create(uuid.uuid4(), collection, tags={"name": f"ins-arrow-{i}"})
-            i_arrow.run(lambda b=b: b.arrow_insert(table))
+            i_arrow.run(lambda: b.arrow_insert(table))
+
+        def insert_tuples(i: int) -> None:
             b = db.create(uuid.uuid4(), collection, tags={"name": f"ins-tuples-{i}"})
-            i_tuples.run(lambda b=b: b.insert(tuples))
-        assert s.count() == n
+            i_tuples.run(lambda: b.insert(tuples))
+
+        inserts = min(repeat, 5)  # each run adds a million points to the server
+        for round_ in range(inserts):
+            for call in rotated([insert_ours, insert_arrow], round_):
+                call(round_)
+        for round_ in range(min(inserts, SLOW_REPEAT)):
+            insert_tuples(round_)
         print(rate_line("btrdb Stream.insert() (tuples)", n, i_tuples))
         print(rate_line("btrdb Stream.arrow_insert()", n, i_arrow))
         print(
