@@ -14,7 +14,7 @@ import pytest
 
 from pingthings.server.engine import Engine, MergePolicy
 from pingthings.server.engine.blocks import PointBlock
-from pingthings.server.errors import StreamNotFound
+from pingthings.server.errors import InvalidTimeRange, StreamNotFound
 
 from .model import Model
 
@@ -227,3 +227,35 @@ def test_pieces_of_cached_blocks_are_read_only_views(tmp_path: Path) -> None:
         assert all(not a.flags.writeable for a in ts + vs)
     np.testing.assert_array_equal(np.concatenate([x for ts, _, _ in chunks for x in ts]), t)
     engine.close()
+
+
+def test_in_memory_reads_are_offered_only_when_nothing_must_be_read_from_disk(tmp_path: Path) -> None:
+    path = tmp_path / "e.sqlite3"
+    engine = Engine(path)
+    sid = uuid.uuid4().bytes
+    engine.create_stream(sid)
+    t, v = dense(20_000, 1 << 40, 1000, 3)
+    first = engine.insert(sid, t, v)
+    latest = engine.insert(sid, t[:10] + 1, v[:10])  # a second version
+    _, expected_t, expected_v = engine.raw_values(sid, 0, 1 << 50)  # brings every block into the cache
+    found = engine.iter_raw_pieces_in_memory(sid, 0, 1 << 50, chunk=6000)
+    assert found is not None and found[0] == latest and found[1].cached
+    chunks = list(found[1])
+    np.testing.assert_array_equal(np.concatenate([x for ts, _, _ in chunks for x in ts]), expected_t)
+    values = engine.iter_raw_values_in_memory(sid, 0, 1 << 50, version=latest)
+    assert values is not None
+    np.testing.assert_array_equal(np.concatenate([c[1] for c in values[1]]), expected_v)
+    # Anything that would need the database is declined, for the worker-thread path to do.
+    assert engine.iter_raw_values_in_memory(sid, 0, 1 << 50, version=first) is None  # older version
+    engine._reader.cache.clear()
+    assert engine.iter_raw_pieces_in_memory(sid, 0, 1 << 50) is None  # nodes not cached
+    engine.raw_values(sid, 0, 1 << 50)  # warm again
+    assert engine.iter_raw_pieces_in_memory(sid, 0, 1 << 50) is not None
+    engine.close()
+    reopened = Engine(path)
+    assert reopened.iter_raw_values_in_memory(sid, 0, 1 << 50) is None  # stream not loaded yet
+    unknown = uuid.uuid4().bytes
+    assert reopened.iter_raw_values_in_memory(unknown, 0, 1 << 50) is None  # the full path says why
+    with pytest.raises(InvalidTimeRange):
+        reopened.iter_raw_values_in_memory(sid, 10, 5)  # arguments are still checked
+    reopened.close()

@@ -224,6 +224,13 @@ class BlockReader:
                 hits[a] = node
         return [hits[a] for a in addrs]  # type: ignore[misc]
 
+    def cached_nodes(self, addrs: Sequence[int]) -> list[Node] | None:
+        """Internal nodes for ``addrs`` if every one is cached, else None (never reads the store)."""
+        hits = self.cache.get_many(addrs)
+        if any(a not in hits for a in addrs):
+            return None
+        return [hits[a] for a in addrs]  # type: ignore[misc]
+
     def _fetch_views(self, addrs: list[int]) -> list[LeafView]:
         """Encoded blocks for ``addrs`` (distinct), in order, with one SQL query."""
         raw = self.store.read_blocks(addrs)

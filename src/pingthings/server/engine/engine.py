@@ -370,6 +370,62 @@ class Engine:
             refs = query.leaves_with_counts(self._reader, root, lo, hi)
         return st, lo, hi, size, ver, refs, self._reader.all_cached(refs[0])
 
+    def iter_raw_values_in_memory(
+        self, uuid: Any, start: Any, end: Any, version: Any = 0, chunk: int = DEFAULT_CHUNK
+    ) -> tuple[int, RawChunks[tuple[np.ndarray, np.ndarray]]] | None:
+        """:meth:`iter_raw_values`, if the whole read can be served from memory without waiting
+        for anything; else None (call :meth:`iter_raw_values` then, from a worker thread).
+
+        Served from memory means: the stream is loaded, the latest version is asked for, and every
+        internal node and leaf block the read needs is in the cache. Then nothing here reads the
+        database or waits for a lock held across I/O, so an event loop may call it directly.
+        Arguments are checked as by :meth:`iter_raw_values`.
+        """
+        found = self._in_memory_read(uuid, start, end, version, chunk)
+        if found is None:
+            return None
+        st, lo, hi, size, ver, refs = found
+
+        def chunks() -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
+            with self._guard(st):
+                yield from query.iter_raw_values(self._reader, refs, lo, hi, size)
+
+        return ver, RawChunks(chunks(), True)
+
+    def iter_raw_pieces_in_memory(
+        self, uuid: Any, start: Any, end: Any, version: Any = 0, chunk: int = DEFAULT_CHUNK
+    ) -> tuple[int, RawChunks[query.Pieces]] | None:
+        """:meth:`iter_raw_pieces`, if served from memory (see :meth:`iter_raw_values_in_memory`)."""
+        found = self._in_memory_read(uuid, start, end, version, chunk)
+        if found is None:
+            return None
+        st, lo, hi, size, ver, refs = found
+
+        def chunks() -> Generator[query.Pieces, None, None]:
+            with self._guard(st):
+                yield from query.iter_raw_pieces(self._reader, refs, lo, hi, size)
+
+        return ver, RawChunks(chunks(), True)
+
+    def _in_memory_read(
+        self, uuid: Any, start: Any, end: Any, version: Any, chunk: int
+    ) -> tuple[_Stream, int, int, int, int, query.LeafRefs] | None:
+        lo, hi = check_range(start, end)
+        size = as_int(chunk, "chunk")
+        if size < 1:
+            raise WrongArgs(f"chunk must be at least 1, got {size}")
+        ver = as_int(version, "version")
+        st = self._streams.get(as_uuid(uuid))
+        if st is None or st.dead:
+            return None  # not loaded yet (or going away): the full path loads it or says why
+        latest, root = st.state
+        if ver not in (0, latest):
+            return None
+        refs = query.cached_leaves_with_counts(self._reader, root, lo, hi)
+        if refs is None or not self._reader.all_cached(refs[0]):
+            return None
+        return st, lo, hi, size, latest, refs
+
     def aligned_windows(
         self, uuid: Any, start: Any, end: Any, point_width: Any, version: Any = 0
     ) -> tuple[int, StatWindows]:

@@ -40,11 +40,25 @@ def _sorted_refs(found: list[tuple[np.ndarray, ...]]) -> LeafRefs:
 
 def leaves_with_counts(reader: BlockReader, root: int, lo: int, hi: int) -> LeafRefs:
     """``(addrs, slots, counts)`` (int64 arrays) of every leaf overlapping ``[lo, hi)``, in time order."""
+    refs = _walk(reader, root, lo, hi, cached_only=False)
+    assert refs is not None
+    return refs
+
+
+def cached_leaves_with_counts(reader: BlockReader, root: int, lo: int, hi: int) -> LeafRefs | None:
+    """Like :func:`leaves_with_counts` from cached nodes alone; None as soon as one is not cached."""
+    return _walk(reader, root, lo, hi, cached_only=True)
+
+
+def _walk(reader: BlockReader, root: int, lo: int, hi: int, cached_only: bool) -> LeafRefs | None:
     found: list[tuple[np.ndarray, ...]] = []
     frontier = [(root, ROOT_PW, ROOT_START)] if root else []
     while frontier:
         pw = frontier[0][1]  # one level: one point width
-        nodes = reader.nodes([a for a, _, _ in frontier])
+        addrs = [a for a, _, _ in frontier]
+        nodes = reader.cached_nodes(addrs) if cached_only else reader.nodes(addrs)
+        if nodes is None:
+            return None
         addr = np.stack([n.addr for n in nodes])
         bs = np.array([s for _, _, s in frontier], dtype=np.int64)[:, None] + (_SLOTS << pw)
         rows, cols = np.nonzero((addr != 0) & (bs + ((1 << pw) - 1) >= lo) & (bs < hi))

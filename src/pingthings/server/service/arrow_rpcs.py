@@ -49,24 +49,30 @@ class ArrowHandlers:
     ) -> AsyncIterator[pa.Buffer | Segments]:
         """Stream the points in [start, end) as Arrow tables, cast to the template if one is given.
 
-        Reading from cache the messages are produced between sends; otherwise one worker thread
-        reads and encodes them (engine chunk → table → reply segments) while the event loop sends
-        the previous ones (see :mod:`.prefetch`).
+        A read served from memory (stream loaded, latest version, every block cached) starts and
+        runs in the event loop, one message produced between sends; otherwise a worker thread
+        finds the leaves and then reads and encodes the messages (engine chunk → reply segments)
+        while the event loop sends the previous ones (see :mod:`.prefetch`).
         """
         uuid = require_uuid(request.uuid)
         template = arrow_io.read_template(request.template_bytes)
         args = (uuid, request.start, request.end, request.version_major, RAW_ROWS_PER_MESSAGE)
+        engine = self.state.engine  # a read served from memory starts without a worker thread
         chunk_iter: RawChunks[Any]
         encode: Callable[[Any], pa.Buffer | Segments]
         if template is None:
             # The common case, no cast: each reply is made of the blocks' own memory.
-            version, chunk_iter = await blocking(self.state.engine.iter_raw_pieces, *args)
+            version, chunk_iter = engine.iter_raw_pieces_in_memory(*args) or await blocking(
+                engine.iter_raw_pieces, *args
+            )
 
             def encode(chunk: Any) -> pa.Buffer | Segments:
                 return raw_pieces_reply(version, *chunk)
 
         else:
-            version, chunk_iter = await blocking(self.state.engine.iter_raw_values, *args)
+            version, chunk_iter = engine.iter_raw_values_in_memory(*args) or await blocking(
+                engine.iter_raw_values, *args
+            )
 
             def encode(chunk: Any) -> pa.Buffer | Segments:
                 table = arrow_io.cast_to_template(arrow_io.raw_table(*chunk), template)

@@ -85,8 +85,9 @@ class PointHandlers:
         """
         uuid = require_uuid(request.uuid)
         engine = self.state.engine
-        version, chunk_iter = await blocking(
-            engine.iter_raw_values, uuid, request.start, request.end, request.version_major
+        args = (uuid, request.start, request.end, request.version_major)
+        version, chunk_iter = engine.iter_raw_values_in_memory(*args) or await blocking(
+            engine.iter_raw_values, *args
         )
 
         def encoded() -> Iterator[list[bytes]]:
