@@ -77,41 +77,50 @@ class DirectSender:
         self._connection.messages_sent += 1
 
     async def _write_message(self, parts: list[Any], sizes: list[int], total: int) -> None:
-        """Write ``parts`` (of ``sizes`` bytes, ``total`` in all) as DATA frames, as the windows allow."""
+        """Write ``parts`` (of ``sizes`` bytes, ``total`` in all) as DATA frames, as the windows allow.
+
+        Every frame h2 has counted is written out before this waits for anything and when it stops
+        for any reason (the peer reset the stream, the call was cancelled): counted but unsent bytes
+        would be lost from the connection's flow-control window for good.
+        """
         stream, conn = self._stream, self._conn
         out = GatherWriter(self._transport)
         index, offset = 0, 0  # position in ``parts``
         sent = 0
-        while sent < total:
-            await self._connection.write_ready.wait()
-            window = conn.local_flow_control_window(stream.id)
-            if window <= 0:
-                out.flush()
-                stream.window_updated.clear()
-                await stream.window_updated.wait()
-                continue
-            size = min(window, conn.max_outbound_frame_size, total - sent)
-            self._account(size)
-            pending = conn.data_to_send()
-            out.add(pending, len(pending))
-            out.add(_FRAME_HEADER.pack((size << 8) | _DATA, _FLAGS_NONE, stream.id), _FRAME_HEADER.size)
-            need = size
-            while need:
-                part, part_size = parts[index], sizes[index]
-                take = min(need, part_size - offset)
-                if take == part_size:
-                    out.add(part, take)
-                else:
-                    out.add(memoryview(part).cast("B")[offset : offset + take], take)
-                need -= take
-                offset += take
-                if offset == part_size:
-                    index, offset = index + 1, 0
-            sent += size
-            stream.data_sent += size
-            self._connection.data_sent += size
-            self._connection.data_send_process()
-        out.flush()
+        try:
+            while sent < total:
+                if not self._connection.write_ready.is_set():
+                    out.flush()
+                    await self._connection.write_ready.wait()
+                window = conn.local_flow_control_window(stream.id)
+                if window <= 0:
+                    out.flush()
+                    stream.window_updated.clear()
+                    await stream.window_updated.wait()
+                    continue
+                size = min(window, conn.max_outbound_frame_size, total - sent)
+                self._account(size)
+                pending = conn.data_to_send()
+                out.add(pending, len(pending))
+                out.add(_FRAME_HEADER.pack((size << 8) | _DATA, _FLAGS_NONE, stream.id), _FRAME_HEADER.size)
+                need = size
+                while need:
+                    part, part_size = parts[index], sizes[index]
+                    take = min(need, part_size - offset)
+                    if take == part_size:
+                        out.add(part, take)
+                    else:
+                        out.add(memoryview(part).cast("B")[offset : offset + take], take)
+                    need -= take
+                    offset += take
+                    if offset == part_size:
+                        index, offset = index + 1, 0
+                sent += size
+                stream.data_sent += size
+                self._connection.data_sent += size
+                self._connection.data_send_process()
+        finally:
+            out.flush()
 
     def _account(self, size: int) -> None:
         """Let h2 record a DATA frame of ``size`` bytes on the stream without building its bytes."""
