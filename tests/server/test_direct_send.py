@@ -207,7 +207,7 @@ async def test_the_installed_grpclib_and_h2_take_the_direct_path(window: int) ->
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @pytest.mark.anyio
 async def test_reads_abandoned_midway_leave_the_connection_usable(server: Server) -> None:
-    """Twenty reads reset mid-reply on one connection with a small window; the next read is whole."""
+    """Twenty reads reset mid-reply on one small-window connection; the next read is whole."""
     uu, times, values, version = _stream_with_points(server.endpoint)
     host, port = server.endpoint.rsplit(":", 1)
     window = 1 << 20  # far less than 20 abandoned reads could take if their bytes went missing
