@@ -211,7 +211,9 @@ async def test_reads_abandoned_midway_leave_the_connection_usable(server: Server
     uu, times, values, version = _stream_with_points(server.endpoint)
     host, port = server.endpoint.rsplit(":", 1)
     window = 1 << 20  # far less than 20 abandoned reads could take if their bytes went missing
-    config = grpclib.config.Configuration(http2_connection_window_size=window, http2_stream_window_size=window)
+    config = grpclib.config.Configuration(
+        http2_connection_window_size=window, http2_stream_window_size=window
+    )
     channel = grpclib.client.Channel(host, int(port), codec=_Bytes(), config=config)
     request = bytes(v5api.ArrowRawValuesParams(uuid=uu, start=MIN_TIME, end=TIME_LIMIT - 1))
     path = "/v5api.BTrDB/ArrowRawValues"
