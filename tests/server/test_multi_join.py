@@ -72,3 +72,21 @@ def test_incremental_join_equals_direct_join(period: int) -> None:
         assert sorted(got) == sorted(want)
         for t, row in want.items():
             assert got[t] == row, (t, got[t], row)
+
+
+@pytest.mark.parametrize("period", [0, 10])
+def test_streams_sampled_together_join_like_any_others(period: int) -> None:
+    """Identical time arrays take the no-merge shortcut; some streams differing take the merge."""
+    rng = np.random.default_rng(7 + period)
+    for case in range(30):
+        n = int(rng.integers(0, 40))
+        times = np.sort(rng.integers(-20, 200, n)).astype(np.int64)
+        series = [(times.copy(), rng.normal(size=n)) for _ in range(int(rng.integers(2, 5)))]
+        if case % 3 == 0 and n:  # one stream misses a point: no shortcut
+            series[-1] = (series[-1][0][1:], series[-1][1][1:])
+        start, end = -10, 190
+        want = oracle(series, start, end, period)
+        got = run_join(series, start, end, period, rng)
+        assert sorted(got) == sorted(want)
+        for t, row in want.items():
+            assert got[t] == row, (t, got[t], row)

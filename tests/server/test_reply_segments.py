@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from pingthings._proto import v5api
 from pingthings.server.service.arrow_reply import (
+    MULTI_ARROW_BYTES_FIELD,
     SEGMENTS_MIN_ROWS,
     Segments,
     arrow_reply,
@@ -80,3 +81,20 @@ def test_raw_pieces_reply_equals_the_reply_of_the_joined_points(sizes: list[int]
     got = reply.join() if isinstance(reply, Segments) else reply.to_pybytes()
     assert got == expected
     assert isinstance(reply, Segments) == (rows >= SEGMENTS_MIN_ROWS)
+
+
+def test_multi_values_replies_use_their_own_field_number() -> None:
+    rows = SEGMENTS_MIN_ROWS * 3
+    rng = np.random.default_rng(4)
+    table = pa.table(
+        {
+            "time": wire_arrow.time_array(np.arange(rows, dtype=np.int64)),
+            "a": rng.normal(size=rows),
+            "b": rng.normal(size=rows),
+        }
+    )
+    reply = arrow_reply_segments(0, table, MULTI_ARROW_BYTES_FIELD)
+    assert isinstance(reply, Segments)
+    assert reply.join() == arrow_reply(0, table, MULTI_ARROW_BYTES_FIELD).to_pybytes()
+    parsed = v5api.ArrowMultiValuesResponse.parse(reply.join())
+    assert wire_arrow.ipc_to_table(parsed.arrow_bytes).equals(table)

@@ -152,8 +152,10 @@ def _column_views(table: pa.Table) -> list[memoryview] | None:
     return views
 
 
-def arrow_reply_segments(version: int, table: pa.Table) -> Segments | pa.Buffer:
-    """Like :func:`arrow_reply` (shared layout), but a large table's columns are not copied.
+def arrow_reply_segments(
+    version: int, table: pa.Table, blob_field: int = ARROW_BYTES_FIELD
+) -> Segments | pa.Buffer:
+    """Like :func:`arrow_reply`, but a large table's columns are not copied.
 
     The result is a :class:`Segments` whose parts are the protobuf header with the IPC head, each
     column's memory (padded to 8 bytes), and the end-of-stream marker: the same bytes
@@ -161,11 +163,11 @@ def arrow_reply_segments(version: int, table: pa.Table) -> Segments | pa.Buffer:
     :func:`arrow_reply`'s single buffer.
     """
     if table.num_rows < SEGMENTS_MIN_ROWS:
-        return arrow_reply(version, table)
+        return arrow_reply(version, table, blob_field)
     views = _column_views(table)
     ipc_head = _ipc_head(table.schema, table.num_rows) if views is not None else None
     if views is None or ipc_head is None:
-        return arrow_reply(version, table)
+        return arrow_reply(version, table, blob_field)
     parts: list[bytes | memoryview] = [b""]
     size = len(ipc_head)
     for view in views:
@@ -179,7 +181,7 @@ def arrow_reply_segments(version: int, table: pa.Table) -> Segments | pa.Buffer:
     head = b""
     if version:
         head = encode_key(VERSION_MAJOR_FIELD, _VARINT) + encode_varint(version)
-    parts[0] = head + encode_key(ARROW_BYTES_FIELD, _LEN) + encode_varint(size) + ipc_head
+    parts[0] = head + encode_key(blob_field, _LEN) + encode_varint(size) + ipc_head
     return Segments(parts)
 
 

@@ -6,7 +6,8 @@ holding the full schema and zero rows.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+import functools
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import Any
 from uuid import UUID
 
@@ -27,7 +28,7 @@ from pingthings.server.service.arrow_reply import (
 from pingthings.server.service.convert import blocking, drain_chunks, require_uuid
 from pingthings.server.service.multi_join import MultiJoin
 from pingthings.server.service.points import apply_insert
-from pingthings.server.service.prefetch import produced
+from pingthings.server.service.prefetch import inline, produced
 from pingthings.server.service.state import ServiceState
 from pingthings.wire.limits import MAX_POINT_WIDTH, MIN_TIME, TIME_LIMIT
 
@@ -130,7 +131,9 @@ class ArrowHandlers:
         async for reply in self._windows_replies(version, windows):
             yield reply
 
-    async def arrow_multi_values(self, request: v5api.ArrowMultiValuesParams) -> AsyncIterator[pa.Buffer]:
+    async def arrow_multi_values(
+        self, request: v5api.ArrowMultiValuesParams
+    ) -> AsyncIterator[pa.Buffer | Segments]:
         """Outer-join several streams' raw values on (optionally snapped) time."""
         uuids = [require_uuid(u) for u in request.uuid]
         if not uuids:
@@ -150,16 +153,20 @@ class ArrowHandlers:
         join = MultiJoin(len(uuids), start, end, period)
         query_start, query_end = join.query_range()
         query_start, query_end = max(MIN_TIME, query_start), min(TIME_LIMIT - 1, query_end)
-        readers = []
+        engine = self.state.engine
+        readers: list[AsyncGenerator[tuple[np.ndarray, np.ndarray], None]] = []
         for uuid, version in zip(uuids, versions, strict=True):
-            if query_end > query_start:
-                _, chunk_iter = await blocking(
-                    self.state.engine.iter_raw_values, uuid, query_start, query_end, version
-                )
-            else:  # no raw time can land in the range: read nothing, but still check the stream
-                await blocking(self.state.engine.latest_version, uuid)
-                chunk_iter = iter(())
-            readers.append(drain_chunks(chunk_iter))
+            if query_end <= query_start:  # no raw time can land in the range: read nothing, but
+                await blocking(engine.latest_version, uuid)  # still check the stream
+                readers.append(drain_chunks(iter(())))
+                continue
+            args = (uuid, query_start, query_end, version)
+            in_memory = engine.iter_raw_values_in_memory(*args)
+            if in_memory is not None:  # every chunk is a memory copy: no worker thread per chunk
+                readers.append(inline(functools.partial(iter, in_memory[1])))
+            else:
+                _, chunk_iter = await blocking(engine.iter_raw_values, *args)
+                readers.append(drain_chunks(chunk_iter))
         schema = pa.schema(
             [pa.field("time", arrow_io.TIME_TYPE, nullable=False)]
             + [pa.field(str(UUID(bytes=u)), pa.float64(), nullable=False) for u in uuids]
@@ -194,7 +201,7 @@ class ArrowHandlers:
     @staticmethod
     def _multi_reply(
         schema: pa.Schema, template: pa.Schema | None, parts: list[tuple[np.ndarray, list[np.ndarray]]]
-    ) -> pa.Buffer:
+    ) -> pa.Buffer | Segments:
         width = len(schema) - 1
         times = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64)
         columns = [
@@ -204,7 +211,7 @@ class ArrowHandlers:
         arrays = [arrow_io.time_array(times), *(pa.array(c) for c in columns)]
         table = pa.Table.from_arrays(arrays, schema=schema)
         table = arrow_io.cast_to_template(table, template)
-        return arrow_reply(0, table, MULTI_ARROW_BYTES_FIELD)
+        return arrow_reply_segments(0, table, MULTI_ARROW_BYTES_FIELD)
 
     async def arrow_insert(self, request: v5api.ArrowInsertParams) -> v5api.InsertResponse:
         """Insert the (time, value) table carried as an Arrow IPC stream."""

@@ -85,6 +85,7 @@ class MultiJoin:
             self._times[k], self._values[k] = times[n:], values[n:]
             if self.period:
                 head_t = snap_times(head_t, self.period)
-            keep = (head_t >= self.start) & (head_t < self.end)
-            series.append(last_per_time(head_t[keep], head_v[keep]))
+            # Sorted (snapping keeps the order), so the rows inside [start, end) are one slice.
+            lo, hi = np.searchsorted(head_t, [self.start, self.end])
+            series.append(last_per_time(head_t[lo:hi], head_v[lo:hi]))
         return outer_join(series)

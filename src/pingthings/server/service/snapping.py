@@ -25,6 +25,8 @@ def last_per_time(times: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np
         times, values = times[order], values[order]
     keep = np.ones(len(times), dtype=bool)
     keep[:-1] = times[1:] != times[:-1]
+    if keep.all():  # the usual case: no repeated time, nothing to drop (and nothing to copy)
+        return times, values
     return times[keep], values[keep]
 
 
@@ -37,6 +39,10 @@ def outer_join(series: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray,
         return np.empty(0, np.int64), []
     if len(series) == 1:
         return series[0][0].astype(np.int64, copy=False), [np.asarray(series[0][1], dtype=np.float64)]
+    first = series[0][0]
+    if all(len(t) == len(first) and np.array_equal(t, first) for t, _ in series[1:]):
+        # Streams sampled together (one device, one clock) share every time: nothing to merge.
+        return first.astype(np.int64, copy=False), [np.asarray(v, dtype=np.float64) for _, v in series]
     all_times = np.concatenate([t for t, _ in series])
     all_times.sort(kind="stable")  # faster than np.unique's hashing for these nearly sorted inputs
     if len(all_times) > 1:
