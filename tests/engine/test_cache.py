@@ -140,12 +140,18 @@ def test_warm_reads_hit_the_cache_and_memory_stays_bounded(tmp_path: Path) -> No
     engine.close()
 
 
-def test_returned_arrays_do_not_alias_the_cache(tmp_path: Path) -> None:
-    engine = Engine(tmp_path / "e.sqlite3")
+def engine_with_one_stream(path: Path, n: int, seed: int) -> tuple[Engine, bytes, np.ndarray, np.ndarray]:
+    """A fresh engine (default cache) holding one stream of ``n`` dense points."""
+    engine = Engine(path)
     sid = uuid.uuid4().bytes
     engine.create_stream(sid)
-    t, v = dense(3000, 1 << 40, 1000, 5)
+    t, v = dense(n, 1 << 40, 1000, seed)
     engine.insert(sid, t, v)
+    return engine, sid, t, v
+
+
+def test_returned_arrays_do_not_alias_the_cache(tmp_path: Path) -> None:
+    engine, sid, t, v = engine_with_one_stream(tmp_path / "e.sqlite3", 3000, 5)
     _, got_t, got_v = engine.raw_values(sid, 0, 1 << 50)
     got_t[:] = 0
     got_v[:] = -1.0
@@ -215,11 +221,7 @@ def test_a_chunked_read_reports_whether_all_its_blocks_are_cached(tmp_path: Path
 
 
 def test_pieces_of_cached_blocks_are_read_only_views(tmp_path: Path) -> None:
-    engine = Engine(tmp_path / "e.sqlite3")
-    sid = uuid.uuid4().bytes
-    engine.create_stream(sid)
-    t, v = dense(30_000, 1 << 40, 1000, 9)
-    engine.insert(sid, t, v)
+    engine, sid, t, _ = engine_with_one_stream(tmp_path / "e.sqlite3", 30_000, 9)
     _, pieces = engine.iter_raw_pieces(sid, 0, 1 << 50, chunk=7000)
     chunks = list(pieces)
     assert [rows for _, _, rows in chunks] == [7000] * 4 + [2000]

@@ -80,7 +80,7 @@ def test_frames_match_h2s_buffer_for_any_split_of_the_bytes(
         got += _drain(ours)
     assert _describe(got) == expected
     assert all(type(f) is QuietDataFrame for f in got if isinstance(f, DataFrame))
-    assert ours._size == 0  # everything consumed
+    assert ours._queue.size == 0  # everything consumed
 
 
 def test_an_unpadded_data_frame_inside_one_receive_is_a_view_of_it() -> None:

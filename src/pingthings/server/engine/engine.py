@@ -12,6 +12,7 @@ import threading
 import time as time_mod
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -82,6 +83,15 @@ class RawChunks(Iterator[T]):
         self._chunks.close()
 
 
+def _raw_args(start: Any, end: Any, chunk: Any) -> tuple[int, int, int]:
+    """The checked ``(lo, hi, chunk)`` of a chunked raw read."""
+    lo, hi = check_range(start, end)
+    size = as_int(chunk, "chunk")
+    if size < 1:
+        raise WrongArgs(f"chunk must be at least 1, got {size}")
+    return lo, hi, size
+
+
 class _Stream:
     """In-memory state of one live stream."""
 
@@ -95,6 +105,19 @@ class _Stream:
         self.next_addr: int | None = None
         self.last_wall: int | None = None
         self.dead = False
+
+
+@dataclass(frozen=True)
+class _RawPlan:
+    """A checked raw read: its stream, range, chunk size, version, leaves and whether all are cached."""
+
+    stream: _Stream
+    lo: int
+    hi: int
+    chunk: int
+    version: int
+    refs: query.LeafRefs
+    cached: bool
 
 
 class Engine:
@@ -333,13 +356,7 @@ class Engine:
         never surface mid-iteration (except StreamNotFound if the stream is obliterated while it is
         being read). The result tells whether every block it will read is already decoded in memory.
         """
-        st, lo, hi, size, ver, refs, cached = self._raw_read(uuid, start, end, version, chunk)
-
-        def chunks() -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
-            with self._guard(st):
-                yield from query.iter_raw_values(self._reader, refs, lo, hi, size)
-
-        return ver, RawChunks(chunks(), cached)
+        return self._run(self._plan_raw_read(uuid, start, end, version, chunk), query.iter_raw_values)
 
     def iter_raw_pieces(
         self, uuid: Any, start: Any, end: Any, version: Any = 0, chunk: int = DEFAULT_CHUNK
@@ -348,27 +365,7 @@ class Engine:
         of the decoded blocks, in order, copied nowhere (for a sender that can write them out as
         they are). Views of cached blocks are read-only.
         """
-        st, lo, hi, size, ver, refs, cached = self._raw_read(uuid, start, end, version, chunk)
-
-        def chunks() -> Generator[query.Pieces, None, None]:
-            with self._guard(st):
-                yield from query.iter_raw_pieces(self._reader, refs, lo, hi, size)
-
-        return ver, RawChunks(chunks(), cached)
-
-    def _raw_read(
-        self, uuid: Any, start: Any, end: Any, version: Any, chunk: int
-    ) -> tuple[_Stream, int, int, int, int, query.LeafRefs, bool]:
-        """Check a chunked raw read's arguments and find its leaves (and whether all are cached)."""
-        st = self._stream(uuid)
-        lo, hi = check_range(start, end)
-        size = as_int(chunk, "chunk")
-        if size < 1:
-            raise WrongArgs(f"chunk must be at least 1, got {size}")
-        ver, root = self._resolve(st, version)
-        with self._guard(st):
-            refs = query.leaves_with_counts(self._reader, root, lo, hi)
-        return st, lo, hi, size, ver, refs, self._reader.all_cached(refs[0])
+        return self._run(self._plan_raw_read(uuid, start, end, version, chunk), query.iter_raw_pieces)
 
     def iter_raw_values_in_memory(
         self, uuid: Any, start: Any, end: Any, version: Any = 0, chunk: int = DEFAULT_CHUNK
@@ -381,39 +378,30 @@ class Engine:
         database or waits for a lock held across I/O, so an event loop may call it directly.
         Arguments are checked as by :meth:`iter_raw_values`.
         """
-        found = self._in_memory_read(uuid, start, end, version, chunk)
-        if found is None:
-            return None
-        st, lo, hi, size, ver, refs = found
-
-        def chunks() -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
-            with self._guard(st):
-                yield from query.iter_raw_values(self._reader, refs, lo, hi, size)
-
-        return ver, RawChunks(chunks(), True)
+        plan = self._plan_in_memory_read(uuid, start, end, version, chunk)
+        return None if plan is None else self._run(plan, query.iter_raw_values)
 
     def iter_raw_pieces_in_memory(
         self, uuid: Any, start: Any, end: Any, version: Any = 0, chunk: int = DEFAULT_CHUNK
     ) -> tuple[int, RawChunks[query.Pieces]] | None:
         """:meth:`iter_raw_pieces`, if served from memory (see :meth:`iter_raw_values_in_memory`)."""
-        found = self._in_memory_read(uuid, start, end, version, chunk)
-        if found is None:
-            return None
-        st, lo, hi, size, ver, refs = found
+        plan = self._plan_in_memory_read(uuid, start, end, version, chunk)
+        return None if plan is None else self._run(plan, query.iter_raw_pieces)
 
-        def chunks() -> Generator[query.Pieces, None, None]:
-            with self._guard(st):
-                yield from query.iter_raw_pieces(self._reader, refs, lo, hi, size)
+    def _plan_raw_read(self, uuid: Any, start: Any, end: Any, version: Any, chunk: Any) -> _RawPlan:
+        """Check a chunked raw read's arguments and find its leaves (reading the store if need be)."""
+        st = self._stream(uuid)
+        lo, hi, size = _raw_args(start, end, chunk)
+        ver, root = self._resolve(st, version)
+        with self._guard(st):
+            refs = query.leaves_with_counts(self._reader, root, lo, hi)
+        return _RawPlan(st, lo, hi, size, ver, refs, self._reader.all_cached(refs[0]))
 
-        return ver, RawChunks(chunks(), True)
-
-    def _in_memory_read(
-        self, uuid: Any, start: Any, end: Any, version: Any, chunk: int
-    ) -> tuple[_Stream, int, int, int, int, query.LeafRefs] | None:
-        lo, hi = check_range(start, end)
-        size = as_int(chunk, "chunk")
-        if size < 1:
-            raise WrongArgs(f"chunk must be at least 1, got {size}")
+    def _plan_in_memory_read(
+        self, uuid: Any, start: Any, end: Any, version: Any, chunk: Any
+    ) -> _RawPlan | None:
+        """Like :meth:`_plan_raw_read` from memory alone; None when anything would need the store."""
+        lo, hi, size = _raw_args(start, end, chunk)
         ver = as_int(version, "version")
         st = self._streams.get(as_uuid(uuid))
         if st is None or st.dead:
@@ -424,7 +412,18 @@ class Engine:
         refs = query.cached_leaves_with_counts(self._reader, root, lo, hi)
         if refs is None or not self._reader.all_cached(refs[0]):
             return None
-        return st, lo, hi, size, latest, refs
+        return _RawPlan(st, lo, hi, size, latest, refs, True)
+
+    def _run(
+        self, plan: _RawPlan, produce: Callable[[BlockReader, query.LeafRefs, int, int, int], Iterator[T]]
+    ) -> tuple[int, RawChunks[T]]:
+        """The version and the chunks of a planned raw read, made by ``produce`` when iterated."""
+
+        def chunks() -> Generator[T, None, None]:
+            with self._guard(plan.stream):
+                yield from produce(self._reader, plan.refs, plan.lo, plan.hi, plan.chunk)
+
+        return plan.version, RawChunks(chunks(), plan.cached)
 
     def aligned_windows(
         self, uuid: Any, start: Any, end: Any, point_width: Any, version: Any = 0

@@ -20,7 +20,6 @@ them, :func:`install` leaves the connection untouched and returns False: slower,
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import h2.connection
@@ -28,6 +27,8 @@ import h2.frame_buffer
 from h2.exceptions import FrameDataMissingError, ProtocolError
 from hyperframe.exceptions import InvalidDataError, InvalidFrameError
 from hyperframe.frame import DataFrame, Frame
+
+from .chunk_queue import ChunkQueue
 
 FRAME_HEADER_SIZE = 9
 
@@ -62,79 +63,36 @@ class SplitBody:
 
 
 class ZeroCopyFrameBuffer(h2.frame_buffer.FrameBuffer):
-    """h2's client-side frame buffer, without copying DATA frame bodies.
-
-    Received chunks are held as views; ``_head`` counts the bytes of the first one already consumed.
-    """
+    """h2's client-side frame buffer, without copying DATA frame bodies."""
 
     def __init__(self) -> None:
         super().__init__(server=False)
-        self._chunks: deque[memoryview] = deque()
-        self._size = 0
-        self._head = 0
+        self._queue = ChunkQueue()
 
     def add_data(self, data: Any) -> None:  # any bytes-like object (h2 types it as its own Buffer)
         """Queue received bytes (kept by reference: the caller must not modify them afterwards)."""
-        if len(data):
-            view = memoryview(data).cast("B")
-            self._chunks.append(view)
-            self._size += len(view)
-
-    def _peek_header(self) -> bytes:
-        """The next nine bytes, not consumed."""
-        first = self._chunks[0]
-        head = self._head
-        if len(first) - head >= FRAME_HEADER_SIZE:
-            return bytes(first[head : head + FRAME_HEADER_SIZE])
-        out = bytearray()
-        for chunk in self._chunks:
-            start = head if chunk is first else 0
-            out += chunk[start : start + FRAME_HEADER_SIZE - len(out)]
-            if len(out) == FRAME_HEADER_SIZE:
-                break
-        return bytes(out)
+        self._queue.append(memoryview(data).cast("B"))
 
     def _take(self, size: int) -> memoryview | SplitBody:
         """Consume the next ``size`` bytes: a view when they lie in one chunk, else a :class:`SplitBody`."""
         if size == 0:
             return memoryview(b"")
-        self._size -= size
-        first = self._chunks[0]
-        head = self._head
-        if len(first) - head >= size:
-            piece = first[head : head + size]
-            if head + size == len(first):
-                self._chunks.popleft()
-                self._head = 0
-            else:
-                self._head = head + size
-            return piece
-        views: list[memoryview] = []
-        need = size
-        while need:
-            chunk = self._chunks[0]
-            count = min(len(chunk) - self._head, need)
-            views.append(chunk[self._head : self._head + count])
-            need -= count
-            if self._head + count == len(chunk):
-                self._chunks.popleft()
-                self._head = 0
-            else:
-                self._head += count
-        return SplitBody(views, size)
+        views = self._queue.take(size)
+        return views[0] if len(views) == 1 else SplitBody(views, size)
 
     def __next__(self) -> Frame:
         while True:
-            if self._size < FRAME_HEADER_SIZE:
+            queued = self._queue.size
+            if queued < FRAME_HEADER_SIZE:
                 raise StopIteration
             try:
-                frame, length = Frame.parse_frame_header(memoryview(self._peek_header()))
+                frame, length = Frame.parse_frame_header(memoryview(self._queue.peek(FRAME_HEADER_SIZE)))
             except (InvalidDataError, InvalidFrameError) as err:
                 raise ProtocolError(f"Received frame with invalid header: {err!s}") from err
-            if self._size < FRAME_HEADER_SIZE + length:
+            if queued < FRAME_HEADER_SIZE + length:
                 raise StopIteration
             self._validate_frame_length(length)
-            self._take(FRAME_HEADER_SIZE)
+            self._queue.take(FRAME_HEADER_SIZE)
             body: memoryview | SplitBody | None = self._take(length)
             if frame.__class__ is DataFrame:
                 frame.__class__ = QuietDataFrame

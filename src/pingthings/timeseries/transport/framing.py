@@ -9,8 +9,8 @@ only once, when it is complete and does not lie inside a single chunk.
 from __future__ import annotations
 
 import struct
-from collections import deque
 
+from .chunk_queue import ChunkQueue
 from .frame_buffer import SplitBody
 
 PREFIX = struct.Struct(">BI")
@@ -35,23 +35,21 @@ class MessageReader:
         Largest payload accepted; a larger announced length raises :class:`FramingError` before buffering.
     """
 
-    __slots__ = ("_buffered", "_chunks", "_head", "_max", "_need")
+    __slots__ = ("_max", "_need", "_queue")
 
     def __init__(self, max_message_size: int) -> None:
-        self._chunks: deque[memoryview] = deque()
-        self._buffered = 0
+        self._queue = ChunkQueue()
         self._need = -1  # payload length of the message being assembled, -1 while the prefix is incomplete
         self._max = max_message_size
-        self._head = 0  # offset into the first chunk of bytes already consumed
 
     @property
     def partial(self) -> bool:
         """True while bytes of an incomplete message (or prefix) are buffered."""
-        return self._buffered > 0 or self._need >= 0
+        return self._queue.size > 0 or self._need >= 0
 
     def pending_bytes(self) -> int:
         """Bytes received but not yet returned as part of a message (prefixes already parsed excluded)."""
-        return self._buffered
+        return self._queue.size
 
     def feed(self, data: bytes | memoryview | SplitBody) -> list[memoryview | bytes]:
         """Add received bytes (one buffer, or the views of a :class:`SplitBody`) and return every
@@ -60,13 +58,12 @@ class MessageReader:
         if not len(data):
             return out
         if isinstance(data, SplitBody):
-            self._chunks.extend(data.views)
+            self._queue.extend(data.views)
         else:
-            self._chunks.append(data if isinstance(data, memoryview) else memoryview(data))
-        self._buffered += len(data)
+            self._queue.append(memoryview(data).cast("B"))
         while True:
             if self._need < 0:
-                if self._buffered < PREFIX_SIZE:
+                if self._queue.size < PREFIX_SIZE:
                     return out
                 flag, length = PREFIX.unpack(self._take(PREFIX_SIZE))
                 if flag == 1:
@@ -78,39 +75,18 @@ class MessageReader:
                         f"server sent a {length}-byte message, above the limit of {self._max} bytes"
                     )
                 self._need = length
-            if self._buffered < self._need:
+            if self._queue.size < self._need:
                 return out
             out.append(self._take(self._need))
             self._need = -1
 
     def _take(self, size: int) -> memoryview | bytes:
-        """Remove and return the next ``size`` buffered bytes (a view when they lie in one chunk)."""
+        """Remove and return the next ``size`` buffered bytes: a view when they lie in one chunk, else
+        one joined copy (``b"".join``, which does not zero-fill first as ``bytearray(size)`` would)."""
         if size == 0:
             return b""
-        self._buffered -= size
-        first = self._chunks[0]
-        head = self._head
-        available = len(first) - head
-        if size <= available:
-            piece = first[head : head + size]
-            if size == available:
-                self._chunks.popleft()
-                self._head = 0
-            else:
-                self._head = head + size
-            return piece
-        pieces: list[memoryview] = []
-        need = size
-        while need:
-            chunk = self._chunks[0]
-            start = self._head
-            count = min(len(chunk) - start, need)
-            pieces.append(chunk[start : start + count])
-            need -= count
-            if start + count == len(chunk):
-                self._chunks.popleft()
-                self._head = 0
-            else:
-                self._head = start + count
-        joined = b"".join(pieces)  # one copy, without the zero-fill of bytearray(size)
+        views = self._queue.take(size)
+        if len(views) == 1:
+            return views[0]
+        joined = b"".join(views)
         return joined if size <= PREFIX_SIZE else memoryview(joined)
