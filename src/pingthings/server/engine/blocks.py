@@ -260,13 +260,7 @@ class BlockReader:
 
     def point_blocks(self, addrs: Sequence[int]) -> dict[int, PointBlock]:
         """Decoded leaf or group blocks by address (one SQL query and one decode for the uncached ones)."""
-        out: dict[int, PointBlock] = self.cache.get_many(addrs)  # type: ignore[assignment]
-        missing = list(dict.fromkeys(a for a in addrs if a not in out))
-        if missing:
-            views = self._fetch_views(missing)
-            t, v = decode_views(views)
-            out.update(zip(missing, self._keep(missing, views, t, v), strict=True))
-        return out
+        return self._blocks(list(dict.fromkeys(addrs)), admit=True)
 
     def leaf(self, addr: int, slot: int) -> Leaf:
         """The ``(times, values)`` of the leaf in slot ``slot`` whose slot address is ``addr``."""

@@ -34,6 +34,13 @@ def _write_ipc(sink: pa.NativeFile, table: pa.Table) -> None:
         writer.write_table(table)
 
 
+def _reply_head(version: int, blob_field: int, blob_size: int) -> bytes:
+    """The protobuf bytes before ``arrowBytes``' content: ``versionMajor`` (omitted when 0, as proto3
+    does) and the key and length of field ``blob_field``."""
+    head = encode_key(VERSION_MAJOR_FIELD, _VARINT) + encode_varint(version) if version else b""
+    return head + encode_key(blob_field, _LEN) + encode_varint(blob_size)
+
+
 def ipc_size(table: pa.Table) -> int:
     """Bytes of ``table`` as one complete IPC stream (computed without copying the columns)."""
     mock = pa.MockOutputStream()
@@ -49,10 +56,7 @@ def arrow_reply(version: int, table: pa.Table, blob_field: int = ARROW_BYTES_FIE
     ArrowMultiValuesResponse (which has no version; pass 0).
     """
     size = ipc_size(table)
-    head = b""
-    if version:
-        head = encode_key(VERSION_MAJOR_FIELD, _VARINT) + encode_varint(version)
-    head += encode_key(blob_field, _LEN) + encode_varint(size)
+    head = _reply_head(version, blob_field, size)
     buffer = pa.allocate_buffer(len(head) + size)
     sink = pa.FixedSizeBufferWriter(buffer)
     sink.write(head)
@@ -178,10 +182,7 @@ def arrow_reply_segments(
             size += 8 - len(view) % 8
     parts.append(IPC_EOS)
     size += len(IPC_EOS)
-    head = b""
-    if version:
-        head = encode_key(VERSION_MAJOR_FIELD, _VARINT) + encode_varint(version)
-    parts[0] = head + encode_key(blob_field, _LEN) + encode_varint(size) + ipc_head
+    parts[0] = _reply_head(version, blob_field, size) + ipc_head
     return Segments(parts)
 
 
@@ -200,9 +201,6 @@ def raw_pieces_reply(
         table = raw_table(np.concatenate(times), np.concatenate(values)) if rows else RAW_SCHEMA.empty_table()
         return arrow_reply(version, table)
     size = len(ipc_head) + 16 * rows + len(IPC_EOS)
-    head = b""
-    if version:
-        head = encode_key(VERSION_MAJOR_FIELD, _VARINT) + encode_varint(version)
-    head += encode_key(ARROW_BYTES_FIELD, _LEN) + encode_varint(size) + ipc_head
+    head = _reply_head(version, ARROW_BYTES_FIELD, size) + ipc_head
     sizes = [len(head), *(t.nbytes for t in times), *(v.nbytes for v in values), len(IPC_EOS)]
     return Segments([head, *times, *values, IPC_EOS], sizes)
