@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from pingthings.cli.errors import EXIT_CONNECTION, EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_USAGE
+from pingthings.cli.errors import (
+    EXIT_CONNECTION,
+    EXIT_FAILURE,
+    EXIT_NOT_FOUND,
+    EXIT_SERVER_START,
+    EXIT_USAGE,
+)
 from pingthings.cli.main import cli
 
 from .support import Populated
@@ -133,9 +139,12 @@ def test_a_profile_from_the_credentials_file_is_used(populated: Populated, tmp_p
     _assert_one_line_error(unknown, EXIT_USAGE, "elsewhere")
 
 
-def test_no_endpoint_at_all_is_a_usage_error(tmp_path: Path) -> None:
+def test_no_endpoint_at_all_means_the_local_default(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if probe.connect_ex(("127.0.0.1", 4410)) == 0:
+            pytest.skip("something listens on 127.0.0.1:4410 on this machine")
     result = CliRunner(env={**_NO_SETTINGS, "HOME": str(tmp_path)}).invoke(cli, ["info"])
-    _assert_one_line_error(result, EXIT_USAGE, "endpoint")
+    _assert_one_line_error(result, EXIT_CONNECTION, "127.0.0.1:4410", "refused")
 
 
 def test_a_malformed_endpoint_is_a_usage_error() -> None:
@@ -143,9 +152,11 @@ def test_a_malformed_endpoint_is_a_usage_error() -> None:
 
 
 def test_serve_on_a_port_in_use(tmp_path: Path) -> None:
+    data = tmp_path / "data"
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = _run("serve", "--data", str(tmp_path), "--listen", f"127.0.0.1:{port}")
-    _assert_one_line_error(result, EXIT_FAILURE, str(port))
+        result = _run("serve", "--data", str(data), "--listen", f"127.0.0.1:{port}")
+    _assert_one_line_error(result, EXIT_SERVER_START, str(port), "in use")
+    assert not data.exists()  # nothing is created before the port is bound

@@ -1,4 +1,4 @@
-"""Open a client from the global ``--endpoint/--apikey/--profile`` options and find streams by name."""
+"""Open a client from the ``--endpoint/--apikey/--profile`` options and find streams by name."""
 
 from __future__ import annotations
 
@@ -10,19 +10,30 @@ from typing import TYPE_CHECKING
 
 import click
 
+from pingthings.cli.endpoint import LOCAL_ENDPOINT, configured_source
 from pingthings.cli.errors import EXIT_NOT_FOUND, EXIT_USAGE, UserError, user_error
 
 if TYPE_CHECKING:
     from pingthings.timeseries import Client, Stream
 
 
-@dataclass(frozen=True)
+@dataclass
 class ConnectionOptions:
-    """What ``pingthings.timeseries.connect`` needs; ``None`` falls back to env vars and profiles."""
+    """What ``pingthings.timeseries.connect`` needs; ``None`` falls back to env vars and profiles.
+
+    Mutable, because options given after the subcommand override the group's (see
+    :mod:`pingthings.cli.options`).
+    """
 
     endpoint: str | None = None
     apikey: str | None = None
     profile: str | None = None
+
+    def resolved(self) -> ConnectionOptions:
+        """These options, with ``127.0.0.1:4410`` when neither they nor a profile name a server."""
+        if self.endpoint or self.profile or configured_source() is not None:
+            return self
+        return ConnectionOptions(LOCAL_ENDPOINT, self.apikey, None)
 
     def describe(self) -> str | None:
         """The endpoint (or profile) as shown in error messages."""
@@ -36,6 +47,7 @@ def open_client(options: ConnectionOptions) -> Iterator[Client]:
     """Connect, yield the client, and always close it; connection failures become a :class:`UserError`."""
     from pingthings.timeseries import connect
 
+    options = options.resolved()
     try:
         client = connect(profile=options.profile, endpoint=options.endpoint, apikey=options.apikey)
     except ValueError as exc:  # a malformed endpoint, profile or key: the user's settings
@@ -47,7 +59,7 @@ def open_client(options: ConnectionOptions) -> Iterator[Client]:
         raise error from exc
     try:
         yield client
-    except click.ClickException:
+    except (click.ClickException, BrokenPipeError):
         raise
     except Exception as exc:
         error = user_error(exc, options.describe())

@@ -9,6 +9,7 @@ Exit codes of the ``pingthings`` command:
       settings (no endpoint, unknown profile, missing credentials file, malformed endpoint)
 3     cannot reach or authenticate with the server (connection refused, TLS, key)
 4     the stream (or collection) named does not exist
+5     ``serve``: the server could not start (address in use, data directory unusable or locked)
 130   interrupted (Ctrl-C)
 ====  ==========================================================================
 
@@ -18,6 +19,7 @@ Programming errors (anything not recognised here) still raise, so bugs keep thei
 from __future__ import annotations
 
 import builtins
+import socket
 import ssl
 
 import click
@@ -26,6 +28,7 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_CONNECTION = 3
 EXIT_NOT_FOUND = 4
+EXIT_SERVER_START = 5
 EXIT_INTERRUPTED = 130
 
 #: Class names (anywhere in the exception's MRO) that mean "the stream does not exist".
@@ -75,6 +78,32 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None:
+            break
+        exc = nxt
+    return exc
+
+
+def _connection_reason(exc: BaseException, endpoint: str | None) -> str:
+    """Why a connection failed, in a few words, without repeating the endpoint."""
+    root = _root_cause(exc)
+    if isinstance(root, ConnectionRefusedError):
+        return "connection refused (is a server running there?)"
+    if isinstance(root, socket.gaierror):
+        return f"unknown host ({root.strerror})"
+    if isinstance(root, TimeoutError) and not _from_pingthings(root):
+        return "timed out"
+    text = _one_line(exc)
+    if endpoint:
+        text = text.replace(f" [{endpoint}]", "").replace(f" at {endpoint}", "")
+    return text
+
+
 def _from_pingthings(exc: BaseException) -> bool:
     return any(cls.__module__.startswith(("pingthings.", "btrdb.")) for cls in type(exc).__mro__[:-1])
 
@@ -103,7 +132,9 @@ def user_error(exc: BaseException, endpoint: str | None = None) -> UserError | N
     if isinstance(exc, ssl.SSLError):
         return UserError(f"TLS handshake with{where} failed: {_one_line(exc)}", EXIT_CONNECTION)
     if isinstance(exc, builtins.ConnectionError | TimeoutError) or names & _CONNECTION_NAMES:
-        return UserError(f"cannot connect to the server{where}: {_one_line(exc)}", EXIT_CONNECTION)
+        where = f" at {endpoint}" if endpoint else ""
+        return UserError(f"cannot connect to the server{where}: {_connection_reason(exc, endpoint)}",
+                         EXIT_CONNECTION)
     if isinstance(exc, OSError) and not _from_pingthings(exc):
         return UserError(_one_line(exc), EXIT_FAILURE)
     if _from_pingthings(exc):

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from pingthings.cli.connection import ConnectionOptions, open_client
+from pingthings.cli.options import command_options
 from pingthings.cli.tables import format_records, format_table
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -19,6 +20,7 @@ def _echo_json(value: Any) -> None:
 
 @click.command()
 @json_option
+@command_options
 @click.pass_obj
 def info(options: ConnectionOptions, as_json: bool) -> None:
     """Show the server's version and the endpoints it advertises."""
@@ -44,6 +46,7 @@ def info(options: ConnectionOptions, as_json: bool) -> None:
 @click.option("-l", "--long", "long_", is_flag=True,
               help="List the streams (name, unit, uuid), not collections.")
 @json_option
+@command_options
 @click.pass_obj
 def ls(options: ConnectionOptions, prefix: str, long_: bool, as_json: bool) -> None:
     """List collections whose path starts with PREFIX, or with -l the streams in them."""
@@ -78,6 +81,7 @@ def ls(options: ConnectionOptions, prefix: str, long_: bool, as_json: bool) -> N
 @click.argument("statement")
 @click.argument("params", nargs=-1)
 @json_option
+@command_options
 @click.pass_obj
 def sql(options: ConnectionOptions, statement: str, params: tuple[str, ...], as_json: bool) -> None:
     """Run a read-only SQL STATEMENT on the stream metadata; PARAMS bind to $1, $2, ...

@@ -13,7 +13,9 @@ import click
 
 from pingthings import __version__
 from pingthings.cli.connection import ConnectionOptions
-from pingthings.cli.errors import EXIT_INTERRUPTED, user_error
+from pingthings.cli.errors import EXIT_INTERRUPTED, EXIT_SERVER_START, user_error
+from pingthings.cli.options import group_options
+from pingthings.cli.output import quiet_exit_on_closed_stdout
 
 
 class PingthingsGroup(click.Group):
@@ -24,6 +26,9 @@ class PingthingsGroup(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:  # `pingthings query ... | head`: the reader has all it wanted
+            quiet_exit_on_closed_stdout()
+            ctx.exit(0)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(EXIT_INTERRUPTED)
@@ -38,17 +43,13 @@ class PingthingsGroup(click.Group):
 EPILOG = (
     "Exit codes: 0 success, 1 the server refused the operation, 2 usage error (bad option, time, "
     "duration or connection settings), 3 cannot reach or authenticate with the server, 4 no such stream, "
-    "130 interrupted."
+    f"{EXIT_SERVER_START} the server could not start (address in use, data directory unusable), "
+    "130 interrupted. Connection options may also follow the command (pingthings ls --endpoint HOST:PORT)."
 )
 
 
 @click.group(cls=PingthingsGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
-@click.option("--endpoint", envvar="BTRDB_ENDPOINTS", metavar="HOST:PORT",
-              help="Server to talk to (default: $BTRDB_ENDPOINTS or the profile's endpoint).")
-@click.option("--apikey", envvar="BTRDB_API_KEY", metavar="KEY",
-              help="API key sent as a bearer token (default: $BTRDB_API_KEY or the profile's key).")
-@click.option("--profile", envvar="BTRDB_PROFILE", metavar="NAME",
-              help="Profile in ~/.predictivegrid/credentials.yaml to take the endpoint and key from.")
+@group_options
 @click.version_option(__version__, "-V", "--version", prog_name="pingthings")
 @click.pass_context
 def cli(ctx: click.Context, endpoint: str | None, apikey: str | None, profile: str | None) -> None:

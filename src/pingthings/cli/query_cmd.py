@@ -18,6 +18,7 @@ import pyarrow.parquet as pa_parquet
 
 from pingthings.cli.connection import ConnectionOptions, open_client, resolve_stream
 from pingthings.cli.errors import EXIT_USAGE, UserError
+from pingthings.cli.options import command_options
 from pingthings.cli.params import DURATION, POINT_WIDTH, TIME
 from pingthings.wire.limits import MIN_TIME, TIME_LIMIT
 
@@ -104,6 +105,28 @@ class TableSink:
             sys.stdout.flush()
 
 
+def data_range(streams: list[Stream], version: int) -> tuple[int, int] | None:
+    """``[earliest, latest + 1)`` over every stream's points, or None when they hold none."""
+    firsts = [p.time for p in (s.earliest(version) for s in streams) if p is not None]
+    lasts = [p.time for p in (s.latest(version) for s in streams) if p is not None]
+    if not firsts or not lasts:
+        return None
+    return min(firsts), max(lasts) + 1
+
+
+def whole_windows_end(start: int, after_last: int, point_width: int | None, width: int | None) -> int:
+    """The end at or after ``after_last`` at which the windows of the query end.
+
+    Aligned windows end on multiples of ``2**point_width``; precise windows on ``start + k*width``.
+    The server drops a last window that ``end`` would cut, so ``end`` is rounded up to a boundary.
+    """
+    if point_width is not None:
+        size = 1 << point_width
+        return -(-after_last // size) * size
+    assert width is not None
+    return start + -(-(after_last - start) // width) * width
+
+
 def _labelled(table: pa.Table, stream: Stream) -> pa.Table:
     return table.add_column(0, "uuid", pa.array([str(stream.uuid)] * table.num_rows, pa.string()))
 
@@ -111,9 +134,11 @@ def _labelled(table: pa.Table, stream: Stream) -> pa.Table:
 @click.command()
 @click.argument("streams", nargs=-1, required=True, metavar="STREAM...")
 @click.option("--start", type=TIME, default=None,
-              help="First time included: ISO 8601 (UTC if no zone), integer ns or 'now'. Default: earliest.")
+              help="First time included: ISO 8601 (UTC if no zone), integer ns or 'now'. "
+                   "Default: the first point (with --pw/--window) or the start of the time axis.")
 @click.option("--end", type=TIME, default=None,
-              help="First time excluded. Default: the end of the time axis.")
+              help="First time excluded. Default: just after the last point (with --pw/--window) "
+                   "or the end of the time axis.")
 @click.option("--pw", "point_width", type=POINT_WIDTH, default=None,
               help="Aligned-window statistics with windows of 2**PW ns (fast: read from the tree).")
 @click.option("--window", "width", type=DURATION, default=None,
@@ -124,6 +149,7 @@ def _labelled(table: pa.Table, stream: Stream) -> pa.Table:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="Output format (default: from the file suffix).")
 @click.option("--time-ns", is_flag=True, help="Write times as integer nanoseconds instead of timestamps.")
+@command_options
 @click.pass_obj
 def query(options: ConnectionOptions, streams: tuple[str, ...], start: int | None, end: int | None,
           point_width: int | None, width: int | None, version: int, output: str, fmt: str | None,
@@ -134,14 +160,23 @@ def query(options: ConnectionOptions, streams: tuple[str, ...], start: int | Non
     """
     if point_width is not None and width is not None:
         raise UserError("choose either --pw or --window, not both", EXIT_USAGE)
-    start = MIN_TIME if start is None else start
-    end = TIME_LIMIT - 1 if end is None else end
-    if start >= end:
+    if start is not None and end is not None and start >= end:
         raise UserError("--start must be before --end", EXIT_USAGE)
     sink = TableSink(output, pick_format(output, fmt), time_ns)
     with open_client(options) as client:
         resolved = [resolve_stream(client, identifier) for identifier in streams]
         several = len(resolved) > 1
+        windowed = point_width is not None or width is not None
+        if windowed and (start is None or end is None):  # windows over the data, not the whole axis
+            span = data_range(resolved, version)
+            first, after_last = span if span is not None else (MIN_TIME, MIN_TIME + 1)
+            start = first if start is None else start
+            if end is None:  # so that the last window holds the last point
+                end = min(whole_windows_end(start, after_last, point_width, width), TIME_LIMIT - 1)
+        start = MIN_TIME if start is None else start
+        end = TIME_LIMIT - 1 if end is None else end
+        if start >= end:
+            raise UserError("--start must be before --end (and the data in range)", EXIT_USAGE)
         try:
             for stream in resolved:
                 for table in iter_tables(stream, start, end, version, point_width, width):

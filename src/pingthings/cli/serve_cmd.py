@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pingthings.cli.errors import EXIT_USAGE, UserError
+from pingthings.cli.errors import EXIT_SERVER_START, EXIT_USAGE, UserError
 from pingthings.cli.params import LISTEN
 
 DEFAULT_LISTEN = "127.0.0.1:4410"
@@ -57,4 +57,12 @@ def serve(data_dir: Path, listen: str, api_key: str | None, keys_file: Path | No
         )
     except ConfigError as exc:
         raise UserError(str(exc), EXIT_USAGE) from exc
-    serve_forever(config)
+    from pingthings.server.listener import ListenError
+
+    try:
+        serve_forever(config)
+    except ListenError as exc:  # raised before anything is created in the data directory
+        raise UserError(f"{exc.strerror}; choose another --listen address", EXIT_SERVER_START) from exc
+    except OSError as exc:  # the data directory cannot be created, opened or written
+        raise UserError(f"cannot use the data directory {data_dir}: {exc.strerror or exc}",
+                        EXIT_SERVER_START) from exc

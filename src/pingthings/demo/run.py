@@ -175,7 +175,7 @@ def _register_devices_and_units(conn: Client, echo: Echo) -> dict[str, int]:
 
 def _ingest(conn: Client, streams: dict[StreamSpec, Stream], data: Data, progress: bool,
             echo: Echo) -> tuple[int, float]:
-    from tqdm import tqdm
+    from tqdm.auto import tqdm  # a widget in notebooks, a text bar in terminals
 
     total = sum(len(times) for times, _ in data.values())
     echo(report.heading(f"2. Ingest {total:,} points"))
@@ -184,7 +184,8 @@ def _ingest(conn: Client, streams: dict[StreamSpec, Stream], data: Data, progres
     echo(f"streamset.insert({{uuid: (times, values), ...}}): {INGEST_CHUNK:,} points per stream per call, "
          f"the {len(streams)} streams concurrently")
     began = time.perf_counter()
-    with tqdm(total=total, unit="pt", unit_scale=True, disable=not progress, leave=True,
+    # disable=None: tqdm stays silent when stderr is not a terminal (no '\r' fragments in logs)
+    with tqdm(total=total, unit="pt", unit_scale=True, disable=None if progress else True, leave=True,
               desc="inserting") as bar:
         for lo in range(0, n, INGEST_CHUNK):
             hi = min(lo + INGEST_CHUNK, n)

@@ -103,7 +103,8 @@ def generate(start_ns: int, seconds: float, seed: int = 7) -> dict[StreamSpec, t
             values = wrap_degrees(system_angle + offset + rng.normal(0.0, 0.02, n))
         elif spec.kind == "magnitude":
             surge = np.where(in_fault, 3.4 if phase_a else 1.1, 1.0) + (0.3 if phase_a else 0.0) * recovery
-            values = NOMINAL_AMPS * load * surge + rng.normal(0.0, 1.5, n)
+            share = {"A": 1.000, "B": 0.965, "C": 1.030}[spec.phase]  # an unbalanced feeder
+            values = NOMINAL_AMPS * share * load * surge + rng.normal(0.0, 1.5, n)
         else:
             lag = POWER_FACTOR_DEG + (50.0 if phase_a else 0.0) * in_fault
             values = wrap_degrees(system_angle + offset - lag + rng.normal(0.0, 0.05, n))

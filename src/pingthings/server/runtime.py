@@ -19,6 +19,7 @@ import grpclib.server
 from pingthings.server.auth import CallTracker, KeyRing, install
 from pingthings.server.config import ServerConfig, parse_listen
 from pingthings.server.engine import Engine
+from pingthings.server.listener import bind_listener, bound_port
 from pingthings.server.metadata import MetadataStore
 from pingthings.server.retention import enforce_retention
 from pingthings.server.service.btrdb import BTrDBService
@@ -76,13 +77,21 @@ class ServerRuntime:
         self._retention_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Open the stores, start listening and start the retention task."""
+        """Bind the listening address, open the stores, serve, and start the retention task.
+
+        The address is bound first, so a server that cannot listen creates nothing on disk.
+        """
         config = self.config
         host, port = parse_listen(config.listen)
         ssl_context = None
         if config.tls_cert is not None and config.tls_key is not None:
             ssl_context = server_ssl_context(config.tls_cert, config.tls_key)
-        self.engine, self.meta = await anyio.to_thread.run_sync(open_stores, config)
+        listen_socket = bind_listener(host, port)
+        try:
+            self.engine, self.meta = await anyio.to_thread.run_sync(open_stores, config)
+        except BaseException:
+            listen_socket.close()
+            raise
         try:
             self.hub = SubscriptionHub()
             state = ServiceState(
@@ -97,12 +106,13 @@ class ServerRuntime:
             self._grpc = grpclib.server.Server(handlers, codec=PassThroughCodec())
             self.tracker = CallTracker()
             install(self._grpc, KeyRing(config.api_keys), self.tracker)
-            await self._grpc.start(host, port, ssl=ssl_context)
-            bound = self._bound_port()
+            await self._grpc.start(sock=listen_socket, ssl=ssl_context)
+            bound = bound_port(listen_socket)
             self.endpoint = f"{_host_for_url(host)}:{bound}"
             state.endpoint = config.advertise or _advertised(host, bound)
             self._retention_task = asyncio.get_running_loop().create_task(self._retention_loop())
         except BaseException:
+            listen_socket.close()
             await self._close_stores()
             raise
         log.info(
@@ -111,13 +121,6 @@ class ServerRuntime:
             "TLS" if ssl_context else "plaintext",
             "API keys" if config.api_keys else "no auth",
         )
-
-    def _bound_port(self) -> int:
-        listener = getattr(self._grpc, "_server", None)
-        sockets = listener.sockets if listener is not None else ()
-        if not sockets:
-            raise RuntimeError("the gRPC server has no listening socket")
-        return int(sockets[0].getsockname()[1])
 
     async def _retention_loop(self) -> None:
         while True:

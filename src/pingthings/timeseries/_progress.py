@@ -22,14 +22,15 @@ class _Silent:
 def progress_bar(total: int, enabled: bool, desc: str) -> Iterator[Progress]:
     """A tqdm bar over ``total`` steps when ``enabled``, else an object that does nothing.
 
-    ``tqdm.auto`` picks a notebook widget inside Jupyter and a text bar in a terminal.
+    ``tqdm.auto`` picks a notebook widget inside Jupyter and a text bar in a terminal; when the
+    output is neither (a log file, a pipe) the bar stays silent rather than writing ``\r`` fragments.
     """
     if not enabled:
         yield _Silent()
         return
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, desc=desc, unit="stream", leave=False)
+    bar = tqdm(total=total, desc=desc, unit="stream", leave=False, disable=None)
     try:
         yield bar
     finally:
