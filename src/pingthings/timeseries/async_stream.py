@@ -43,6 +43,7 @@ from pingthings.timeseries._timeargs import (
 )
 from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32_SCHEMA
 from pingthings.timeseries.exceptions import InvalidCollection, NoSuchPointError, StreamNotFoundError
+from pingthings.timeseries.utils.timez import currently_as_ns
 from pingthings.wire.limits import INSERT_BATCH_SIZE
 
 if TYPE_CHECKING:
@@ -480,6 +481,10 @@ class AsyncStream:
     async def latest(self, version: int = 0) -> Point | None:
         """The last point of the stream, or None if it is empty."""
         return await self.nearest(MAXIMUM_TIME, version, backward=True)
+
+    async def current(self, version: int = 0) -> Point | None:
+        """The last point before now (wall clock), or None if there is none."""
+        return await self.nearest(currently_as_ns(), version, backward=True)
 
     # ------------------------------------------------------------------ changes
     async def changes(

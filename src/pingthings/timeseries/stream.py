@@ -233,6 +233,10 @@ class Stream:
         """The last point, or None for an empty stream."""
         return self._loop().call(self._stream.latest, version)
 
+    def current(self, version: int = 0) -> Point | None:
+        """The last point before now, or None if there is none."""
+        return self._loop().call(self._stream.current, version)
+
     def changes(self, from_version: int, to_version: int = 0, resolution: int = 0) -> list[dict[str, int]]:
         """Changed ranges between two versions; see :meth:`AsyncStream.changes`."""
         return self._loop().call(self._stream.changes, from_version, to_version, resolution)
