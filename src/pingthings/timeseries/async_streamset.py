@@ -26,6 +26,7 @@ from pingthings.timeseries._results import Point
 from pingthings.timeseries._timeargs import to_ns, to_version, to_width, window_kind
 from pingthings.timeseries.async_stream import AsyncStream
 from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32_SCHEMA
+from pingthings.timeseries.live import DEFAULT_RECONNECT_TIMEOUT, Subscription
 from pingthings.timeseries.utils.timez import currently_as_ns
 
 VersionsArg = Mapping[UUID | str, int] | Sequence[int] | None
@@ -477,6 +478,22 @@ class AsyncStreamSet:
             (st.changes, frm.get(st.uuid, 0), v, resolution) for st, v in zip(self._streams, to, strict=True)
         ]
         return dict(zip(self.uuids, await self._fan("changes", calls, progress), strict=True))
+
+    # ------------------------------------------------------------------ live data
+    def subscribe(self, reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT) -> Subscription:
+        """Watch the points inserted into every stream of the set from now on.
+
+        Use as ``async for uuid, table in streamset.subscribe(): ...``: each item is a
+        :class:`~pingthings.timeseries.live.LiveBatch` (the stream's UUID and a pyarrow Table of
+        one inserted batch), preferably inside ``async with`` so the call closes with the block.
+
+        Parameters
+        ----------
+        reconnect_timeout
+            Seconds to keep reconnecting after the connection dropped (0: raise at once). See
+            :mod:`pingthings.timeseries.live` for what resuming guarantees.
+        """
+        return Subscription(self._streams, reconnect_timeout)
 
     # ------------------------------------------------------------------ analysis
     async def stream_labels(self, labels: str = "uuid") -> list[str]:

@@ -18,6 +18,7 @@ import pyarrow as pa
 from pingthings.timeseries._results import Point
 from pingthings.timeseries.async_streamset import AsyncStreamSet, VersionsArg
 from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32_SCHEMA
+from pingthings.timeseries.live import DEFAULT_RECONNECT_TIMEOUT, LiveBatch
 from pingthings.timeseries.stream import Stream
 
 if TYPE_CHECKING:
@@ -253,6 +254,15 @@ class StreamSet:
     ) -> dict[UUID, list[dict[str, int]]]:
         """Changed ranges per stream between two versions."""
         return self._call("changes", from_version_map, to_version_map, resolution, progress)
+
+    # ------------------------------------------------------------------ live data
+    def subscribe(self, reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT) -> Iterator[LiveBatch]:
+        """Iterate over ``(uuid, table)`` batches inserted into the set's streams from now on.
+
+        Leaving the ``for`` loop or closing the iterator ends the subscription; see
+        :meth:`AsyncStreamSet.subscribe`.
+        """
+        return self._loop().iterate(self._async.subscribe(reconnect_timeout))
 
     # ------------------------------------------------------------------ analysis
     def stream_labels(self, labels: str = "uuid") -> list[str]:
