@@ -383,6 +383,11 @@ class AsyncClient:
         annotations: Mapping[str, Any] | None,
     ) -> list[AsyncStream]:
         collection = "" if collection is None else _check_str(collection, "collection")
+        if not isinstance(is_collection_prefix, bool):
+            raise TypeError(
+                f"is_collection_prefix must be True or False, got {type(is_collection_prefix).__name__} "
+                f"{is_collection_prefix!r} (search several collections with one call each)"
+            )
         params = v5api.LookupStreamsParams(
             collection=collection,
             is_collection_prefix=bool(is_collection_prefix),
@@ -482,6 +487,49 @@ class AsyncClient:
         return rows
 
     # -------------------------------------------------------------------------- collections
+    async def collection_metadata(self, prefix: str = "") -> tuple[dict[str, int], dict[str, int]]:
+        """How many streams under a collection prefix use each tag and annotation key.
+
+        Parameters
+        ----------
+        prefix
+            Collection prefix (``""``: every collection).
+
+        Returns
+        -------
+        tuple
+            ``({tag: count}, {annotation key: count})``, as btrdb-python's ``collection_metadata``.
+        """
+        params = v5api.MetadataUsageParams(prefix=_check_str(prefix, "prefix"))
+        response = await call_unary(self, "GetMetadataUsage", params, v5api.MetadataUsageResponse)
+        tags = {kc.key: int(kc.count) for kc in response.tags}
+        annotations = {kc.key: int(kc.count) for kc in response.annotations}
+        return tags, annotations
+
+    async def _distinct(self, column: str, expression: str, collection: str | None) -> list[str]:
+        """Distinct values of one metadata column, over collections starting with ``collection``."""
+        query = f"select distinct({expression}) as {column} from streams"
+        params: list[Any] = []
+        if collection is not None:
+            prefix = _check_str(collection, "collection")
+            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query += " where collection like $1 escape '\\'"
+            params.append(escaped + "%")
+        rows = await self.sql_query(query, params)
+        return sorted({row[column] for row in rows if row.get(column) is not None})
+
+    async def list_unique_names(self, collection: str | None = None) -> list[str]:
+        """The distinct stream names in collections starting with ``collection`` (all when None)."""
+        return await self._distinct("name", "name", collection)
+
+    async def list_unique_units(self, collection: str | None = None) -> list[str]:
+        """The distinct units in collections starting with ``collection`` (all when None)."""
+        return await self._distinct("unit", "unit", collection)
+
+    async def list_unique_annotations(self, collection: str | None = None) -> list[str]:
+        """The distinct annotation keys in collections starting with ``collection`` (all when None)."""
+        return await self._distinct("annotations", "skeys(annotations)", collection)
+
     async def get_collection_properties(self, collection: str) -> dict[str, Any]:
         """Properties of a collection: ``{'retention': {'remove_older_than': timedelta | None}}``."""
         params = platform.GetCollectionPropertiesParams(collection=_check_str(collection, "collection"))

@@ -191,6 +191,23 @@ class Client:
         """
         return self._loop.call(self._client.list_collections, prefix)
 
+    def collection_metadata(self, prefix: str = "") -> tuple[dict[str, int], dict[str, int]]:
+        """``({tag: count}, {annotation key: count})`` under a collection prefix; see
+        :meth:`AsyncClient.collection_metadata`."""
+        return self._loop.call(self._client.collection_metadata, prefix)
+
+    def list_unique_names(self, collection: str | None = None) -> list[str]:
+        """The distinct stream names in collections starting with ``collection``."""
+        return self._loop.call(self._client.list_unique_names, collection)
+
+    def list_unique_units(self, collection: str | None = None) -> list[str]:
+        """The distinct units in collections starting with ``collection``."""
+        return self._loop.call(self._client.list_unique_units, collection)
+
+    def list_unique_annotations(self, collection: str | None = None) -> list[str]:
+        """The distinct annotation keys in collections starting with ``collection``."""
+        return self._loop.call(self._client.list_unique_annotations, collection)
+
     def sql_query(self, query: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         """Read-only SQL over the stream metadata, ``$1``-style parameters; one dict per row."""
         return self._loop.call(self._client.sql_query, query, params)
