@@ -15,7 +15,6 @@ from uuid import UUID
 from pingthings.timeseries.async_client import AsyncClient
 from pingthings.timeseries.async_stream import AsyncStream
 from pingthings.timeseries.event_loop import ClientEventLoop
-from pingthings.timeseries.exceptions import InvalidOperation
 from pingthings.timeseries.stream import Stream
 from pingthings.timeseries.streamset import StreamSet
 
@@ -118,10 +117,13 @@ class Client:
         return f"<Client {self._client.endpoint} {state}>"
 
     def __reduce__(self) -> Any:
-        raise InvalidOperation(
-            "a Client holds a live connection and an event loop thread and cannot be pickled; "
-            "call pingthings.timeseries.connect() in each process"
-        )
+        """Pickle to the connection settings, so worker processes (multiprocessing, Ray, Dask)
+        get their own client.
+
+        The unpickled client has its own event loop thread and connects on its first call.
+        The pickle holds the API key: treat it like the key itself.
+        """
+        return (_restore_client, (self._client,))
 
     @property
     def concurrency_limit(self) -> int:
@@ -285,6 +287,11 @@ class Client:
     def delete_unit(self, unit_id: int) -> None:
         """Delete the unit with this id."""
         self._loop.call(self._client.delete_unit, unit_id)
+
+
+def _restore_client(client: AsyncClient) -> Client:
+    """Unpickle a Client around an (unpickled, not yet connected) AsyncClient."""
+    return Client(ClientEventLoop(), client)
 
 
 def _set_limit(client: AsyncClient, value: int) -> None:
