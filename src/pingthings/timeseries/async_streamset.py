@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from pingthings.timeseries import _data_calls as dc
-from pingthings.timeseries import frames
+from pingthings.timeseries import export, frames
 from pingthings.timeseries._align import align
 from pingthings.timeseries._fanout import gather
 from pingthings.timeseries._filters import Matcher, check_filter_args, stream_matches
@@ -660,6 +660,74 @@ class AsyncStreamSet:
         """
         table = await self.to_arrow(start, end, versions=versions, sampling_frequency=sampling_frequency)
         return frames.to_numpy(table)
+
+    async def to_csv(
+        self,
+        path: Any,
+        start: Any = None,
+        end: Any = None,
+        *,
+        form: str = "wide",
+        width: int | None = None,
+        labels: str = "uuid",
+        versions: VersionsArg = None,
+        max_points: int = export.DEFAULT_MAX_POINTS,
+        generate_csv: bool = False,
+    ) -> int:
+        """Write the streams' data in ``[start, end)`` to a CSV file, with bounded memory.
+
+        Parameters
+        ----------
+        path
+            A file path, or a binary file object.
+        start, end, form, width, labels, versions
+            As for :meth:`to_arrow`.
+        max_points
+            Points read (and held) at once, all streams together; the range is cut into
+            slices of about that many points (see :mod:`pingthings.timeseries.export`).
+        generate_csv
+            Let the server make the CSV with its GenerateCSV RPC (its own layout: a
+            ``Timestamp (ns)`` and a human-readable time column, then the streams; ``form``
+            does not apply). Raises NotImplementedByServerError where the server lacks it.
+
+        Returns
+        -------
+        int
+            The data rows written (the header not counted).
+        """
+        s, e = self._resolve_range(start, end)
+        if generate_csv:
+            if not self._streams:
+                raise ValueError("this stream set is empty")
+            names = await self.stream_labels(labels)
+            return await export.write_generated_csv(
+                self, path, s, e, width=width, labels=names, versions=self._versions(versions)
+            )
+        return await export.write_csv(
+            self, path, s, e, form=form, width=width, labels=labels, versions=versions, max_points=max_points
+        )
+
+    async def to_parquet(
+        self,
+        path: Any,
+        start: Any = None,
+        end: Any = None,
+        *,
+        form: str = "wide",
+        width: int | None = None,
+        labels: str = "uuid",
+        versions: VersionsArg = None,
+        max_points: int = export.DEFAULT_MAX_POINTS,
+    ) -> int:
+        """Write the streams' data in ``[start, end)`` to a Parquet file, one row group per
+        slice of about ``max_points`` points (bounded memory); returns the rows written.
+
+        Parameters as for :meth:`to_csv`.
+        """
+        s, e = self._resolve_range(start, end)
+        return await export.write_parquet(
+            self, path, s, e, form=form, width=width, labels=labels, versions=versions, max_points=max_points
+        )
 
     # ------------------------------------------------------------------ writes
     async def insert(

@@ -18,6 +18,7 @@ import pyarrow as pa
 from pingthings.timeseries._results import Point
 from pingthings.timeseries.async_streamset import AsyncStreamSet, VersionsArg
 from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32_SCHEMA
+from pingthings.timeseries.export import DEFAULT_MAX_POINTS
 from pingthings.timeseries.live import DEFAULT_RECONNECT_TIMEOUT, LiveBatch
 from pingthings.timeseries.stream import Stream
 
@@ -381,6 +382,62 @@ class StreamSet:
         return self._loop().call(
             partial(
                 self._async.to_numpy, start, end, versions=versions, sampling_frequency=sampling_frequency
+            )
+        )
+
+    def to_csv(
+        self,
+        path: Any,
+        start: Any = None,
+        end: Any = None,
+        *,
+        form: str = "wide",
+        width: int | None = None,
+        labels: str = "uuid",
+        versions: VersionsArg = None,
+        max_points: int = DEFAULT_MAX_POINTS,
+        generate_csv: bool = False,
+    ) -> int:
+        """Write the data to CSV with bounded memory; see :meth:`AsyncStreamSet.to_csv`."""
+        return self._loop().call(
+            partial(
+                self._async.to_csv,
+                path,
+                start,
+                end,
+                form=form,
+                width=width,
+                labels=labels,
+                versions=versions,
+                max_points=max_points,
+                generate_csv=generate_csv,
+            )
+        )
+
+    def to_parquet(
+        self,
+        path: Any,
+        start: Any = None,
+        end: Any = None,
+        *,
+        form: str = "wide",
+        width: int | None = None,
+        labels: str = "uuid",
+        versions: VersionsArg = None,
+        max_points: int = DEFAULT_MAX_POINTS,
+    ) -> int:
+        """Write the data to Parquet with bounded memory; see :meth:`AsyncStreamSet.to_parquet`."""
+        return self._loop().call(
+            partial(
+                self._async.to_parquet,
+                path,
+                start,
+                end,
+                form=form,
+                width=width,
+                labels=labels,
+                versions=versions,
+                max_points=max_points,
             )
         )
 
