@@ -14,6 +14,7 @@ from uuid import UUID
 
 from pingthings.timeseries.async_client import AsyncClient
 from pingthings.timeseries.async_stream import AsyncStream
+from pingthings.timeseries.config import ConnectionSettings
 from pingthings.timeseries.event_loop import ClientEventLoop
 from pingthings.timeseries.stream import Stream
 from pingthings.timeseries.streamset import StreamSet
@@ -124,6 +125,11 @@ class Client:
         The pickle holds the API key: treat it like the key itself.
         """
         return (_restore_client, (self._client,))
+
+    @property
+    def settings(self) -> ConnectionSettings:
+        """The resolved connection settings (what pickling carries to other processes)."""
+        return self._client.settings
 
     @property
     def concurrency_limit(self) -> int:

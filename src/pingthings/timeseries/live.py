@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 from pingthings._proto import v5api
+from pingthings.timeseries._fanout import gather
 from pingthings.timeseries._rpc import method_path, translate_channel_error
 from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME
 from pingthings.timeseries.exceptions import (
@@ -241,9 +242,10 @@ class Subscription:
         except ChannelError as exc:
             raise translate_channel_error(exc, self._client, _SUBSCRIBE) from exc  # type: ignore[arg-type]
         self._started = True
-        for uuid, stream in self._streams.items():
-            last = await stream.latest()
-            self._watermark[uuid] = last.time if last is not None else MINIMUM_TIME - 1
+        streams = list(self._streams.values())
+        latest = await gather([(s.latest,) for s in streams], [str(s.uuid) for s in streams])
+        for stream, last in zip(streams, latest, strict=True):
+            self._watermark[stream.uuid] = last.time if last is not None else MINIMUM_TIME - 1
 
     async def _receive(self) -> bytes | memoryview | None:
         """The next message, or None when the call ended (then reconnect) or was stopped."""
@@ -314,14 +316,13 @@ class Subscription:
 
     async def _backfill(self) -> None:
         """Step 1 of resuming: deliver every point after each stream's watermark."""
-        resumed = []
-        for uuid, stream in self._streams.items():
-            mark = self._watermark[uuid]
-            if mark + 1 < MAXIMUM_TIME:
-                table = await stream.raw_values(mark + 1, MAXIMUM_TIME)
-                resumed.append((uuid, table))
-        for uuid, table in resumed:
-            self._deliver(uuid, table)
+        streams = [s for s in self._streams.values() if self._watermark[s.uuid] + 1 < MAXIMUM_TIME]
+        tables = await gather(
+            [(s.raw_values, self._watermark[s.uuid] + 1, MAXIMUM_TIME) for s in streams],
+            [str(s.uuid) for s in streams],
+        )
+        for stream, table in zip(streams, tables, strict=True):
+            self._deliver(stream.uuid, table)
         self._resuming = set(self._streams)
 
     async def _resolve_resumed(self) -> None:
