@@ -214,6 +214,39 @@ async def test_gives_up_when_the_server_stays_away(tmp_path: Path) -> None:
         await anyio.to_thread.run_sync(srv.stop)
 
 
+async def test_stop_interrupts_reconnecting(tmp_path: Path) -> None:
+    srv = Server(tmp_path / "data", listen="127.0.0.1:0")
+    await anyio.to_thread.run_sync(srv.start)
+    try:
+        client = await AsyncClient.connect(endpoint=srv.endpoint)
+        try:
+            stream = await new_stream(client, "pt_tests/stop_reconnect")
+            live = stream.subscribe(reconnect_timeout=600)
+            ended = anyio.Event()
+
+            async def consume() -> None:
+                async for _ in live:
+                    pass
+                ended.set()
+
+            async with anyio.create_task_group() as tg:
+                await live.subscription.open()
+                hub = srv.runtime.hub
+                assert hub is not None
+                await wait_for(lambda: hub.subscriber_count(stream.uuid.bytes) == 1)
+                tg.start_soon(consume)
+                await anyio.to_thread.run_sync(srv.stop)  # the consumer starts reconnecting
+                await anyio.sleep(0.3)
+                live.stop()
+                with anyio.fail_after(10):
+                    await ended.wait()
+            assert live.subscription.reconnects == 0
+        finally:
+            await client.aclose()
+    finally:
+        await anyio.to_thread.run_sync(srv.stop)
+
+
 async def test_a_consumer_that_falls_behind_is_told(tmp_path: Path) -> None:
     srv = Server(tmp_path / "data", listen="127.0.0.1:0")
     await anyio.to_thread.run_sync(srv.start)

@@ -156,7 +156,8 @@ class Subscription:
         return self._reconnects
 
     def stop(self) -> None:
-        """End the iteration: a waiting ``__anext__`` returns at once and the call is closed."""
+        """End the iteration: a waiting (or reconnecting) ``__anext__`` ends at once, after the
+        batches already received, and the call is closed."""
         self._stopped = True
         if self._scope is not None:
             self._scope.cancel()
@@ -199,7 +200,12 @@ class Subscription:
                 await self._start()
                 continue
             if self._call is None:
-                await self._reconnect()
+                with anyio.CancelScope() as scope:  # stop() may interrupt the reconnecting
+                    self._scope = scope
+                    try:
+                        await self._reconnect()
+                    finally:
+                        self._scope = None
                 continue
             payload = await self._receive()
             if payload is None:
