@@ -6,13 +6,17 @@ import json
 import re
 import threading
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
 import anyio
 import numpy as np
 import pytest
-from starlette.testclient import TestClient
+
+with warnings.catch_warnings():  # Starlette 1.x prefers httpx2 for its test client; httpx works
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 from pingthings.server import Server
 from pingthings.timeseries.async_client import AsyncClient
