@@ -95,7 +95,8 @@ def test_filter_matching_rules() -> None:
     assert stream_matches("a/b", tags, ann, "a/b", None, None, None, None)
     assert not stream_matches("a/b", tags, ann, "a", None, None, None, None)  # exact
     assert stream_matches("a/b", tags, ann, re.compile("^a/"), None, None, None, None)
-    assert not stream_matches("a/b", tags, ann, None, "voltage", None, None, None)  # case matters
+    assert stream_matches("a/b", tags, ann, None, "voltage", "VOLTS", None, None)  # case ignored, as btrdb
+    assert not stream_matches("a/b", tags, ann, None, None, None, {"name": "voltage"}, None)  # tags: exact
     assert stream_matches("a/b", tags, ann, None, re.compile("(?i)voltage"), "volts", None, None)
     assert stream_matches("a/b", tags, ann, None, None, None, {"unit": None}, {"n": "3"})
     assert not stream_matches("a/b", tags, ann, None, None, None, {"ingress": None}, None)

@@ -1,8 +1,9 @@
 """Matching stream metadata against the arguments of ``StreamSet.filter``.
 
-A ``str`` must match exactly, a compiled regular expression must be found (``re.search``)
-somewhere in the value; for ``tags``/``annotations`` every given key must match that way, and a
-``None`` value only asks for the key to be present.
+For ``collection``, ``name`` and ``unit`` a ``str`` must equal the value ignoring case (as
+btrdb-python's ``filter`` does); a compiled regular expression must be found (``re.search``)
+somewhere in the value, with its own flags. For ``tags``/``annotations`` every given key must
+match, a ``str`` exactly (case included), and a ``None`` value only asks for the key to be present.
 """
 
 from __future__ import annotations
@@ -40,13 +41,17 @@ def check_filter_args(
                 raise TypeError(f"filter {label}[{key!r}] must be a str, a compiled regex or None")
 
 
-def value_matches(actual: Any, wanted: Matcher) -> bool:
-    """True if ``actual`` equals the str ``wanted`` or contains a match of the regex ``wanted``."""
+def value_matches(actual: Any, wanted: Matcher, ignore_case: bool = False) -> bool:
+    """True if ``actual`` equals the str ``wanted`` (ignoring case when asked) or contains a match
+    of the regex ``wanted``."""
     if actual is None:
         return False
+    text = actual if isinstance(actual, str) else str(actual)
     if isinstance(wanted, re.Pattern):
-        return wanted.search(actual if isinstance(actual, str) else str(actual)) is not None
-    return (actual if isinstance(actual, str) else str(actual)) == wanted
+        return wanted.search(text) is not None
+    if ignore_case:
+        return text.casefold() == wanted.casefold()
+    return text == wanted
 
 
 def mapping_matches(actual: Mapping[str, Any], wanted: Mapping[str, Matcher | None]) -> bool:
@@ -70,11 +75,11 @@ def stream_matches(
     annotations: Mapping[str, Any] | None,
 ) -> bool:
     """Apply every given criterion to one stream's metadata."""
-    if collection is not None and not value_matches(collection_value, collection):
+    if collection is not None and not value_matches(collection_value, collection, ignore_case=True):
         return False
-    if name is not None and not value_matches(tags_value.get("name"), name):
+    if name is not None and not value_matches(tags_value.get("name"), name, ignore_case=True):
         return False
-    if unit is not None and not value_matches(tags_value.get("unit"), unit):
+    if unit is not None and not value_matches(tags_value.get("unit"), unit, ignore_case=True):
         return False
     if tags is not None and not mapping_matches(tags_value, tags):
         return False

@@ -42,7 +42,6 @@ from pingthings.timeseries.async_streamset import AsyncStreamSet
 from pingthings.timeseries.config import ConnectionSettings, parse_concurrency_limit, resolve_settings
 from pingthings.timeseries.exceptions import (
     ConnectionError,
-    InvalidOperation,
     PermissionDeniedError,
     PingThingsError,
 )
@@ -53,6 +52,9 @@ if TYPE_CHECKING:
 
 ARROW_MIN_MINOR_VERSION = 30
 """Info minor version from which a v5 server offers the Arrow RPCs."""
+
+RESTORED_CONNECT_TIMEOUT = 10.0
+"""Seconds an unpickled client allows its first connection (``connect``'s default)."""
 
 INFO_TIMEOUT = 30.0
 """Seconds the Info call made by :meth:`AsyncClient.connect` may take."""
@@ -192,21 +194,8 @@ class AsyncClient:
     @staticmethod
     async def connect_with(settings: ConnectionSettings, *, connect_timeout: float = 10.0) -> AsyncClient:
         """Connect with already resolved :class:`~pingthings.timeseries.config.ConnectionSettings`."""
-        metadata: list[tuple[str, str]] = [("x-api-client", f"pingthings-{pingthings.__version__}")]
-        if settings.apikey:
-            metadata.insert(0, ("authorization", f"Bearer {settings.apikey}"))
         endpoint = str(settings.endpoint)
-        try:
-            ssl_context = client_ssl_context(settings.ca_bundle) if settings.tls else None
-        except (OSError, ValueError) as exc:
-            raise ConnectionError(f"cannot set up TLS for {endpoint}: {exc}") from exc
-        channel = Channel(
-            settings.endpoint.host,
-            settings.endpoint.port,
-            ssl_context=ssl_context,
-            metadata=tuple(metadata),
-            connect_timeout=connect_timeout,
-        )
+        channel = _channel_for(settings, connect_timeout)
         try:
             raw = await channel.unary("/v5api.BTrDB/Info", b"", timeout=INFO_TIMEOUT)
             response = v5api.InfoResponse.parse(raw)
@@ -254,9 +243,17 @@ class AsyncClient:
         return f"<AsyncClient {self._endpoint} {state}>"
 
     def __reduce__(self) -> Any:
-        raise InvalidOperation(
-            "an AsyncClient holds a live connection and cannot be pickled; connect in each process"
-        )
+        """Pickle to the connection settings (API key included) and the server's Info answer.
+
+        Unpickling builds a client that connects on its first call, in whatever event loop the
+        receiving process uses; the live connection itself is never pickled.
+        """
+        return (_restore_async_client, (self._settings, self._info))
+
+    @property
+    def settings(self) -> ConnectionSettings:
+        """The resolved connection settings (what pickling carries to other processes)."""
+        return self._settings
 
     # ------------------------------------------------------------------------- plumbing (for _rpc)
     @property
@@ -383,6 +380,11 @@ class AsyncClient:
         annotations: Mapping[str, Any] | None,
     ) -> list[AsyncStream]:
         collection = "" if collection is None else _check_str(collection, "collection")
+        if not isinstance(is_collection_prefix, bool):
+            raise TypeError(
+                f"is_collection_prefix must be True or False, got {type(is_collection_prefix).__name__} "
+                f"{is_collection_prefix!r} (search several collections with one call each)"
+            )
         params = v5api.LookupStreamsParams(
             collection=collection,
             is_collection_prefix=bool(is_collection_prefix),
@@ -482,6 +484,49 @@ class AsyncClient:
         return rows
 
     # -------------------------------------------------------------------------- collections
+    async def collection_metadata(self, prefix: str = "") -> tuple[dict[str, int], dict[str, int]]:
+        """How many streams under a collection prefix use each tag and annotation key.
+
+        Parameters
+        ----------
+        prefix
+            Collection prefix (``""``: every collection).
+
+        Returns
+        -------
+        tuple
+            ``({tag: count}, {annotation key: count})``, as btrdb-python's ``collection_metadata``.
+        """
+        params = v5api.MetadataUsageParams(prefix=_check_str(prefix, "prefix"))
+        response = await call_unary(self, "GetMetadataUsage", params, v5api.MetadataUsageResponse)
+        tags = {kc.key: int(kc.count) for kc in response.tags}
+        annotations = {kc.key: int(kc.count) for kc in response.annotations}
+        return tags, annotations
+
+    async def _distinct(self, column: str, expression: str, collection: str | None) -> list[str]:
+        """Distinct values of one metadata column, over collections starting with ``collection``."""
+        query = f"select distinct({expression}) as {column} from streams"
+        params: list[Any] = []
+        if collection is not None:
+            prefix = _check_str(collection, "collection")
+            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query += " where collection like $1 escape '\\'"
+            params.append(escaped + "%")
+        rows = await self.sql_query(query, params)
+        return sorted({row[column] for row in rows if row.get(column) is not None})
+
+    async def list_unique_names(self, collection: str | None = None) -> list[str]:
+        """The distinct stream names in collections starting with ``collection`` (all when None)."""
+        return await self._distinct("name", "name", collection)
+
+    async def list_unique_units(self, collection: str | None = None) -> list[str]:
+        """The distinct units in collections starting with ``collection`` (all when None)."""
+        return await self._distinct("unit", "unit", collection)
+
+    async def list_unique_annotations(self, collection: str | None = None) -> list[str]:
+        """The distinct annotation keys in collections starting with ``collection`` (all when None)."""
+        return await self._distinct("annotations", "skeys(annotations)", collection)
+
     async def get_collection_properties(self, collection: str) -> dict[str, Any]:
         """Properties of a collection: ``{'retention': {'remove_older_than': timedelta | None}}``."""
         params = platform.GetCollectionPropertiesParams(collection=_check_str(collection, "collection"))
@@ -631,6 +676,29 @@ class AsyncClient:
         """Delete the unit with this id."""
         request = platform.ObjectId(id=codec.check_id(unit_id, "unit_id"))
         await call_unary(self, "DeleteUnit", request, platform.StatusResponse, service=PLATFORM_SERVICE)
+
+
+def _channel_for(settings: ConnectionSettings, connect_timeout: float) -> Channel:
+    """A (not yet connected) channel for ``settings``: TLS, API key and client name metadata."""
+    metadata: list[tuple[str, str]] = [("x-api-client", f"pingthings-{pingthings.__version__}")]
+    if settings.apikey:
+        metadata.insert(0, ("authorization", f"Bearer {settings.apikey}"))
+    try:
+        ssl_context = client_ssl_context(settings.ca_bundle) if settings.tls else None
+    except (OSError, ValueError) as exc:
+        raise ConnectionError(f"cannot set up TLS for {settings.endpoint}: {exc}") from exc
+    return Channel(
+        settings.endpoint.host,
+        settings.endpoint.port,
+        ssl_context=ssl_context,
+        metadata=tuple(metadata),
+        connect_timeout=connect_timeout,
+    )
+
+
+def _restore_async_client(settings: ConnectionSettings, info: Mapping[str, Any]) -> AsyncClient:
+    """Unpickle an AsyncClient: same settings, a fresh channel that connects on the first call."""
+    return AsyncClient(_channel_for(settings, RESTORED_CONNECT_TIMEOUT), settings, info)
 
 
 class _Probe:

@@ -43,6 +43,8 @@ from pingthings.timeseries._timeargs import (
 )
 from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32_SCHEMA
 from pingthings.timeseries.exceptions import InvalidCollection, NoSuchPointError, StreamNotFoundError
+from pingthings.timeseries.live import DEFAULT_RECONNECT_TIMEOUT, StreamSubscription, Subscription
+from pingthings.timeseries.utils.timez import currently_as_ns
 from pingthings.wire.limits import INSERT_BATCH_SIZE
 
 if TYPE_CHECKING:
@@ -480,6 +482,30 @@ class AsyncStream:
     async def latest(self, version: int = 0) -> Point | None:
         """The last point of the stream, or None if it is empty."""
         return await self.nearest(MAXIMUM_TIME, version, backward=True)
+
+    def subscribe(self, reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT) -> StreamSubscription:
+        """Watch the points inserted into this stream from now on.
+
+        Use as ``async for table in stream.subscribe(): ...`` (each item a pyarrow Table of one
+        inserted batch, ``time``/``value`` in insertion order), preferably inside
+        ``async with stream.subscribe() as live:`` so the call closes when the block ends.
+
+        Parameters
+        ----------
+        reconnect_timeout
+            Seconds to keep reconnecting after the connection dropped (0: raise at once). See
+            :mod:`pingthings.timeseries.live` for what resuming guarantees.
+
+        Returns
+        -------
+        StreamSubscription
+            An async iterator with ``stop()`` and ``aclose()``.
+        """
+        return StreamSubscription(Subscription([self], reconnect_timeout))
+
+    async def current(self, version: int = 0) -> Point | None:
+        """The last point before now (wall clock), or None if there is none."""
+        return await self.nearest(currently_as_ns(), version, backward=True)
 
     # ------------------------------------------------------------------ changes
     async def changes(

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from pingthings.timeseries import _data_calls as dc
+from pingthings.timeseries import export, frames
 from pingthings.timeseries._align import align
 from pingthings.timeseries._fanout import gather
 from pingthings.timeseries._filters import Matcher, check_filter_args, stream_matches
@@ -25,6 +26,8 @@ from pingthings.timeseries._results import Point
 from pingthings.timeseries._timeargs import to_ns, to_version, to_width, window_kind
 from pingthings.timeseries.async_stream import AsyncStream
 from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32_SCHEMA
+from pingthings.timeseries.live import DEFAULT_RECONNECT_TIMEOUT, Subscription
+from pingthings.timeseries.utils.timez import currently_as_ns
 
 VersionsArg = Mapping[UUID | str, int] | Sequence[int] | None
 
@@ -61,6 +64,7 @@ class AsyncStreamSet:
         self._streams: list[AsyncStream] = list(unique.values())
         self._by_uuid = unique
         self._pinned: dict[UUID, int] = {}
+        self._range: tuple[int | None, int | None] = (None, None)
 
     # ------------------------------------------------------------------ container
     @property
@@ -107,7 +111,21 @@ class AsyncStreamSet:
     def _subset(self, streams: list[AsyncStream]) -> AsyncStreamSet:
         out = AsyncStreamSet(streams)
         out._pinned = {u: v for u, v in self._pinned.items() if u in out._by_uuid}
+        out._range = self._range
         return out
+
+    @property
+    def time_range(self) -> tuple[int | None, int | None]:
+        """``(start, end)`` set by :meth:`filter` (``None`` where not set); ns, ``[start, end)``."""
+        return self._range
+
+    def _resolve_range(self, start: Any, end: Any) -> tuple[int, int]:
+        """The arguments if given, else the range set by :meth:`filter`."""
+        s = to_ns(start, "start") if start is not None else self._range[0]
+        e = to_ns(end, "end") if end is not None else self._range[1]
+        if s is None or e is None:
+            raise ValueError("give start and end, or narrow the set first with filter(start=..., end=...)")
+        return s, e
 
     # ------------------------------------------------------------------ versions
     @property
@@ -186,15 +204,32 @@ class AsyncStreamSet:
         unit: Matcher | None = None,
         tags: Mapping[str, Matcher | None] | None = None,
         annotations: Mapping[str, Any] | None = None,
+        *,
+        start: Any = None,
+        end: Any = None,
     ) -> AsyncStreamSet:
         """A new set with the streams whose metadata matches every given criterion.
 
-        A ``str`` must equal the value exactly; a compiled regex (``re.compile``) must be found
-        in it (``re.search``). ``tags``/``annotations`` map keys to such matchers (``None``: the
-        key only has to be present). Streams whose metadata is unknown are loaded first. Pinned
-        versions carry over.
+        For ``collection``, ``name`` and ``unit`` a ``str`` must equal the value ignoring case
+        (as in btrdb-python); a compiled regex (``re.compile``) must be found in it
+        (``re.search``). ``tags``/``annotations`` map keys to such matchers, a ``str`` matching
+        exactly (``None``: the key only has to be present). Streams whose metadata is unknown
+        are loaded first. Pinned versions carry over.
+
+        ``start``/``end`` set the time range ``[start, end)`` that the methods taking optional
+        ``start``/``end`` use (:meth:`to_arrow`, :meth:`to_pandas`, :meth:`to_csv`, ...), and
+        that :meth:`earliest`, :meth:`latest` and :meth:`current` look within. Either may be
+        given alone; the other keeps its earlier value.
         """
         check_filter_args(collection, name, unit, tags, annotations)
+        new_start = to_ns(start, "start") if start is not None else self._range[0]
+        new_end = to_ns(end, "end") if end is not None else self._range[1]
+        if new_start is not None and new_end is not None and new_start >= new_end:
+            raise ValueError(f"filter start ({new_start}) must be before end ({new_end})")
+        if all(v is None for v in (collection, name, unit, tags, annotations)):
+            narrowed = self._subset(list(self._streams))
+            narrowed._range = (new_start, new_end)
+            return narrowed
         missing = [s for s in self._streams if not s.has_metadata]
         if missing:
             await gather([(s.refresh_metadata,) for s in missing], [str(s.uuid) for s in missing])
@@ -205,7 +240,9 @@ class AsyncStreamSet:
                 s.collection, s.tags(), s.annotations(), collection, name, unit, tags, annotations
             )
         ]
-        return self._subset(kept)
+        narrowed = self._subset(kept)
+        narrowed._range = (new_start, new_end)
+        return narrowed
 
     # ------------------------------------------------------------------ reads
     async def raw_values(
@@ -345,16 +382,71 @@ class AsyncStreamSet:
     async def earliest(
         self, versions: VersionsArg = None, progress: bool = False
     ) -> dict[UUID, Point | None]:
-        """Every stream's first point (None for an empty stream)."""
-        vs = self._versions(versions)
-        calls = [(st.earliest, v) for st, v in zip(self._streams, vs, strict=True)]
-        return dict(zip(self.uuids, await self._fan("earliest", calls, progress), strict=True))
+        """Every stream's first point (None for an empty stream).
+
+        After ``filter(start=..., end=...)`` only points inside that range count.
+        """
+        lo, hi = self._range
+        if lo is None and hi is None:
+            vs = self._versions(versions)
+            calls = [(st.earliest, v) for st, v in zip(self._streams, vs, strict=True)]
+            return dict(zip(self.uuids, await self._fan("earliest", calls, progress), strict=True))
+        return await self._nearest_within(lo, hi, False, versions, progress, "earliest")
 
     async def latest(self, versions: VersionsArg = None, progress: bool = False) -> dict[UUID, Point | None]:
-        """Every stream's last point (None for an empty stream)."""
+        """Every stream's last point (None for an empty stream).
+
+        After ``filter(start=..., end=...)`` only points inside that range count.
+        """
+        lo, hi = self._range
+        if lo is None and hi is None:
+            vs = self._versions(versions)
+            calls = [(st.latest, v) for st, v in zip(self._streams, vs, strict=True)]
+            return dict(zip(self.uuids, await self._fan("latest", calls, progress), strict=True))
+        return await self._nearest_within(lo, hi, True, versions, progress, "latest")
+
+    async def current(self, versions: VersionsArg = None, progress: bool = False) -> dict[UUID, Point | None]:
+        """Every stream's last point before now (None where there is none).
+
+        Raises
+        ------
+        ValueError
+            When a range set by ``filter(start=..., end=...)`` does not contain now.
+        """
+        now = currently_as_ns()
+        lo, hi = self._range
+        if (lo is not None and now < lo) or (hi is not None and now >= hi):
+            raise ValueError("current(): now is outside the time range set by filter(start=..., end=...)")
         vs = self._versions(versions)
-        calls = [(st.latest, v) for st, v in zip(self._streams, vs, strict=True)]
-        return dict(zip(self.uuids, await self._fan("latest", calls, progress), strict=True))
+        calls = [(st.current, v) for st, v in zip(self._streams, vs, strict=True)]
+        return dict(zip(self.uuids, await self._fan("current", calls, progress), strict=True))
+
+    async def _nearest_within(
+        self,
+        lo: int | None,
+        hi: int | None,
+        backward: bool,
+        versions: VersionsArg,
+        progress: bool,
+        label: str,
+    ) -> dict[UUID, Point | None]:
+        vs = self._versions(versions)
+        if backward:
+            calls = [
+                (st.nearest, hi if hi is not None else MAXIMUM_TIME, v, True)
+                for st, v in zip(self._streams, vs, strict=True)
+            ]
+        else:
+            calls = [
+                (st.nearest, lo if lo is not None else MINIMUM_TIME, v, False)
+                for st, v in zip(self._streams, vs, strict=True)
+            ]
+        found = await self._fan(label, calls, progress)
+        inside = [
+            p if p is not None and (lo is None or p.time >= lo) and (hi is None or p.time < hi) else None
+            for p in found
+        ]
+        return dict(zip(self.uuids, inside, strict=True))
 
     async def changes(
         self,
@@ -386,6 +478,256 @@ class AsyncStreamSet:
             (st.changes, frm.get(st.uuid, 0), v, resolution) for st, v in zip(self._streams, to, strict=True)
         ]
         return dict(zip(self.uuids, await self._fan("changes", calls, progress), strict=True))
+
+    # ------------------------------------------------------------------ live data
+    def subscribe(self, reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT) -> Subscription:
+        """Watch the points inserted into every stream of the set from now on.
+
+        Use as ``async for uuid, table in streamset.subscribe(): ...``: each item is a
+        :class:`~pingthings.timeseries.live.LiveBatch` (the stream's UUID and a pyarrow Table of
+        one inserted batch), preferably inside ``async with`` so the call closes with the block.
+
+        Parameters
+        ----------
+        reconnect_timeout
+            Seconds to keep reconnecting after the connection dropped (0: raise at once). See
+            :mod:`pingthings.timeseries.live` for what resuming guarantees.
+        """
+        return Subscription(self._streams, reconnect_timeout)
+
+    # ------------------------------------------------------------------ analysis
+    async def stream_labels(self, labels: str = "uuid") -> list[str]:
+        """The column label of each stream: ``"uuid"`` (its UUID string) or ``"name"``
+        (``collection/name``, loading metadata where it is unknown).
+
+        Raises
+        ------
+        ValueError
+            For another ``labels`` value, or when two streams would get the same name.
+        """
+        if labels == "uuid":
+            return [str(u) for u in self.uuids]
+        if labels != "name":
+            raise ValueError(f"labels must be 'uuid' or 'name', not {labels!r}")
+        missing = [s for s in self._streams if not s.has_metadata]
+        if missing:
+            await gather([(s.refresh_metadata,) for s in missing], [str(s.uuid) for s in missing])
+        names = [f"{s.collection}/{s.name}" for s in self._streams]
+        if len(set(names)) != len(names):
+            raise ValueError("two streams share collection/name; use labels='uuid'")
+        return names
+
+    async def to_arrow(
+        self,
+        start: Any = None,
+        end: Any = None,
+        *,
+        form: str = "wide",
+        width: int | None = None,
+        labels: str = "uuid",
+        versions: VersionsArg = None,
+        sampling_frequency: float | None = None,
+    ) -> pa.Table:
+        """Every stream's data in ``[start, end)`` as one Table.
+
+        Parameters
+        ----------
+        start, end
+            The time range (default: the range set by ``filter(start=..., end=...)``).
+        form
+            ``"wide"``: ``time`` plus one column per stream (raw points joined on time, NaN
+            where a stream has no point; with ``width``, columns ``"<label>/<stat>"``).
+            ``"long"``: ``time``, ``stream`` and the value columns, one row per point.
+        width
+            None for raw points; else statistics over windows of this width, as
+            :meth:`windowed_values` (float64 statistics).
+        labels
+            Column/stream labels: ``"uuid"`` or ``"name"`` (``collection/name``).
+        versions
+            Per-stream versions (default: pinned, else latest).
+        sampling_frequency
+            Wide raw only: snap times to this rate (Hz), as :meth:`raw_values_aligned`.
+
+        Returns
+        -------
+        pyarrow.Table
+            The per-stream Tables combined without copying their value columns where Arrow
+            allows it (see :mod:`pingthings.timeseries.frames`).
+        """
+        shape = frames.check_form(form)
+        s, e = self._resolve_range(start, end)
+        if sampling_frequency is not None and (shape == "long" or width is not None):
+            raise ValueError("sampling_frequency applies to wide raw tables only (form='wide', width=None)")
+        names = await self.stream_labels(labels)
+        if width is not None:
+            stats = await self.windowed_values(s, e, width, versions, None)
+            return (
+                frames.wide_stat_table(stats, names) if shape == "wide" else frames.long_table(stats, names)
+            )
+        if shape == "long":
+            return frames.long_table(await self.raw_values(s, e, versions), names)
+        if not self._streams:
+            raise ValueError("this stream set is empty")
+        return frames.rename_wide(await self.raw_values_aligned(s, e, sampling_frequency, versions), names)
+
+    async def to_pandas(
+        self,
+        start: Any = None,
+        end: Any = None,
+        *,
+        form: str = "wide",
+        width: int | None = None,
+        labels: str = "uuid",
+        versions: VersionsArg = None,
+        sampling_frequency: float | None = None,
+    ) -> Any:
+        """:meth:`to_arrow` as a pandas DataFrame (needs ``pip install 'pingthings[pandas]'``).
+
+        Wide frames are indexed by ``time`` (``datetime64[ns, UTC]``); long frames keep ``time``
+        as a column. Value columns are not copied.
+        """
+        table = await self.to_arrow(
+            start,
+            end,
+            form=form,
+            width=width,
+            labels=labels,
+            versions=versions,
+            sampling_frequency=sampling_frequency,
+        )
+        return frames.to_pandas(table, index="time" if form == "wide" else None)
+
+    async def to_dataframe(
+        self,
+        start: Any = None,
+        end: Any = None,
+        *,
+        form: str = "wide",
+        width: int | None = None,
+        labels: str = "uuid",
+        versions: VersionsArg = None,
+        sampling_frequency: float | None = None,
+    ) -> Any:
+        """The same as :meth:`to_pandas` (the name btrdb-python uses)."""
+        return await self.to_pandas(
+            start,
+            end,
+            form=form,
+            width=width,
+            labels=labels,
+            versions=versions,
+            sampling_frequency=sampling_frequency,
+        )
+
+    async def to_polars(
+        self,
+        start: Any = None,
+        end: Any = None,
+        *,
+        form: str = "wide",
+        width: int | None = None,
+        labels: str = "uuid",
+        versions: VersionsArg = None,
+        sampling_frequency: float | None = None,
+    ) -> Any:
+        """:meth:`to_arrow` as a polars DataFrame (needs ``pip install 'pingthings[polars]'``)."""
+        table = await self.to_arrow(
+            start,
+            end,
+            form=form,
+            width=width,
+            labels=labels,
+            versions=versions,
+            sampling_frequency=sampling_frequency,
+        )
+        return frames.to_polars(table)
+
+    async def to_numpy(
+        self,
+        start: Any = None,
+        end: Any = None,
+        *,
+        versions: VersionsArg = None,
+        sampling_frequency: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Raw points joined on time as numpy arrays.
+
+        Returns
+        -------
+        tuple
+            ``(times, values)``: int64 ns times of shape ``(n,)`` and float64 values of shape
+            ``(n, len(self))``, NaN where a stream has no point at that time.
+        """
+        table = await self.to_arrow(start, end, versions=versions, sampling_frequency=sampling_frequency)
+        return frames.to_numpy(table)
+
+    async def to_csv(
+        self,
+        path: Any,
+        start: Any = None,
+        end: Any = None,
+        *,
+        form: str = "wide",
+        width: int | None = None,
+        labels: str = "uuid",
+        versions: VersionsArg = None,
+        max_points: int = export.DEFAULT_MAX_POINTS,
+        generate_csv: bool = False,
+    ) -> int:
+        """Write the streams' data in ``[start, end)`` to a CSV file, with bounded memory.
+
+        Parameters
+        ----------
+        path
+            A file path, or a binary file object.
+        start, end, form, width, labels, versions
+            As for :meth:`to_arrow`.
+        max_points
+            Points read (and held) at once, all streams together; the range is cut into
+            slices of about that many points (see :mod:`pingthings.timeseries.export`).
+        generate_csv
+            Let the server make the CSV with its GenerateCSV RPC (its own layout: a
+            ``Timestamp (ns)`` and a human-readable time column, then the streams; ``form``
+            does not apply). Raises NotImplementedByServerError where the server lacks it.
+
+        Returns
+        -------
+        int
+            The data rows written (the header not counted).
+        """
+        s, e = self._resolve_range(start, end)
+        if generate_csv:
+            if not self._streams:
+                raise ValueError("this stream set is empty")
+            names = await self.stream_labels(labels)
+            return await export.write_generated_csv(
+                self, path, s, e, width=width, labels=names, versions=self._versions(versions)
+            )
+        return await export.write_csv(
+            self, path, s, e, form=form, width=width, labels=labels, versions=versions, max_points=max_points
+        )
+
+    async def to_parquet(
+        self,
+        path: Any,
+        start: Any = None,
+        end: Any = None,
+        *,
+        form: str = "wide",
+        width: int | None = None,
+        labels: str = "uuid",
+        versions: VersionsArg = None,
+        max_points: int = export.DEFAULT_MAX_POINTS,
+    ) -> int:
+        """Write the streams' data in ``[start, end)`` to a Parquet file, one row group per
+        slice of about ``max_points`` points (bounded memory); returns the rows written.
+
+        Parameters as for :meth:`to_csv`.
+        """
+        s, e = self._resolve_range(start, end)
+        return await export.write_parquet(
+            self, path, s, e, form=form, width=width, labels=labels, versions=versions, max_points=max_points
+        )
 
     # ------------------------------------------------------------------ writes
     async def insert(

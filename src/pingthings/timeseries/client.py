@@ -14,8 +14,8 @@ from uuid import UUID
 
 from pingthings.timeseries.async_client import AsyncClient
 from pingthings.timeseries.async_stream import AsyncStream
+from pingthings.timeseries.config import ConnectionSettings
 from pingthings.timeseries.event_loop import ClientEventLoop
-from pingthings.timeseries.exceptions import InvalidOperation
 from pingthings.timeseries.stream import Stream
 from pingthings.timeseries.streamset import StreamSet
 
@@ -118,10 +118,18 @@ class Client:
         return f"<Client {self._client.endpoint} {state}>"
 
     def __reduce__(self) -> Any:
-        raise InvalidOperation(
-            "a Client holds a live connection and an event loop thread and cannot be pickled; "
-            "call pingthings.timeseries.connect() in each process"
-        )
+        """Pickle to the connection settings, so worker processes (multiprocessing, Ray, Dask)
+        get their own client.
+
+        The unpickled client has its own event loop thread and connects on its first call.
+        The pickle holds the API key: treat it like the key itself.
+        """
+        return (_restore_client, (self._client,))
+
+    @property
+    def settings(self) -> ConnectionSettings:
+        """The resolved connection settings (what pickling carries to other processes)."""
+        return self._client.settings
 
     @property
     def concurrency_limit(self) -> int:
@@ -190,6 +198,23 @@ class Client:
         ['foo', 'foo/bar']
         """
         return self._loop.call(self._client.list_collections, prefix)
+
+    def collection_metadata(self, prefix: str = "") -> tuple[dict[str, int], dict[str, int]]:
+        """``({tag: count}, {annotation key: count})`` under a collection prefix; see
+        :meth:`AsyncClient.collection_metadata`."""
+        return self._loop.call(self._client.collection_metadata, prefix)
+
+    def list_unique_names(self, collection: str | None = None) -> list[str]:
+        """The distinct stream names in collections starting with ``collection``."""
+        return self._loop.call(self._client.list_unique_names, collection)
+
+    def list_unique_units(self, collection: str | None = None) -> list[str]:
+        """The distinct units in collections starting with ``collection``."""
+        return self._loop.call(self._client.list_unique_units, collection)
+
+    def list_unique_annotations(self, collection: str | None = None) -> list[str]:
+        """The distinct annotation keys in collections starting with ``collection``."""
+        return self._loop.call(self._client.list_unique_annotations, collection)
 
     def sql_query(self, query: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         """Read-only SQL over the stream metadata, ``$1``-style parameters; one dict per row."""
@@ -268,6 +293,11 @@ class Client:
     def delete_unit(self, unit_id: int) -> None:
         """Delete the unit with this id."""
         self._loop.call(self._client.delete_unit, unit_id)
+
+
+def _restore_client(client: AsyncClient) -> Client:
+    """Unpickle a Client around an (unpickled, not yet connected) AsyncClient."""
+    return Client(ClientEventLoop(), client)
 
 
 def _set_limit(client: AsyncClient, value: int) -> None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ class ConnectionSettings:
     """
 
     endpoint: Endpoint
-    apikey: str | None
+    apikey: str | None = field(repr=False)  # never shown: reprs end up in logs
     tls: bool
     ca_bundle: str | None
     concurrency_limit: int

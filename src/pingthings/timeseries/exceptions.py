@@ -52,6 +52,7 @@ __all__ = [
     "ServerError",
     "StreamExistsError",
     "StreamNotFoundError",
+    "SubscriptionLagError",
     "SyncCallFromEventLoopError",
     "VersionNotAvailable",
     "error_for_status",
@@ -289,6 +290,15 @@ class ServerError(PingThingsError):
 
 class NotImplementedByServerError(ServerError, builtins.NotImplementedError):
     """The server does not implement this RPC or feature (v5 501, gRPC UNIMPLEMENTED)."""
+
+
+class SubscriptionLagError(PingThingsError):
+    """A live subscription fell too far behind the inserts and the server ended it.
+
+    Raised by the subscription's iterator after it has delivered every batch received before
+    the server gave up, so no point is lost silently. Subscribe again (and read the gap with
+    ``raw_values``) to continue.
+    """
 
 
 _CLASS_FOR_CODE: dict[int, type[PingThingsError]] = {

@@ -15,6 +15,7 @@ import pyarrow as pa
 from pingthings.timeseries._results import Point
 from pingthings.timeseries.async_stream import AsyncStream
 from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32_SCHEMA
+from pingthings.timeseries.live import DEFAULT_RECONNECT_TIMEOUT
 
 if TYPE_CHECKING:
     from pingthings.timeseries.client import Client
@@ -232,6 +233,18 @@ class Stream:
     def latest(self, version: int = 0) -> Point | None:
         """The last point, or None for an empty stream."""
         return self._loop().call(self._stream.latest, version)
+
+    def subscribe(self, reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT) -> Iterator[pa.Table]:
+        """Iterate over the batches inserted into this stream from now on (one Table each).
+
+        Leaving the ``for`` loop (``break``, an exception) or closing the iterator ends the
+        subscription; see :meth:`AsyncStream.subscribe`.
+        """
+        return self._loop().iterate(self._stream.subscribe(reconnect_timeout))
+
+    def current(self, version: int = 0) -> Point | None:
+        """The last point before now, or None if there is none."""
+        return self._loop().call(self._stream.current, version)
 
     def changes(self, from_version: int, to_version: int = 0, resolution: int = 0) -> list[dict[str, int]]:
         """Changed ranges between two versions; see :meth:`AsyncStream.changes`."""

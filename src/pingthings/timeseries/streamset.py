@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import numpy as np
 import pyarrow as pa
 
 from pingthings.timeseries._results import Point
 from pingthings.timeseries.async_streamset import AsyncStreamSet, VersionsArg
 from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32_SCHEMA
+from pingthings.timeseries.export import DEFAULT_MAX_POINTS
+from pingthings.timeseries.live import DEFAULT_RECONNECT_TIMEOUT, LiveBatch
 from pingthings.timeseries.stream import Stream
 
 if TYPE_CHECKING:
@@ -141,12 +145,30 @@ class StreamSet:
         unit: str | re.Pattern[str] | None = None,
         tags: Mapping[str, str | re.Pattern[str] | None] | None = None,
         annotations: Mapping[str, Any] | None = None,
+        *,
+        start: Any = None,
+        end: Any = None,
     ) -> StreamSet:
-        """A new set of the streams matching every criterion; see :meth:`AsyncStreamSet.filter`."""
+        """A new set of the streams matching every criterion, optionally with a time range;
+        see :meth:`AsyncStreamSet.filter`."""
         if not self._streams:
-            return StreamSet([])
-        aset = self._loop().call(self._async.filter, collection, name, unit, tags, annotations)
+            # Nothing to look up: the async filter finishes without suspending, so it needs no loop.
+            coro = AsyncStreamSet([]).filter(collection, name, unit, tags, annotations, start=start, end=end)
+            try:
+                coro.send(None)
+            except StopIteration as done:
+                return StreamSet._wrap([], done.value)
+            coro.close()
+            raise RuntimeError("filter on an empty StreamSet unexpectedly waited")
+        aset = self._loop().call(
+            self._async.filter, collection, name, unit, tags, annotations, start=start, end=end
+        )
         return StreamSet._wrap(self._streams, aset)
+
+    @property
+    def time_range(self) -> tuple[int | None, int | None]:
+        """``(start, end)`` set by :meth:`filter` (None where not set)."""
+        return self._async.time_range
 
     # ------------------------------------------------------------------ reads
     def raw_values(
@@ -220,6 +242,10 @@ class StreamSet:
         """Last point per stream (None for an empty stream)."""
         return self._call("latest", versions, progress)
 
+    def current(self, versions: VersionsArg = None, progress: bool = False) -> dict[UUID, Point | None]:
+        """Last point before now per stream; see :meth:`AsyncStreamSet.current`."""
+        return self._call("current", versions, progress)
+
     def changes(
         self,
         from_version_map: Mapping[UUID | str, int],
@@ -229,6 +255,191 @@ class StreamSet:
     ) -> dict[UUID, list[dict[str, int]]]:
         """Changed ranges per stream between two versions."""
         return self._call("changes", from_version_map, to_version_map, resolution, progress)
+
+    # ------------------------------------------------------------------ live data
+    def subscribe(self, reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT) -> Iterator[LiveBatch]:
+        """Iterate over ``(uuid, table)`` batches inserted into the set's streams from now on.
+
+        Leaving the ``for`` loop or closing the iterator ends the subscription; see
+        :meth:`AsyncStreamSet.subscribe`.
+        """
+        return self._loop().iterate(self._async.subscribe(reconnect_timeout))
+
+    # ------------------------------------------------------------------ analysis
+    def stream_labels(self, labels: str = "uuid") -> list[str]:
+        """Each stream's column label (``"uuid"`` or ``"name"``); see :meth:`AsyncStreamSet.stream_labels`."""
+        return self._loop().call(self._async.stream_labels, labels)
+
+    def to_arrow(
+        self,
+        start: Any = None,
+        end: Any = None,
+        *,
+        form: str = "wide",
+        width: int | None = None,
+        labels: str = "uuid",
+        versions: VersionsArg = None,
+        sampling_frequency: float | None = None,
+    ) -> pa.Table:
+        """All streams as one Table, wide or long; see :meth:`AsyncStreamSet.to_arrow`."""
+        return self._loop().call(
+            partial(
+                self._async.to_arrow,
+                start,
+                end,
+                form=form,
+                width=width,
+                labels=labels,
+                versions=versions,
+                sampling_frequency=sampling_frequency,
+            )
+        )
+
+    def to_pandas(
+        self,
+        start: Any = None,
+        end: Any = None,
+        *,
+        form: str = "wide",
+        width: int | None = None,
+        labels: str = "uuid",
+        versions: VersionsArg = None,
+        sampling_frequency: float | None = None,
+    ) -> Any:
+        """All streams as a pandas DataFrame; see :meth:`AsyncStreamSet.to_pandas`."""
+        return self._loop().call(
+            partial(
+                self._async.to_pandas,
+                start,
+                end,
+                form=form,
+                width=width,
+                labels=labels,
+                versions=versions,
+                sampling_frequency=sampling_frequency,
+            )
+        )
+
+    def to_dataframe(
+        self,
+        start: Any = None,
+        end: Any = None,
+        *,
+        form: str = "wide",
+        width: int | None = None,
+        labels: str = "uuid",
+        versions: VersionsArg = None,
+        sampling_frequency: float | None = None,
+    ) -> Any:
+        """The same as :meth:`to_pandas` (the name btrdb-python uses)."""
+        return self._loop().call(
+            partial(
+                self._async.to_dataframe,
+                start,
+                end,
+                form=form,
+                width=width,
+                labels=labels,
+                versions=versions,
+                sampling_frequency=sampling_frequency,
+            )
+        )
+
+    def to_polars(
+        self,
+        start: Any = None,
+        end: Any = None,
+        *,
+        form: str = "wide",
+        width: int | None = None,
+        labels: str = "uuid",
+        versions: VersionsArg = None,
+        sampling_frequency: float | None = None,
+    ) -> Any:
+        """All streams as a polars DataFrame; see :meth:`AsyncStreamSet.to_polars`."""
+        return self._loop().call(
+            partial(
+                self._async.to_polars,
+                start,
+                end,
+                form=form,
+                width=width,
+                labels=labels,
+                versions=versions,
+                sampling_frequency=sampling_frequency,
+            )
+        )
+
+    def to_numpy(
+        self,
+        start: Any = None,
+        end: Any = None,
+        *,
+        versions: VersionsArg = None,
+        sampling_frequency: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(times, values)`` numpy arrays of the joined raw points; see :meth:`AsyncStreamSet.to_numpy`."""
+        return self._loop().call(
+            partial(
+                self._async.to_numpy, start, end, versions=versions, sampling_frequency=sampling_frequency
+            )
+        )
+
+    def to_csv(
+        self,
+        path: Any,
+        start: Any = None,
+        end: Any = None,
+        *,
+        form: str = "wide",
+        width: int | None = None,
+        labels: str = "uuid",
+        versions: VersionsArg = None,
+        max_points: int = DEFAULT_MAX_POINTS,
+        generate_csv: bool = False,
+    ) -> int:
+        """Write the data to CSV with bounded memory; see :meth:`AsyncStreamSet.to_csv`."""
+        return self._loop().call(
+            partial(
+                self._async.to_csv,
+                path,
+                start,
+                end,
+                form=form,
+                width=width,
+                labels=labels,
+                versions=versions,
+                max_points=max_points,
+                generate_csv=generate_csv,
+            )
+        )
+
+    def to_parquet(
+        self,
+        path: Any,
+        start: Any = None,
+        end: Any = None,
+        *,
+        form: str = "wide",
+        width: int | None = None,
+        labels: str = "uuid",
+        versions: VersionsArg = None,
+        max_points: int = DEFAULT_MAX_POINTS,
+    ) -> int:
+        """Write the data to Parquet with bounded memory; see :meth:`AsyncStreamSet.to_parquet`."""
+        return self._loop().call(
+            partial(
+                self._async.to_parquet,
+                path,
+                start,
+                end,
+                form=form,
+                width=width,
+                labels=labels,
+                versions=versions,
+                max_points=max_points,
+            )
+        )
 
     # ------------------------------------------------------------------ writes
     def insert(
