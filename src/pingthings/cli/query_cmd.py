@@ -9,17 +9,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 import click
 import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pa_parquet
 
 from pingthings.cli.connection import ConnectionOptions, open_client, resolve_stream
 from pingthings.cli.errors import EXIT_USAGE, UserError
 from pingthings.cli.options import command_options
 from pingthings.cli.params import DURATION, POINT_WIDTH, TIME
+from pingthings.timeseries.table_writer import Sink, TableFileWriter
 from pingthings.wire.limits import MIN_TIME, TIME_LIMIT
 
 if TYPE_CHECKING:
@@ -65,42 +64,40 @@ def empty_table(stream: Stream, start: int, end: int, version: int,
 
 
 class TableSink:
-    """Writes tables of one schema to CSV or Parquet, opening the writer on the first table."""
+    """The output of ``query``: tables of one schema to a CSV or Parquet file, or CSV on stdout.
+
+    The file is written by :class:`pingthings.timeseries.table_writer.TableFileWriter`, the
+    writer ``StreamSet.to_csv``/``to_parquet`` use too.
+    """
 
     def __init__(self, output: str, fmt: str, time_ns: bool) -> None:
         if fmt == "parquet" and output == "-":
             raise UserError("Parquet needs a file: pass -o FILE.parquet", EXIT_USAGE)
         self.output = output
-        self.fmt = fmt
         self.time_ns = time_ns
-        self.rows = 0
-        self._writer: pa_csv.CSVWriter | pa_parquet.ParquetWriter | None = None
+        target: Sink = sys.stdout.buffer if output == "-" else output
+        self._file = TableFileWriter(target, "parquet" if fmt == "parquet" else "csv")
 
-    def _target(self) -> str | BinaryIO:
-        return sys.stdout.buffer if self.output == "-" else self.output
+    @property
+    def rows(self) -> int:
+        """Rows written so far."""
+        return self._file.rows
+
+    @property
+    def opened(self) -> bool:
+        """Whether anything (at least a header) was written."""
+        return self._file.opened
 
     def write(self, table: pa.Table) -> None:
         """Append ``table`` (its schema must match the first one's)."""
         if self.time_ns:
             index = table.schema.get_field_index("time")
             table = table.set_column(index, "time", table.column("time").cast(pa.int64()))
-        if self._writer is None:
-            if self.fmt == "parquet":
-                self._writer = pa_parquet.ParquetWriter(self.output, table.schema)
-            else:
-                self._writer = pa_csv.CSVWriter(self._target(), table.schema)
-        self._writer.write_table(table)
-        self.rows += table.num_rows
-
-    @property
-    def opened(self) -> bool:
-        """Whether anything (at least a header) was written."""
-        return self._writer is not None
+        self._file.write(table)
 
     def close(self) -> None:
         """Finish the file (Parquet footer) and flush stdout."""
-        if self._writer is not None:
-            self._writer.close()
+        self._file.close()
         if self.output == "-":
             sys.stdout.flush()
 

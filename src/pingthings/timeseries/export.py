@@ -15,19 +15,17 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import os
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from pingthings._proto import v5api
 from pingthings.timeseries._rpc import call_stream, decode_checked
 from pingthings.timeseries._timeargs import window_kind
 from pingthings.timeseries.constants import MAXIMUM_TIME
+from pingthings.timeseries.table_writer import FileFormat, Sink, TableFileWriter
 
 if TYPE_CHECKING:
     from pingthings.timeseries.async_streamset import AsyncStreamSet, VersionsArg
@@ -47,7 +45,6 @@ DEFAULT_MAX_POINTS = 1_000_000
 _PLAN_WINDOWS = 256
 """About how many statistics windows the planner asks for per range it splits."""
 
-Sink = str | os.PathLike[str] | BinaryIO
 
 
 def _check_max_points(max_points: Any) -> int:
@@ -174,10 +171,29 @@ async def iter_tables(
         yield await aset.to_arrow(start, start + 1, form=form, width=width, labels=labels, versions=versions)
 
 
-def _csv_ready(table: pa.Table) -> pa.Table:
-    """Dictionary columns (the long form's ``stream``) as plain strings for the CSV writer."""
-    columns = [c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c for c in table.columns]
-    return pa.Table.from_arrays(columns, names=table.column_names)
+async def _write_tables(
+    aset: AsyncStreamSet,
+    sink: Sink,
+    file_format: FileFormat,
+    start: int,
+    end: int,
+    *,
+    form: str,
+    width: int | None,
+    labels: str,
+    versions: VersionsArg,
+    max_points: int,
+) -> int:
+    """Write every slice of :func:`iter_tables` through a :class:`TableFileWriter`; returns the rows."""
+    writer = TableFileWriter(sink, file_format)
+    try:
+        async for table in iter_tables(
+            aset, start, end, form=form, width=width, labels=labels, versions=versions, max_points=max_points
+        ):
+            await anyio.to_thread.run_sync(writer.write, table)
+    finally:
+        await anyio.to_thread.run_sync(writer.close)
+    return writer.rows
 
 
 async def write_csv(
@@ -197,22 +213,8 @@ async def write_csv(
     ``time`` is written as an ISO 8601 UTC timestamp with nanoseconds; NaN where a stream has
     no value (wide form).
     """
-    writer: pacsv.CSVWriter | None = None
-    rows = 0
-    try:
-        async for table in iter_tables(
-            aset, start, end, form=form, width=width, labels=labels, versions=versions, max_points=max_points
-        ):
-            table = _csv_ready(table)
-            if writer is None:
-                writer = await anyio.to_thread.run_sync(pacsv.CSVWriter, sink, table.schema)
-            current: Any = writer
-            await anyio.to_thread.run_sync(current.write_table, table)
-            rows += table.num_rows
-    finally:
-        if writer is not None:
-            await anyio.to_thread.run_sync(writer.close)
-    return rows
+    return await _write_tables(aset, sink, "csv", start, end, form=form, width=width, labels=labels,
+                               versions=versions, max_points=max_points)
 
 
 async def write_parquet(
@@ -228,22 +230,8 @@ async def write_parquet(
     max_points: int = DEFAULT_MAX_POINTS,
 ) -> int:
     """Write the data as one Parquet file (a row group per slice); returns the rows written."""
-    writer: pq.ParquetWriter | None = None
-    rows = 0
-    try:
-        async for table in iter_tables(
-            aset, start, end, form=form, width=width, labels=labels, versions=versions, max_points=max_points
-        ):
-            if writer is None:
-                writer = await anyio.to_thread.run_sync(pq.ParquetWriter, sink, table.schema)
-            current: Any = writer
-            if table.num_rows or rows == 0:
-                await anyio.to_thread.run_sync(current.write_table, table)
-            rows += table.num_rows
-    finally:
-        if writer is not None:
-            await anyio.to_thread.run_sync(writer.close)
-    return rows
+    return await _write_tables(aset, sink, "parquet", start, end, form=form, width=width, labels=labels,
+                               versions=versions, max_points=max_points)
 
 
 async def write_generated_csv(
