@@ -95,7 +95,7 @@ class _Insert:
             if len(parts) < 2:
                 raise InvalidArgumentError(
                     f"the server refused {hi - lo} points in one Insert as too big ({exc}) and they "
-                    "cannot be split further (they share one timestamp)",
+                    "cannot be split further (one point, or points that share one timestamp)",
                     exc.code,
                 ) from exc
             self.batch_size = min(self.batch_size, max(b - a for a, b in parts))
