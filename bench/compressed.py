@@ -181,6 +181,9 @@ def measure(endpoint: str, args: argparse.Namespace) -> dict[str, Any]:
     slow: dict[str, Callable[[], Any]] = {"btrdb insert (tuples)": tuple_insert}
     if not args.skip_btrdb_values:
         slow["btrdb values"] = lambda: theirs.values(T0, end)
+    if args.only_read:
+        keep = ("fetch only (transport, no decoding)", "ours raw_values", "btrdb arrow_values")
+        calls, slow = {name: calls[name] for name in keep}, {}
     assert stream.raw_values(T0, end).num_rows == n
     assert stream.aligned_windows(T0, end, PW).num_rows == 1000
     samples = {name: Sample() for name in [*calls, *slow]}
@@ -194,6 +197,9 @@ def measure(endpoint: str, args: argparse.Namespace) -> dict[str, Any]:
             samples[name].run(fn)
 
     wire: dict[str, tuple[int, int]] = {}
+    if args.only_read:
+        conn.close()
+        return {"samples": samples, "wire": wire}
     with WireRelay(endpoint) as relay:
         rconn = pt.connect(endpoint=relay.endpoint)
         rdb = btrdb.connect(relay.endpoint)
@@ -214,6 +220,18 @@ def measure(endpoint: str, args: argparse.Namespace) -> dict[str, Any]:
         rconn.close()
     conn.close()
     return {"samples": samples, "wire": wire}
+
+
+def report_read(title: str, result: dict[str, Any], points: int) -> None:
+    s = result["samples"]
+    fetch, ours = s["fetch only (transport, no decoding)"], s["ours raw_values"]
+    print(f"\n== {title} (reads only)")
+    print(line("fetch only (transport, no decoding)", fetch, points))
+    against = {"arrow_values": s["btrdb arrow_values"], "fetch only": fetch}
+    print(line("ours raw_values", ours, points, against))
+    print(line("btrdb arrow_values", s["btrdb arrow_values"], points))
+    best, median = ours.best / fetch.best, ours.median / fetch.median
+    print(f"ours raw_values / fetch only: {best:.3f} (best), {median:.3f} (median)")
 
 
 def report(title: str, result: dict[str, Any], points: int) -> None:
@@ -266,11 +284,18 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--skip-btrdb-values", action="store_true", help="skip btrdb's slow values() calls")
+    parser.add_argument(
+        "--only-read", action="store_true", help="only the raw reads and the fetch-only floor"
+    )
     args = parser.parse_args()
     results = {}
     for compression in ("gzip", "none"):
         with serve(compression) as endpoint:
             results[compression] = measure(endpoint, args)
+    if args.only_read:
+        report_read("server --compression gzip", results["gzip"], args.points)
+        report_read("server without compression", results["none"], args.points)
+        return
     report("server --compression gzip", results["gzip"], args.points)
     report("server without compression", results["none"], args.points)
     print("\nwith / without compression (best wall time, bytes to the client):")
