@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import uuid
 
 import numpy as np
@@ -234,11 +235,15 @@ async def test_first_failure_names_the_stream(client: AsyncClient, unique_collec
         await sset.get_latest_version()
 
 
-async def test_progress_bar_only_when_asked(
-    client: AsyncClient, unique_collection: str, capsys: pytest.CaptureFixture[str]
+async def test_progress_bar_only_when_asked_and_only_on_a_terminal(
+    client: AsyncClient, unique_collection: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sset, _ = await _filled_set(client, unique_collection, n_streams=2, n_points=10)
     await sset.count()
     assert capsys.readouterr().err == ""
+    await sset.count(progress=True)
+    assert capsys.readouterr().err == ""  # stderr is not a terminal: no bar, no '\r' fragments
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     await sset.count(progress=True)
     assert "count" in capsys.readouterr().err

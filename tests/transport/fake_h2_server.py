@@ -1,8 +1,9 @@
 """A scripted HTTP/2 gRPC server on anyio + h2, for protocol situations real servers do not produce on demand.
 
 Each accepted connection follows :class:`Script`: it may announce a stream limit, refuse the first stream with
-RST_STREAM(REFUSED_STREAM), say GOAWAY before processing anything, mark one reply as compressed (which
-was never negotiated), or hold its SETTINGS ACK back to send it in the same write as the first reply; the test
+RST_STREAM(REFUSED_STREAM), say GOAWAY before processing anything, mark one reply as compressed (gzip
+when ``reply_encoding`` names it, else only the flag, with whatever ``grpc-encoding`` header the script
+gives, or none), or hold its SETTINGS ACK back to send it in the same write as the first reply; the test
 may PING the client with :meth:`Script.ping_client`.
 Otherwise every stream gets a gRPC reply ``b"echo:" + request`` with grpc-status 0 once the request stream
 ends.
@@ -11,6 +12,7 @@ ends.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 
 import anyio
 import anyio.abc
@@ -32,6 +34,8 @@ class Script:
     max_concurrent_streams: int | None = None
     compress_request_named: bytes | None = None  # reply to this request with the "compressed" flag set
     hold_output_until_reply: bool = False  # send the SETTINGS ACK in the same write as the first reply
+    reply_encoding: bytes | None = None  # the grpc-encoding header of every reply, if any
+    request_headers: list[dict[bytes, bytes]] = dataclasses.field(default_factory=list)  # as received
     ping_acks: int = 0
     changed: anyio.Event = dataclasses.field(default_factory=anyio.Event)
     latest: tuple[h2.connection.H2Connection, anyio.abc.ByteStream, anyio.Lock] | None = None
@@ -93,6 +97,9 @@ async def serve_connection(stream: anyio.abc.ByteStream, script: Script) -> None
                         conn.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
                         continue
                     readers[sid], requests[sid] = MessageReader(1 << 24), []
+                    headers = {bytes(k): bytes(v) for k, v in event.headers}
+                    script.request_headers.append(headers)
+                    readers[sid].set_encoding(headers.get(b"grpc-encoding"))
                     open_streams.add(sid)
                     script.most_open_streams = max(script.most_open_streams, len(open_streams))
                 elif isinstance(event, h2.events.DataReceived) and event.stream_id in readers:
@@ -102,11 +109,17 @@ async def serve_connection(stream: anyio.abc.ByteStream, script: Script) -> None
                     conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 elif isinstance(event, h2.events.StreamEnded) and event.stream_id in readers:
                     sid = event.stream_id
-                    conn.send_headers(sid, [(b":status", b"200"), (b"content-type", b"application/grpc")])
+                    head = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+                    if script.reply_encoding is not None:
+                        head.append((b"grpc-encoding", script.reply_encoding))
+                    conn.send_headers(sid, head)
                     for message in requests.pop(sid):
                         framed = frame_message(b"echo:" + message)
                         if message == script.compress_request_named:
-                            framed = b"\x01" + framed[1:]
+                            if script.reply_encoding == b"gzip":
+                                framed = frame_message(gzip.compress(b"echo:" + message), compressed=True)
+                            else:
+                                framed = b"\x01" + framed[1:]
                         conn.send_data(sid, framed)
                     conn.send_headers(sid, [(b"grpc-status", b"0")], end_stream=True)
                     readers.pop(sid)

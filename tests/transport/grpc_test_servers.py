@@ -315,10 +315,20 @@ class ServerThread:
         Port to bind; 0 picks a free one (the restart test re-binds the same port).
     tls
         ``(certificate chain PEM, private key PEM)`` to serve TLS with ALPN h2, or None.
+    compression
+        grpcio only: compress every reply with this algorithm (as grpc-go's RPCCompressor does, whatever
+        the client advertised), or None.
     """
 
-    def __init__(self, kind: str, port: int = 0, tls: tuple[bytes, bytes] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        port: int = 0,
+        tls: tuple[bytes, bytes] | None = None,
+        compression: grpc.Compression | None = None,
+    ) -> None:
         self.kind = kind
+        self._compression = compression
         self.probe = Probe()
         self.port = port
         self._tls = tls
@@ -381,7 +391,7 @@ class ServerThread:
                 transport.close()
 
     async def _serve_grpcio(self) -> None:
-        server = grpc.aio.server()
+        server = grpc.aio.server(compression=self._compression)
         server.add_generic_rpc_handlers((_GrpcioEcho(self.probe).generic_handler(),))
         address = f"127.0.0.1:{self.port}"
         if self._tls is None:
@@ -413,9 +423,14 @@ def _load_cert(context: ssl.SSLContext, chain: bytes, key: bytes) -> None:
 
 
 @contextlib.contextmanager
-def running(kind: str, port: int = 0, tls: tuple[bytes, bytes] | None = None) -> Any:
+def running(
+    kind: str,
+    port: int = 0,
+    tls: tuple[bytes, bytes] | None = None,
+    compression: grpc.Compression | None = None,
+) -> Any:
     """Run a test server for the duration of a ``with`` block."""
-    server = ServerThread(kind, port, tls).start()
+    server = ServerThread(kind, port, tls, compression).start()
     try:
         yield server
     finally:

@@ -29,9 +29,12 @@ DEFAULT_LISTEN = "127.0.0.1:4410"
               help="Allow a non-loopback --listen address without API keys (anyone could read and write).")
 @click.option("--cache-mb", type=click.IntRange(min=0), default=256, show_default=True,
               help="MiB of decoded data blocks kept in memory for reads (0 disables the cache).")
+@click.option("--compression", type=click.Choice(["gzip", "none"]), default="none", show_default=True,
+              help="gzip: compress replies for clients that accept it (saves bandwidth on slow links, "
+                   "costs CPU).")
 def serve(data_dir: Path, listen: str, api_key: str | None, keys_file: Path | None,
           tls_cert: Path | None, tls_key: Path | None, allow_unauthenticated_public: bool,
-          cache_mb: int) -> None:
+          cache_mb: int, compression: str) -> None:
     """Run the embedded server on DATA until interrupted (Ctrl-C or SIGTERM stop it cleanly).
 
     Any BTrDB v5 client can connect: pingthings.timeseries, the official btrdb package, the Go bindings.
@@ -54,6 +57,7 @@ def serve(data_dir: Path, listen: str, api_key: str | None, keys_file: Path | No
             tls_key=tls_key,
             allow_insecure_public=allow_unauthenticated_public,
             cache_mb=cache_mb,
+            compression=None if compression == "none" else compression,
         )
     except ConfigError as exc:
         raise UserError(str(exc), EXIT_USAGE) from exc

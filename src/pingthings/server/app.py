@@ -46,6 +46,9 @@ class Server:
         Permit a non-loopback ``listen`` without keys.
     retention_interval, clock, max_insert_points, shutdown_grace, advertise, cache_mb, read_workers
         See :class:`~pingthings.server.config.ServerConfig`.
+    compression
+        ``"gzip"`` to compress replies for clients that accept it (see
+        :class:`~pingthings.server.config.ServerConfig`).
     config
         A complete configuration; when given, the other arguments must be left at their defaults.
     """
@@ -67,6 +70,7 @@ class Server:
         cache_mb: int = DEFAULT_CACHE_MB,
         read_workers: int | None = None,
         config: ServerConfig | None = None,
+        compression: str | None = None,
     ) -> None:
         if config is None:
             if data_dir is None:
@@ -88,6 +92,7 @@ class Server:
                 advertise=advertise,
                 cache_mb=cache_mb,
                 read_workers=read_workers,
+                compression=compression,
             )
         self.config = config
         self._runtime: ServerRuntime | None = None

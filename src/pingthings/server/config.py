@@ -13,6 +13,9 @@ import yaml
 
 from pingthings.server.service.state import DEFAULT_MAX_INSERT_POINTS
 
+#: Compressions the server can apply to replies (``compression`` setting).
+REPLY_COMPRESSIONS = ("gzip",)
+
 #: Default budget of the engine's decoded-block cache, in MiB.
 DEFAULT_CACHE_MB = 256
 
@@ -56,6 +59,10 @@ class ServerConfig:
     read_workers
         Most streamed reads computing their next reply at once; the others queue. None: one per CPU
         core (at least 2).
+    compression
+        ``"gzip"``: compress replies for clients that accept gzip (their ``grpc-accept-encoding``
+        says so). None (default): replies go uncompressed, which on loopback and fast links only
+        saves CPU. Compressed requests are read either way.
     """
 
     data_dir: Path
@@ -71,6 +78,7 @@ class ServerConfig:
     advertise: str | None = None
     cache_mb: int = DEFAULT_CACHE_MB
     read_workers: int | None = None
+    compression: str | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -91,6 +99,8 @@ class ServerConfig:
             raise ConfigError("retention_interval must be positive")
         if not _whole_at_least(self.cache_mb, 0):
             raise ConfigError(f"cache_mb must be a whole number of MiB, 0 or more (got {self.cache_mb!r})")
+        if self.compression is not None and self.compression not in REPLY_COMPRESSIONS:
+            raise ConfigError(f"compression must be 'gzip' or None (none), got {self.compression!r}")
         if self.read_workers is not None and not _whole_at_least(self.read_workers, 1):
             raise ConfigError(f"read_workers must be a whole number, 1 or more (got {self.read_workers!r})")
 

@@ -24,6 +24,7 @@ from pingthings.server.metadata import MetadataStore
 from pingthings.server.retention import enforce_retention
 from pingthings.server.service.btrdb import BTrDBService
 from pingthings.server.service.codec import PassThroughCodec
+from pingthings.server.service.compression import install as install_compression
 from pingthings.server.service.platform import PlatformService
 from pingthings.server.service.read_gate import ReadGate
 from pingthings.server.service.state import ServiceState
@@ -106,6 +107,7 @@ class ServerRuntime:
             self._grpc = grpclib.server.Server(handlers, codec=PassThroughCodec())
             self.tracker = CallTracker()
             install(self._grpc, KeyRing(config.api_keys), self.tracker)
+            install_compression(self._grpc, config.compression)
             await self._grpc.start(sock=listen_socket, ssl=ssl_context)
             bound = bound_port(listen_socket)
             self.endpoint = f"{_host_for_url(host)}:{bound}"

@@ -47,8 +47,10 @@ from pingthings._proto.v5api import (
     WindowsParams,
 )
 from pingthings.timeseries._platform_codec import retention_to_dict
+from pingthings.timeseries._platform_rpc import call_platform
+from pingthings.timeseries._raw_annotations import STREAM_INFO_DESCRIPTOR, restore_in_response
 from pingthings.timeseries._results import Point
-from pingthings.timeseries._rpc import PLATFORM_SERVICE, call_stream, call_unary
+from pingthings.timeseries._rpc import call_stream, call_unary, decode_checked
 from pingthings.timeseries.constants import RAW_VALUES_SCHEMA, STAT_F64_SCHEMA
 from pingthings.timeseries.exceptions import NoSuchPointError, raise_for_status
 from pingthings.wire import arrow as wire_arrow
@@ -136,11 +138,12 @@ def concat_stat(tables: Sequence[pa.Table]) -> pa.Table:
 # ------------------------------------------------------------------------------ metadata / versions
 async def stream_descriptor(client: AsyncClient, uuid: UUID) -> StreamDescriptor:
     """StreamInfo with the descriptor (and without the version)."""
-    resp = await call_unary(
-        client, "StreamInfo", StreamInfoParams(uuid=uuid.bytes, omit_version=True), StreamInfoResponse
-    )
+    # Read as raw bytes: annotation values a v4 server stored as bare text must be read from them.
+    raw = await _unary_raw(client, "StreamInfo", StreamInfoParams(uuid=uuid.bytes, omit_version=True))
+    resp = decode_checked(raw, StreamInfoResponse)
     if resp.descriptor is None:
         return StreamDescriptor(uuid=uuid.bytes)
+    restore_in_response(resp, raw, STREAM_INFO_DESCRIPTOR)
     return resp.descriptor
 
 
@@ -154,12 +157,8 @@ async def latest_version(client: AsyncClient, uuid: UUID) -> int:
 
 async def version_at_time(client: AsyncClient, uuid: UUID, time: int) -> int:
     """Platform VersionAtTime: the data version current at wall-clock ``time``."""
-    resp = await call_unary(
-        client,
-        "VersionAtTime",
-        VersionAtTimeParams(uuid=uuid.bytes, time=time),
-        VersionAtTimeResponse,
-        service=PLATFORM_SERVICE,
+    resp = await call_platform(
+        client, "VersionAtTime", VersionAtTimeParams(uuid=uuid.bytes, time=time), VersionAtTimeResponse
     )
     return int(resp.version)
 
@@ -172,12 +171,8 @@ def _retention_dict(r: Retention | None) -> dict[str, Any] | None:
 
 async def stream_retention(client: AsyncClient, uuid: UUID) -> dict[str, Any]:
     """Platform GetStreamRetention as ``{"retention": ..., "effective": ...}``."""
-    resp = await call_unary(
-        client,
-        "GetStreamRetention",
-        GetStreamRetentionParams(uuid=uuid.bytes),
-        StreamRetentionResponse,
-        service=PLATFORM_SERVICE,
+    resp = await call_platform(
+        client, "GetStreamRetention", GetStreamRetentionParams(uuid=uuid.bytes), StreamRetentionResponse
     )
     return {"retention": _retention_dict(resp.retention), "effective": _retention_dict(resp.effective)}
 

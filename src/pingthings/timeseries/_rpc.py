@@ -23,10 +23,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import betterproto2
 
+from pingthings.timeseries._endpoints import (
+    is_wrong_endpoint,
+    stream_with_proxy_fallback,
+    unary_through_proxies,
+    wrong_endpoint_error,
+)
 from pingthings.timeseries.exceptions import (
     ClientClosedError,
     ConnectionError,
     PingThingsError,
+    WrongEndpointError,
     error_from_grpc_status,
     raise_for_status,
 )
@@ -142,6 +149,9 @@ async def call_unary(
         raise translate_channel_error(exc, client, path) from exc
     finally:
         limiter.release_on_behalf_of(borrower)
+    if payload[:1] == b"\x0a" and service == BTRDB_SERVICE and is_wrong_endpoint(payload):
+        stat = response_type.parse(payload).stat  # type: ignore[attr-defined]
+        payload = await unary_through_proxies(client, path, data, timeout, f"[405] {stat.msg}")
     return decode_checked(payload, response_type)
 
 
@@ -201,7 +211,16 @@ async def call_stream(
     async with _limited(client):
         with _translated(client, path):
             async with client.channel.server_stream(path, data) as messages:
-                yield _TranslatingIterator(messages.__aiter__(), client, path)
+                replies = _TranslatingIterator(messages.__aiter__(), client, path)
+                if service == BTRDB_SERVICE and client.proxy_endpoints:
+                    # A 405 in the first reply sends the call again through the proxies (_endpoints).
+                    async with stream_with_proxy_fallback(client, path, data, replies) as chosen:
+                        yield chosen
+                else:
+                    try:
+                        yield replies
+                    except WrongEndpointError as exc:
+                        raise wrong_endpoint_error(client, path, str(exc)) from exc
 
 
 async def collect_stream(

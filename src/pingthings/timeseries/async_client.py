@@ -22,25 +22,35 @@ import anyio
 
 import pingthings
 from pingthings._proto import v5api
-from pingthings._proto.pingthings.platform import v1 as platform
-from pingthings.timeseries import _platform_codec as codec
+from pingthings.timeseries._collections import list_collections as list_all_collections
 from pingthings.timeseries._fanout import gather
+from pingthings.timeseries._insert_batches import batch_size_for_version, check_batch_size
 from pingthings.timeseries._metadata import (
     annotation_pairs,
     decode_annotation,
     encode_annotation,
     tag_pairs,
 )
+from pingthings.timeseries._platform_api import PlatformCalls
+from pingthings.timeseries._raw_annotations import LOOKUP_RESULTS, restore_in_response
 from pingthings.timeseries._rpc import (
-    PLATFORM_SERVICE,
+    call_stream,
     call_unary,
     collect_stream,
+    decode_checked,
     translate_channel_error,
 )
 from pingthings.timeseries.async_stream import AsyncStream
 from pingthings.timeseries.async_streamset import AsyncStreamSet
-from pingthings.timeseries.config import ConnectionSettings, parse_concurrency_limit, resolve_settings
+from pingthings.timeseries.config import (
+    ConnectionSettings,
+    Endpoint,
+    parse_concurrency_limit,
+    parse_endpoint,
+    resolve_settings,
+)
 from pingthings.timeseries.exceptions import (
+    ClientClosedError,
     ConnectionError,
     PermissionDeniedError,
     PingThingsError,
@@ -113,7 +123,7 @@ def _sql_param(value: Any, index: int) -> str:
     return str(value)
 
 
-class AsyncClient:
+class AsyncClient(PlatformCalls):
     """The async connection to a server. Create it with ``await AsyncClient.connect(...)``.
 
     Parameters
@@ -129,9 +139,19 @@ class AsyncClient:
     -----
     ``concurrency_limit`` bounds the calls in flight at once (one anyio ``CapacityLimiter`` per
     client): stream set operations fan out up to that many requests.
+
+    The platform extension calls (collection retention, devices, units) are defined in the module
+    ``pingthings.timeseries._platform_api``; a server without that service answers them with
+    ``NotImplementedByServerError`` naming the capability.
     """
 
-    def __init__(self, channel: Channel, settings: ConnectionSettings, info: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        settings: ConnectionSettings,
+        info: Mapping[str, Any],
+        insert_batch_size: int | None = None,
+    ) -> None:
         self._channel = channel
         self._settings = settings
         self._endpoint = str(settings.endpoint)
@@ -140,6 +160,15 @@ class AsyncClient:
         self._closed = False
         major, minor = int(info["major_version"]), int(info["minor_version"])
         self._arrow_enabled = (major, minor) >= (5, ARROW_MIN_MINOR_VERSION)
+        self._insert_batch_size = (
+            batch_size_for_version(major)
+            if insert_batch_size is None
+            else check_batch_size(insert_batch_size)
+        )
+        listed = info.get("proxy", {}).get("proxy_endpoints", [])
+        self._proxy_endpoints = [str(e) for e in listed if str(e) != self._endpoint]
+        self._proxy_channels: dict[str, Channel] = {}
+        self._connect_timeout = 10.0
 
     # ---------------------------------------------------------------------------------- connection
     @staticmethod
@@ -152,6 +181,8 @@ class AsyncClient:
         tls: bool | None = None,
         ca_bundle: str | None = None,
         connect_timeout: float = 10.0,
+        compression: str | None = None,
+        insert_batch_size: int | None = None,
     ) -> AsyncClient:
         """Connect to a server and check it answers (one Info call).
 
@@ -172,6 +203,13 @@ class AsyncClient:
             PEM file of CA certificates to trust (default ``$BTRDB_CA_BUNDLE``, else the system's).
         connect_timeout
             Seconds to wait for the TCP/TLS connection.
+        compression
+            ``"gzip"`` compresses every request message (worth it on slow links only; default: the
+            profile's ``compression`` key, else ``$PINGTHINGS_COMPRESSION``, else off). Replies
+            compressed by the server (gzip or deflate) are read whatever this says.
+        insert_batch_size
+            Points per Insert call (default: 25,000 for a BTrDB 4 server, 50,000 for v5, from the
+            server's Info); :meth:`AsyncStream.insert` can also set it per call.
 
         Raises
         ------
@@ -187,12 +225,27 @@ class AsyncClient:
         >>> client = await AsyncClient.connect(endpoint="127.0.0.1:4410")  # doctest: +SKIP
         """
         settings = resolve_settings(
-            profile, endpoint, apikey, concurrency_limit, tls=tls, ca_bundle=ca_bundle
+            profile,
+            endpoint,
+            apikey,
+            concurrency_limit,
+            tls=tls,
+            ca_bundle=ca_bundle,
+            compression=compression,
         )
-        return await AsyncClient.connect_with(settings, connect_timeout=connect_timeout)
+        if insert_batch_size is not None:
+            check_batch_size(insert_batch_size)
+        return await AsyncClient.connect_with(
+            settings, connect_timeout=connect_timeout, insert_batch_size=insert_batch_size
+        )
 
     @staticmethod
-    async def connect_with(settings: ConnectionSettings, *, connect_timeout: float = 10.0) -> AsyncClient:
+    async def connect_with(
+        settings: ConnectionSettings,
+        *,
+        connect_timeout: float = 10.0,
+        insert_batch_size: int | None = None,
+    ) -> AsyncClient:
         """Connect with already resolved :class:`~pingthings.timeseries.config.ConnectionSettings`."""
         endpoint = str(settings.endpoint)
         channel = _channel_for(settings, connect_timeout)
@@ -217,13 +270,18 @@ class AsyncClient:
             await _close_quietly(channel)
             stat = response.stat
             raise ConnectionError(f"the server at {endpoint} answered Info with [{stat.code}] {stat.msg}")
-        return AsyncClient(channel, settings, _info_to_dict(response))
+        client = AsyncClient(channel, settings, _info_to_dict(response), insert_batch_size)
+        client._connect_timeout = connect_timeout
+        return client
 
     async def aclose(self) -> None:
         """Close the connection. Idempotent; calls made afterwards raise ClientClosedError."""
         if self._closed:
             return
         self._closed = True
+        proxies, self._proxy_channels = list(self._proxy_channels.values()), {}
+        for proxy in proxies:
+            await _close_quietly(proxy)
         await self._channel.aclose()
 
     async def close(self) -> None:
@@ -248,7 +306,7 @@ class AsyncClient:
         Unpickling builds a client that connects on its first call, in whatever event loop the
         receiving process uses; the live connection itself is never pickled.
         """
-        return (_restore_async_client, (self._settings, self._info))
+        return (_restore_async_client, (self._settings, self._info, self._insert_batch_size))
 
     @property
     def settings(self) -> ConnectionSettings:
@@ -280,6 +338,42 @@ class AsyncClient:
     def arrow_enabled(self) -> bool:
         """True when the server offers the Arrow RPCs (Info version 5.30 or later)."""
         return self._arrow_enabled
+
+    @property
+    def insert_batch_size(self) -> int:
+        """Points sent per Insert call.
+
+        Chosen from the server's Info (25,000 for BTrDB 4, 50,000 for v5) unless given to
+        ``connect``; lowered automatically when the server refuses a batch as too big (414).
+        """
+        return self._insert_batch_size
+
+    @insert_batch_size.setter
+    def insert_batch_size(self, value: int) -> None:
+        self._insert_batch_size = check_batch_size(value)
+
+    @property
+    def proxy_endpoints(self) -> list[str]:
+        """The proxy endpoints Info listed (other than the one connected to), tried after a 405."""
+        return list(self._proxy_endpoints)
+
+    def proxy_channel(self, endpoint: str) -> Channel:
+        """The channel to one of :attr:`proxy_endpoints`, opened on first use (same TLS, key and
+        compression settings as the client's own).
+
+        Raises
+        ------
+        ClientClosedError
+            When the client is closed.
+        """
+        if self._closed:
+            raise ClientClosedError(f"the client for {self._endpoint} is closed; connect again")
+        channel = self._proxy_channels.get(endpoint)
+        if channel is None:
+            parsed, _ = parse_endpoint(endpoint, what="proxy endpoint from Info")
+            channel = _channel_for(self._settings, self._connect_timeout, parsed)
+            self._proxy_channels[endpoint] = channel
+        return channel
 
     @property
     def concurrency_limit(self) -> int:
@@ -393,8 +487,14 @@ class AsyncClient:
             if annotations
             else [],
         )
-        responses = await collect_stream(self, "LookupStreams", params, v5api.LookupStreamsResponse)
-        return [AsyncStream.from_descriptor(self, d) for r in responses for d in r.results]
+        streams: list[AsyncStream] = []
+        async with call_stream(self, "LookupStreams", params) as messages:
+            async for payload in messages:
+                response = decode_checked(payload, v5api.LookupStreamsResponse)
+                # Annotation values a v4 server stored as bare text are read from the bytes.
+                restore_in_response(response, payload, LOOKUP_RESULTS)
+                streams.extend(AsyncStream.from_descriptor(self, d) for d in response.results)
+        return streams
 
     async def streams_in_collection(
         self,
@@ -449,12 +549,13 @@ class AsyncClient:
         return AsyncStreamSet(await self._streams_from_uuids(uuids, fetch_metadata))
 
     async def list_collections(self, prefix: str | None = None) -> list[str]:
-        """Collection names starting with ``prefix`` (all when None), sorted."""
+        """Collection names starting with ``prefix`` (all when None), sorted.
+
+        Works with v5 servers (one streamed answer) and BTrDB 4 servers (pages of at most 10,000 names,
+        asked for one after another).
+        """
         prefix = "" if prefix is None else _check_str(prefix, "prefix")
-        responses = await collect_stream(
-            self, "ListCollections", v5api.ListCollectionsParams(prefix=prefix), v5api.ListCollectionsResponse
-        )
-        return sorted({name for r in responses for name in r.collections})
+        return await list_all_collections(self, prefix)
 
     async def sql_query(self, query: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         """Run a read-only SQL query on the stream metadata; one dict per row.
@@ -527,178 +628,35 @@ class AsyncClient:
         """The distinct annotation keys in collections starting with ``collection`` (all when None)."""
         return await self._distinct("annotations", "skeys(annotations)", collection)
 
-    async def get_collection_properties(self, collection: str) -> dict[str, Any]:
-        """Properties of a collection: ``{'retention': {'remove_older_than': timedelta | None}}``."""
-        params = platform.GetCollectionPropertiesParams(collection=_check_str(collection, "collection"))
-        response = await call_unary(
-            self,
-            "GetCollectionProperties",
-            params,
-            platform.CollectionPropertiesResponse,
-            service=PLATFORM_SERVICE,
-        )
-        return {"retention": codec.retention_to_dict(response.retention)}
 
-    async def set_collection_retention(
-        self, collection: str, override_per_stream: bool = False, remove_older_than: Any = None
-    ) -> None:
-        """Set the retention policy of a collection.
-
-        Parameters
-        ----------
-        collection
-            The collection.
-        override_per_stream
-            Whether this policy overrides policies set on single streams.
-        remove_older_than
-            Data older than this (a ``datetime.timedelta``, or int nanoseconds) is removed; None
-            disables trimming.
-        """
-        params = platform.SetCollectionRetentionParams(
-            collection=_check_str(collection, "collection"),
-            retention=codec.retention_message(override_per_stream, remove_older_than),
-        )
-        await call_unary(
-            self, "SetCollectionRetention", params, platform.StatusResponse, service=PLATFORM_SERVICE
-        )
-
-    # ---------------------------------------------------------------------------------- devices
-    async def create_device(self, device: dict[str, Any]) -> dict[str, Any]:
-        """Create a device; returns it with its new ``id`` (``enabled`` defaults to True).
-
-        ``name`` must be a non-empty string, and no two devices may share name and geo.
-        """
-        message = codec.device_to_message(device, with_id=False, require_name=True)
-        response = await call_unary(
-            self,
-            "CreateDevice",
-            platform.CreateDeviceParams(device=message),
-            platform.DeviceResponse,
-            service=PLATFORM_SERVICE,
-        )
-        return codec.device_to_dict(response.device)
-
-    async def get_device(self, device_id: int) -> dict[str, Any]:
-        """The device with this id (ObjectNotFoundError if there is none)."""
-        request = platform.ObjectId(id=codec.check_id(device_id, "device_id"))
-        response = await call_unary(
-            self, "GetDevice", request, platform.DeviceResponse, service=PLATFORM_SERVICE
-        )
-        return codec.device_to_dict(response.device)
-
-    async def list_devices(self) -> list[dict[str, Any]]:
-        """Every device the caller may see."""
-        response = await call_unary(
-            self,
-            "ListDevices",
-            platform.ListDevicesParams(),
-            platform.ListDevicesResponse,
-            service=PLATFORM_SERVICE,
-        )
-        return [codec.device_to_dict(d) for d in response.devices]
-
-    async def update_device(self, device: dict[str, Any], replace: bool = False) -> dict[str, Any]:
-        """Update the device whose id is ``device["id"]``; returns the whole updated device.
-
-        Without ``replace`` only the given fields change. With ``replace=True`` every field not
-        given is cleared (``enabled`` becomes True and ``geo`` is kept), so ``name`` is required.
-        """
-        if not isinstance(replace, bool):
-            raise TypeError(f"replace must be a bool, got {type(replace).__name__}")
-        message = codec.device_to_message(device, with_id=True, require_name=replace)
-        response = await call_unary(
-            self,
-            "UpdateDevice",
-            platform.UpdateDeviceParams(device=message, replace=replace),
-            platform.DeviceResponse,
-            service=PLATFORM_SERVICE,
-        )
-        return codec.device_to_dict(response.device)
-
-    async def delete_device(self, device_id: int) -> None:
-        """Delete the device with this id."""
-        request = platform.ObjectId(id=codec.check_id(device_id, "device_id"))
-        await call_unary(self, "DeleteDevice", request, platform.StatusResponse, service=PLATFORM_SERVICE)
-
-    # ------------------------------------------------------------------------------------ units
-    async def create_unit(
-        self, name: str, symbol: str, base: float, canonical: str, source_name: list[str]
-    ) -> dict[str, Any]:
-        """Create a unit definition; returns it with its new ``id``.
-
-        Parameters
-        ----------
-        name, symbol
-            The unit's name and symbol.
-        base
-            Factor converting this unit to ``canonical``.
-        canonical
-            The unit this one converts to.
-        source_name
-            Other names this unit goes by, e.g. ``["deg", "VPHA"]``.
-        """
-        message = codec.new_unit_message(name, symbol, base, canonical, source_name)
-        response = await call_unary(
-            self,
-            "CreateUnit",
-            platform.CreateUnitParams(unit=message),
-            platform.UnitResponse,
-            service=PLATFORM_SERVICE,
-        )
-        return codec.unit_to_dict(response.unit)
-
-    async def get_unit(self, unit_id: int) -> dict[str, Any]:
-        """The unit with this id (ObjectNotFoundError if there is none)."""
-        request = platform.ObjectId(id=codec.check_id(unit_id, "unit_id"))
-        response = await call_unary(self, "GetUnit", request, platform.UnitResponse, service=PLATFORM_SERVICE)
-        return codec.unit_to_dict(response.unit)
-
-    async def list_units(self) -> list[dict[str, Any]]:
-        """Every unit definition."""
-        response = await call_unary(
-            self,
-            "ListUnits",
-            platform.ListUnitsParams(),
-            platform.ListUnitsResponse,
-            service=PLATFORM_SERVICE,
-        )
-        return [codec.unit_to_dict(u) for u in response.units]
-
-    async def update_unit(self, unit_dict: dict[str, Any]) -> dict[str, Any]:
-        """Change the given fields of the unit ``unit_dict["id"]``; returns the whole unit."""
-        request = codec.unit_update_message(unit_dict)
-        response = await call_unary(
-            self, "UpdateUnit", request, platform.UnitResponse, service=PLATFORM_SERVICE
-        )
-        return codec.unit_to_dict(response.unit)
-
-    async def delete_unit(self, unit_id: int) -> None:
-        """Delete the unit with this id."""
-        request = platform.ObjectId(id=codec.check_id(unit_id, "unit_id"))
-        await call_unary(self, "DeleteUnit", request, platform.StatusResponse, service=PLATFORM_SERVICE)
-
-
-def _channel_for(settings: ConnectionSettings, connect_timeout: float) -> Channel:
-    """A (not yet connected) channel for ``settings``: TLS, API key and client name metadata."""
+def _channel_for(
+    settings: ConnectionSettings, connect_timeout: float, endpoint: Endpoint | None = None
+) -> Channel:
+    """A (not yet connected) channel to ``endpoint`` (default: the settings' own) with the settings'
+    TLS, API key, compression and client name metadata."""
+    target = settings.endpoint if endpoint is None else endpoint
     metadata: list[tuple[str, str]] = [("x-api-client", f"pingthings-{pingthings.__version__}")]
     if settings.apikey:
         metadata.insert(0, ("authorization", f"Bearer {settings.apikey}"))
     try:
         ssl_context = client_ssl_context(settings.ca_bundle) if settings.tls else None
     except (OSError, ValueError) as exc:
-        raise ConnectionError(f"cannot set up TLS for {settings.endpoint}: {exc}") from exc
+        raise ConnectionError(f"cannot set up TLS for {target}: {exc}") from exc
     return Channel(
-        settings.endpoint.host,
-        settings.endpoint.port,
+        target.host,
+        target.port,
         ssl_context=ssl_context,
         metadata=tuple(metadata),
         connect_timeout=connect_timeout,
+        compression=settings.compression,
     )
 
 
-def _restore_async_client(settings: ConnectionSettings, info: Mapping[str, Any]) -> AsyncClient:
+def _restore_async_client(
+    settings: ConnectionSettings, info: Mapping[str, Any], insert_batch_size: int | None = None
+) -> AsyncClient:
     """Unpickle an AsyncClient: same settings, a fresh channel that connects on the first call."""
-    return AsyncClient(_channel_for(settings, RESTORED_CONNECT_TIMEOUT), settings, info)
+    return AsyncClient(_channel_for(settings, RESTORED_CONNECT_TIMEOUT), settings, info, insert_batch_size)
 
 
 class _Probe:

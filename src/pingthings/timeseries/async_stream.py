@@ -24,8 +24,8 @@ from uuid import UUID
 import pyarrow as pa
 
 from pingthings.timeseries import _data_calls as dc
-from pingthings.timeseries._fanout import gather
-from pingthings.timeseries._insert import batch_bounds, merge_policy_value, prepare
+from pingthings.timeseries._insert import merge_policy_value, prepare
+from pingthings.timeseries._insert_batches import check_batch_size, insert_in_batches
 from pingthings.timeseries._metadata import (
     StreamMetadata,
     annotation_pairs,
@@ -45,7 +45,6 @@ from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32
 from pingthings.timeseries.exceptions import InvalidCollection, NoSuchPointError, StreamNotFoundError
 from pingthings.timeseries.live import DEFAULT_RECONNECT_TIMEOUT, StreamSubscription, Subscription
 from pingthings.timeseries.utils.timez import currently_as_ns
-from pingthings.wire.limits import INSERT_BATCH_SIZE
 
 if TYPE_CHECKING:
     from pingthings._proto.v5api import StreamDescriptor
@@ -553,7 +552,7 @@ class AsyncStream:
                 yield [{"start": int(s), "end": int(e)} for s, e in zip(starts, ends, strict=True)]
 
     # ------------------------------------------------------------------ writes
-    async def insert(self, data: Any, merge: str = "never") -> int:
+    async def insert(self, data: Any, merge: str = "never", batch_size: int | None = None) -> int:
         """Insert points.
 
         Parameters
@@ -568,25 +567,38 @@ class AsyncStream:
             ``"equal"`` drops exact (time, value) duplicates, ``"retain"`` keeps the old value,
             ``"replace"`` keeps the new one.
 
+        batch_size
+            Points per Insert call (default: the client's ``insert_batch_size``, which follows the
+            server: 25,000 for BTrDB 4, 50,000 for v5).
+
         Returns
         -------
         int
-            The stream's version after the insert. The data is sent in batches of 50 000 points,
-            concurrently under the client's concurrency limit, so a failure can leave earlier
-            batches written; bad data is rejected before anything is sent.
+            The stream's version after the insert.
+
+        Raises
+        ------
+        PartialInsertError
+            A batch failed after others were written; its ``written`` attribute lists the
+            acknowledged batches (time range, points, version). Bad data is rejected before
+            anything is sent.
+
+        Notes
+        -----
+        The first batch is sent alone; the others follow concurrently under the client's
+        concurrency limit once it is written, so a request the server refuses writes nothing. A
+        batch the server refuses as too big (414) is halved and sent again.
         """
         policy = merge_policy_value(merge)
         times, values = prepare(data)
         if times.size == 0:
             return await self.get_latest_version()
-        bounds = batch_bounds(times, INSERT_BATCH_SIZE)
-        client, uuid = self._client, self._uuid
-
-        async def send(lo: int, hi: int) -> int:
-            return await dc.insert(client, uuid, times[lo:hi], values[lo:hi], policy)
-
-        versions = await gather([(send, lo, hi) for lo, hi in bounds])
-        return max(versions)
+        client = self._client
+        size = client.insert_batch_size if batch_size is None else check_batch_size(batch_size, "batch_size")
+        version, used = await insert_in_batches(client, self._uuid, times, values, policy, size)
+        if batch_size is None and used < client.insert_batch_size:
+            client.insert_batch_size = used  # the server's limit is lower than thought: remember it
+        return version
 
     async def delete(self, start: Any, end: Any) -> int:
         """Delete every point with ``start <= time < end``; returns the new version.

@@ -5,7 +5,7 @@ Resolution, first match wins, value by value:
 1. explicit arguments (``endpoint=``, ``apikey=``, ``concurrency_limit=``, ``tls=``, ``ca_bundle=``);
 2. the profile named by the ``profile`` argument, if one was given;
 3. the environment: ``BTRDB_ENDPOINTS``, ``BTRDB_API_KEY``, ``PINGTHINGS_CONCURRENCY_LIMIT``,
-   ``BTRDB_CA_BUNDLE``;
+   ``BTRDB_CA_BUNDLE``, ``PINGTHINGS_COMPRESSION``;
 4. the profile named by ``BTRDB_PROFILE``, else the profile ``default`` (silently skipped when the
    credentials file or the ``default`` profile does not exist).
 
@@ -47,6 +47,7 @@ ENV_API_KEY = "BTRDB_API_KEY"
 ENV_PROFILE = "BTRDB_PROFILE"
 ENV_CA_BUNDLE = "BTRDB_CA_BUNDLE"
 ENV_CONCURRENCY_LIMIT = "PINGTHINGS_CONCURRENCY_LIMIT"
+ENV_COMPRESSION = "PINGTHINGS_COMPRESSION"
 DEFAULT_PROFILE = "default"
 DEFAULT_CONCURRENCY_LIMIT = 32
 TLS_PORT = 4411
@@ -84,6 +85,8 @@ class ConnectionSettings:
         The number of calls allowed in flight at once.
     source
         Where the endpoint came from, for error messages (``"argument"``, ``"profile 'x'"``, ...).
+    compression
+        ``"gzip"`` to compress request messages, or None (replies are read compressed or not).
     """
 
     endpoint: Endpoint
@@ -92,6 +95,7 @@ class ConnectionSettings:
     ca_bundle: str | None
     concurrency_limit: int
     source: str
+    compression: str | None = None
 
 
 def credentials_path(home: str | os.PathLike[str] | None = None) -> Path:
@@ -217,6 +221,16 @@ def _parse_limit(value: Any, where: str) -> int:
     return limit
 
 
+def _parse_compression(value: Any, where: str) -> str | None:
+    """``"gzip"`` or None from a compression setting (``gzip``, ``none``/``identity``/empty)."""
+    text = value.strip().lower() if isinstance(value, str) else value
+    if text in ("", "none", "identity", None):
+        return None
+    if text == "gzip":
+        return "gzip"
+    raise InvalidArgumentError(f"compression from {where} must be 'gzip' or 'none', got {value!r}")
+
+
 def _parse_tls(value: Any, where: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -235,6 +249,7 @@ def resolve_settings(
     ca_bundle: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     home: str | os.PathLike[str] | None = None,
+    compression: str | None = None,
 ) -> ConnectionSettings:
     """Resolve the connection settings (see the module docstring for the order).
 
@@ -250,6 +265,9 @@ def resolve_settings(
         PEM file of CA certificates to trust for TLS (default ``$BTRDB_CA_BUNDLE``).
     environ, home
         The environment and home directory to read (default: the process's).
+    compression
+        ``"gzip"`` to compress requests (default: the profile's ``compression`` key, else
+        ``$PINGTHINGS_COMPRESSION``, else none); ``"none"`` turns it off explicitly.
 
     Raises
     ------
@@ -321,6 +339,17 @@ def resolve_settings(
     else:
         limit = DEFAULT_CONCURRENCY_LIMIT
 
+    if compression is not None:
+        packing = _parse_compression(compression, "the compression argument")
+    elif "compression" in explicit:
+        packing = _parse_compression(explicit["compression"], f"profile {profile!r}")
+    elif env.get(ENV_COMPRESSION):
+        packing = _parse_compression(env[ENV_COMPRESSION], f"${ENV_COMPRESSION}")
+    elif "compression" in implicit:
+        packing = _parse_compression(implicit["compression"], f"profile {implicit_name!r}")
+    else:
+        packing = None
+
     if key is not None and not isinstance(key, str):
         key = str(key)
     return ConnectionSettings(
@@ -330,6 +359,7 @@ def resolve_settings(
         ca_bundle=bundle if tls else None,
         concurrency_limit=limit,
         source=source,
+        compression=packing,
     )
 
 

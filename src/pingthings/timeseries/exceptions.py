@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import builtins
 import re
+from dataclasses import dataclass
 from typing import NoReturn
 
 from pingthings.wire.status import StatusCode
@@ -41,9 +42,11 @@ __all__ = [
     "InvalidTagKey",
     "InvalidTagValue",
     "InvalidTimeRange",
+    "MetadataDecodeError",
     "NoSuchPointError",
     "NotImplementedByServerError",
     "ObjectNotFoundError",
+    "PartialInsertError",
     "PermissionDeniedError",
     "PingThingsError",
     "ProfileNotFound",
@@ -55,6 +58,7 @@ __all__ = [
     "SubscriptionLagError",
     "SyncCallFromEventLoopError",
     "VersionNotAvailable",
+    "WrongEndpointError",
     "error_for_status",
     "raise_for_status",
 ]
@@ -301,6 +305,48 @@ class SubscriptionLagError(PingThingsError):
     """
 
 
+class WrongEndpointError(ServerError):
+    """The server is not the owner of the stream (v5 405): the call must go to another endpoint.
+
+    A BTrDB cluster answers this from a node that does not hold the stream; the client retries through
+    the proxy endpoints the server lists in Info when there are any.
+    """
+
+
+class MetadataDecodeError(PingThingsError, builtins.ValueError):
+    """The server sent stream metadata the client cannot read (names the stream and key)."""
+
+
+@dataclass(frozen=True)
+class WrittenRange:
+    """Part of an insert the server acknowledged: points with ``start <= time <= end`` (both ends
+    inclusive, the first and last time of the batch), stored at data ``version``."""
+
+    start: int
+    end: int
+    points: int
+    version: int
+
+
+class PartialInsertError(PingThingsError):
+    """An insert sent in several batches failed after some batches were written.
+
+    Attributes
+    ----------
+    written
+        The batches the server acknowledged, as :class:`WrittenRange` (time range, points, version),
+        sorted by time. Those points are stored; the rest of the insert is not (re-insert it, or
+        insert everything again with ``merge="equal"`` / ``"replace"``).
+    error
+        The error of the first batch that failed (also the ``__cause__``).
+    """
+
+    def __init__(self, msg: str, written: list[WrittenRange], error: PingThingsError) -> None:
+        super().__init__(msg, error.code)
+        self.written = written
+        self.error = error
+
+
 _CLASS_FOR_CODE: dict[int, type[PingThingsError]] = {
     StatusCode.NO_SUCH_POINT: NoSuchPointError,
     StatusCode.CONTEXT_ERROR: DeadlineExceededError,
@@ -336,6 +382,7 @@ _CLASS_FOR_CODE: dict[int, type[PingThingsError]] = {
     StatusCode.TLS_ERROR: ConnectionError,
     StatusCode.VERSION_NOT_AVAILABLE: VersionNotAvailable,
     StatusCode.NOT_IMPLEMENTED: NotImplementedByServerError,
+    StatusCode.WRONG_ENDPOINT: WrongEndpointError,
 }
 """v5 codes with a specific class; every other non-zero code becomes :class:`ServerError`."""
 

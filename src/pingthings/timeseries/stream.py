@@ -259,9 +259,9 @@ class Stream:
             yield from chunk
 
     # ------------------------------------------------------------------ writes
-    def insert(self, data: Any, merge: str = "never") -> int:
+    def insert(self, data: Any, merge: str = "never", batch_size: int | None = None) -> int:
         """Insert points; see :meth:`AsyncStream.insert`. Returns the version after the insert."""
-        return self._loop().call(self._stream.insert, data, merge)
+        return self._loop().call(self._stream.insert, data, merge, batch_size)
 
     def delete(self, start: Any, end: Any) -> int:
         """Delete ``[start, end)``; returns the new version."""

@@ -59,8 +59,9 @@ class DirectSender:
         self._transport = self._stream._transport
         self._connection = self._stream.connection
 
-    async def send(self, message: Any) -> None:
-        """Send ``message`` (a buffer, or a :class:`~.arrow_reply.Segments`) as one gRPC message."""
+    async def send(self, message: Any, compressed: bool = False) -> None:
+        """Send ``message`` (a buffer, or a :class:`~.arrow_reply.Segments`) as one gRPC message;
+        ``compressed`` sets the message's compressed flag (the bytes are already compressed)."""
         server_stream = self._server_stream
         if not server_stream._send_initial_metadata_done:
             await server_stream.send_initial_metadata()
@@ -70,7 +71,7 @@ class DirectSender:
         else:
             parts, sizes = [message], [memoryview(message).nbytes]
         size = sum(sizes)
-        prefix = b"\x00" + size.to_bytes(4, "big")
+        prefix = (b"\x01" if compressed else b"\x00") + size.to_bytes(4, "big")
         await self._write_message([prefix, *parts], [len(prefix), *sizes], size + len(prefix))
         server_stream._send_message_done = True
         server_stream._messages_sent += 1

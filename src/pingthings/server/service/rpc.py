@@ -17,6 +17,7 @@ import grpclib.server
 
 from pingthings.server.errors import WrongArgs
 from pingthings.server.service.arrow_reply import Segments
+from pingthings.server.service.compression import receive_request, send_reply
 from pingthings.server.service.direct_send import DIRECT_MIN_BYTES, DirectSender, direct_sender
 from pingthings.server.service.replies import error_reply
 from pingthings.server.service.wire_check import decode_request
@@ -28,7 +29,7 @@ GrpcHandler = Callable[[grpclib.server.Stream[Any, Any]], Awaitable[None]]
 async def _receive(
     stream: grpclib.server.Stream[Any, Any], request_cls: type[betterproto2.Message] | None
 ) -> Any:
-    data = await stream.recv_message()
+    data = await receive_request(stream)  # inflates a compressed request
     if data is None:
         raise WrongArgs("the call carried no request message")
     if request_cls is None:
@@ -47,13 +48,17 @@ def unary(
             reply: Reply = await fn(request)
         except Exception as exc:
             reply = error_reply(exc)
-        await stream.send_message(reply)
+        if not await send_reply(stream, reply):  # gzip when the server and the client want it
+            await stream.send_message(reply)
 
     return handle
 
 
 async def _send(stream: grpclib.server.Stream[Any, Any], direct: DirectSender | None, reply: Any) -> None:
-    """Send one reply: large buffers through ``direct`` when there is one, the rest through grpclib."""
+    """Send one reply: gzip-compressed when the call asks for it, else large buffers through ``direct``
+    when there is one and the rest through grpclib."""
+    if await send_reply(stream, reply):
+        return
     if direct is not None and not isinstance(reply, betterproto2.Message) and len(reply) >= DIRECT_MIN_BYTES:
         await direct.send(reply)
     else:

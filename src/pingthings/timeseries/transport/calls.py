@@ -15,6 +15,7 @@ import anyio
 import anyio.lowlevel
 from h2.errors import ErrorCodes
 
+from .compression import compress_request
 from .connection import Connection, StreamState
 from .errors import GrpcStatus, GrpcStatusError, TransportError
 from .framing import PREFIX
@@ -134,8 +135,11 @@ class Call:
         conn, state = self._conn, self._state
         assert conn is not None and state is not None
         view = memoryview(message).cast("B")
+        compressed = self._channel.request_compression is not None
+        if compressed:
+            view = memoryview(compress_request(view))
         total = len(view) + PREFIX.size
-        prefix = PREFIX.pack(0, len(view))
+        prefix = PREFIX.pack(1 if compressed else 0, len(view))
         if total <= conn.send_window(state):
             if len(view) < 65536:
                 conn.queue_data(state, prefix + view.tobytes(), end)  # one frame; the copy is cheap

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 import anyio
 
 from .calls import BidiCall, ServerStreamCall, UnaryCall
+from .compression import check_request_compression
 from .connection import Connection
 from .errors import TransportError
-from .metadata import MetadataValue, encode_metadata, validate_method
+from .metadata import MetadataValue, encode_metadata, encoding_headers, validate_method
 
 DEFAULT_STREAM_WINDOW = 32 << 20
 """Inbound flow-control window of each stream (bytes)."""
@@ -48,7 +49,10 @@ class Channel:
     stream_window, connection_window
         Inbound flow-control windows.
     max_message_size
-        Largest reply message accepted.
+        Largest reply message accepted, after decompression.
+    compression
+        ``"gzip"`` to compress request messages (worth it on slow links only), or None (default).
+        Replies compressed with gzip or deflate are read whatever this says.
     """
 
     def __init__(
@@ -64,6 +68,7 @@ class Channel:
         stream_window: int = DEFAULT_STREAM_WINDOW,
         connection_window: int = DEFAULT_CONNECTION_WINDOW,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        compression: str | None = None,
     ) -> None:
         if not isinstance(host, str) or not host:
             raise ValueError(f"host must be a non-empty string, got {host!r}")
@@ -84,7 +89,9 @@ class Channel:
             # gRPC needs HTTP/2; the ssl module cannot tell whether ALPN was set, so set it.
             ssl_context.set_alpn_protocols(["h2"])
         self._ssl_context = ssl_context
-        self._metadata = encode_metadata(metadata)
+        #: The encoding requests are compressed with (None: sent as they are).
+        self.request_compression = check_request_compression(compression)
+        self._metadata = encode_metadata(metadata) + encoding_headers(self.request_compression)
         self._connect_timeout = connect_timeout
         self._options = {
             "max_frame_size": max_frame_size,

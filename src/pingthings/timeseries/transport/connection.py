@@ -55,6 +55,14 @@ _MAX_STREAM_ID = 2**31 - 1
 _MAX_TLS_RECORD = 16_384 + 256 + 5  # largest TLS ciphertext record, header included
 
 
+def _reply_encoding(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The ``grpc-encoding`` of a reply's headers (None when absent)."""
+    for name, value in headers:
+        if name == b"grpc-encoding":
+            return value
+    return None
+
+
 class StreamState:
     """Everything the connection knows about one of its streams; the call objects read it.
 
@@ -469,6 +477,7 @@ class Connection:
                 state = streams.get(event.stream_id)
                 if state is not None:
                     state.headers = event.headers
+                    state.reader.set_encoding(_reply_encoding(event.headers))
                     touched.add(event.stream_id)
             elif isinstance(event, h2.events.TrailersReceived):
                 state = streams.get(event.stream_id)

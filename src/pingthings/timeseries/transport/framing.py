@@ -4,6 +4,9 @@ Every gRPC message on the wire is a 5-byte prefix (one flag byte: 1 if compresse
 length) followed by the payload. A message may span many HTTP/2 DATA frames and one frame may carry many
 messages, so :class:`MessageReader` keeps the received chunks as a list of views and copies a message's bytes
 only once, when it is complete and does not lie inside a single chunk.
+
+A compressed message (flag 1) is inflated as its bytes arrive, with the encoding the reply's
+``grpc-encoding`` header named (see :mod:`.compression`); the receive limit applies to the inflated size.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import struct
 
 from .chunk_queue import ChunkQueue
+from .compression import IDENTITY, CompressionError, Inflater, check_encoding
 from .frame_buffer import SplitBody
 
 PREFIX = struct.Struct(">BI")
@@ -21,9 +25,9 @@ class FramingError(ValueError):
     """The peer sent bytes that are not a valid gRPC message stream."""
 
 
-def frame_message(payload: bytes | bytearray | memoryview) -> bytes:
-    """Return ``payload`` with its uncompressed gRPC prefix in front."""
-    return PREFIX.pack(0, len(payload)) + bytes(payload)
+def frame_message(payload: bytes | bytearray | memoryview, compressed: bool = False) -> bytes:
+    """Return ``payload`` with its gRPC prefix in front (flag 1 if ``compressed``)."""
+    return PREFIX.pack(1 if compressed else 0, len(payload)) + bytes(payload)
 
 
 class MessageReader:
@@ -32,15 +36,27 @@ class MessageReader:
     Parameters
     ----------
     max_message_size
-        Largest payload accepted; a larger announced length raises :class:`FramingError` before buffering.
+        Largest payload accepted; a larger announced length raises :class:`FramingError` before buffering,
+        and a compressed message that inflates past it raises as soon as it does.
     """
 
-    __slots__ = ("_max", "_need", "_queue")
+    __slots__ = ("_encoding", "_inflater", "_max", "_need", "_queue")
 
     def __init__(self, max_message_size: int) -> None:
         self._queue = ChunkQueue()
         self._need = -1  # payload length of the message being assembled, -1 while the prefix is incomplete
         self._max = max_message_size
+        self._encoding: str | None = None  # the reply's grpc-encoding, once its headers arrived
+        self._inflater: Inflater | None = None  # set while a compressed message is being read
+
+    def set_encoding(self, name: bytes | str | None) -> None:
+        """Record the reply's ``grpc-encoding`` header (None or ``identity``: nothing is compressed).
+
+        An encoding this client cannot read is only an error if a compressed message arrives.
+        """
+        if isinstance(name, bytes):
+            name = name.decode("ascii", "replace")
+        self._encoding = None if name is None or name.strip().lower() == IDENTITY else name
 
     @property
     def partial(self) -> bool:
@@ -67,18 +83,54 @@ class MessageReader:
                     return out
                 flag, length = PREFIX.unpack(self._take(PREFIX_SIZE))
                 if flag == 1:
-                    raise FramingError("server sent a compressed message, but no compression was negotiated")
-                if flag != 0:
+                    self._inflater = self._start_inflating()
+                elif flag != 0:
                     raise FramingError(f"invalid gRPC message flag byte {flag}")
                 if length > self._max:
                     raise FramingError(
                         f"server sent a {length}-byte message, above the limit of {self._max} bytes"
                     )
                 self._need = length
+            if self._inflater is not None:
+                message = self._inflate_available()
+                if message is None:
+                    return out
+                out.append(message)
+                continue
             if self._queue.size < self._need:
                 return out
             out.append(self._take(self._need))
             self._need = -1
+
+    def _start_inflating(self) -> Inflater:
+        """An inflater for the compressed message whose prefix was just read."""
+        if self._encoding is None:
+            raise FramingError(
+                "server sent a compressed message without naming its compression (no grpc-encoding header)"
+            )
+        try:
+            return Inflater(check_encoding(self._encoding), self._max)
+        except CompressionError as exc:
+            raise FramingError(str(exc)) from None
+
+    def _inflate_available(self) -> bytes | None:
+        """Inflate the buffered bytes of the current compressed message (and drop them); return the whole
+        inflated message once its last byte is in, else None."""
+        inflater = self._inflater
+        assert inflater is not None
+        count = min(self._queue.size, self._need)
+        try:
+            for view in self._queue.take(count) if count else ():
+                inflater.feed(view)
+            self._need -= count
+            if self._need:
+                return None
+            message = inflater.finish()
+        except CompressionError as exc:
+            raise FramingError(str(exc)) from None
+        self._inflater = None
+        self._need = -1
+        return message
 
     def _take(self, size: int) -> memoryview | bytes:
         """Remove and return the next ``size`` buffered bytes: a view when they lie in one chunk, else

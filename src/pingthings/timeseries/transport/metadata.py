@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 from pingthings import __version__
 
+from .compression import ACCEPTED_ENCODINGS
 from .errors import GrpcStatus
 
 USER_AGENT = f"pingthings/{__version__}"
@@ -25,7 +26,9 @@ Metadata = Sequence[tuple[str, MetadataValue]]
 HeaderList = list[tuple[bytes, bytes]]
 
 _KEY_PATTERN = re.compile(r"^[0-9a-z_.\-]+$")
-_RESERVED_KEYS = frozenset({"content-type", "te", "user-agent", "grpc-timeout", "grpc-encoding"})
+_RESERVED_KEYS = frozenset(
+    {"content-type", "te", "user-agent", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding"}
+)
 
 # Units of grpc-timeout, finest first; the value may have at most 8 digits.
 _TIMEOUT_UNITS = (("n", 1e-9), ("u", 1e-6), ("m", 1e-3), ("S", 1.0), ("M", 60.0), ("H", 3600.0))
@@ -112,6 +115,19 @@ def request_headers(
     if timeout is not None:
         headers.append((b"grpc-timeout", encode_timeout(timeout).encode("ascii")))
     headers.extend(metadata)
+    return headers
+
+
+ACCEPT_ENCODING = ", ".join(ACCEPTED_ENCODINGS)
+"""The ``grpc-accept-encoding`` every request carries: the reply encodings the message reader inflates."""
+
+
+def encoding_headers(request_compression: str | None) -> HeaderList:
+    """Headers about compression sent with every request: the encodings we read, and ``grpc-encoding``
+    when requests are compressed (``request_compression``, already checked, e.g. ``"gzip"``)."""
+    headers: HeaderList = [(b"grpc-accept-encoding", ACCEPT_ENCODING.encode("ascii"))]
+    if request_compression is not None:
+        headers.append((b"grpc-encoding", request_compression.encode("ascii")))
     return headers
 
 
