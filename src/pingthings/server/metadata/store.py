@@ -29,12 +29,15 @@ class MetadataStore(StreamsMixin, DevicesMixin, UnitsMixin, RetentionMixin):
 
     def __init__(self, path: str | PathLike[str], clock: Callable[[], int] = time.time_ns) -> None:
         super().__init__(path, clock)
+        self._load_hidden()
         self._sql = SqlSandbox(self.path)
 
-    def sql_query(self, query: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+    def sql_query(
+        self, query: str, params: Sequence[Any] | None = None, include_hidden: bool = True
+    ) -> list[dict[str, Any]]:
         """Run a read-only SELECT over the ``streams`` view (see :class:`SqlSandbox`)."""
         self._check_open()
-        return self._sql.query(query, params)
+        return self._sql.query(query, params, include_hidden)
 
     def close(self) -> None:
         """Close both connections."""

@@ -25,11 +25,12 @@ from pingthings.server.service.arrow_reply import (
     arrow_reply_segments,
     raw_pieces_reply,
 )
-from pingthings.server.service.convert import blocking, drain_chunks, require_uuid
+from pingthings.server.service.convert import blocking, drain_chunks
 from pingthings.server.service.multi_join import MultiJoin
 from pingthings.server.service.points import apply_insert
 from pingthings.server.service.prefetch import inline, produced
 from pingthings.server.service.state import ServiceState
+from pingthings.server.service.visibility import visible_uuid
 from pingthings.wire.limits import MAX_POINT_WIDTH, MIN_TIME, TIME_LIMIT
 
 #: Rows per Arrow reply message.
@@ -55,7 +56,7 @@ class ArrowHandlers:
         finds the leaves and then reads and encodes the messages (engine chunk → reply segments)
         while the event loop sends the previous ones (see :mod:`.prefetch`).
         """
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         template = arrow_io.read_template(request.template_bytes)
         args = (uuid, request.start, request.end, request.version_major, RAW_ROWS_PER_MESSAGE)
         engine = self.state.engine  # a read served from memory starts without a worker thread
@@ -106,7 +107,7 @@ class ArrowHandlers:
 
     async def arrow_aligned_windows(self, request: v5api.AlignedWindowsParams) -> AsyncIterator[pa.Buffer]:
         """AlignedWindows as Arrow tables."""
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         version, windows = await blocking(
             self.state.engine.aligned_windows,
             uuid,
@@ -120,7 +121,7 @@ class ArrowHandlers:
 
     async def arrow_windows(self, request: v5api.WindowsParams) -> AsyncIterator[pa.Buffer]:
         """Windows as Arrow tables."""
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         if request.width == 0:
             raise InvalidPointWidth("window width must be at least 1 ns")
         if request.depth > MAX_POINT_WIDTH:
@@ -135,7 +136,7 @@ class ArrowHandlers:
         self, request: v5api.ArrowMultiValuesParams
     ) -> AsyncIterator[pa.Buffer | Segments]:
         """Outer-join several streams' raw values on (optionally snapped) time."""
-        uuids = [require_uuid(u) for u in request.uuid]
+        uuids = [visible_uuid(self.state.meta, u) for u in request.uuid]
         if not uuids:
             raise WrongArgs("ArrowMultiValues needs at least one uuid")
         versions = list(request.version_major)
@@ -215,7 +216,7 @@ class ArrowHandlers:
 
     async def arrow_insert(self, request: v5api.ArrowInsertParams) -> v5api.InsertResponse:
         """Insert the (time, value) table carried as an Arrow IPC stream."""
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         times, values = await blocking(arrow_io.read_insert_table, request.arrow_bytes)
         bits = request.rounding.bits if request.rounding is not None else None
         version = await apply_insert(self.state, uuid, times, values, int(request.merge_policy), bits)

@@ -10,8 +10,9 @@ import numpy as np
 
 from pingthings._proto import v5api
 from pingthings.server.errors import InvalidPointWidth, WrongArgs
-from pingthings.server.service.convert import blocking, require_uuid
+from pingthings.server.service.convert import blocking
 from pingthings.server.service.state import ServiceState
+from pingthings.server.service.visibility import visible_uuid
 
 QueryType = v5api.GenerateCsvParamsQueryType
 _STAT_PARTS = ("Min", "Mean", "Max", "Count")
@@ -41,7 +42,7 @@ class CsvHandlers:
         self, request: v5api.GenerateCsvParams, config: v5api.StreamCsvConfig
     ) -> tuple[int, np.ndarray, list[np.ndarray]]:
         engine = self.state.engine
-        uuid = require_uuid(config.uuid)
+        uuid = visible_uuid(self.state.meta, config.uuid)
         start, end, version = request.start_time, request.end_time, config.version
         if request.query_type == QueryType.RAW_QUERY:
             got, times, values = await blocking(engine.raw_values, uuid, start, end, version)

@@ -51,6 +51,7 @@ from pingthings.server.metadata.devices import DEVICE_FIELDS
 from pingthings.server.metadata.records import RetentionPolicy
 from pingthings.server.metadata.units import UNIT_FIELDS
 from pingthings.server.metadata.validation import check_uuid
+from pingthings.server.service.visibility import require_visible
 from pingthings.wire.status import StatusCode
 
 log = logging.getLogger("pingthings.server")
@@ -294,7 +295,7 @@ class PlatformService(PlatformBase):
 
     async def set_stream_retention(self, message: SetStreamRetentionParams) -> StatusResponse:
         async def work() -> dict[str, Any]:
-            uuid = check_uuid(message.uuid)
+            uuid = require_visible(self._meta, check_uuid(message.uuid))
             policy = message.retention
             if policy is None:
                 await self._run(self._meta.clear_stream_retention, uuid)
@@ -311,7 +312,9 @@ class PlatformService(PlatformBase):
 
     async def get_stream_retention(self, message: GetStreamRetentionParams) -> StreamRetentionResponse:
         async def work() -> dict[str, Any]:
-            own, effective = await self._run(self._meta.get_stream_retention, check_uuid(message.uuid))
+            own, effective = await self._run(
+                self._meta.get_stream_retention, require_visible(self._meta, check_uuid(message.uuid))
+            )
             return {"retention": retention_message(own), "effective": retention_message(effective)}
 
         return await self._answer(StreamRetentionResponse, work)
@@ -320,7 +323,7 @@ class PlatformService(PlatformBase):
 
     async def version_at_time(self, message: VersionAtTimeParams) -> VersionAtTimeResponse:
         async def work() -> dict[str, Any]:
-            uuid = check_uuid(message.uuid)
+            uuid = require_visible(self._meta, check_uuid(message.uuid))
             return {"version": int(await self._run(self._engine.version_at_time, uuid, message.time))}
 
         return await self._answer(VersionAtTimeResponse, work)

@@ -20,6 +20,7 @@ from pingthings.server.service.convert import blocking, require_uuid
 from pingthings.server.service.replies import stat_reply, status_of
 from pingthings.server.service.state import ServiceState
 from pingthings.server.service.subscriptions import Subscriber
+from pingthings.server.service.visibility import require_visible
 from pingthings.server.service.wire_check import decode_request
 
 
@@ -56,6 +57,7 @@ class SubscribeHandler:
                     hub.remove(subscriber, uuids)
                     continue
                 for uuid in uuids:
+                    require_visible(self.state.meta, uuid)
                     if not await blocking(self.state.meta.stream_exists, uuid):
                         raise StreamNotFound()
                 hub.add(subscriber, uuids)
