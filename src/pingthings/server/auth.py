@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import grpclib.events
@@ -18,7 +19,7 @@ import grpclib.server
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
-from pingthings.server.service.context import admin_scope
+from pingthings.server.service.context import admin_scope, serving_data_dir
 
 INVALID_KEY = "invalid api key"
 
@@ -91,8 +92,13 @@ class CallTracker:
         return True
 
 
-def install(server: grpclib.server.Server, keys: KeyRing, tracker: CallTracker) -> None:
-    """Attach authentication and call tracking to every method of ``server``."""
+def install(
+    server: grpclib.server.Server, keys: KeyRing, tracker: CallTracker, data_dir: Path | None = None
+) -> None:
+    """Attach authentication and call tracking to every method of ``server``.
+
+    ``data_dir`` (the server's data directory) is made known to error reports of every call.
+    """
 
     async def on_request(event: Any) -> None:
         if tracker.draining:
@@ -107,10 +113,12 @@ def install(server: grpclib.server.Server, keys: KeyRing, tracker: CallTracker) 
 
         async def tracked(stream: grpclib.server.Stream[Any, Any]) -> None:
             tracker.enter()
+            token = serving_data_dir.set(data_dir)
             try:
                 with admin_scope(admin):
                     await method(stream)
             finally:
+                serving_data_dir.reset(token)
                 tracker.leave()
 
         event.method_func = tracked

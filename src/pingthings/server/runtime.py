@@ -96,7 +96,7 @@ class ServerRuntime:
             handlers.append(PlatformService(self.meta, self.engine))
             self._grpc = grpclib.server.Server(handlers, codec=PassThroughCodec())
             self.tracker = CallTracker()
-            install(self._grpc, KeyRing(config.api_keys), self.tracker)
+            install(self._grpc, KeyRing(config.api_keys), self.tracker, config.data_dir)
             await self._grpc.start(host, port, ssl=ssl_context)
             bound = self._bound_port()
             self.endpoint = f"{_host_for_url(host)}:{bound}"

@@ -46,13 +46,13 @@ from pingthings._proto.pingthings.platform.v1 import (
     VersionAtTimeResponse,
 )
 from pingthings._proto.v5api import Status
-from pingthings.server.errors import MissingParameter, ServerError, UnrecognizedParameter
+from pingthings.server.errors import MissingParameter, UnrecognizedParameter
 from pingthings.server.metadata.devices import DEVICE_FIELDS
 from pingthings.server.metadata.records import RetentionPolicy
 from pingthings.server.metadata.units import UNIT_FIELDS
 from pingthings.server.metadata.validation import check_uuid
+from pingthings.server.service.replies import status_of
 from pingthings.server.service.visibility import require_visible
-from pingthings.wire.status import StatusCode
 
 log = logging.getLogger("pingthings.server")
 
@@ -60,10 +60,7 @@ R = TypeVar("R")
 
 
 def _status(exc: BaseException) -> Status:
-    if isinstance(exc, ServerError):
-        return Status(code=int(exc.code), msg=exc.msg)
-    log.error("unexpected error in a platform call", exc_info=exc)
-    return Status(code=int(StatusCode.INVARIANT_FAILURE), msg=f"internal error: {type(exc).__name__}: {exc}")
+    return status_of(exc)
 
 
 # -- devices ---------------------------------------------------------------------------------------

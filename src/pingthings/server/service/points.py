@@ -30,11 +30,11 @@ RANGES_PER_MESSAGE = 1000
 
 
 def _merge_policy(value: int) -> Any:
-    try:
-        name = v5api.MergePolicy(value).name
-    except ValueError:
-        raise WrongArgs(f"unknown merge policy {value}") from None
-    return MergePolicy[name]
+    known = {int(member.value): member.name for member in v5api.MergePolicy}
+    if value not in known:  # betterproto2 turns an unknown number into a nameless pseudo-member
+        choices = ", ".join(f"{number} ({label})" for number, label in sorted(known.items()))
+        raise WrongArgs(f"merge_policy: unknown value {value}; expected one of {choices}")
+    return MergePolicy[known[value]]
 
 
 async def apply_insert(
