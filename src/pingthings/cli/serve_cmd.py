@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pingthings.cli.errors import EXIT_USAGE, UserError
+from pingthings.cli.errors import EXIT_FAILURE, EXIT_USAGE, UserError
 from pingthings.cli.params import LISTEN
 
 DEFAULT_LISTEN = "127.0.0.1:4410"
@@ -57,4 +57,7 @@ def serve(data_dir: Path, listen: str, api_key: str | None, keys_file: Path | No
         )
     except ConfigError as exc:
         raise UserError(str(exc), EXIT_USAGE) from exc
-    serve_forever(config)
+    try:
+        serve_forever(config)
+    except ConfigError as exc:  # found while starting, e.g. the data directory is in use
+        raise UserError(str(exc), EXIT_FAILURE) from exc

@@ -18,6 +18,7 @@ import grpclib.server
 
 from pingthings.server.auth import CallTracker, KeyRing, install
 from pingthings.server.config import ServerConfig, parse_listen
+from pingthings.server.data_lock import DataDirLock
 from pingthings.server.engine import Engine
 from pingthings.server.metadata import MetadataStore
 from pingthings.server.retention import enforce_retention
@@ -41,9 +42,9 @@ def open_stores(config: ServerConfig) -> tuple[Any, Any]:
     """Open (creating if needed) the engine and metadata files and make them agree.
 
     Every live stream in the metadata gets a tree in the engine, so a crash between the two
-    writes of a Create never leaves a stream that cannot be written.
+    writes of a Create never leaves a stream that cannot be written. The caller holds the data
+    directory's lock (see :func:`lock_data_dir`).
     """
-    config.data_dir.mkdir(parents=True, exist_ok=True)
     meta = MetadataStore(config.data_dir / METADATA_FILE)
     try:
         engine = Engine(config.data_dir / ENGINE_FILE, cache_bytes=config.cache_bytes)
@@ -61,6 +62,14 @@ def open_stores(config: ServerConfig) -> tuple[Any, Any]:
     return engine, meta
 
 
+def lock_data_dir(config: ServerConfig) -> DataDirLock:
+    """Create the data directory if needed and take its exclusive lock (DataDirLocked if held)."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = DataDirLock(config.data_dir)
+    lock.acquire()
+    return lock
+
+
 class ServerRuntime:
     """One server's live parts; create, ``await start()``, later ``await stop()``."""
 
@@ -74,6 +83,7 @@ class ServerRuntime:
         #: The Subscribe pub/sub (None until started).
         self.hub: SubscriptionHub | None = None
         self._retention_task: asyncio.Task[None] | None = None
+        self._lock: DataDirLock | None = None
 
     async def start(self) -> None:
         """Open the stores, start listening and start the retention task."""
@@ -82,7 +92,12 @@ class ServerRuntime:
         ssl_context = None
         if config.tls_cert is not None and config.tls_key is not None:
             ssl_context = server_ssl_context(config.tls_cert, config.tls_key)
-        self.engine, self.meta = await anyio.to_thread.run_sync(open_stores, config)
+        self._lock = await anyio.to_thread.run_sync(lock_data_dir, config)
+        try:
+            self.engine, self.meta = await anyio.to_thread.run_sync(open_stores, config)
+        except BaseException:
+            self._release_lock()
+            raise
         try:
             self.hub = SubscriptionHub()
             state = ServiceState(
@@ -166,6 +181,12 @@ class ServerRuntime:
             await anyio.to_thread.run_sync(engine.close)
         if meta is not None:
             await anyio.to_thread.run_sync(meta.close)
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
 
 def _advertised(host: str, port: int) -> str:
