@@ -21,6 +21,11 @@ from typing import Self
 import anyio.to_thread
 
 from pingthings.server.config import DEFAULT_CACHE_MB, ServerConfig, load_keys_file, normalize_keys
+from pingthings.server.limits import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_SQL_BYTES,
+    DEFAULT_MAX_STREAMS_PER_REQUEST,
+)
 from pingthings.server.runtime import ServerRuntime
 from pingthings.server.service.state import DEFAULT_MAX_INSERT_POINTS
 
@@ -46,6 +51,8 @@ class Server:
         Permit a non-loopback ``listen`` without keys.
     retention_interval, clock, max_insert_points, shutdown_grace, advertise, cache_mb, read_workers
         See :class:`~pingthings.server.config.ServerConfig`.
+    max_message_bytes, max_sql_bytes, max_streams_per_request
+        Per-request bounds; see :class:`~pingthings.server.config.ServerConfig`.
     config
         A complete configuration; when given, the other arguments must be left at their defaults.
     """
@@ -67,6 +74,9 @@ class Server:
         cache_mb: int = DEFAULT_CACHE_MB,
         read_workers: int | None = None,
         config: ServerConfig | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_sql_bytes: int = DEFAULT_MAX_SQL_BYTES,
+        max_streams_per_request: int = DEFAULT_MAX_STREAMS_PER_REQUEST,
     ) -> None:
         if config is None:
             if data_dir is None:
@@ -88,6 +98,9 @@ class Server:
                 advertise=advertise,
                 cache_mb=cache_mb,
                 read_workers=read_workers,
+                max_message_bytes=max_message_bytes,
+                max_sql_bytes=max_sql_bytes,
+                max_streams_per_request=max_streams_per_request,
             )
         self.config = config
         self._runtime: ServerRuntime | None = None

@@ -11,6 +11,11 @@ from typing import Any
 
 import yaml
 
+from pingthings.server.limits import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_SQL_BYTES,
+    DEFAULT_MAX_STREAMS_PER_REQUEST,
+)
 from pingthings.server.service.state import DEFAULT_MAX_INSERT_POINTS
 
 #: Default budget of the engine's decoded-block cache, in MiB.
@@ -56,6 +61,15 @@ class ServerConfig:
     read_workers
         Most streamed reads computing their next reply at once; the others queue. None: one per CPU
         core (at least 2).
+    max_message_bytes
+        Largest request message accepted, judged from its gRPC length prefix before any of it is
+        read (larger ones get 421 and a stream reset).
+    max_sql_bytes
+        Longest ``sql_query`` text in UTF-8 bytes, checked before parsing (values belong in ``$N``
+        parameters).
+    max_streams_per_request
+        Most distinct streams one ArrowMultiValues or GenerateCSV request may name (repeated
+        uuids count once).
     """
 
     data_dir: Path
@@ -71,6 +85,9 @@ class ServerConfig:
     advertise: str | None = None
     cache_mb: int = DEFAULT_CACHE_MB
     read_workers: int | None = None
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_sql_bytes: int = DEFAULT_MAX_SQL_BYTES
+    max_streams_per_request: int = DEFAULT_MAX_STREAMS_PER_REQUEST
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -93,6 +110,9 @@ class ServerConfig:
             raise ConfigError(f"cache_mb must be a whole number of MiB, 0 or more (got {self.cache_mb!r})")
         if self.read_workers is not None and not _whole_at_least(self.read_workers, 1):
             raise ConfigError(f"read_workers must be a whole number, 1 or more (got {self.read_workers!r})")
+        for name in ("max_message_bytes", "max_sql_bytes", "max_streams_per_request"):
+            if not _whole_at_least(getattr(self, name), 1):
+                raise ConfigError(f"{name} must be a whole number, 1 or more (got {getattr(self, name)!r})")
 
     @property
     def cache_bytes(self) -> int:

@@ -106,12 +106,20 @@ class ServerRuntime:
                 self.hub,
                 max_insert_points=config.max_insert_points,
                 read_gate=ReadGate(config.read_workers),
+                max_sql_bytes=config.max_sql_bytes,
+                max_streams_per_request=config.max_streams_per_request,
             )
             handlers: list[Any] = [BTrDBService(state)]
             handlers.append(PlatformService(self.meta, self.engine))
             self._grpc = grpclib.server.Server(handlers, codec=PassThroughCodec())
             self.tracker = CallTracker()
-            install(self._grpc, KeyRing(config.api_keys), self.tracker, config.data_dir)
+            install(
+                self._grpc,
+                KeyRing(config.api_keys),
+                self.tracker,
+                config.data_dir,
+                max_message_bytes=config.max_message_bytes,
+            )
             await self._grpc.start(host, port, ssl=ssl_context)
             bound = self._bound_port()
             self.endpoint = f"{_host_for_url(host)}:{bound}"

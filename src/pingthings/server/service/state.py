@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from pingthings.server.limits import DEFAULT_MAX_SQL_BYTES, DEFAULT_MAX_STREAMS_PER_REQUEST
 from pingthings.server.service.read_gate import ReadGate
 from pingthings.server.service.subscriptions import SubscriptionHub
 
@@ -31,6 +32,10 @@ class ServiceState:
         Inserts larger than this are refused with 414.
     read_gate
         Bounds how many streamed reads compute their next reply at once (server-wide).
+    max_sql_bytes
+        Longest SQL text accepted (UTF-8 bytes), checked before parsing.
+    max_streams_per_request
+        Most distinct streams one multi-stream request may name.
     """
 
     engine: Any
@@ -39,5 +44,7 @@ class ServiceState:
     endpoint: str = ""
     max_insert_points: int = DEFAULT_MAX_INSERT_POINTS
     read_gate: ReadGate = field(default_factory=ReadGate)
+    max_sql_bytes: int = DEFAULT_MAX_SQL_BYTES
+    max_streams_per_request: int = DEFAULT_MAX_STREAMS_PER_REQUEST
     #: Held while an insert commits and queues its batch for subscribers (keeps pushes in commit order).
     commit_order: threading.Lock = field(default_factory=threading.Lock)
