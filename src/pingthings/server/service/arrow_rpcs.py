@@ -26,6 +26,7 @@ from pingthings.server.service.arrow_reply import (
     raw_pieces_reply,
 )
 from pingthings.server.service.convert import blocking, drain_chunks
+from pingthings.server.service.fanout import distinct_streams
 from pingthings.server.service.multi_join import MultiJoin
 from pingthings.server.service.points import apply_insert
 from pingthings.server.service.prefetch import inline, produced
@@ -143,6 +144,9 @@ class ArrowHandlers:
         if versions and len(versions) != len(uuids):
             raise WrongArgs(f"{len(uuids)} uuids but {len(versions)} versions")
         versions = versions or [0] * len(uuids)
+        uuids, versions = distinct_streams(
+            uuids, versions, self.state.max_streams_per_request, "ArrowMultiValues"
+        )
         start, end, period = request.start, request.end, request.snap_period_ns
         if period < 0:
             raise WrongArgs("snapPeriodNs must not be negative")

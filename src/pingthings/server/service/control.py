@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
 
 from pingthings._proto import v5api
-from pingthings.server.errors import FaultInjectionDisabled, StreamNotFound, WrongArgs
+from pingthings.server.errors import BadSQL, FaultInjectionDisabled, StreamNotFound, WrongArgs
 from pingthings.server.service.context import is_admin
 from pingthings.server.service.convert import blocking, chunks, descriptor_of, opt_map
 from pingthings.server.service.state import ServiceState
@@ -156,6 +156,12 @@ class ControlHandlers:
 
     async def sql_query(self, request: v5api.SqlQueryParams) -> AsyncIterator[v5api.SqlQueryResponse]:
         """Run a read-only metadata query; each row travels as one JSON object."""
+        limit = self.state.max_sql_bytes
+        if len(request.query) > limit or len(request.query.encode()) > limit:
+            raise BadSQL(
+                f"the SQL text is longer than the server's limit of {limit} bytes (max_sql_bytes); "
+                "pass values as $1, $2, ... parameters instead of writing them into the query"
+            )
         rows = await blocking(self.state.meta.sql_query, request.query, list(request.params), is_admin())
         encoded = [json.dumps(row, default=str).encode() for row in rows]
         for batch in chunks(encoded, SQL_BATCH):

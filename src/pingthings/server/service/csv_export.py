@@ -11,6 +11,7 @@ import numpy as np
 from pingthings._proto import v5api
 from pingthings.server.errors import InvalidPointWidth, WrongArgs
 from pingthings.server.service.convert import blocking
+from pingthings.server.service.fanout import distinct
 from pingthings.server.service.state import ServiceState
 from pingthings.server.service.visibility import visible_uuid
 
@@ -65,10 +66,18 @@ class CsvHandlers:
         """Emit the header row, then one row per distinct (time, occurrence) across the streams."""
         if not request.streams:
             raise WrongArgs("GenerateCSV needs at least one stream")
-        results = [await self._query(request, config) for config in request.streams]
+        wanted = distinct(
+            [(bytes(c.uuid), c.version, c.label) for c in request.streams],
+            self.state.max_streams_per_request,
+            "GenerateCSV",
+        )
+        configs = [
+            v5api.StreamCsvConfig(uuid=uuid, version=version, label=label) for uuid, version, label in wanted
+        ]
+        results = [await self._query(request, config) for config in configs]
         raw = request.query_type == QueryType.RAW_QUERY
         header = ["Timestamp (ns)", "Human-Readable Time (UTC)"]
-        for config, (version, _, _) in zip(request.streams, results, strict=True):
+        for config, (version, _, _) in zip(configs, results, strict=True):
             label = config.label + (f", ver. {version}" if request.include_versions else "")
             header += [label] if raw else [f"{label} ({part})" for part in _STAT_PARTS]
         yield v5api.GenerateCsvResponse(is_header=True, row=header)
