@@ -6,9 +6,10 @@ server buffer whatever the client sends. :func:`bound_requests` replaces the cal
 ``recv_message`` with one that checks the announced length first and raises
 :class:`~pingthings.server.errors.MessageTooLarge` without reading the body; the handler answers
 with a v5 status like any other error and :meth:`RequestBound.finish` then resets the stream, so
-the client stops sending. Unread bytes stay unacknowledged, so HTTP/2 flow control caps what
-the client can push meanwhile (grpclib returns them to the connection window when the stream is
-released).
+the client stops sending. Messages decoded here into message classes (the platform service's)
+are checked strictly first (:func:`~.wire_check.decode_request`): malformed input is a 421.
+Unread bytes stay unacknowledged, so HTTP/2 flow control caps what the client can push meanwhile
+(grpclib returns them to the connection window when the stream is released).
 
 This reads a few grpclib internals (the call's protocol stream, codec, request type and event
 dispatch); :func:`bound_requests` checks them and leaves the call as it is when any is missing.
@@ -20,10 +21,12 @@ import logging
 import time
 from typing import Any
 
+import betterproto2
 import grpclib.server
 from h2.errors import ErrorCodes
 
 from pingthings.server.errors import MessageTooLarge, WrongArgs
+from pingthings.server.service.wire_check import decode_request
 
 log = logging.getLogger("pingthings.server")
 
@@ -70,7 +73,11 @@ class RequestBound:
             body = None
         if body is None or len(body) != size:
             raise WrongArgs(f"the request message announced {size} bytes but the stream ended before them")
-        message = stream._codec.decode(body, stream._recv_type)
+        recv_type = stream._recv_type
+        if isinstance(recv_type, type) and issubclass(recv_type, betterproto2.Message):
+            message = decode_request(body, recv_type)  # strict: a malformed request is a 421
+        else:
+            message = stream._codec.decode(body, recv_type)
         (message,) = await stream._dispatch.recv_message(message)
         stream._messages_received += 1
         connection = proto.connection
