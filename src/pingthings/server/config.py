@@ -15,6 +15,7 @@ from pingthings.server.limits import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MAX_SQL_BYTES,
     DEFAULT_MAX_STREAMS_PER_REQUEST,
+    DEFAULT_SHUTDOWN_GRACE,
 )
 from pingthings.server.service.state import DEFAULT_MAX_INSERT_POINTS
 
@@ -81,7 +82,7 @@ class ServerConfig:
     retention_interval: float = 3600.0
     clock: Callable[[], int] = time.time_ns
     max_insert_points: int = DEFAULT_MAX_INSERT_POINTS
-    shutdown_grace: float = 30.0
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
     advertise: str | None = None
     cache_mb: int = DEFAULT_CACHE_MB
     read_workers: int | None = None

@@ -216,6 +216,7 @@ class SqlSandbox:
         self._native_arrows = native_arrows
         self._lock = threading.Lock()
         self._idle: dict[bool, list[_Reader]] = {True: [], False: []}
+        self._busy: set[_Reader] = set()
         self._closed = False
 
     def close(self) -> None:
@@ -226,15 +227,29 @@ class SqlSandbox:
             self._idle = {True: [], False: []}
         for reader in idle:
             reader.conn.close()
+        self.interrupt()
+
+    def interrupt(self) -> None:
+        """Stop every query running now (each fails with BadSQL); later queries run normally."""
+        with self._lock:
+            busy = list(self._busy)
+        for reader in busy:
+            reader.conn.interrupt()
 
     def _take(self, include_hidden: bool) -> _Reader:
         with self._lock:
             if self._idle[include_hidden]:
-                return self._idle[include_hidden].pop()
-        return self._connect(include_hidden)
+                reader = self._idle[include_hidden].pop()
+                self._busy.add(reader)
+                return reader
+        reader = self._connect(include_hidden)
+        with self._lock:
+            self._busy.add(reader)
+        return reader
 
     def _give_back(self, reader: _Reader) -> None:
         with self._lock:
+            self._busy.discard(reader)
             if not self._closed:
                 self._idle[reader.include_hidden].append(reader)
                 return

@@ -39,6 +39,10 @@ class MetadataStore(StreamsMixin, DevicesMixin, UnitsMixin, RetentionMixin):
         self._check_open()
         return self._sql.query(query, params, include_hidden)
 
+    def interrupt_queries(self) -> None:
+        """Stop the ``sql_query`` calls running now (they fail with BadSQL); used at shutdown."""
+        self._sql.interrupt()
+
     def close(self) -> None:
         """Close both connections."""
         self._sql.close()
