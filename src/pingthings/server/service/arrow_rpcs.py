@@ -32,6 +32,7 @@ from pingthings.server.service.points import apply_insert
 from pingthings.server.service.prefetch import inline, produced
 from pingthings.server.service.state import ServiceState
 from pingthings.server.service.visibility import visible_uuid
+from pingthings.server.service.window_slices import windows_in_slices
 from pingthings.wire.limits import MAX_POINT_WIDTH, MIN_TIME, TIME_LIMIT
 
 #: Rows per Arrow reply message.
@@ -127,11 +128,12 @@ class ArrowHandlers:
             raise InvalidPointWidth("window width must be at least 1 ns")
         if request.depth > MAX_POINT_WIDTH:
             raise InvalidPointWidth(f"depth must be within 0..{MAX_POINT_WIDTH}")
-        version, windows = await blocking(
-            self.state.engine.windows, uuid, request.start, request.end, request.width, request.version_major
+        slices = windows_in_slices(
+            self.state.engine, uuid, request.start, request.end, request.width, request.version_major
         )
-        async for reply in self._windows_replies(version, windows):
-            yield reply
+        async for version, windows in slices:
+            async for reply in self._windows_replies(version, windows):
+                yield reply
 
     async def arrow_multi_values(
         self, request: v5api.ArrowMultiValuesParams

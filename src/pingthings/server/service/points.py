@@ -21,6 +21,7 @@ from pingthings.server.service.convert import blocking
 from pingthings.server.service.prefetch import produced
 from pingthings.server.service.state import ServiceState
 from pingthings.server.service.visibility import require_visible, visible_uuid
+from pingthings.server.service.window_slices import windows_in_slices
 from pingthings.wire.limits import MAX_POINT_WIDTH
 
 #: Points per RawValues / AlignedWindows / Windows message, as the v4 server sent.
@@ -145,11 +146,12 @@ class PointHandlers:
             raise InvalidPointWidth("window width must be at least 1 ns")
         if request.depth > MAX_POINT_WIDTH:
             raise InvalidPointWidth(f"depth must be within 0..{MAX_POINT_WIDTH}")
-        version, windows = await blocking(
-            self.state.engine.windows, uuid, request.start, request.end, request.width, request.version_major
+        slices = windows_in_slices(
+            self.state.engine, uuid, request.start, request.end, request.width, request.version_major
         )
-        async for message in self._stat_messages(version, windows):
-            yield message
+        async for version, windows in slices:
+            async for message in self._stat_messages(version, windows):
+                yield message
 
     async def nearest(self, request: v5api.NearestParams) -> bytes:
         """The first point at or after ``time`` (forward) or the last one before it (backward)."""
