@@ -4,14 +4,16 @@ memory follows the slice, not the result (checked on a server in its own process
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from pingthings._proto import v5api
+from pingthings.server import Server
 from pingthings.wire import points
 from tests.server.helpers import create, insert
-from tests.server.rawclient import RawClient
+from tests.server.rawclient import RawClient, stat_of
 from tests.server.test_message_bounds import _peak_rss, server_process  # noqa: F401 (fixture)
 
 MIB = 1 << 20
@@ -46,3 +48,48 @@ def test_many_windows_are_sent_in_slices(server_process: tuple[subprocess.Popen[
         )
         assert rows == 1 << 18
         assert _peak_rss(process.pid) - before < 64 * MIB
+
+
+CSV_POINTS = 200_000
+
+
+def _csv_request(uu: bytes, end: int) -> v5api.GenerateCsvParams:
+    return v5api.GenerateCsvParams(
+        query_type=v5api.GenerateCsvParamsQueryType.RAW_QUERY,
+        start_time=0,
+        end_time=end,
+        streams=[v5api.StreamCsvConfig(uuid=uu, label="a")],
+    )
+
+
+def test_generate_csv_is_built_a_chunk_at_a_time(server_process: tuple[subprocess.Popen[str], str]) -> None:  # noqa: F811
+    process, endpoint = server_process
+    with RawClient(endpoint) as client:
+        first, second = create(client, "chunked/csv"), create(client, "chunked/csv")
+        times = np.arange(CSV_POINTS, dtype=np.int64) * 10
+        insert(client, first, times, np.arange(CSV_POINTS, dtype=np.float64))
+        insert(client, second, times[::2] + 5, np.ones(CSV_POINTS // 2))
+        client.stream("GenerateCSV", _csv_request(first, 100))  # warm up
+        before = _peak_rss(process.pid)
+        request = _csv_request(first, 10**9)
+        request.streams.append(v5api.StreamCsvConfig(uuid=second, label="b"))
+        call = client.channel.unary_stream("/v5api.BTrDB/GenerateCSV")
+        rows = [v5api.GenerateCsvResponse.parse(r).row for r in call(bytes(request), timeout=300)]
+        grown = _peak_rss(process.pid) - before
+        assert rows[0] == ["Timestamp (ns)", "Human-Readable Time (UTC)", "a", "b"]
+        assert len(rows) == 1 + CSV_POINTS + CSV_POINTS // 2
+        assert rows[1] == ["0", "1970-01-01T00:00:00Z", "0.000000", ""]
+        assert rows[2] == ["5", "1970-01-01T00:00:00Z", "", "1.000000"]
+        assert [int(r[0]) for r in rows[1:]] == sorted(int(r[0]) for r in rows[1:])
+        assert grown < 40 * MIB, f"peak RSS grew by {grown / MIB:.0f} MiB"
+
+
+def test_generate_csv_stops_at_the_time_budget(tmp_path: Path) -> None:
+    with Server(tmp_path, csv_seconds=0.3) as server, RawClient(server.endpoint) as client:
+        uu = create(client, "chunked/budget")
+        insert(client, uu, np.arange(CSV_POINTS, dtype=np.int64), np.ones(CSV_POINTS))
+        replies = client.stream("GenerateCSV", _csv_request(uu, 10**9))
+        stat = stat_of(replies[-1])
+        assert stat is not None and stat.code == 426 and "time budget" in stat.msg, stat
+        assert 1 < len(replies) < CSV_POINTS + 1
+        assert client.info().major_version == 5

@@ -22,10 +22,12 @@ import anyio.to_thread
 
 from pingthings.server.config import DEFAULT_CACHE_MB, ServerConfig, load_keys_file, normalize_keys
 from pingthings.server.limits import (
+    DEFAULT_CSV_SECONDS,
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MAX_SQL_BYTES,
     DEFAULT_MAX_STREAMS_PER_REQUEST,
     DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_SQL_SECONDS,
 )
 from pingthings.server.runtime import ServerRuntime
 from pingthings.server.service.state import DEFAULT_MAX_INSERT_POINTS
@@ -52,7 +54,7 @@ class Server:
         Permit a non-loopback ``listen`` without keys.
     retention_interval, clock, max_insert_points, shutdown_grace, advertise, cache_mb, read_workers
         See :class:`~pingthings.server.config.ServerConfig`.
-    max_message_bytes, max_sql_bytes, max_streams_per_request
+    max_message_bytes, max_sql_bytes, max_streams_per_request, sql_seconds, csv_seconds
         Per-request bounds; see :class:`~pingthings.server.config.ServerConfig`.
     config
         A complete configuration; when given, the other arguments must be left at their defaults.
@@ -78,6 +80,8 @@ class Server:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         max_sql_bytes: int = DEFAULT_MAX_SQL_BYTES,
         max_streams_per_request: int = DEFAULT_MAX_STREAMS_PER_REQUEST,
+        sql_seconds: float = DEFAULT_SQL_SECONDS,
+        csv_seconds: float = DEFAULT_CSV_SECONDS,
     ) -> None:
         if config is None:
             if data_dir is None:
@@ -102,6 +106,8 @@ class Server:
                 max_message_bytes=max_message_bytes,
                 max_sql_bytes=max_sql_bytes,
                 max_streams_per_request=max_streams_per_request,
+                sql_seconds=sql_seconds,
+                csv_seconds=csv_seconds,
             )
         self.config = config
         self._runtime: ServerRuntime | None = None

@@ -12,10 +12,12 @@ from typing import Any
 import yaml
 
 from pingthings.server.limits import (
+    DEFAULT_CSV_SECONDS,
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MAX_SQL_BYTES,
     DEFAULT_MAX_STREAMS_PER_REQUEST,
     DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_SQL_SECONDS,
 )
 from pingthings.server.service.state import DEFAULT_MAX_INSERT_POINTS
 
@@ -71,6 +73,9 @@ class ServerConfig:
     max_streams_per_request
         Most distinct streams one ArrowMultiValues or GenerateCSV request may name (repeated
         uuids count once).
+    sql_seconds, csv_seconds
+        Time budget of one ``sql_query`` (past it: 441) and of one GenerateCSV request (past it:
+        426, after the rows already sent).
     """
 
     data_dir: Path
@@ -89,6 +94,8 @@ class ServerConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_sql_bytes: int = DEFAULT_MAX_SQL_BYTES
     max_streams_per_request: int = DEFAULT_MAX_STREAMS_PER_REQUEST
+    sql_seconds: float = DEFAULT_SQL_SECONDS
+    csv_seconds: float = DEFAULT_CSV_SECONDS
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -111,6 +118,10 @@ class ServerConfig:
             raise ConfigError(f"cache_mb must be a whole number of MiB, 0 or more (got {self.cache_mb!r})")
         if self.read_workers is not None and not _whole_at_least(self.read_workers, 1):
             raise ConfigError(f"read_workers must be a whole number, 1 or more (got {self.read_workers!r})")
+        for name in ("sql_seconds", "csv_seconds"):
+            budget = getattr(self, name)
+            if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
+                raise ConfigError(f"{name} must be a positive number of seconds (got {budget!r})")
         for name in ("max_message_bytes", "max_sql_bytes", "max_streams_per_request"):
             if not _whole_at_least(getattr(self, name), 1):
                 raise ConfigError(f"{name} must be a whole number, 1 or more (got {getattr(self, name)!r})")

@@ -161,6 +161,12 @@ class MessageTooLarge(ServerError):
     code = StatusCode.WRONG_ARGS
 
 
+class RequestTooSlow(ServerError):
+    """A request ran longer than the server's per-request time budget and was stopped (426)."""
+
+    code = StatusCode.RESOURCE_DEPLETED
+
+
 class NotImplementedRPC(ServerError):
     """The RPC is declared but not served (501)."""
 

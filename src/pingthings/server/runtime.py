@@ -46,7 +46,7 @@ def open_stores(config: ServerConfig) -> tuple[Any, Any]:
     writes of a Create never leaves a stream that cannot be written. The caller holds the data
     directory's lock (see :func:`lock_data_dir`).
     """
-    meta = MetadataStore(config.data_dir / METADATA_FILE)
+    meta = MetadataStore(config.data_dir / METADATA_FILE, sql_seconds=config.sql_seconds)
     try:
         engine = Engine(config.data_dir / ENGINE_FILE, cache_bytes=config.cache_bytes)
     except BaseException:
@@ -109,6 +109,7 @@ class ServerRuntime:
                 read_gate=ReadGate(config.read_workers),
                 max_sql_bytes=config.max_sql_bytes,
                 max_streams_per_request=config.max_streams_per_request,
+                csv_seconds=config.csv_seconds,
             )
             handlers: list[Any] = [BTrDBService(state)]
             handlers.append(PlatformService(self.meta, self.engine))

@@ -209,10 +209,15 @@ class SqlSandbox:
         The store's database file (it must already exist).
     native_arrows
         Use SQLite's own ``->>`` (3.38+); otherwise the ``hstore_get`` fallback.
+    query_seconds
+        Wall-clock budget of one query (None: :data:`QUERY_SECONDS`).
     """
 
-    def __init__(self, path: Path, native_arrows: bool = NATIVE_JSON_ARROWS) -> None:
+    def __init__(
+        self, path: Path, native_arrows: bool = NATIVE_JSON_ARROWS, query_seconds: float | None = None
+    ) -> None:
         self._path = Path(path).resolve()
+        self._query_seconds = query_seconds
         self._native_arrows = native_arrows
         self._lock = threading.Lock()
         self._idle: dict[bool, list[_Reader]] = {True: [], False: []}
@@ -343,14 +348,15 @@ class SqlSandbox:
                 raise BadSQL(f"{token.text!r} is not a table a query may use; query the streams table")
         values = self._check_params(params)
         reader = self._take(include_hidden)
-        reader.deadline = time.monotonic() + QUERY_SECONDS
+        budget = QUERY_SECONDS if self._query_seconds is None else self._query_seconds
+        reader.deadline = time.monotonic() + budget
         try:
             cursor = reader.conn.execute(text, values)
             rows = cursor.fetchmany(MAX_ROWS + 1)
             names = [column[0] for column in cursor.description or ()]
             cursor.close()
         except sqlite3.Error as exc:
-            raise BadSQL(self._explain(exc)) from None
+            raise BadSQL(self._explain(exc, budget)) from None
         finally:
             self._give_back(reader)
         if len(rows) > MAX_ROWS:
@@ -373,10 +379,10 @@ class SqlSandbox:
         return values
 
     @staticmethod
-    def _explain(exc: sqlite3.Error) -> str:
+    def _explain(exc: sqlite3.Error, budget: float) -> str:
         message = str(exc)
         if "interrupted" in message:
-            return f"the query ran longer than {QUERY_SECONDS:g} s and was stopped"
+            return f"the query ran longer than {budget:g} s (or the server is stopping) and was stopped"
         if "not authorized" in message or "prohibited" in message:
             return (
                 f"query refused ({message}): only SELECT over the streams table "

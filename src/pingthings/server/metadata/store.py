@@ -25,12 +25,20 @@ class MetadataStore(StreamsMixin, DevicesMixin, UnitsMixin, RetentionMixin):
         The database file; created with the schema and the default units when missing.
     clock
         Returns the wall-clock time in ns (default :func:`time.time_ns`); injectable for tests.
+    sql_seconds
+        Time budget of one ``sql_query`` (None: the sandbox's default).
     """
 
-    def __init__(self, path: str | PathLike[str], clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        path: str | PathLike[str],
+        clock: Callable[[], int] = time.time_ns,
+        *,
+        sql_seconds: float | None = None,
+    ) -> None:
         super().__init__(path, clock)
         self._load_hidden()
-        self._sql = SqlSandbox(self.path)
+        self._sql = SqlSandbox(self.path, query_seconds=sql_seconds)
 
     def sql_query(
         self, query: str, params: Sequence[Any] | None = None, include_hidden: bool = True

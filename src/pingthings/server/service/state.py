@@ -6,7 +6,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from pingthings.server.limits import DEFAULT_MAX_SQL_BYTES, DEFAULT_MAX_STREAMS_PER_REQUEST
+from pingthings.server.limits import (
+    DEFAULT_CSV_SECONDS,
+    DEFAULT_MAX_SQL_BYTES,
+    DEFAULT_MAX_STREAMS_PER_REQUEST,
+)
 from pingthings.server.service.read_gate import ReadGate
 from pingthings.server.service.subscriptions import SubscriptionHub
 
@@ -36,6 +40,8 @@ class ServiceState:
         Longest SQL text accepted (UTF-8 bytes), checked before parsing.
     max_streams_per_request
         Most distinct streams one multi-stream request may name.
+    csv_seconds
+        Time budget of one GenerateCSV request (SQL queries have theirs in the metadata store).
     """
 
     engine: Any
@@ -46,5 +52,6 @@ class ServiceState:
     read_gate: ReadGate = field(default_factory=ReadGate)
     max_sql_bytes: int = DEFAULT_MAX_SQL_BYTES
     max_streams_per_request: int = DEFAULT_MAX_STREAMS_PER_REQUEST
+    csv_seconds: float = DEFAULT_CSV_SECONDS
     #: Held while an insert commits and queues its batch for subscribers (keeps pushes in commit order).
     commit_order: threading.Lock = field(default_factory=threading.Lock)
