@@ -29,8 +29,8 @@ from pingthings._proto import v5api
 from pingthings._proto.pingthings.platform import v1 as platform
 from pingthings.wire import points
 from tests.server.helpers import create, insert
+from tests.server.processes import peak_rss
 from tests.server.rawclient import RawClient, stat_of
-from tests.server.test_message_bounds import _peak_rss
 
 EXAMPLES = int(os.environ.get("PINGTHINGS_FUZZ_EXAMPLES", "10"))
 #: Peak RSS the server may reach during the whole fuzz run.
@@ -157,7 +157,7 @@ def check(target: FuzzTarget, method: str, payload: bytes) -> None:
         assert stat is None or stat.code != 500, (method, payload, stat)
         assert stat is None or "Error" not in stat.msg, (method, payload, stat)
     assert target.client.info().major_version == 5
-    rss = _peak_rss(target.process.pid)
+    rss = peak_rss(target.process.pid)
     assert rss < RSS_BOUND, f"server peak RSS {rss >> 20} MiB after {method}"
 
 

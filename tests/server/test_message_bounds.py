@@ -7,50 +7,20 @@ the body. Peak memory is checked on a server in its own process (``VmHWM``).
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from pingthings._proto import v5api
 from pingthings.server import Server
 from pingthings.wire import points
 from tests.server.h2call import H2Call
 from tests.server.helpers import create
+from tests.server.processes import peak_rss
 from tests.server.rawclient import RawClient, stat_of
 
 MIB = 1 << 20
-
-
-def _peak_rss(pid: int) -> int:
-    """The process's peak resident set size (VmHWM) in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM in /proc status")
-
-
-@pytest.fixture
-def server_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """A server in its own process (default limits), and its endpoint."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pingthings.server", "--data", str(tmp_path), "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        line = process.stdout.readline()  # type: ignore[union-attr]
-        assert "listening on" in line, line
-        yield process, line.strip().rsplit(" ", 1)[-1]
-    finally:
-        process.terminate()
-        process.communicate(timeout=60)
 
 
 def test_huge_length_prefix_is_refused_before_the_body_is_buffered(
@@ -60,11 +30,11 @@ def test_huge_length_prefix_is_refused_before_the_body_is_buffered(
     with RawClient(endpoint) as client:  # warm up: imports, first call
         uu = create(client, "bounds/prefix")
         client.stream("RawValues", v5api.RawValuesParams(uuid=uu, start=0, end=10))
-    before = _peak_rss(process.pid)
+    before = peak_rss(process.pid)
     with H2Call(endpoint, "/v5api.BTrDB/Insert") as call:
         call.send(prefix_length=2**31, body_size=150 * MIB)
         result = call.finish()
-    grown = _peak_rss(process.pid) - before
+    grown = peak_rss(process.pid) - before
     assert result.reset, "the server did not reset the stream"
     replies = result.messages()
     assert len(replies) == 1, result

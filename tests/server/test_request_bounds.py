@@ -4,6 +4,7 @@ request may name (repeats count once)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid as uuidlib
 from pathlib import Path
 
@@ -13,8 +14,8 @@ import pyarrow as pa
 from pingthings._proto import v5api
 from pingthings.server import Server
 from tests.server.helpers import create, insert
+from tests.server.processes import peak_rss
 from tests.server.rawclient import RawClient, stat_of
-from tests.server.test_message_bounds import _peak_rss, server_process  # noqa: F401 (fixture)
 
 MIB = 1 << 20
 
@@ -25,16 +26,16 @@ def _sql(client: RawClient, query: str, params: list[str] | None = None) -> tupl
     return stat_of(replies[-1]), rows
 
 
-def test_long_sql_text_is_refused_before_parsing(server_process) -> None:  # noqa: F811
+def test_long_sql_text_is_refused_before_parsing(server_process: tuple[subprocess.Popen[str], str]) -> None:
     process, endpoint = server_process
     literal = "x" * MIB
     with RawClient(endpoint) as client:
         create(client, "bounds/sql", {"name": literal[:100]})
         stat, _ = _sql(client, "SELECT 1")
         assert stat is None
-        before = _peak_rss(process.pid)
+        before = peak_rss(process.pid)
         stat, _ = _sql(client, f"SELECT uuid FROM streams WHERE name = '{literal}'")
-        grown = _peak_rss(process.pid) - before
+        grown = peak_rss(process.pid) - before
         assert stat is not None and stat.code == 441, stat
         assert str(64 * 1024) in stat.msg and "parameter" in stat.msg, stat.msg
         assert grown < 32 * MIB, f"peak RSS grew by {grown / MIB:.0f} MiB"
