@@ -9,8 +9,9 @@ ListCollections, SQL, GetMetadataUsage) must leave the hidden stream out for a n
 from __future__ import annotations
 
 import json
+import threading
 import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import grpc
 import numpy as np
@@ -23,6 +24,7 @@ from pingthings.wire import points
 from tests.conftest import AuthServer
 from tests.server.helpers import create, insert, kv
 from tests.server.rawclient import RawClient, stat_of
+from tests.server.test_subscribe import wait_until
 
 PLATFORM = "/pingthings.platform.v1.Platform/"
 
@@ -225,3 +227,38 @@ def test_non_admin_key_may_hide_a_stream_and_then_loses_it(
         assert stat_of(reply) is None
         after = stat_of(user.unary("StreamInfo", v5api.StreamInfoParams(uuid=uu)))
         assert after is not None and after.code == 404
+
+
+def test_subscription_goes_quiet_while_the_stream_is_hidden(
+    auth_server: AuthServer, unique_collection: str
+) -> None:
+    with (
+        RawClient(auth_server.endpoint, auth_server.api_key) as user,
+        RawClient(auth_server.endpoint, auth_server.admin_key) as admin,
+    ):
+        uu = create(admin, unique_collection, {"name": "flips"})
+        done = threading.Event()
+
+        def updates() -> Iterator[bytes]:
+            yield bytes(v5api.SubscriptionUpdate(op=v5api.SubscriptionUpdateOp.ADD_UUIDS, uuid=[uu]))
+            done.wait(60)
+
+        replies = user.bidi("Subscribe", updates(), timeout=60)
+        try:
+            wait_until(lambda: auth_server.server.runtime.hub.subscriber_count(uu) == 1)
+
+            def set_hidden(value: str) -> None:
+                request = v5api.SetStreamTagsParams(uuid=uu, tags=kv({"hidden": value}))
+                assert stat_of(admin.unary("SetStreamTags", request)) is None
+
+            set_hidden("true")
+            insert(admin, uu, np.array([T0 + 1], np.int64), np.array([1.0]))  # not for the user's eyes
+            set_hidden("false")
+            insert(admin, uu, np.array([T0 + 2], np.int64), np.array([2.0]))
+            # Pushes follow commit order, so the first one the user gets shows what was skipped.
+            first = v5api.SubscriptionResp.parse(next(replies))
+            table = pa.ipc.open_stream(first.arrow_bytes).read_all()
+            assert table.column(0).cast(pa.int64()).to_pylist() == [T0 + 2]
+        finally:
+            done.set()
+            replies.cancel()
