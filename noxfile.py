@@ -65,3 +65,22 @@ def bench(session: nox.Session) -> None:
     for script in scripts:
         session.log(f"--- {script.name}")
         session.run("python", str(script.relative_to(ROOT)), *session.posargs)
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Long fuzz run: many random and mutated requests to every RPC of both server services.
+
+    The default test run sends a few per RPC; this one sends ``PINGTHINGS_FUZZ_EXAMPLES`` (default
+    500) each. Pass another count as the first argument: ``nox -s fuzz -- 2000``.
+    """
+    session.install("-e", ".[test]")
+    examples = session.posargs[0] if session.posargs else "500"
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/server/test_fuzz.py",
+        "-q",
+        env={"PINGTHINGS_FUZZ_EXAMPLES": examples},
+    )

@@ -67,6 +67,8 @@ def serve(data_dir: Path, listen: str, api_key: str | None, keys_file: Path | No
         serve_forever(config)
     except ListenError as exc:  # raised before anything is created in the data directory
         raise UserError(f"{exc.strerror}; choose another --listen address", EXIT_SERVER_START) from exc
+    except ConfigError as exc:  # found while starting, e.g. another server holds the data directory
+        raise UserError(str(exc), EXIT_SERVER_START) from exc
     except OSError as exc:  # the data directory cannot be created, opened or written
         raise UserError(f"cannot use the data directory {data_dir}: {exc.strerror or exc}",
                         EXIT_SERVER_START) from exc

@@ -21,6 +21,14 @@ from typing import Self
 import anyio.to_thread
 
 from pingthings.server.config import DEFAULT_CACHE_MB, ServerConfig, load_keys_file, normalize_keys
+from pingthings.server.limits import (
+    DEFAULT_CSV_SECONDS,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_SQL_BYTES,
+    DEFAULT_MAX_STREAMS_PER_REQUEST,
+    DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_SQL_SECONDS,
+)
 from pingthings.server.runtime import ServerRuntime
 from pingthings.server.service.state import DEFAULT_MAX_INSERT_POINTS
 
@@ -49,6 +57,8 @@ class Server:
     compression
         ``"gzip"`` to compress replies for clients that accept it (see
         :class:`~pingthings.server.config.ServerConfig`).
+    max_message_bytes, max_sql_bytes, max_streams_per_request, sql_seconds, csv_seconds
+        Per-request bounds; see :class:`~pingthings.server.config.ServerConfig`.
     config
         A complete configuration; when given, the other arguments must be left at their defaults.
     """
@@ -65,12 +75,17 @@ class Server:
         retention_interval: float = 3600.0,
         clock: Callable[[], int] = time.time_ns,
         max_insert_points: int = DEFAULT_MAX_INSERT_POINTS,
-        shutdown_grace: float = 30.0,
+        shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
         advertise: str | None = None,
         cache_mb: int = DEFAULT_CACHE_MB,
         read_workers: int | None = None,
         config: ServerConfig | None = None,
         compression: str | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_sql_bytes: int = DEFAULT_MAX_SQL_BYTES,
+        max_streams_per_request: int = DEFAULT_MAX_STREAMS_PER_REQUEST,
+        sql_seconds: float = DEFAULT_SQL_SECONDS,
+        csv_seconds: float = DEFAULT_CSV_SECONDS,
     ) -> None:
         if config is None:
             if data_dir is None:
@@ -93,6 +108,11 @@ class Server:
                 cache_mb=cache_mb,
                 read_workers=read_workers,
                 compression=compression,
+                max_message_bytes=max_message_bytes,
+                max_sql_bytes=max_sql_bytes,
+                max_streams_per_request=max_streams_per_request,
+                sql_seconds=sql_seconds,
+                csv_seconds=csv_seconds,
             )
         self.config = config
         self._runtime: ServerRuntime | None = None

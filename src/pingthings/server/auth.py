@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import grpclib.events
@@ -18,7 +19,11 @@ import grpclib.server
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
-from pingthings.server.service.context import admin_scope
+from pingthings.server.errors import ServerError
+from pingthings.server.limits import DEFAULT_MAX_MESSAGE_BYTES
+from pingthings.server.service.context import admin_scope, serving_data_dir
+from pingthings.server.service.message_limit import bound_requests
+from pingthings.server.service.replies import error_reply
 
 INVALID_KEY = "invalid api key"
 
@@ -91,8 +96,18 @@ class CallTracker:
         return True
 
 
-def install(server: grpclib.server.Server, keys: KeyRing, tracker: CallTracker) -> None:
-    """Attach authentication and call tracking to every method of ``server``."""
+def install(
+    server: grpclib.server.Server,
+    keys: KeyRing,
+    tracker: CallTracker,
+    data_dir: Path | None = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> None:
+    """Attach authentication, call tracking and the request size bound to every method of ``server``.
+
+    ``data_dir`` (the server's data directory) is made known to error reports of every call; no
+    request message may be larger than ``max_message_bytes`` (see :mod:`.service.message_limit`).
+    """
 
     async def on_request(event: Any) -> None:
         if tracker.draining:
@@ -107,15 +122,32 @@ def install(server: grpclib.server.Server, keys: KeyRing, tracker: CallTracker) 
 
         async def tracked(stream: grpclib.server.Stream[Any, Any]) -> None:
             tracker.enter()
+            token = serving_data_dir.set(data_dir)
+            bound = bound_requests(stream, max_message_bytes)
             try:
                 with admin_scope(admin):
                     await method(stream)
+            except ServerError as exc:  # a request refused before the handler's own error handling
+                await _answer_refusal(stream, exc)
             finally:
+                serving_data_dir.reset(token)
                 tracker.leave()
+            if bound is not None:
+                await bound.finish()
 
         event.method_func = tracked
 
     grpclib.events.listen(server, grpclib.events.RecvRequest, on_request)
+
+
+async def _answer_refusal(stream: grpclib.server.Stream[Any, Any], exc: ServerError) -> None:
+    """Reply with a stat-only message (field 1 of every v5 and platform reply).
+
+    A unary call that already has its reply gets nothing more; its trailers end it.
+    """
+    streaming = bool(getattr(getattr(stream, "_cardinality", None), "server_streaming", False))
+    if not getattr(stream, "_send_message_done", False) or streaming:
+        await stream.send_message(error_reply(exc))
 
 
 def _first(metadata: Any, name: str) -> str | None:

@@ -11,6 +11,14 @@ from typing import Any
 
 import yaml
 
+from pingthings.server.limits import (
+    DEFAULT_CSV_SECONDS,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_SQL_BYTES,
+    DEFAULT_MAX_STREAMS_PER_REQUEST,
+    DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_SQL_SECONDS,
+)
 from pingthings.server.service.state import DEFAULT_MAX_INSERT_POINTS
 
 #: Compressions the server can apply to replies (``compression`` setting).
@@ -63,6 +71,18 @@ class ServerConfig:
         ``"gzip"``: compress replies for clients that accept gzip (their ``grpc-accept-encoding``
         says so). None (default): replies go uncompressed, which on loopback and fast links only
         saves CPU. Compressed requests are read either way.
+    max_message_bytes
+        Largest request message accepted, judged from its gRPC length prefix before any of it is
+        read (larger ones get 421 and a stream reset).
+    max_sql_bytes
+        Longest ``sql_query`` text in UTF-8 bytes, checked before parsing (values belong in ``$N``
+        parameters).
+    max_streams_per_request
+        Most distinct streams one ArrowMultiValues or GenerateCSV request may name (repeated
+        uuids count once).
+    sql_seconds, csv_seconds
+        Time budget of one ``sql_query`` (past it: 441) and of one GenerateCSV request (past it:
+        426, after the rows already sent).
     """
 
     data_dir: Path
@@ -74,11 +94,16 @@ class ServerConfig:
     retention_interval: float = 3600.0
     clock: Callable[[], int] = time.time_ns
     max_insert_points: int = DEFAULT_MAX_INSERT_POINTS
-    shutdown_grace: float = 30.0
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
     advertise: str | None = None
     cache_mb: int = DEFAULT_CACHE_MB
     read_workers: int | None = None
     compression: str | None = None
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_sql_bytes: int = DEFAULT_MAX_SQL_BYTES
+    max_streams_per_request: int = DEFAULT_MAX_STREAMS_PER_REQUEST
+    sql_seconds: float = DEFAULT_SQL_SECONDS
+    csv_seconds: float = DEFAULT_CSV_SECONDS
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -103,6 +128,13 @@ class ServerConfig:
             raise ConfigError(f"compression must be 'gzip' or None (none), got {self.compression!r}")
         if self.read_workers is not None and not _whole_at_least(self.read_workers, 1):
             raise ConfigError(f"read_workers must be a whole number, 1 or more (got {self.read_workers!r})")
+        for name in ("sql_seconds", "csv_seconds"):
+            budget = getattr(self, name)
+            if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
+                raise ConfigError(f"{name} must be a positive number of seconds (got {budget!r})")
+        for name in ("max_message_bytes", "max_sql_bytes", "max_streams_per_request"):
+            if not _whole_at_least(getattr(self, name), 1):
+                raise ConfigError(f"{name} must be a whole number, 1 or more (got {getattr(self, name)!r})")
 
     @property
     def cache_bytes(self) -> int:

@@ -148,6 +148,25 @@ class Unauthorized(ServerError):
     code = StatusCode.UNAUTHORIZED
 
 
+class DiskFull(ServerError):
+    """The disk holding the server's data has no room for a write (426); the message says how much
+    space the server needs. Nothing acknowledged is lost and writes resume once space returns."""
+
+    code = StatusCode.RESOURCE_DEPLETED
+
+
+class MessageTooLarge(ServerError):
+    """A request message is larger than the server accepts (421), judged from its length prefix."""
+
+    code = StatusCode.WRONG_ARGS
+
+
+class RequestTooSlow(ServerError):
+    """A request ran longer than the server's per-request time budget and was stopped (426)."""
+
+    code = StatusCode.RESOURCE_DEPLETED
+
+
 class NotImplementedRPC(ServerError):
     """The RPC is declared but not served (501)."""
 

@@ -18,6 +18,7 @@ import grpclib.server
 
 from pingthings.server.auth import CallTracker, KeyRing, install
 from pingthings.server.config import ServerConfig, parse_listen
+from pingthings.server.data_lock import DataDirLock
 from pingthings.server.engine import Engine
 from pingthings.server.listener import bind_listener, bound_port
 from pingthings.server.metadata import MetadataStore
@@ -35,18 +36,19 @@ log = logging.getLogger("pingthings.server")
 
 ENGINE_FILE = "engine.sqlite"
 METADATA_FILE = "metadata.sqlite"
-#: Seconds to wait for client connections to close once every call has ended.
-CLOSE_TIMEOUT = 5.0
+#: Seconds to wait for client connections to close once every call has ended (with the default
+#: ``shutdown_grace`` a busy server stops within 10 s of SIGTERM).
+CLOSE_TIMEOUT = 3.0
 
 
 def open_stores(config: ServerConfig) -> tuple[Any, Any]:
     """Open (creating if needed) the engine and metadata files and make them agree.
 
     Every live stream in the metadata gets a tree in the engine, so a crash between the two
-    writes of a Create never leaves a stream that cannot be written.
+    writes of a Create never leaves a stream that cannot be written. The caller holds the data
+    directory's lock (see :func:`lock_data_dir`).
     """
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    meta = MetadataStore(config.data_dir / METADATA_FILE)
+    meta = MetadataStore(config.data_dir / METADATA_FILE, sql_seconds=config.sql_seconds)
     try:
         engine = Engine(config.data_dir / ENGINE_FILE, cache_bytes=config.cache_bytes)
     except BaseException:
@@ -63,6 +65,14 @@ def open_stores(config: ServerConfig) -> tuple[Any, Any]:
     return engine, meta
 
 
+def lock_data_dir(config: ServerConfig) -> DataDirLock:
+    """Create the data directory if needed and take its exclusive lock (DataDirLocked if held)."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = DataDirLock(config.data_dir)
+    lock.acquire()
+    return lock
+
+
 class ServerRuntime:
     """One server's live parts; create, ``await start()``, later ``await stop()``."""
 
@@ -76,6 +86,7 @@ class ServerRuntime:
         #: The Subscribe pub/sub (None until started).
         self.hub: SubscriptionHub | None = None
         self._retention_task: asyncio.Task[None] | None = None
+        self._lock: DataDirLock | None = None
 
     async def start(self) -> None:
         """Bind the listening address, open the stores, serve, and start the retention task.
@@ -89,9 +100,11 @@ class ServerRuntime:
             ssl_context = server_ssl_context(config.tls_cert, config.tls_key)
         listen_socket = bind_listener(host, port)
         try:
+            self._lock = await anyio.to_thread.run_sync(lock_data_dir, config)
             self.engine, self.meta = await anyio.to_thread.run_sync(open_stores, config)
         except BaseException:
             listen_socket.close()
+            self._release_lock()
             raise
         try:
             self.hub = SubscriptionHub()
@@ -101,12 +114,21 @@ class ServerRuntime:
                 self.hub,
                 max_insert_points=config.max_insert_points,
                 read_gate=ReadGate(config.read_workers),
+                max_sql_bytes=config.max_sql_bytes,
+                max_streams_per_request=config.max_streams_per_request,
+                csv_seconds=config.csv_seconds,
             )
             handlers: list[Any] = [BTrDBService(state)]
             handlers.append(PlatformService(self.meta, self.engine))
             self._grpc = grpclib.server.Server(handlers, codec=PassThroughCodec())
             self.tracker = CallTracker()
-            install(self._grpc, KeyRing(config.api_keys), self.tracker)
+            install(
+                self._grpc,
+                KeyRing(config.api_keys),
+                self.tracker,
+                config.data_dir,
+                max_message_bytes=config.max_message_bytes,
+            )
             install_compression(self._grpc, config.compression)
             await self._grpc.start(sock=listen_socket, ssl=ssl_context)
             bound = bound_port(listen_socket)
@@ -147,6 +169,8 @@ class ServerRuntime:
                     self.tracker.active,
                     self.config.shutdown_grace,
                 )
+                if self.meta is not None:
+                    self.meta.interrupt_queries()  # a query holds its worker thread until it ends
             self._grpc.close()
             close_clients = getattr(listener, "close_clients", None)  # Python >= 3.13
             if close_clients is not None:
@@ -171,6 +195,12 @@ class ServerRuntime:
             await anyio.to_thread.run_sync(engine.close)
         if meta is not None:
             await anyio.to_thread.run_sync(meta.close)
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
 
 def _advertised(host: str, port: int) -> str:

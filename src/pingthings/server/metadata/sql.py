@@ -44,6 +44,7 @@ _VIEW_SOURCE_COLUMNS = frozenset(
         "count_last_updated",
         "previous_count_last_updated",
         "watched",
+        "hidden",
     }
 )
 _STREAMS_COLUMNS = frozenset(STREAMS_VIEW_COLUMNS)
@@ -171,12 +172,29 @@ def _hstore_defined(annotations: str | None, key: str | None) -> bool | None:
 class _Reader:
     """One read-only connection and the deadline its progress handler checks."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, include_hidden: bool) -> None:
         self.conn = conn
+        self.include_hidden = include_hidden
         self.deadline = 0.0
 
     def over_time(self) -> int:
         return 1 if time.monotonic() > self.deadline else 0
+
+
+def _visible_streams_view(conn: sqlite3.Connection) -> str:
+    """DDL of a connection-private ``streams`` view: the stored one without hidden streams.
+
+    A TEMP view shadows the stored view of the same name for every unqualified ``streams`` in a
+    query; the sandbox's authorizer refuses ``main.streams`` on such a connection.
+    """
+    row = conn.execute(
+        "SELECT sql FROM main.sqlite_master WHERE type = 'view' AND name = 'streams'"
+    ).fetchone()
+    stored = " ".join(str(row[0]).split()) if row else ""
+    head = "CREATE VIEW streams AS "
+    if not stored.startswith(head) or not stored.endswith(" FROM stream_meta"):
+        raise RuntimeError("the metadata database's streams view is not the one this server defines")
+    return "CREATE TEMP VIEW streams AS " + stored[len(head) :] + " WHERE hidden = 0"
 
 
 class SqlSandbox:
@@ -191,40 +209,63 @@ class SqlSandbox:
         The store's database file (it must already exist).
     native_arrows
         Use SQLite's own ``->>`` (3.38+); otherwise the ``hstore_get`` fallback.
+    query_seconds
+        Wall-clock budget of one query (None: :data:`QUERY_SECONDS`).
     """
 
-    def __init__(self, path: Path, native_arrows: bool = NATIVE_JSON_ARROWS) -> None:
+    def __init__(
+        self, path: Path, native_arrows: bool = NATIVE_JSON_ARROWS, query_seconds: float | None = None
+    ) -> None:
         self._path = Path(path).resolve()
+        self._query_seconds = query_seconds
         self._native_arrows = native_arrows
         self._lock = threading.Lock()
-        self._idle: list[_Reader] = []
+        self._idle: dict[bool, list[_Reader]] = {True: [], False: []}
+        self._busy: set[_Reader] = set()
         self._closed = False
 
     def close(self) -> None:
         """Close the idle connections; busy ones close when their query ends."""
         with self._lock:
             self._closed = True
-            idle, self._idle = self._idle, []
+            idle = self._idle[True] + self._idle[False]
+            self._idle = {True: [], False: []}
         for reader in idle:
             reader.conn.close()
+        self.interrupt()
 
-    def _take(self) -> _Reader:
+    def interrupt(self) -> None:
+        """Stop every query running now (each fails with BadSQL); later queries run normally."""
         with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        return self._connect()
+            busy = list(self._busy)
+        for reader in busy:
+            reader.conn.interrupt()
+
+    def _take(self, include_hidden: bool) -> _Reader:
+        with self._lock:
+            if self._idle[include_hidden]:
+                reader = self._idle[include_hidden].pop()
+                self._busy.add(reader)
+                return reader
+        reader = self._connect(include_hidden)
+        with self._lock:
+            self._busy.add(reader)
+        return reader
 
     def _give_back(self, reader: _Reader) -> None:
         with self._lock:
+            self._busy.discard(reader)
             if not self._closed:
-                self._idle.append(reader)
+                self._idle[reader.include_hidden].append(reader)
                 return
         reader.conn.close()
 
-    def _connect(self) -> _Reader:
+    def _connect(self, include_hidden: bool) -> _Reader:
         conn = sqlite3.connect(
             f"{self._path.as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
         )
+        if not include_hidden:
+            conn.execute(_visible_streams_view(conn))
         conn.execute("PRAGMA query_only = ON")
         conn.execute("PRAGMA case_sensitive_like = ON")  # LIKE is case-sensitive in PostgreSQL
         # Table-valued JSON functions register themselves on first use; do it before the
@@ -235,10 +276,19 @@ class SqlSandbox:
         conn.create_function("defined", 2, _hstore_defined, deterministic=True)
         conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
         conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-        conn.set_authorizer(self._authorize)
-        reader = _Reader(conn)
+        conn.set_authorizer(self._authorize if include_hidden else self._authorize_visible)
+        reader = _Reader(conn, include_hidden)
         conn.set_progress_handler(reader.over_time, 10_000)
         return reader
+
+    @classmethod
+    def _authorize_visible(
+        cls, action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None
+    ) -> int:
+        """As :meth:`_authorize`, and ``streams`` only as the connection's own filtered view."""
+        if action == sqlite3.SQLITE_READ and arg1 == "streams" and db != "temp":
+            return sqlite3.SQLITE_DENY
+        return cls._authorize(action, arg1, arg2, db, source)
 
     @staticmethod
     def _authorize(
@@ -262,7 +312,9 @@ class SqlSandbox:
             return sqlite3.SQLITE_OK
         return sqlite3.SQLITE_DENY
 
-    def query(self, query: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+    def query(
+        self, query: str, params: Sequence[Any] | None = None, include_hidden: bool = True
+    ) -> list[dict[str, Any]]:
         """Run one SELECT over the ``streams`` view and return its rows as dicts.
 
         Parameters
@@ -271,6 +323,9 @@ class SqlSandbox:
             PostgreSQL-flavoured SQL (see :mod:`pingthings.server.metadata.sql_rewrite`).
         params
             Values for ``$1``, ``$2``, … (bound, never interpolated).
+        include_hidden
+            False: the query sees a ``streams`` view without the streams whose ``hidden`` tag is
+            true (what a caller without an admin key gets).
 
         Returns
         -------
@@ -292,15 +347,16 @@ class SqlSandbox:
             if token.word in PRIVATE_NAMES or token.word.startswith(("sqlite_", "pragma_")):
                 raise BadSQL(f"{token.text!r} is not a table a query may use; query the streams table")
         values = self._check_params(params)
-        reader = self._take()
-        reader.deadline = time.monotonic() + QUERY_SECONDS
+        reader = self._take(include_hidden)
+        budget = QUERY_SECONDS if self._query_seconds is None else self._query_seconds
+        reader.deadline = time.monotonic() + budget
         try:
             cursor = reader.conn.execute(text, values)
             rows = cursor.fetchmany(MAX_ROWS + 1)
             names = [column[0] for column in cursor.description or ()]
             cursor.close()
         except sqlite3.Error as exc:
-            raise BadSQL(self._explain(exc)) from None
+            raise BadSQL(self._explain(exc, budget)) from None
         finally:
             self._give_back(reader)
         if len(rows) > MAX_ROWS:
@@ -323,10 +379,10 @@ class SqlSandbox:
         return values
 
     @staticmethod
-    def _explain(exc: sqlite3.Error) -> str:
+    def _explain(exc: sqlite3.Error, budget: float) -> str:
         message = str(exc)
         if "interrupted" in message:
-            return f"the query ran longer than {QUERY_SECONDS:g} s and was stopped"
+            return f"the query ran longer than {budget:g} s (or the server is stopping) and was stopped"
         if "not authorized" in message or "prohibited" in message:
             return (
                 f"query refused ({message}): only SELECT over the streams table "

@@ -86,6 +86,25 @@ def collection_prefix_clause(prefix: str) -> tuple[str, list[object]]:
 class StreamsMixin(StoreCore):
     """The stream half of :class:`~pingthings.server.metadata.MetadataStore`."""
 
+    #: Uuids of live streams whose ``hidden`` tag is true (kept in step with every write below,
+    #: so the RPC layer checks visibility without a database read).
+    _hidden_uuids: set[bytes]
+
+    def _load_hidden(self) -> None:
+        with self._read() as conn:
+            rows = conn.execute("SELECT uuid FROM stream_meta WHERE hidden = 1").fetchall()
+        self._hidden_uuids = {bytes(row[0]) for row in rows}
+
+    def _note_hidden(self, uuid: bytes, hidden: bool) -> None:
+        if hidden:
+            self._hidden_uuids.add(uuid)
+        else:
+            self._hidden_uuids.discard(uuid)
+
+    def is_hidden_stream(self, uuid: bytes) -> bool:
+        """Whether ``uuid`` names a live stream whose ``hidden`` tag is true (no database read)."""
+        return uuid in self._hidden_uuids
+
     # -- creation and identity -------------------------------------------------------------
 
     def create_stream(
@@ -136,6 +155,7 @@ class StreamsMixin(StoreCore):
                     now,
                 ),
             )
+            self._note_hidden(uuid, is_hidden(checked_tags))
         return StreamRecord(uuid, collection, checked_tags, checked_annotations, 1, now, now)
 
     @staticmethod
@@ -177,6 +197,7 @@ class StreamsMixin(StoreCore):
             conn.execute(
                 "INSERT OR REPLACE INTO obliterated_streams (uuid, obliterated_at) VALUES (?, ?)", (uuid, now)
             )
+            self._note_hidden(uuid, False)
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -261,8 +282,12 @@ class StreamsMixin(StoreCore):
             ).fetchall()
         return [row[0] for row in rows]
 
-    def metadata_usage(self, prefix: str = "") -> tuple[dict[str, int], dict[str, int]]:
+    def metadata_usage(
+        self, prefix: str = "", include_hidden: bool = True
+    ) -> tuple[dict[str, int], dict[str, int]]:
         """For streams whose collection starts with ``prefix``: how many streams have each key.
+
+        ``include_hidden=False`` leaves out streams whose ``hidden`` tag is true.
 
         Returns
         -------
@@ -270,6 +295,8 @@ class StreamsMixin(StoreCore):
             (tag key → number of streams, annotation key → number of streams).
         """
         clause, params = collection_prefix_clause(prefix or "")
+        if not include_hidden:
+            clause += " AND hidden = 0"
         counts: list[dict[str, int]] = []
         with self._read() as conn:
             for column in ("tags", "annotations"):
@@ -389,6 +416,7 @@ class StreamsMixin(StoreCore):
                 " property_version = property_version + 1, updated_at = ? WHERE uuid = ?",
                 (target, name, _dump(new_tags), int(is_hidden(new_tags)), now, uuid),
             )
+        self._note_hidden(uuid, is_hidden(new_tags))
         return StreamRecord(
             uuid, target, new_tags, record.annotations, record.property_version + 1, record.created_at, now
         )

@@ -25,11 +25,14 @@ from pingthings.server.service.arrow_reply import (
     arrow_reply_segments,
     raw_pieces_reply,
 )
-from pingthings.server.service.convert import blocking, drain_chunks, require_uuid
+from pingthings.server.service.convert import blocking, drain_chunks
+from pingthings.server.service.fanout import distinct_streams
 from pingthings.server.service.multi_join import MultiJoin
 from pingthings.server.service.points import apply_insert
 from pingthings.server.service.prefetch import inline, produced
 from pingthings.server.service.state import ServiceState
+from pingthings.server.service.visibility import visible_uuid
+from pingthings.server.service.window_slices import windows_in_slices
 from pingthings.wire.limits import MAX_POINT_WIDTH, MIN_TIME, TIME_LIMIT
 
 #: Rows per Arrow reply message.
@@ -55,7 +58,7 @@ class ArrowHandlers:
         finds the leaves and then reads and encodes the messages (engine chunk → reply segments)
         while the event loop sends the previous ones (see :mod:`.prefetch`).
         """
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         template = arrow_io.read_template(request.template_bytes)
         args = (uuid, request.start, request.end, request.version_major, RAW_ROWS_PER_MESSAGE)
         engine = self.state.engine  # a read served from memory starts without a worker thread
@@ -106,7 +109,7 @@ class ArrowHandlers:
 
     async def arrow_aligned_windows(self, request: v5api.AlignedWindowsParams) -> AsyncIterator[pa.Buffer]:
         """AlignedWindows as Arrow tables."""
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         version, windows = await blocking(
             self.state.engine.aligned_windows,
             uuid,
@@ -120,28 +123,32 @@ class ArrowHandlers:
 
     async def arrow_windows(self, request: v5api.WindowsParams) -> AsyncIterator[pa.Buffer]:
         """Windows as Arrow tables."""
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         if request.width == 0:
             raise InvalidPointWidth("window width must be at least 1 ns")
         if request.depth > MAX_POINT_WIDTH:
             raise InvalidPointWidth(f"depth must be within 0..{MAX_POINT_WIDTH}")
-        version, windows = await blocking(
-            self.state.engine.windows, uuid, request.start, request.end, request.width, request.version_major
+        slices = windows_in_slices(
+            self.state.engine, uuid, request.start, request.end, request.width, request.version_major
         )
-        async for reply in self._windows_replies(version, windows):
-            yield reply
+        async for version, windows in slices:
+            async for reply in self._windows_replies(version, windows):
+                yield reply
 
     async def arrow_multi_values(
         self, request: v5api.ArrowMultiValuesParams
     ) -> AsyncIterator[pa.Buffer | Segments]:
         """Outer-join several streams' raw values on (optionally snapped) time."""
-        uuids = [require_uuid(u) for u in request.uuid]
+        uuids = [visible_uuid(self.state.meta, u) for u in request.uuid]
         if not uuids:
             raise WrongArgs("ArrowMultiValues needs at least one uuid")
         versions = list(request.version_major)
         if versions and len(versions) != len(uuids):
             raise WrongArgs(f"{len(uuids)} uuids but {len(versions)} versions")
         versions = versions or [0] * len(uuids)
+        uuids, versions = distinct_streams(
+            uuids, versions, self.state.max_streams_per_request, "ArrowMultiValues"
+        )
         start, end, period = request.start, request.end, request.snap_period_ns
         if period < 0:
             raise WrongArgs("snapPeriodNs must not be negative")
@@ -215,7 +222,7 @@ class ArrowHandlers:
 
     async def arrow_insert(self, request: v5api.ArrowInsertParams) -> v5api.InsertResponse:
         """Insert the (time, value) table carried as an Arrow IPC stream."""
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         times, values = await blocking(arrow_io.read_insert_table, request.arrow_bytes)
         bits = request.rounding.bits if request.rounding is not None else None
         version = await apply_insert(self.state, uuid, times, values, int(request.merge_policy), bits)

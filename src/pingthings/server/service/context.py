@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 
 #: True when the caller authenticated with an admin key (a server without keys has no admins:
 #: hidden streams stay hidden from every caller).
@@ -35,3 +36,8 @@ def admin_scope(admin: bool) -> Iterator[None]:
         yield
     finally:
         caller_is_admin.reset(token)
+
+
+#: The data directory of the server serving the current call (set by the auth layer), so an
+#: error report can say which disk is full. None outside a call.
+serving_data_dir: ContextVar[Path | None] = ContextVar("pingthings_serving_data_dir", default=None)

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
 
 from pingthings._proto import v5api
-from pingthings.server.errors import FaultInjectionDisabled, StreamNotFound, WrongArgs
+from pingthings.server.errors import BadSQL, FaultInjectionDisabled, StreamNotFound, WrongArgs
 from pingthings.server.service.context import is_admin
-from pingthings.server.service.convert import blocking, chunks, descriptor_of, opt_map, require_uuid
+from pingthings.server.service.convert import blocking, chunks, descriptor_of, opt_map
 from pingthings.server.service.state import ServiceState
+from pingthings.server.service.visibility import visible_uuid
 
 #: Info reports v5.34: major 5 (the Go client insists) and minor >= 30 (Python enables Arrow RPCs).
 MAJOR_VERSION = 5
@@ -49,7 +50,7 @@ class ControlHandlers:
 
     async def create(self, request: v5api.CreateParams) -> v5api.CreateResponse:
         """Create a stream: metadata first (it enforces identity rules), then the engine's tree."""
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         await blocking(
             self.state.meta.create_stream,
             uuid,
@@ -63,7 +64,7 @@ class ControlHandlers:
 
     async def stream_info(self, request: v5api.StreamInfoParams) -> v5api.StreamInfoResponse:
         """Return a stream's descriptor and/or data version."""
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         if request.omit_version and request.omit_descriptor:
             raise WrongArgs("you cannot omit descriptor and version")
         record = await blocking(self.state.meta.get_stream, uuid)
@@ -80,7 +81,7 @@ class ControlHandlers:
         self, request: v5api.SetStreamAnnotationsParams
     ) -> v5api.SetStreamAnnotationsResponse:
         """Upsert and remove annotations under a property-version check (0 = unconditional)."""
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         # A change without a value deletes the key (v4 meaning); the store implements that.
         await blocking(
             self.state.meta.set_annotations,
@@ -93,7 +94,7 @@ class ControlHandlers:
 
     async def set_stream_tags(self, request: v5api.SetStreamTagsParams) -> v5api.SetStreamTagsResponse:
         """Change a stream's collection and tags under a property-version check."""
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         # An empty collection means "unchanged"; the store implements that.
         await blocking(
             self.state.meta.set_tags,
@@ -130,7 +131,7 @@ class ControlHandlers:
 
     async def get_metadata_usage(self, request: v5api.MetadataUsageParams) -> v5api.MetadataUsageResponse:
         """Count, per tag and annotation key, the streams under the prefix that have it."""
-        tags, annotations = await blocking(self.state.meta.metadata_usage, request.prefix)
+        tags, annotations = await blocking(self.state.meta.metadata_usage, request.prefix, is_admin())
         return v5api.MetadataUsageResponse(
             tags=[v5api.KeyCount(key=key, count=count) for key, count in sorted(tags.items())],
             annotations=[v5api.KeyCount(key=key, count=count) for key, count in sorted(annotations.items())],
@@ -138,7 +139,7 @@ class ControlHandlers:
 
     async def obliterate(self, request: v5api.ObliterateParams) -> v5api.ObliterateResponse:
         """Tombstone the stream's metadata, then drop its data."""
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         await blocking(self.state.meta.obliterate_stream, uuid)
         with contextlib.suppress(StreamNotFound):
             await blocking(self.state.engine.obliterate, uuid)
@@ -146,7 +147,7 @@ class ControlHandlers:
 
     async def flush(self, request: v5api.FlushParams) -> v5api.FlushResponse:
         """Commits are immediate, so Flush only reports the latest version."""
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         return v5api.FlushResponse(version_major=await blocking(self.state.engine.flush, uuid))
 
     async def fault_inject(self, request: v5api.FaultInjectParams) -> v5api.FaultInjectResponse:
@@ -155,7 +156,13 @@ class ControlHandlers:
 
     async def sql_query(self, request: v5api.SqlQueryParams) -> AsyncIterator[v5api.SqlQueryResponse]:
         """Run a read-only metadata query; each row travels as one JSON object."""
-        rows = await blocking(self.state.meta.sql_query, request.query, list(request.params))
+        limit = self.state.max_sql_bytes
+        if len(request.query) > limit or len(request.query.encode()) > limit:
+            raise BadSQL(
+                f"the SQL text is longer than the server's limit of {limit} bytes (max_sql_bytes); "
+                "pass values as $1, $2, ... parameters instead of writing them into the query"
+            )
+        rows = await blocking(self.state.meta.sql_query, request.query, list(request.params), is_admin())
         encoded = [json.dumps(row, default=str).encode() for row in rows]
         for batch in chunks(encoded, SQL_BATCH):
             yield v5api.SqlQueryResponse(sql_query_row=list(batch))

@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from pingthings._proto import v5api
-from pingthings.server.errors import InvalidPointWidth, WrongArgs
-from pingthings.server.service.convert import blocking, require_uuid
+from pingthings.server.errors import InvalidPointWidth, RequestTooSlow, WrongArgs
+from pingthings.server.service.convert import blocking, drain_chunks
+from pingthings.server.service.csv_merge import Chunk, merged_rows
+from pingthings.server.service.fanout import distinct
 from pingthings.server.service.state import ServiceState
+from pingthings.server.service.visibility import visible_uuid
+from pingthings.server.service.window_slices import windows_in_slices
 
 QueryType = v5api.GenerateCsvParamsQueryType
 _STAT_PARTS = ("Min", "Mean", "Max", "Count")
-
-
-def _human_time(ns: int) -> str:
-    seconds, _ = divmod(ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _occurrence(times: np.ndarray) -> np.ndarray:
-    """For sorted times, the index of each point among the points sharing its time."""
-    if len(times) == 0:
-        return np.empty(0, np.int64)
-    starts = np.r_[True, times[1:] != times[:-1]]
-    group_start = np.maximum.accumulate(np.where(starts, np.arange(len(times)), 0))
-    return np.arange(len(times)) - group_start
 
 
 class CsvHandlers:
@@ -37,70 +27,98 @@ class CsvHandlers:
     def __init__(self, state: ServiceState) -> None:
         self.state = state
 
-    async def _query(
+    async def _source(
         self, request: v5api.GenerateCsvParams, config: v5api.StreamCsvConfig
-    ) -> tuple[int, np.ndarray, list[np.ndarray]]:
+    ) -> tuple[int, AsyncIterator[Chunk]]:
+        """The version read and the chunks of one stream's part of the CSV (checked before any row)."""
         engine = self.state.engine
-        uuid = require_uuid(config.uuid)
+        uuid = visible_uuid(self.state.meta, config.uuid)
         start, end, version = request.start_time, request.end_time, config.version
         if request.query_type == QueryType.RAW_QUERY:
-            got, times, values = await blocking(engine.raw_values, uuid, start, end, version)
-            return got, times, [values]
+            got, chunk_iter = await blocking(engine.iter_raw_values, uuid, start, end, version)
+            return got, _raw_chunks(drain_chunks(chunk_iter))
         if request.query_type == QueryType.ALIGNED_WINDOWS_QUERY:
             if request.depth > 63:
                 raise InvalidPointWidth("point width (depth) must be within 0..63")
             got, w = await blocking(engine.aligned_windows, uuid, start, end, request.depth, version)
-        elif request.query_type == QueryType.WINDOWS_QUERY:
+            return got, _stat_chunks(_one(got, w))
+        if request.query_type == QueryType.WINDOWS_QUERY:
             if request.window_size == 0:
                 raise InvalidPointWidth("window width must be at least 1 ns")
-            got, w = await blocking(engine.windows, uuid, start, end, request.window_size, version)
-        else:
-            raise WrongArgs(f"unknown CSV query type {int(request.query_type)}")
-        return got, w.time, [w.min, w.mean, w.max, w.count]
+            slices = windows_in_slices(engine, uuid, start, end, request.window_size, version)
+            first = await anext(slices)
+            return first[0], _stat_chunks(_prepend(first, slices))
+        raise WrongArgs(f"unknown CSV query type {int(request.query_type)}")
 
     async def generate_csv(
         self, request: v5api.GenerateCsvParams
     ) -> AsyncIterator[v5api.GenerateCsvResponse]:
-        """Emit the header row, then one row per distinct (time, occurrence) across the streams."""
+        """Emit the header row, then one row per distinct (time, occurrence) across the streams.
+
+        Rows are built from a chunk of each stream at a time (see :mod:`.csv_merge`), and the
+        request stops with 426 once it has run longer than the server's ``csv_seconds``.
+        """
         if not request.streams:
             raise WrongArgs("GenerateCSV needs at least one stream")
-        results = [await self._query(request, config) for config in request.streams]
-        raw = request.query_type == QueryType.RAW_QUERY
-        header = ["Timestamp (ns)", "Human-Readable Time (UTC)"]
-        for config, (version, _, _) in zip(request.streams, results, strict=True):
-            label = config.label + (f", ver. {version}" if request.include_versions else "")
-            header += [label] if raw else [f"{label} ({part})" for part in _STAT_PARTS]
-        yield v5api.GenerateCsvResponse(is_header=True, row=header)
+        budget = self.state.csv_seconds
+        deadline = time.monotonic() + budget
 
-        keys = [(times.astype(np.int64), _occurrence(times)) for _, times, _ in results]
-        all_times = np.concatenate([k[0] for k in keys]) if keys else np.empty(0, np.int64)
-        all_occ = np.concatenate([k[1] for k in keys]) if keys else np.empty(0, np.int64)
-        rows = (
-            np.unique(np.stack([all_times, all_occ], axis=1), axis=0) if len(all_times) else np.empty((0, 2))
+        def check_time() -> None:
+            if time.monotonic() > deadline:
+                raise RequestTooSlow(
+                    f"GenerateCSV ran longer than the server's time budget of {budget:g} s per request "
+                    "(csv_seconds); ask for a shorter time range or fewer streams"
+                )
+
+        wanted = distinct(
+            [(bytes(c.uuid), c.version, c.label) for c in request.streams],
+            self.state.max_streams_per_request,
+            "GenerateCSV",
         )
-        per_stream: list[dict[tuple[int, int], list[Any]]] = []
-        for (times, occ), (_, _, columns) in zip(keys, results, strict=True):
-            per_stream.append(
-                {
-                    (int(t), int(o)): [c[i] for c in columns]
-                    for i, (t, o) in enumerate(zip(times, occ, strict=True))
-                }
-            )
-        width = 1 if raw else len(_STAT_PARTS)
-        for t, o in rows:
-            key = (int(t), int(o))
-            row = [str(key[0]), _human_time(key[0])]
-            for lookup in per_stream:
-                cells = lookup.get(key)
-                if cells is None:
-                    row += [""] * width
-                elif raw:
-                    row.append(f"{float(cells[0]):f}")
-                else:
-                    row += [
-                        f"{float(cells[0]):f}",
-                        f"{float(cells[1]):f}",
-                        f"{float(cells[2]):f}",
-                        f"{int(cells[3]):d}",
-                    ]
-            yield v5api.GenerateCsvResponse(row=row)
+        configs = [
+            v5api.StreamCsvConfig(uuid=uuid, version=version, label=label) for uuid, version, label in wanted
+        ]
+        sources: list[AsyncIterator[Chunk]] = []
+        try:
+            versions = []
+            for config in configs:
+                got, chunks = await self._source(request, config)
+                versions.append(got)
+                sources.append(chunks)
+                check_time()
+            raw = request.query_type == QueryType.RAW_QUERY
+            header = ["Timestamp (ns)", "Human-Readable Time (UTC)"]
+            for config, version in zip(configs, versions, strict=True):
+                label = config.label + (f", ver. {version}" if request.include_versions else "")
+                header += [label] if raw else [f"{label} ({part})" for part in _STAT_PARTS]
+            yield v5api.GenerateCsvResponse(is_header=True, row=header)
+            async for row in merged_rows(sources, raw, check_time):
+                yield v5api.GenerateCsvResponse(row=row)
+        finally:
+            for source in sources:
+                await source.aclose()  # type: ignore[attr-defined]
+
+
+async def _raw_chunks(chunks: AsyncIterator[tuple[np.ndarray, np.ndarray]]) -> AsyncIterator[Chunk]:
+    try:
+        async for times, values in chunks:
+            yield times, [values]
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+
+
+async def _stat_chunks(slices: AsyncIterator[tuple[int, Any]]) -> AsyncIterator[Chunk]:
+    async for _, w in slices:
+        yield w.time, [w.min, w.mean, w.max, w.count]
+
+
+async def _one(version: int, windows: Any) -> AsyncIterator[tuple[int, Any]]:
+    yield version, windows
+
+
+async def _prepend(
+    first: tuple[int, Any], rest: AsyncIterator[tuple[int, Any]]
+) -> AsyncIterator[tuple[int, Any]]:
+    yield first
+    async for item in rest:
+        yield item

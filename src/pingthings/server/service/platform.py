@@ -46,12 +46,13 @@ from pingthings._proto.pingthings.platform.v1 import (
     VersionAtTimeResponse,
 )
 from pingthings._proto.v5api import Status
-from pingthings.server.errors import MissingParameter, ServerError, UnrecognizedParameter
+from pingthings.server.errors import MissingParameter, UnrecognizedParameter
 from pingthings.server.metadata.devices import DEVICE_FIELDS
 from pingthings.server.metadata.records import RetentionPolicy
 from pingthings.server.metadata.units import UNIT_FIELDS
 from pingthings.server.metadata.validation import check_uuid
-from pingthings.wire.status import StatusCode
+from pingthings.server.service.replies import status_of
+from pingthings.server.service.visibility import require_visible
 
 log = logging.getLogger("pingthings.server")
 
@@ -59,10 +60,7 @@ R = TypeVar("R")
 
 
 def _status(exc: BaseException) -> Status:
-    if isinstance(exc, ServerError):
-        return Status(code=int(exc.code), msg=exc.msg)
-    log.error("unexpected error in a platform call", exc_info=exc)
-    return Status(code=int(StatusCode.INVARIANT_FAILURE), msg=f"internal error: {type(exc).__name__}: {exc}")
+    return status_of(exc)
 
 
 # -- devices ---------------------------------------------------------------------------------------
@@ -294,7 +292,7 @@ class PlatformService(PlatformBase):
 
     async def set_stream_retention(self, message: SetStreamRetentionParams) -> StatusResponse:
         async def work() -> dict[str, Any]:
-            uuid = check_uuid(message.uuid)
+            uuid = require_visible(self._meta, check_uuid(message.uuid))
             policy = message.retention
             if policy is None:
                 await self._run(self._meta.clear_stream_retention, uuid)
@@ -311,7 +309,9 @@ class PlatformService(PlatformBase):
 
     async def get_stream_retention(self, message: GetStreamRetentionParams) -> StreamRetentionResponse:
         async def work() -> dict[str, Any]:
-            own, effective = await self._run(self._meta.get_stream_retention, check_uuid(message.uuid))
+            own, effective = await self._run(
+                self._meta.get_stream_retention, require_visible(self._meta, check_uuid(message.uuid))
+            )
             return {"retention": retention_message(own), "effective": retention_message(effective)}
 
         return await self._answer(StreamRetentionResponse, work)
@@ -320,7 +320,7 @@ class PlatformService(PlatformBase):
 
     async def version_at_time(self, message: VersionAtTimeParams) -> VersionAtTimeResponse:
         async def work() -> dict[str, Any]:
-            uuid = check_uuid(message.uuid)
+            uuid = require_visible(self._meta, check_uuid(message.uuid))
             return {"version": int(await self._run(self._engine.version_at_time, uuid, message.time))}
 
         return await self._answer(VersionAtTimeResponse, work)

@@ -17,9 +17,11 @@ from pingthings._proto import v5api
 from pingthings.server.engine import MergePolicy
 from pingthings.server.errors import InsertTooBig, InvalidPointWidth, WrongArgs
 from pingthings.server.service import payloads
-from pingthings.server.service.convert import blocking, require_uuid
+from pingthings.server.service.convert import blocking
 from pingthings.server.service.prefetch import produced
 from pingthings.server.service.state import ServiceState
+from pingthings.server.service.visibility import require_visible, visible_uuid
+from pingthings.server.service.window_slices import windows_in_slices
 from pingthings.wire.limits import MAX_POINT_WIDTH
 
 #: Points per RawValues / AlignedWindows / Windows message, as the v4 server sent.
@@ -29,11 +31,11 @@ RANGES_PER_MESSAGE = 1000
 
 
 def _merge_policy(value: int) -> Any:
-    try:
-        name = v5api.MergePolicy(value).name
-    except ValueError:
-        raise WrongArgs(f"unknown merge policy {value}") from None
-    return MergePolicy[name]
+    known = {int(member.value): member.name for member in v5api.MergePolicy}
+    if value not in known:  # betterproto2 turns an unknown number into a nameless pseudo-member
+        choices = ", ".join(f"{number} ({label})" for number, label in sorted(known.items()))
+        raise WrongArgs(f"merge_policy: unknown value {value}; expected one of {choices}")
+    return MergePolicy[known[value]]
 
 
 async def apply_insert(
@@ -51,6 +53,7 @@ async def apply_insert(
         raise InsertTooBig(f"insert of {count} points exceeds the limit of {state.max_insert_points}")
     if round_bits is not None and not 0 <= round_bits <= MAX_POINT_WIDTH:
         raise InvalidPointWidth(f"rounding bits must be within 0..{MAX_POINT_WIDTH}, got {round_bits}")
+    require_visible(state.meta, uuid)
     policy = _merge_policy(merge_policy)
 
     loop = asyncio.get_running_loop()
@@ -83,7 +86,7 @@ class PointHandlers:
         reads the engine and encodes each chunk's messages while the event loop sends the previous
         chunk's (see :mod:`.prefetch`).
         """
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         engine = self.state.engine
         args = (uuid, request.start, request.end, request.version_major)
         version, chunk_iter = engine.iter_raw_values_in_memory(*args) or await blocking(
@@ -124,7 +127,7 @@ class PointHandlers:
 
     async def aligned_windows(self, request: v5api.AlignedWindowsParams) -> AsyncIterator[bytes]:
         """Stream the non-empty windows of width 2**pointWidth."""
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         version, windows = await blocking(
             self.state.engine.aligned_windows,
             uuid,
@@ -138,20 +141,21 @@ class PointHandlers:
 
     async def windows(self, request: v5api.WindowsParams) -> AsyncIterator[bytes]:
         """Stream every window of the given width (empty windows have count 0)."""
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         if request.width == 0:
             raise InvalidPointWidth("window width must be at least 1 ns")
         if request.depth > MAX_POINT_WIDTH:
             raise InvalidPointWidth(f"depth must be within 0..{MAX_POINT_WIDTH}")
-        version, windows = await blocking(
-            self.state.engine.windows, uuid, request.start, request.end, request.width, request.version_major
+        slices = windows_in_slices(
+            self.state.engine, uuid, request.start, request.end, request.width, request.version_major
         )
-        async for message in self._stat_messages(version, windows):
-            yield message
+        async for version, windows in slices:
+            async for message in self._stat_messages(version, windows):
+                yield message
 
     async def nearest(self, request: v5api.NearestParams) -> bytes:
         """The first point at or after ``time`` (forward) or the last one before it (backward)."""
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         version, t, v = await blocking(
             self.state.engine.nearest, uuid, request.time, request.backward, request.version_major
         )
@@ -159,7 +163,7 @@ class PointHandlers:
 
     async def changes(self, request: v5api.ChangesParams) -> AsyncIterator[bytes]:
         """Stream the time ranges that changed between two versions."""
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         version, starts, ends = await blocking(
             self.state.engine.changes, uuid, request.from_major, request.to_major, request.resolution
         )
@@ -183,6 +187,6 @@ class PointHandlers:
 
     async def delete(self, request: v5api.DeleteParams) -> v5api.DeleteResponse:
         """Delete the points in [start, end) in a new version."""
-        uuid = require_uuid(request.uuid)
+        uuid = visible_uuid(self.state.meta, request.uuid)
         version = await blocking(self.state.engine.delete, uuid, request.start, request.end)
         return v5api.DeleteResponse(version_major=version)

@@ -7,9 +7,12 @@ field 1 set and nothing else; it can be encoded without knowing the response typ
 from __future__ import annotations
 
 import logging
+import secrets
 
 from pingthings._proto.v5api import Status
 from pingthings.server.errors import ServerError
+from pingthings.server.service.context import serving_data_dir
+from pingthings.server.service.disk_full import caused_by_full_disk, disk_full_error
 from pingthings.wire.status import StatusCode
 
 log = logging.getLogger("pingthings.server")
@@ -18,13 +21,28 @@ log = logging.getLogger("pingthings.server")
 def status_of(exc: BaseException) -> Status:
     """Map an exception raised while serving a call to the v5 ``Status`` reported to the caller.
 
-    A :class:`~pingthings.server.errors.ServerError` keeps its code and message; anything else is
-    logged with its traceback and reported as 500 with its message.
+    A :class:`~pingthings.server.errors.ServerError` keeps its code and message; a full disk
+    anywhere behind the error becomes :class:`~pingthings.server.errors.DiskFull` (426). Anything
+    else is logged with its traceback under a short incident id and reported as 500 with that id
+    only: class names, messages and tracebacks stay in the server log.
     """
     if isinstance(exc, ServerError):
         return Status(code=int(exc.code), msg=exc.msg)
-    log.error("unexpected error while serving a call", exc_info=exc)
-    return Status(code=int(StatusCode.INVARIANT_FAILURE), msg=f"internal error: {type(exc).__name__}: {exc}")
+    if caused_by_full_disk(exc):
+        full = disk_full_error(serving_data_dir.get())
+        log.error("write refused: %s", full.msg, exc_info=exc)
+        return Status(code=int(full.code), msg=full.msg)
+    return internal_status(exc)
+
+
+def internal_status(exc: BaseException, where: str = "a call") -> Status:
+    """Log ``exc`` with a fresh incident id and return a 500 status that names only that id."""
+    incident = secrets.token_hex(4)
+    log.error("unexpected error while serving %s (incident %s)", where, incident, exc_info=exc)
+    return Status(
+        code=int(StatusCode.INVARIANT_FAILURE),
+        msg=f"internal server error (incident {incident}; the server log has the details)",
+    )
 
 
 def error_reply(exc: BaseException) -> bytes:

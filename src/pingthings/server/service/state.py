@@ -6,6 +6,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from pingthings.server.limits import (
+    DEFAULT_CSV_SECONDS,
+    DEFAULT_MAX_SQL_BYTES,
+    DEFAULT_MAX_STREAMS_PER_REQUEST,
+)
 from pingthings.server.service.read_gate import ReadGate
 from pingthings.server.service.subscriptions import SubscriptionHub
 
@@ -31,6 +36,12 @@ class ServiceState:
         Inserts larger than this are refused with 414.
     read_gate
         Bounds how many streamed reads compute their next reply at once (server-wide).
+    max_sql_bytes
+        Longest SQL text accepted (UTF-8 bytes), checked before parsing.
+    max_streams_per_request
+        Most distinct streams one multi-stream request may name.
+    csv_seconds
+        Time budget of one GenerateCSV request (SQL queries have theirs in the metadata store).
     """
 
     engine: Any
@@ -39,5 +50,8 @@ class ServiceState:
     endpoint: str = ""
     max_insert_points: int = DEFAULT_MAX_INSERT_POINTS
     read_gate: ReadGate = field(default_factory=ReadGate)
+    max_sql_bytes: int = DEFAULT_MAX_SQL_BYTES
+    max_streams_per_request: int = DEFAULT_MAX_STREAMS_PER_REQUEST
+    csv_seconds: float = DEFAULT_CSV_SECONDS
     #: Held while an insert commits and queues its batch for subscribers (keeps pushes in commit order).
     commit_order: threading.Lock = field(default_factory=threading.Lock)

@@ -16,10 +16,12 @@ import grpclib.server
 from pingthings._proto import v5api
 from pingthings.server.errors import StreamNotFound
 from pingthings.server.service import arrow_io
+from pingthings.server.service.context import is_admin
 from pingthings.server.service.convert import blocking, require_uuid
 from pingthings.server.service.replies import stat_reply, status_of
 from pingthings.server.service.state import ServiceState
 from pingthings.server.service.subscriptions import Subscriber
+from pingthings.server.service.visibility import require_visible
 from pingthings.server.service.wire_check import decode_request
 
 
@@ -32,11 +34,14 @@ class SubscribeHandler:
     async def handle(self, stream: grpclib.server.Stream[Any, Any]) -> None:
         """Serve one Subscribe call until the client leaves, fails, or the server stops."""
         hub = self.state.hub
+        admin = is_admin()
         subscriber = hub.open()
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read_updates, stream, subscriber)
                 async for batch in subscriber.receive:
+                    if not admin and self.state.meta.is_hidden_stream(batch.uuid):
+                        continue  # hidden after the subscription began: a non-admin key sees nothing
                     table = arrow_io.raw_table(batch.times, batch.values)
                     reply = v5api.SubscriptionResp(uuid=batch.uuid, arrow_bytes=arrow_io.ipc_bytes(table))
                     await stream.send_message(bytes(reply))
@@ -56,6 +61,7 @@ class SubscribeHandler:
                     hub.remove(subscriber, uuids)
                     continue
                 for uuid in uuids:
+                    require_visible(self.state.meta, uuid)
                     if not await blocking(self.state.meta.stream_exists, uuid):
                         raise StreamNotFound()
                 hub.add(subscriber, uuids)

@@ -9,7 +9,7 @@ well formed, strings are UTF-8) and only then parsed.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import betterproto2
 
@@ -77,7 +77,9 @@ def check_structure(
         if number == 0:
             raise MalformedMessage("field number 0")
         if wire_type == _VARINT:
-            _, pos = _read_varint(data, pos, end)
+            value, pos = _read_varint(data, pos, end)
+            if number in meta_by_number:
+                _check_enum_value(cls, *meta_by_number[number], value)
         elif wire_type == _FIXED64:
             pos += 8
         elif wire_type == _FIXED32:
@@ -99,6 +101,21 @@ def check_structure(
                 raise MalformedMessage(
                     f"field {name!r} of {cls.__name__} has wire type {wire_type}, expected {expected}"
                 )
+
+
+def _check_enum_value(
+    cls: type[betterproto2.Message], name: str, meta: betterproto2.FieldMetadata, value: int
+) -> None:
+    """Refuse a value that is not a member of the field's enum (proto3 would keep it silently)."""
+    if meta.proto_type != "enum":
+        return
+    enum_cls: Any = cls()._betterproto.cls_by_field[name]  # type: ignore[arg-type]
+    if value >= 1 << 63:  # enums are int32 on the wire: negative values arrive sign-extended
+        value -= 1 << 64
+    known = {int(member.value): member.name for member in enum_cls}
+    if value not in known:
+        choices = ", ".join(f"{number} ({label})" for number, label in sorted(known.items()))
+        raise MalformedMessage(f"field {name!r} has unknown value {value}; expected one of {choices}")
 
 
 def _check_len_field(

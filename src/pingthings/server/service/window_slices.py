@@ -1,0 +1,48 @@
+"""Windows replies computed slice by slice, so memory follows the slice, not the request.
+
+A Windows request names its window count only through ``(end - start) / width``: a narrow
+width over a long range asks for tens of millions of windows (empty ones included), which the
+engine would build as whole arrays before the first reply went out. Here the range is cut at
+window boundaries into slices of :data:`WINDOWS_PER_SLICE` windows; each slice is computed,
+sent, and dropped before the next. Every slice reads the version the first one resolved, so the
+reply is one consistent snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pingthings.server.engine.engine import MAX_WINDOWS
+from pingthings.server.errors import InvalidPointWidth, InvalidTimeRange
+from pingthings.server.service.convert import blocking
+from pingthings.wire.limits import MIN_TIME, TIME_LIMIT
+
+#: Windows computed per engine call.
+WINDOWS_PER_SLICE = 1 << 16
+
+
+async def windows_in_slices(
+    engine: Any, uuid: bytes, start: int, end: int, width: int, version: int
+) -> AsyncIterator[tuple[int, Any]]:
+    """Yield ``(version, StatWindows)`` for consecutive slices of the windows of one request.
+
+    Small requests (and the ones the engine refuses) go to the engine in one call, which keeps
+    its checks and messages; larger ones are checked here the same way first.
+    """
+    count = (end - start) // width if width > 0 and end > start else 0
+    if count <= WINDOWS_PER_SLICE:
+        yield await blocking(engine.windows, uuid, start, end, width, version)
+        return
+    stop = start + count * width
+    if start < MIN_TIME or stop >= TIME_LIMIT:
+        raise InvalidTimeRange(
+            f"time range out of bounds: [{start}, {stop}) must lie within [{MIN_TIME}, {TIME_LIMIT})"
+        )
+    if count > MAX_WINDOWS:
+        raise InvalidPointWidth(f"{count} windows of width {width} are too many (at most {MAX_WINDOWS})")
+    step = WINDOWS_PER_SLICE * width
+    for lo in range(start, stop, step):
+        hi = min(lo + step, stop)
+        version, windows = await blocking(engine.windows, uuid, lo, hi, width, version)
+        yield version, windows
