@@ -54,9 +54,12 @@ class Client:
         endpoint: str | None = None,
         apikey: str | None = None,
         concurrency_limit: int | None = None,
-        **options: Any,
+        *,
+        tls: bool | None = None,
+        ca_bundle: str | None = None,
+        connect_timeout: float = 10.0,
     ) -> Client:
-        """Connect to a server and return a synchronous client.
+        """Connect to a server and check it answers (one Info call).
 
         Parameters
         ----------
@@ -68,8 +71,17 @@ class Client:
             The API key (default ``$BTRDB_API_KEY``).
         concurrency_limit
             Calls allowed in flight at once (default ``$PINGTHINGS_CONCURRENCY_LIMIT``).
-        **options
-            ``tls``, ``ca_bundle``, ``connect_timeout``, as for
+        tls
+            Force TLS on or off (default: on for port 4411, or as an ``https://`` endpoint says).
+        ca_bundle
+            PEM file of CA certificates to trust (default ``$BTRDB_CA_BUNDLE``, else the system's).
+        connect_timeout
+            Seconds to wait for the TCP/TLS connection.
+
+        Returns
+        -------
+        Client
+            A synchronous client with its own event loop thread, as for
             :meth:`AsyncClient.connect <pingthings.timeseries.async_client.AsyncClient.connect>`.
 
         Examples
@@ -81,7 +93,16 @@ class Client:
         """
         loop = ClientEventLoop()
         try:
-            client = loop.call(AsyncClient.connect, profile, endpoint, apikey, concurrency_limit, **options)
+            client = loop.call(
+                AsyncClient.connect,
+                profile,
+                endpoint,
+                apikey,
+                concurrency_limit,
+                tls=tls,
+                ca_bundle=ca_bundle,
+                connect_timeout=connect_timeout,
+            )
         except BaseException:
             loop.close()
             raise
@@ -144,7 +165,10 @@ class Client:
 
     # ------------------------------------------------------------------------------------ methods
     def info(self) -> dict[str, Any]:
-        """Server and proxy information (see :meth:`AsyncClient.info`)."""
+        """Server and proxy information.
+
+        See :meth:`AsyncClient.info`.
+        """
         return self._loop.call(self._client.info)
 
     def create(
@@ -154,11 +178,17 @@ class Client:
         tags: dict[str, str],
         annotations: dict[str, Any] | None = None,
     ) -> Stream:
-        """Create a new stream (see :meth:`AsyncClient.create`)."""
+        """Create a new stream.
+
+        See :meth:`AsyncClient.create`.
+        """
         return self._wrap(self._loop.call(self._client.create, uuid, collection, tags, annotations))
 
     def stream_from_uuid(self, uuid: UUID | str) -> Stream:
-        """The stream with this UUID, without a round trip (TypeError for an invalid UUID)."""
+        """A handle on the stream with this UUID (no round trip; the stream may not exist).
+
+        Raises TypeError for an invalid UUID.
+        """
         return self._wrap(self._client.stream_handle(uuid))
 
     def streams_in_collection(
@@ -172,17 +202,21 @@ class Client:
 
         See :meth:`AsyncClient.streams_in_collection`.
         """
-        streams = self._loop.call(
-            self._client._lookup_streams, collection, is_collection_prefix, tags, annotations
+        found = self._loop.call(
+            self._client.streams_in_collection, collection, is_collection_prefix, tags, annotations
         )
-        return self._wrap_all(streams)
+        return self._wrap_all(found.streams)
 
     def streamset_from_uuids(self, uuids: list[UUID | str], fetch_metadata: bool = True) -> StreamSet:
-        """A :class:`StreamSet` of these UUIDs (see :meth:`AsyncClient.streamset_from_uuids`)."""
-        return self._wrap_all(self._loop.call(self._client._streams_from_uuids, uuids, fetch_metadata))
+        """A :class:`StreamSet` of the streams with these UUIDs.
+
+        See :meth:`AsyncClient.streamset_from_uuids`.
+        """
+        found = self._loop.call(self._client.streamset_from_uuids, uuids, fetch_metadata)
+        return self._wrap_all(found.streams)
 
     def list_collections(self, prefix: str | None = None) -> list[str]:
-        """Collection names starting with ``prefix`` (all when None).
+        """Collection names starting with ``prefix`` (all when None), sorted.
 
         Examples
         --------
@@ -192,11 +226,14 @@ class Client:
         return self._loop.call(self._client.list_collections, prefix)
 
     def sql_query(self, query: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-        """Read-only SQL over the stream metadata, ``$1``-style parameters; one dict per row."""
+        """Run a read-only SQL query on the stream metadata; one dict per row.
+
+        Parameters are ``$1``-style, given in ``params``.
+        """
         return self._loop.call(self._client.sql_query, query, params)
 
     def get_collection_properties(self, collection: str) -> dict[str, Any]:
-        """Properties of a collection.
+        """Properties of a collection: ``{'retention': {'remove_older_than': timedelta | None}}``.
 
         Examples
         --------
@@ -208,7 +245,9 @@ class Client:
     def set_collection_retention(
         self, collection: str, override_per_stream: bool = False, remove_older_than: Any = None
     ) -> None:
-        """Set the retention policy of a collection (see :meth:`AsyncClient.set_collection_retention`).
+        """Set the retention policy of a collection.
+
+        See :meth:`AsyncClient.set_collection_retention`.
 
         Examples
         --------
@@ -219,11 +258,14 @@ class Client:
         )
 
     def create_device(self, device: dict[str, Any]) -> dict[str, Any]:
-        """Create a device; returns it with its ``id`` (see :meth:`AsyncClient.create_device`)."""
+        """Create a device; returns it with its new ``id`` (``enabled`` defaults to True).
+
+        See :meth:`AsyncClient.create_device`.
+        """
         return self._loop.call(self._client.create_device, device)
 
     def get_device(self, device_id: int) -> dict[str, Any]:
-        """The device with this id."""
+        """The device with this id (ObjectNotFoundError if there is none)."""
         return self._loop.call(self._client.get_device, device_id)
 
     def list_devices(self) -> list[dict[str, Any]]:
@@ -231,7 +273,10 @@ class Client:
         return self._loop.call(self._client.list_devices)
 
     def update_device(self, device: dict[str, Any], replace: bool = False) -> dict[str, Any]:
-        """Update the device ``device["id"]`` (see :meth:`AsyncClient.update_device`)."""
+        """Update the device whose id is ``device["id"]``; returns the whole updated device.
+
+        See :meth:`AsyncClient.update_device`.
+        """
         return self._loop.call(self._client.update_device, device, replace)
 
     def delete_device(self, device_id: int) -> None:
@@ -241,7 +286,9 @@ class Client:
     def create_unit(
         self, name: str, symbol: str, base: float, canonical: str, source_name: list[str]
     ) -> dict[str, Any]:
-        """Create a unit definition (see :meth:`AsyncClient.create_unit`).
+        """Create a unit definition; returns it with its new ``id``.
+
+        See :meth:`AsyncClient.create_unit`.
 
         Examples
         --------
@@ -254,7 +301,7 @@ class Client:
         return self._loop.call(self._client.create_unit, name, symbol, base, canonical, source_name)
 
     def get_unit(self, unit_id: int) -> dict[str, Any]:
-        """The unit with this id."""
+        """The unit with this id (ObjectNotFoundError if there is none)."""
         return self._loop.call(self._client.get_unit, unit_id)
 
     def list_units(self) -> list[dict[str, Any]]:

@@ -112,11 +112,14 @@ class StreamSet:
     # ------------------------------------------------------------------ versions
     @property
     def pinned_versions(self) -> dict[UUID, int]:
-        """The pinned version of each pinned stream."""
+        """The pinned version of each pinned stream (a copy; empty when nothing is pinned)."""
         return self._async.pinned_versions
 
     def pin_versions(self, versions: Mapping[UUID | str, int] | None = None) -> StreamSet:
-        """Pin streams to data versions (None: their current latest); returns this set."""
+        """Pin streams to data versions; later reads use them unless given other versions.
+
+        ``versions`` None pins every stream to its current latest version; returns this set.
+        """
         if self._streams:
             self._loop().call(self._async.pin_versions, versions)
         return self
@@ -126,7 +129,7 @@ class StreamSet:
         return self._call("get_latest_version", progress)
 
     def get_version_at_time(self, time: Any, progress: bool = False) -> dict[UUID, int]:
-        """The data version of every stream current at wall-clock ``time``."""
+        """The data version of every stream that was current at wall-clock ``time``."""
         return self._call("get_version_at_time", time, progress)
 
     # ------------------------------------------------------------------ metadata
@@ -142,7 +145,10 @@ class StreamSet:
         tags: Mapping[str, str | re.Pattern[str] | None] | None = None,
         annotations: Mapping[str, Any] | None = None,
     ) -> StreamSet:
-        """A new set of the streams matching every criterion; see :meth:`AsyncStreamSet.filter`."""
+        """A new set with the streams whose metadata matches every given criterion.
+
+        See :meth:`AsyncStreamSet.filter`.
+        """
         if not self._streams:
             return StreamSet([])
         aset = self._loop().call(self._async.filter, collection, name, unit, tags, annotations)
@@ -152,13 +158,16 @@ class StreamSet:
     def raw_values(
         self, start: Any, end: Any, versions: VersionsArg = None, progress: bool = False
     ) -> list[pa.Table]:
-        """One ``(time, value)`` Table per stream, in order."""
+        """Every stream's points in ``[start, end)``: one ``(time, value)`` Table per stream, in order."""
         return self._call("raw_values", start, end, versions, progress)
 
     def raw_values_aligned(
         self, start: Any, end: Any, sampling_frequency: float | None = None, versions: VersionsArg = None
     ) -> pa.Table:
-        """All streams joined on time; see :meth:`AsyncStreamSet.raw_values_aligned`."""
+        """All streams' points joined on time into one Table.
+
+        See :meth:`AsyncStreamSet.raw_values_aligned`.
+        """
         if not self._streams:
             raise ValueError("raw_values_aligned needs at least one stream")
         return self._call("raw_values_aligned", start, end, sampling_frequency, versions)
@@ -172,7 +181,7 @@ class StreamSet:
         single_stream_schema: pa.Schema | None = STAT_F32_SCHEMA,
         progress: bool = False,
     ) -> list[pa.Table]:
-        """Aligned-window statistics, one Table per stream."""
+        """:meth:`Stream.aligned_windows` for every stream; one Table per stream, in order."""
         return self._call(
             "aligned_windows", start, end, point_width, versions, single_stream_schema, progress
         )
@@ -186,7 +195,7 @@ class StreamSet:
         single_stream_schema: pa.Schema | None = STAT_F32_SCHEMA,
         progress: bool = False,
     ) -> list[pa.Table]:
-        """Precise-window statistics, one Table per stream."""
+        """:meth:`Stream.precise_windows` for every stream; one Table per stream, in order."""
         return self._call("precise_windows", start, end, width, versions, single_stream_schema, progress)
 
     def windowed_values(
@@ -198,7 +207,9 @@ class StreamSet:
         single_stream_schema: pa.Schema | None = STAT_F32_SCHEMA,
         progress: bool = False,
     ) -> list[pa.Table]:
-        """Aligned windows for a power-of-two ``width``, precise windows otherwise; one Table per stream."""
+        """Statistics per stream: aligned windows when ``width`` is a ``PW[i]`` point width or a power-of-two
+        number of ns, precise windows of ``width`` ns otherwise.
+        """
         return self._call("windowed_values", start, end, width, versions, single_stream_schema, progress)
 
     def count(
@@ -209,15 +220,15 @@ class StreamSet:
         precise: bool = False,
         progress: bool = False,
     ) -> dict[UUID, int]:
-        """Point count per stream."""
+        """Every stream's point count in ``[start, end)`` (see :meth:`Stream.count`)."""
         return self._call("count", start, end, versions, precise, progress)
 
     def earliest(self, versions: VersionsArg = None, progress: bool = False) -> dict[UUID, Point | None]:
-        """First point per stream (None for an empty stream)."""
+        """Every stream's first point (None for an empty stream)."""
         return self._call("earliest", versions, progress)
 
     def latest(self, versions: VersionsArg = None, progress: bool = False) -> dict[UUID, Point | None]:
-        """Last point per stream (None for an empty stream)."""
+        """Every stream's last point (None for an empty stream)."""
         return self._call("latest", versions, progress)
 
     def changes(
@@ -234,7 +245,10 @@ class StreamSet:
     def insert(
         self, data: Mapping[UUID | str, Any], merge: str = "never", progress: bool = False
     ) -> dict[UUID, int]:
-        """Insert ``{uuid: points}`` into several streams at once; returns ``{uuid: version}``."""
+        """Insert into several streams at once.
+
+        ``data`` maps UUIDs to points; returns ``{uuid: version}``.
+        """
         if not self._streams and data:
             raise KeyError("cannot insert into an empty StreamSet")
         return self._call("insert", data, merge, progress)
