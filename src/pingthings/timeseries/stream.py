@@ -17,8 +17,8 @@ from pingthings.timeseries.async_stream import AsyncStream
 from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32_SCHEMA
 
 if TYPE_CHECKING:
-    from pingthings.timeseries.client import Client
     from pingthings.timeseries.event_loop import ClientEventLoop
+    from pingthings.timeseries.sync_connection import SyncConnection
 
 __all__ = ["Point", "Stream"]
 
@@ -43,7 +43,7 @@ class Stream:
 
     def __init__(
         self,
-        conn: Client,
+        conn: SyncConnection,
         stream: AsyncStream | None = None,
         uuid: UUID | str | None = None,
         known_to_exist: bool = False,
@@ -71,8 +71,8 @@ class Stream:
 
     # ------------------------------------------------------------------ plumbing
     @property
-    def conn(self) -> Client:
-        """The synchronous client."""
+    def conn(self) -> SyncConnection:
+        """The synchronous client (a :class:`~pingthings.timeseries.client.Client`)."""
         return self._conn
 
     @property
