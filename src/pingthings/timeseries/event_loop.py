@@ -48,10 +48,16 @@ async def _await(coro: Awaitable[T]) -> T:
 async def _pump(
     source: AsyncIterable[T] | AbstractAsyncContextManager[AsyncIterable[T]],
     send: MemoryObjectSendStream[T],
+    eager: bool,
     *,
     task_status: TaskStatus[anyio.CancelScope],
 ) -> None:
-    """Forward every item of ``source`` to ``send``; runs as one task on the loop."""
+    """Forward every item of ``source`` to ``send``; runs as one task on the loop.
+
+    ``eager`` puts items into a buffer with room without a checkpoint, so that the items a source
+    makes without waiting (say, all those of one server message) stay together for the consumer.
+    """
+    forward = functools.partial(_send_eagerly, send) if eager else send.send
     with anyio.CancelScope() as scope:
         task_status.started(scope)
         async with send:
@@ -60,16 +66,23 @@ async def _pump(
             ):
                 async with cast(AbstractAsyncContextManager[AsyncIterable[T]], source) as iterable:
                     async for item in iterable:
-                        await send.send(item)
+                        await forward(item)
             else:
                 iterator = cast(AsyncIterable[T], source).__aiter__()
                 try:
                     async for item in iterator:
-                        await send.send(item)
+                        await forward(item)
                 finally:
                     aclose = getattr(iterator, "aclose", None)
                     if aclose is not None:
                         await aclose()
+
+
+async def _send_eagerly(send: MemoryObjectSendStream[T], item: T) -> None:
+    try:
+        send.send_nowait(item)
+    except anyio.WouldBlock:
+        await send.send(item)
 
 
 async def _receive_ready(receive: MemoryObjectReceiveStream[T], limit: int) -> list[T]:
@@ -198,7 +211,8 @@ class ClientEventLoop:
         if read_ahead < 1:
             raise ValueError(f"read_ahead must be at least 1, got {read_ahead}")
         send, receive = anyio.create_memory_object_stream[Any](read_ahead)
-        future, scope = self._portal.start_task(_pump, source, send, name="pingthings-iterate")
+        eager = read_ahead > 1
+        future, scope = self._portal.start_task(_pump, source, send, eager, name="pingthings-iterate")
         return self._drain(future, scope, receive, read_ahead)
 
     def _drain(
