@@ -150,8 +150,7 @@ def test_a_fallback_is_logged_once_at_debug_level(caplog: pytest.LogCaptureFixtu
     forget_fallbacks()
 
 
-@pytest.mark.anyio
-async def test_tls_buffer_fallback_when_anyio_hides_it() -> None:
+def test_tls_buffer_fallback_when_anyio_hides_it() -> None:
     forget_fallbacks()
     assert tls_read_buffer(types.SimpleNamespace()) is None  # type: ignore[arg-type]
     assert fallbacks_taken() == {"tls-drain"}
@@ -161,7 +160,7 @@ async def test_tls_buffer_fallback_when_anyio_hides_it() -> None:
 # grpclib servers run on asyncio only.
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @pytest.mark.anyio
-async def test_the_listener_fallback_binds_its_own_socket_and_serves(tmp_path: Path) -> None:
+async def test_the_listener_fallback_binds_its_own_socket_and_serves() -> None:
     server = grpclib.server.Server([], codec=PassThroughCodec())
     listener = await start_listening(server, "127.0.0.1", 0, None, use_internals=False)
     try:
