@@ -1,4 +1,4 @@
-"""Developer tasks: ``nox -s tests lint types docs protos bench``.
+"""Developer tasks: ``nox -s tests minimums lint types docs protos bench``.
 
 Every session installs the project from this repository's own ``pyproject.toml`` into a fresh
 virtualenv, so a session that passes here passes on a clean machine too.
@@ -15,6 +15,9 @@ ROOT = Path(__file__).resolve().parent
 nox.options.sessions = ["lint", "types", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
+#: One pinned line per runtime dependency: the floor declared in pyproject.toml.
+MINIMUMS = ROOT / "constraints" / "minimums.txt"
+
 #: The public API that mypy checks. ``_proto`` is generated code and excluded in pyproject.toml.
 TYPED_PACKAGES = ["src/pingthings/timeseries", "src/pingthings/server"]
 
@@ -23,6 +26,16 @@ TYPED_PACKAGES = ["src/pingthings/timeseries", "src/pingthings/server"]
 def tests(session: nox.Session) -> None:
     """Run the whole pytest suite (async tests run on asyncio and trio inside it)."""
     session.install("-e", ".[test,plot]")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def minimums(session: nox.Session) -> None:
+    """Run the whole suite with every dependency at its declared floor (``constraints/minimums.txt``).
+
+    pytest's own exit status decides, so a run that collects no test (exit 5) fails too.
+    """
+    session.install("-c", str(MINIMUMS), "-e", ".[test]")
     session.run("python", "-m", "pytest", *session.posargs)
 
 

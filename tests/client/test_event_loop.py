@@ -145,3 +145,45 @@ def test_close_cancels_unfinished_iterations() -> None:
     assert next(iterator) == 0
     loop.close()  # must not hang on the pending producer
     assert closed == [10**9]
+
+
+def test_read_ahead_yields_everything_in_order_within_its_bound(loop: ClientEventLoop) -> None:
+    produced: list[int] = []
+
+    async def counted(n: int) -> AsyncIterator[int]:
+        for i in range(n):
+            produced.append(i)
+            if i % 7 == 0:
+                await anyio.sleep(0)  # sometimes the consumer catches up, sometimes a batch waits
+            yield i
+
+    got = []
+    for item in loop.iterate(counted(5000), read_ahead=64):
+        # Ahead of the consumer: the batch it is working through, the buffer, and the item the producer
+        # holds while the buffer is full.
+        assert len(produced) - len(got) <= 2 * 64 + 1
+        got.append(item)
+    assert got == list(range(5000))
+
+
+def test_read_ahead_passes_errors_on_after_the_items_before_them(loop: ClientEventLoop) -> None:
+    async def failing() -> AsyncIterator[int]:
+        for i in range(5):
+            yield i
+        raise KeyError("boom")
+
+    got = []
+    with pytest.raises(KeyError, match="boom"):
+        for item in loop.iterate(failing(), read_ahead=100):
+            got.append(item)
+    assert got == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="read_ahead"):
+        loop.iterate(numbers(1, []), read_ahead=0)
+
+
+def test_breaking_out_of_a_read_ahead_loop_closes_the_source(loop: ClientEventLoop) -> None:
+    closed: list[int] = []
+    for item in loop.iterate(numbers(10**6, closed), read_ahead=32):
+        if item == 40:
+            break
+    assert closed == [10**6]

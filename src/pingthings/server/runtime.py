@@ -20,7 +20,7 @@ from pingthings.server.auth import CallTracker, KeyRing, install
 from pingthings.server.config import ServerConfig, parse_listen
 from pingthings.server.data_lock import DataDirLock
 from pingthings.server.engine import Engine
-from pingthings.server.listener import bind_listener, bound_port
+from pingthings.server.listener import Listener, bind_listener, start_listening
 from pingthings.server.metadata import MetadataStore
 from pingthings.server.retention import enforce_retention
 from pingthings.server.service.btrdb import BTrDBService
@@ -82,11 +82,17 @@ class ServerRuntime:
         self.engine: Any = None
         self.meta: Any = None
         self._grpc: grpclib.server.Server | None = None
+        self._listener: Listener | None = None
         self.tracker: CallTracker | None = None
         #: The Subscribe pub/sub (None until started).
         self.hub: SubscriptionHub | None = None
         self._retention_task: asyncio.Task[None] | None = None
         self._lock: DataDirLock | None = None
+
+    @property
+    def listener(self) -> Listener | None:
+        """The listening side of the gRPC server (None while stopped)."""
+        return self._listener
 
     async def start(self) -> None:
         """Bind the listening address, open the stores, serve, and start the retention task.
@@ -130,8 +136,8 @@ class ServerRuntime:
                 max_message_bytes=config.max_message_bytes,
             )
             install_compression(self._grpc, config.compression)
-            await self._grpc.start(sock=listen_socket, ssl=ssl_context)
-            bound = bound_port(listen_socket)
+            self._listener = await start_listening(self._grpc, listen_socket, ssl_context)
+            bound = self._listener.port
             self.endpoint = f"{_host_for_url(host)}:{bound}"
             state.endpoint = config.advertise or _advertised(host, bound)
             self._retention_task = asyncio.get_running_loop().create_task(self._retention_loop())
@@ -158,9 +164,9 @@ class ServerRuntime:
         """Stop gracefully: refuse new calls, let in-flight ones finish, close the stores."""
         if self._grpc is not None and self.tracker is not None:
             self.tracker.draining = True
-            listener = getattr(self._grpc, "_server", None)
+            listener = self._listener
             if listener is not None:
-                listener.close()  # stop accepting connections; existing calls continue
+                listener.stop_accepting()  # existing calls continue
             if self.hub is not None:
                 self.hub.close()
             if not await self.tracker.wait_idle(self.config.shutdown_grace):
@@ -172,15 +178,15 @@ class ServerRuntime:
                 if self.meta is not None:
                     self.meta.interrupt_queries()  # a query holds its worker thread until it ends
             self._grpc.close()
-            close_clients = getattr(listener, "close_clients", None)  # Python >= 3.13
-            if close_clients is not None:
-                close_clients()
+            if listener is not None:
+                listener.close_clients()  # Python >= 3.13
             try:
                 # From Python 3.12 wait_closed also waits for idle client connections to go away.
                 await asyncio.wait_for(self._grpc.wait_closed(), CLOSE_TIMEOUT)
             except TimeoutError:
                 log.warning("client connections still open %.0f s after shutdown; not waiting", CLOSE_TIMEOUT)
             self._grpc = None
+            self._listener = None
         if self._retention_task is not None:
             self._retention_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -14,25 +14,13 @@ from typing import Any
 
 from pingthings._proto.pingthings.platform import v1 as platform
 from pingthings.timeseries.exceptions import InvalidArgumentError
+from pingthings.wire.devices import DEVICE_FIELDS, DEVICE_TEXT_FIELDS, GEO_KEYS, MAX_LATITUDE, MAX_LONGITUDE
 
-DEVICE_COLUMNS: tuple[str, ...] = (
-    "name",
-    "device_type",
-    "description",
-    "geo",
-    "elevation",
-    "alt_id",
-    "alt_name",
-    "enabled",
-    "owner",
-    "protocol",
-    "model_name",
-    "vendor",
-)
+DEVICE_COLUMNS: tuple[str, ...] = DEVICE_FIELDS
 """The device table's columns, besides ``id`` (order of the returned dicts)."""
 
-_DEVICE_STR = {"name", "device_type", "description", "alt_name", "owner", "protocol", "model_name", "vendor"}
-_GEO_KEYS = ("latitude", "longitude")
+_DEVICE_STR = {"name", *DEVICE_TEXT_FIELDS}
+_GEO_KEYS = GEO_KEYS
 _GEO_ALIASES = {"logitude": "longitude", "lat": "latitude", "lon": "longitude", "lng": "longitude"}
 
 UNIT_COLUMNS: tuple[str, ...] = ("name", "symbol", "canonical", "base", "source_name")
@@ -92,9 +80,9 @@ def _geo_to_message(value: Any) -> platform.Geo:
         raise InvalidArgumentError(f"device geo needs both latitude and longitude (missing {missing[0]!r})")
     lat = _float(normalized["latitude"], "device geo latitude")
     lon = _float(normalized["longitude"], "device geo longitude")
-    if not -90.0 <= lat <= 90.0:
+    if not -MAX_LATITUDE <= lat <= MAX_LATITUDE:
         raise InvalidArgumentError(f"device geo latitude must be within [-90, 90], got {lat}")
-    if not -180.0 <= lon <= 180.0:
+    if not -MAX_LONGITUDE <= lon <= MAX_LONGITUDE:
         raise InvalidArgumentError(f"device geo longitude must be within [-180, 180], got {lon}")
     return platform.Geo(latitude=lat, longitude=lon)
 

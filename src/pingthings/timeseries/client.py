@@ -54,9 +54,14 @@ class Client:
         endpoint: str | None = None,
         apikey: str | None = None,
         concurrency_limit: int | None = None,
-        **options: Any,
+        *,
+        tls: bool | None = None,
+        ca_bundle: str | None = None,
+        connect_timeout: float = 10.0,
+        compression: str | None = None,
+        insert_batch_size: int | None = None,
     ) -> Client:
-        """Connect to a server and return a synchronous client.
+        """Connect to a server and check it answers (one Info call).
 
         Parameters
         ----------
@@ -68,8 +73,23 @@ class Client:
             The API key (default ``$BTRDB_API_KEY``).
         concurrency_limit
             Calls allowed in flight at once (default ``$PINGTHINGS_CONCURRENCY_LIMIT``).
-        **options
-            ``tls``, ``ca_bundle``, ``connect_timeout``, ``compression``, ``insert_batch_size``, as for
+        tls
+            Force TLS on or off (default: on for port 4411, or as an ``https://`` endpoint says).
+        ca_bundle
+            PEM file of CA certificates to trust (default ``$BTRDB_CA_BUNDLE``, else the system's).
+        connect_timeout
+            Seconds to wait for the TCP/TLS connection.
+        compression
+            ``"gzip"`` to compress requests (default ``$PINGTHINGS_COMPRESSION``, else none);
+            compressed replies are read either way.
+        insert_batch_size
+            Points per Insert call (default: from the server's version, 25,000 for v4 and 50,000
+            for v5).
+
+        Returns
+        -------
+        Client
+            A synchronous client with its own event loop thread, as for
             :meth:`AsyncClient.connect <pingthings.timeseries.async_client.AsyncClient.connect>`.
 
         Examples
@@ -81,11 +101,39 @@ class Client:
         """
         loop = ClientEventLoop()
         try:
-            client = loop.call(AsyncClient.connect, profile, endpoint, apikey, concurrency_limit, **options)
+            client = loop.call(
+                AsyncClient.connect,
+                profile,
+                endpoint,
+                apikey,
+                concurrency_limit,
+                tls=tls,
+                ca_bundle=ca_bundle,
+                connect_timeout=connect_timeout,
+                compression=compression,
+                insert_batch_size=insert_batch_size,
+            )
         except BaseException:
             loop.close()
             raise
         return Client(loop, client)
+
+    @property
+    def insert_batch_size(self) -> int:
+        """Points sent per Insert call.
+
+        See :attr:`AsyncClient.insert_batch_size`.
+        """
+        return self._client.insert_batch_size
+
+    @insert_batch_size.setter
+    def insert_batch_size(self, value: int) -> None:
+        self._client.insert_batch_size = value
+
+    @property
+    def proxy_endpoints(self) -> list[str]:
+        """The proxy endpoints Info listed (other than the one connected to), tried after a 405."""
+        return self._client.proxy_endpoints
 
     def get_async_client(self) -> AsyncClient:
         """The async client this one drives."""
@@ -152,7 +200,10 @@ class Client:
 
     # ------------------------------------------------------------------------------------ methods
     def info(self) -> dict[str, Any]:
-        """Server and proxy information (see :meth:`AsyncClient.info`)."""
+        """Server and proxy information.
+
+        See :meth:`AsyncClient.info`.
+        """
         return self._loop.call(self._client.info)
 
     def create(
@@ -162,11 +213,17 @@ class Client:
         tags: dict[str, str],
         annotations: dict[str, Any] | None = None,
     ) -> Stream:
-        """Create a new stream (see :meth:`AsyncClient.create`)."""
+        """Create a new stream.
+
+        See :meth:`AsyncClient.create`.
+        """
         return self._wrap(self._loop.call(self._client.create, uuid, collection, tags, annotations))
 
     def stream_from_uuid(self, uuid: UUID | str) -> Stream:
-        """The stream with this UUID, without a round trip (TypeError for an invalid UUID)."""
+        """A handle on the stream with this UUID (no round trip; the stream may not exist).
+
+        Raises TypeError for an invalid UUID.
+        """
         return self._wrap(self._client.stream_handle(uuid))
 
     def streams_in_collection(
@@ -180,17 +237,21 @@ class Client:
 
         See :meth:`AsyncClient.streams_in_collection`.
         """
-        streams = self._loop.call(
-            self._client._lookup_streams, collection, is_collection_prefix, tags, annotations
+        found = self._loop.call(
+            self._client.streams_in_collection, collection, is_collection_prefix, tags, annotations
         )
-        return self._wrap_all(streams)
+        return self._wrap_all(found.streams)
 
     def streamset_from_uuids(self, uuids: list[UUID | str], fetch_metadata: bool = True) -> StreamSet:
-        """A :class:`StreamSet` of these UUIDs (see :meth:`AsyncClient.streamset_from_uuids`)."""
-        return self._wrap_all(self._loop.call(self._client._streams_from_uuids, uuids, fetch_metadata))
+        """A :class:`StreamSet` of the streams with these UUIDs.
+
+        See :meth:`AsyncClient.streamset_from_uuids`.
+        """
+        found = self._loop.call(self._client.streamset_from_uuids, uuids, fetch_metadata)
+        return self._wrap_all(found.streams)
 
     def list_collections(self, prefix: str | None = None) -> list[str]:
-        """Collection names starting with ``prefix`` (all when None).
+        """Collection names starting with ``prefix`` (all when None), sorted.
 
         Examples
         --------
@@ -200,28 +261,33 @@ class Client:
         return self._loop.call(self._client.list_collections, prefix)
 
     def collection_metadata(self, prefix: str = "") -> tuple[dict[str, int], dict[str, int]]:
-        """``({tag: count}, {annotation key: count})`` under a collection prefix; see
-        :meth:`AsyncClient.collection_metadata`."""
+        """How many streams under a collection prefix use each tag and annotation key.
+
+        See :meth:`AsyncClient.collection_metadata`.
+        """
         return self._loop.call(self._client.collection_metadata, prefix)
 
     def list_unique_names(self, collection: str | None = None) -> list[str]:
-        """The distinct stream names in collections starting with ``collection``."""
+        """The distinct stream names in collections starting with ``collection`` (all when None)."""
         return self._loop.call(self._client.list_unique_names, collection)
 
     def list_unique_units(self, collection: str | None = None) -> list[str]:
-        """The distinct units in collections starting with ``collection``."""
+        """The distinct units in collections starting with ``collection`` (all when None)."""
         return self._loop.call(self._client.list_unique_units, collection)
 
     def list_unique_annotations(self, collection: str | None = None) -> list[str]:
-        """The distinct annotation keys in collections starting with ``collection``."""
+        """The distinct annotation keys in collections starting with ``collection`` (all when None)."""
         return self._loop.call(self._client.list_unique_annotations, collection)
 
     def sql_query(self, query: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-        """Read-only SQL over the stream metadata, ``$1``-style parameters; one dict per row."""
+        """Run a read-only SQL query on the stream metadata; one dict per row.
+
+        Parameters are ``$1``-style, given in ``params``.
+        """
         return self._loop.call(self._client.sql_query, query, params)
 
     def get_collection_properties(self, collection: str) -> dict[str, Any]:
-        """Properties of a collection.
+        """Properties of a collection: ``{'retention': {'remove_older_than': timedelta | None}}``.
 
         Examples
         --------
@@ -233,7 +299,9 @@ class Client:
     def set_collection_retention(
         self, collection: str, override_per_stream: bool = False, remove_older_than: Any = None
     ) -> None:
-        """Set the retention policy of a collection (see :meth:`AsyncClient.set_collection_retention`).
+        """Set the retention policy of a collection.
+
+        See :meth:`AsyncClient.set_collection_retention`.
 
         Examples
         --------
@@ -244,11 +312,14 @@ class Client:
         )
 
     def create_device(self, device: dict[str, Any]) -> dict[str, Any]:
-        """Create a device; returns it with its ``id`` (see :meth:`AsyncClient.create_device`)."""
+        """Create a device; returns it with its new ``id`` (``enabled`` defaults to True).
+
+        See :meth:`AsyncClient.create_device`.
+        """
         return self._loop.call(self._client.create_device, device)
 
     def get_device(self, device_id: int) -> dict[str, Any]:
-        """The device with this id."""
+        """The device with this id (ObjectNotFoundError if there is none)."""
         return self._loop.call(self._client.get_device, device_id)
 
     def list_devices(self) -> list[dict[str, Any]]:
@@ -256,7 +327,10 @@ class Client:
         return self._loop.call(self._client.list_devices)
 
     def update_device(self, device: dict[str, Any], replace: bool = False) -> dict[str, Any]:
-        """Update the device ``device["id"]`` (see :meth:`AsyncClient.update_device`)."""
+        """Update the device whose id is ``device["id"]``; returns the whole updated device.
+
+        See :meth:`AsyncClient.update_device`.
+        """
         return self._loop.call(self._client.update_device, device, replace)
 
     def delete_device(self, device_id: int) -> None:
@@ -266,7 +340,9 @@ class Client:
     def create_unit(
         self, name: str, symbol: str, base: float, canonical: str, source_name: list[str]
     ) -> dict[str, Any]:
-        """Create a unit definition (see :meth:`AsyncClient.create_unit`).
+        """Create a unit definition; returns it with its new ``id``.
+
+        See :meth:`AsyncClient.create_unit`.
 
         Examples
         --------
@@ -279,7 +355,7 @@ class Client:
         return self._loop.call(self._client.create_unit, name, symbol, base, canonical, source_name)
 
     def get_unit(self, unit_id: int) -> dict[str, Any]:
-        """The unit with this id."""
+        """The unit with this id (ObjectNotFoundError if there is none)."""
         return self._loop.call(self._client.get_unit, unit_id)
 
     def list_units(self) -> list[dict[str, Any]]:

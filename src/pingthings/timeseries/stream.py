@@ -18,10 +18,13 @@ from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32
 from pingthings.timeseries.live import DEFAULT_RECONNECT_TIMEOUT
 
 if TYPE_CHECKING:
-    from pingthings.timeseries.client import Client
     from pingthings.timeseries.event_loop import ClientEventLoop
+    from pingthings.timeseries.sync_connection import SyncConnection
 
 __all__ = ["Point", "Stream"]
+
+#: Changed ranges fetched ahead of a ``changes_iter`` loop, and taken per trip to the event loop.
+_CHANGES_READ_AHEAD = 1024
 
 
 class Stream:
@@ -41,7 +44,7 @@ class Stream:
 
     def __init__(
         self,
-        conn: Client,
+        conn: SyncConnection,
         stream: AsyncStream | None = None,
         uuid: UUID | str | None = None,
         known_to_exist: bool = False,
@@ -69,8 +72,8 @@ class Stream:
 
     # ------------------------------------------------------------------ plumbing
     @property
-    def conn(self) -> Client:
-        """The synchronous client."""
+    def conn(self) -> SyncConnection:
+        """The synchronous client (a :class:`~pingthings.timeseries.client.Client`)."""
         return self._conn
 
     @property
@@ -94,30 +97,30 @@ class Stream:
 
     @property
     def collection(self) -> str | None:
-        """The stream's collection."""
+        """The stream's collection (None until metadata is known)."""
         return self._meta().collection
 
     @property
     def name(self) -> str | None:
-        """The ``name`` tag."""
+        """The ``name`` tag (None until metadata is known or when the tag is absent)."""
         return self._meta().name
 
     @property
     def unit(self) -> str | None:
-        """The ``unit`` tag."""
+        """The ``unit`` tag (None until metadata is known or when the tag is absent)."""
         return self._meta().unit
 
     @property
     def property_version(self) -> int:
-        """The metadata (property) version last seen."""
+        """The metadata (property) version last seen; separate from the data version."""
         return self._meta().property_version
 
     def tags(self) -> dict[str, str | None]:
-        """A copy of the stream's tags."""
+        """A copy of the stream's tags as last loaded (empty until metadata is known)."""
         return self._meta().tags()
 
     def annotations(self) -> dict[str, Any]:
-        """A copy of the stream's annotations."""
+        """A copy of the stream's annotations as last loaded (empty until metadata is known)."""
         return self._meta().annotations()
 
     def refresh_metadata(self) -> None:
@@ -125,7 +128,7 @@ class Stream:
         self._loop().call(self._stream.refresh_metadata)
 
     def exists(self) -> bool:
-        """True if the stream exists on the server."""
+        """True if the stream exists on the server (its metadata is refreshed on the way)."""
         return self._loop().call(self._stream.exists)
 
     def update(
@@ -135,11 +138,17 @@ class Stream:
         collection: str | None = None,
         replace: bool = False,
     ) -> int:
-        """Change tags, annotations or collection; see :meth:`AsyncStream.update`."""
+        """Change the stream's tags, annotations or collection.
+
+        See :meth:`AsyncStream.update`.
+        """
         return self._loop().call(self._stream.update, tags, annotations, collection, replace)
 
     def get_retention(self) -> dict[str, Any]:
-        """The stream's retention policy; see :meth:`AsyncStream.get_retention`."""
+        """The stream's retention policy (platform GetStreamRetention).
+
+        See :meth:`AsyncStream.get_retention`.
+        """
         return self._loop().call(self._stream.get_retention)
 
     # ------------------------------------------------------------------ versions
@@ -148,16 +157,19 @@ class Stream:
         return self._loop().call(self._stream.get_latest_version)
 
     def get_version_at_time(self, time: Any) -> int:
-        """The data version that was current at wall-clock ``time``."""
+        """The data version that was current at wall-clock ``time`` (platform VersionAtTime)."""
         return self._loop().call(self._stream.get_version_at_time, time)
 
     # ------------------------------------------------------------------ reads
     def raw_values(self, start: Any, end: Any, version: int = 0, schema: pa.Schema | None = None) -> pa.Table:
-        """Every point with ``start <= time < end``; see :meth:`AsyncStream.raw_values`."""
+        """Every point with ``start <= time < end``.
+
+        See :meth:`AsyncStream.raw_values`.
+        """
         return self._loop().call(self._stream.raw_values, start, end, version, schema)
 
     def raw_values_iter(self, start: Any, end: Any, version: int = 0) -> Iterator[pa.Table]:
-        """Like :meth:`raw_values`, one Table per server message."""
+        """Like :meth:`raw_values`, one Table per server message, without holding the whole result."""
         return self._loop().iterate(self._stream.raw_values_iter(start, end, version))
 
     def aligned_windows(
@@ -168,7 +180,10 @@ class Stream:
         version: int = 0,
         schema: pa.Schema | None = STAT_F32_SCHEMA,
     ) -> pa.Table:
-        """Statistics over aligned ``2**point_width`` ns windows; see :meth:`AsyncStream.aligned_windows`."""
+        """Statistics over windows of ``2**point_width`` ns aligned to multiples of the width.
+
+        See :meth:`AsyncStream.aligned_windows`.
+        """
         return self._loop().call(self._stream.aligned_windows, start, end, point_width, version, schema)
 
     def aligned_windows_iter(
@@ -191,7 +206,10 @@ class Stream:
         version: int = 0,
         schema: pa.Schema | None = STAT_F32_SCHEMA,
     ) -> pa.Table:
-        """Statistics over windows of any width; see :meth:`AsyncStream.precise_windows`."""
+        """Statistics over windows of any ``width`` ns: ``[start + k*width, start + (k+1)*width)``.
+
+        See :meth:`AsyncStream.precise_windows`.
+        """
         return self._loop().call(self._stream.precise_windows, start, end, width, version, schema)
 
     def precise_windows_iter(
@@ -213,29 +231,36 @@ class Stream:
         version: int = 0,
         schema: pa.Schema | None = STAT_F32_SCHEMA,
     ) -> pa.Table:
-        """Aligned windows when ``width`` is a power of two, precise windows otherwise."""
+        """Aligned windows when ``width`` is a ``PW[i]`` point width or a power-of-two number of ns, precise
+        windows of ``width`` ns otherwise.
+        """
         return self._loop().call(self._stream.windowed_values, start, end, width, version, schema)
 
     def count(
         self, start: Any = MINIMUM_TIME, end: Any = MAXIMUM_TIME, version: int = 0, precise: bool = False
     ) -> int:
-        """The number of points in ``[start, end)``; see :meth:`AsyncStream.count`."""
+        """The number of points in ``[start, end)``.
+
+        See :meth:`AsyncStream.count`.
+        """
         return self._loop().call(self._stream.count, start, end, version, precise)
 
     def nearest(self, time: Any, version: int = 0, backward: bool = False) -> Point | None:
-        """The nearest point (``t >= time``, or ``t < time`` with ``backward``); None if there is none."""
+        """The point nearest to ``time``: the first with ``t >= time``, or with ``backward`` the last
+        with ``t < time``. None when there is no such point (for example an empty stream).
+        """
         return self._loop().call(self._stream.nearest, time, version, backward)
 
     def earliest(self, version: int = 0) -> Point | None:
-        """The first point, or None for an empty stream."""
+        """The first point of the stream, or None if it is empty."""
         return self._loop().call(self._stream.earliest, version)
 
     def latest(self, version: int = 0) -> Point | None:
-        """The last point, or None for an empty stream."""
+        """The last point of the stream, or None if it is empty."""
         return self._loop().call(self._stream.latest, version)
 
     def subscribe(self, reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT) -> Iterator[pa.Table]:
-        """Iterate over the batches inserted into this stream from now on (one Table each).
+        """Watch the points inserted into this stream from now on.
 
         Leaving the ``for`` loop (``break``, an exception) or closing the iterator ends the
         subscription; see :meth:`AsyncStream.subscribe`.
@@ -243,28 +268,33 @@ class Stream:
         return self._loop().iterate(self._stream.subscribe(reconnect_timeout))
 
     def current(self, version: int = 0) -> Point | None:
-        """The last point before now, or None if there is none."""
+        """The last point before now (wall clock), or None if there is none."""
         return self._loop().call(self._stream.current, version)
 
     def changes(self, from_version: int, to_version: int = 0, resolution: int = 0) -> list[dict[str, int]]:
-        """Changed ranges between two versions; see :meth:`AsyncStream.changes`."""
+        """Time ranges whose data may differ between two versions.
+
+        See :meth:`AsyncStream.changes`.
+        """
         return self._loop().call(self._stream.changes, from_version, to_version, resolution)
 
     def changes_iter(
         self, from_version: int, to_version: int = 0, resolution: int = 0
     ) -> Iterator[dict[str, int]]:
-        """Like :meth:`changes`, yielding ranges as the server sends them."""
-        chunks = self._loop().iterate(self._stream._changes_chunks(from_version, to_version, resolution))
-        for chunk in chunks:
-            yield from chunk
+        """Like :meth:`changes`, yielding the ranges as the server sends them."""
+        source = self._stream.changes_iter(from_version, to_version, resolution)
+        yield from self._loop().iterate(source, read_ahead=_CHANGES_READ_AHEAD)
 
     # ------------------------------------------------------------------ writes
     def insert(self, data: Any, merge: str = "never", batch_size: int | None = None) -> int:
-        """Insert points; see :meth:`AsyncStream.insert`. Returns the version after the insert."""
+        """Insert points.
+
+        Returns the version after the insert; see :meth:`AsyncStream.insert`.
+        """
         return self._loop().call(self._stream.insert, data, merge, batch_size)
 
     def delete(self, start: Any, end: Any) -> int:
-        """Delete ``[start, end)``; returns the new version."""
+        """Delete every point with ``start <= time < end``; returns the new version."""
         return self._loop().call(self._stream.delete, start, end)
 
     def flush(self) -> None:
@@ -272,7 +302,7 @@ class Stream:
         self._loop().call(self._stream.flush)
 
     def obliterate(self) -> None:
-        """Remove the stream and all its data and versions."""
+        """Remove the stream and all its data and versions; its UUID cannot be reused."""
         self._loop().call(self._stream.obliterate)
 
     # ------------------------------------------------------------------ dunder
@@ -282,7 +312,7 @@ class Stream:
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Stream):
-            return self._stream == other._stream
+            return self._stream == other.async_stream
         return NotImplemented
 
     def __hash__(self) -> int:

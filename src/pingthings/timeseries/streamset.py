@@ -116,11 +116,14 @@ class StreamSet:
     # ------------------------------------------------------------------ versions
     @property
     def pinned_versions(self) -> dict[UUID, int]:
-        """The pinned version of each pinned stream."""
+        """The pinned version of each pinned stream (a copy; empty when nothing is pinned)."""
         return self._async.pinned_versions
 
     def pin_versions(self, versions: Mapping[UUID | str, int] | None = None) -> StreamSet:
-        """Pin streams to data versions (None: their current latest); returns this set."""
+        """Pin streams to data versions; later reads use them unless given other versions.
+
+        ``versions`` None pins every stream to its current latest version; returns this set.
+        """
         if self._streams:
             self._loop().call(self._async.pin_versions, versions)
         return self
@@ -130,7 +133,7 @@ class StreamSet:
         return self._call("get_latest_version", progress)
 
     def get_version_at_time(self, time: Any, progress: bool = False) -> dict[UUID, int]:
-        """The data version of every stream current at wall-clock ``time``."""
+        """The data version of every stream that was current at wall-clock ``time``."""
         return self._call("get_version_at_time", time, progress)
 
     # ------------------------------------------------------------------ metadata
@@ -149,8 +152,10 @@ class StreamSet:
         start: Any = None,
         end: Any = None,
     ) -> StreamSet:
-        """A new set of the streams matching every criterion, optionally with a time range;
-        see :meth:`AsyncStreamSet.filter`."""
+        """A new set with the streams whose metadata matches every given criterion.
+
+        Optionally with a time range; see :meth:`AsyncStreamSet.filter`.
+        """
         if not self._streams:
             # Nothing to look up: the async filter finishes without suspending, so it needs no loop.
             coro = AsyncStreamSet([]).filter(collection, name, unit, tags, annotations, start=start, end=end)
@@ -167,20 +172,26 @@ class StreamSet:
 
     @property
     def time_range(self) -> tuple[int | None, int | None]:
-        """``(start, end)`` set by :meth:`filter` (None where not set)."""
+        """``(start, end)`` set by :meth:`filter` (``None`` where not set); ns, ``[start, end)``.
+
+        See :meth:`filter`.
+        """
         return self._async.time_range
 
     # ------------------------------------------------------------------ reads
     def raw_values(
         self, start: Any, end: Any, versions: VersionsArg = None, progress: bool = False
     ) -> list[pa.Table]:
-        """One ``(time, value)`` Table per stream, in order."""
+        """Every stream's points in ``[start, end)``: one ``(time, value)`` Table per stream, in order."""
         return self._call("raw_values", start, end, versions, progress)
 
     def raw_values_aligned(
         self, start: Any, end: Any, sampling_frequency: float | None = None, versions: VersionsArg = None
     ) -> pa.Table:
-        """All streams joined on time; see :meth:`AsyncStreamSet.raw_values_aligned`."""
+        """All streams' points joined on time into one Table.
+
+        See :meth:`AsyncStreamSet.raw_values_aligned`.
+        """
         if not self._streams:
             raise ValueError("raw_values_aligned needs at least one stream")
         return self._call("raw_values_aligned", start, end, sampling_frequency, versions)
@@ -194,7 +205,7 @@ class StreamSet:
         single_stream_schema: pa.Schema | None = STAT_F32_SCHEMA,
         progress: bool = False,
     ) -> list[pa.Table]:
-        """Aligned-window statistics, one Table per stream."""
+        """:meth:`Stream.aligned_windows` for every stream; one Table per stream, in order."""
         return self._call(
             "aligned_windows", start, end, point_width, versions, single_stream_schema, progress
         )
@@ -208,7 +219,7 @@ class StreamSet:
         single_stream_schema: pa.Schema | None = STAT_F32_SCHEMA,
         progress: bool = False,
     ) -> list[pa.Table]:
-        """Precise-window statistics, one Table per stream."""
+        """:meth:`Stream.precise_windows` for every stream; one Table per stream, in order."""
         return self._call("precise_windows", start, end, width, versions, single_stream_schema, progress)
 
     def windowed_values(
@@ -220,7 +231,9 @@ class StreamSet:
         single_stream_schema: pa.Schema | None = STAT_F32_SCHEMA,
         progress: bool = False,
     ) -> list[pa.Table]:
-        """Aligned windows for a power-of-two ``width``, precise windows otherwise; one Table per stream."""
+        """Statistics per stream: aligned windows when ``width`` is a ``PW[i]`` point width or a power-of-two
+        number of ns, precise windows of ``width`` ns otherwise.
+        """
         return self._call("windowed_values", start, end, width, versions, single_stream_schema, progress)
 
     def count(
@@ -231,19 +244,22 @@ class StreamSet:
         precise: bool = False,
         progress: bool = False,
     ) -> dict[UUID, int]:
-        """Point count per stream."""
+        """Every stream's point count in ``[start, end)`` (see :meth:`Stream.count`)."""
         return self._call("count", start, end, versions, precise, progress)
 
     def earliest(self, versions: VersionsArg = None, progress: bool = False) -> dict[UUID, Point | None]:
-        """First point per stream (None for an empty stream)."""
+        """Every stream's first point (None for an empty stream)."""
         return self._call("earliest", versions, progress)
 
     def latest(self, versions: VersionsArg = None, progress: bool = False) -> dict[UUID, Point | None]:
-        """Last point per stream (None for an empty stream)."""
+        """Every stream's last point (None for an empty stream)."""
         return self._call("latest", versions, progress)
 
     def current(self, versions: VersionsArg = None, progress: bool = False) -> dict[UUID, Point | None]:
-        """Last point before now per stream; see :meth:`AsyncStreamSet.current`."""
+        """Every stream's last point before now (None where there is none).
+
+        See :meth:`AsyncStreamSet.current`.
+        """
         return self._call("current", versions, progress)
 
     def changes(
@@ -258,7 +274,7 @@ class StreamSet:
 
     # ------------------------------------------------------------------ live data
     def subscribe(self, reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT) -> Iterator[LiveBatch]:
-        """Iterate over ``(uuid, table)`` batches inserted into the set's streams from now on.
+        """Watch the points inserted into every stream of the set from now on.
 
         Leaving the ``for`` loop or closing the iterator ends the subscription; see
         :meth:`AsyncStreamSet.subscribe`.
@@ -267,7 +283,11 @@ class StreamSet:
 
     # ------------------------------------------------------------------ analysis
     def stream_labels(self, labels: str = "uuid") -> list[str]:
-        """Each stream's column label (``"uuid"`` or ``"name"``); see :meth:`AsyncStreamSet.stream_labels`."""
+        """The column label of each stream: ``"uuid"`` (its UUID string) or ``"name"`` (``collection/name``,
+        loading metadata where it is unknown).
+
+        See :meth:`AsyncStreamSet.stream_labels`.
+        """
         return self._loop().call(self._async.stream_labels, labels)
 
     def to_arrow(
@@ -281,7 +301,10 @@ class StreamSet:
         versions: VersionsArg = None,
         sampling_frequency: float | None = None,
     ) -> pa.Table:
-        """All streams as one Table, wide or long; see :meth:`AsyncStreamSet.to_arrow`."""
+        """Every stream's data in ``[start, end)`` as one Table.
+
+        See :meth:`AsyncStreamSet.to_arrow`.
+        """
         return self._loop().call(
             partial(
                 self._async.to_arrow,
@@ -306,7 +329,10 @@ class StreamSet:
         versions: VersionsArg = None,
         sampling_frequency: float | None = None,
     ) -> Any:
-        """All streams as a pandas DataFrame; see :meth:`AsyncStreamSet.to_pandas`."""
+        """:meth:`to_arrow` as a pandas DataFrame (needs ``pip install 'pingthings[pandas]'``).
+
+        See :meth:`AsyncStreamSet.to_pandas`.
+        """
         return self._loop().call(
             partial(
                 self._async.to_pandas,
@@ -356,7 +382,10 @@ class StreamSet:
         versions: VersionsArg = None,
         sampling_frequency: float | None = None,
     ) -> Any:
-        """All streams as a polars DataFrame; see :meth:`AsyncStreamSet.to_polars`."""
+        """:meth:`to_arrow` as a polars DataFrame (needs ``pip install 'pingthings[polars]'``).
+
+        See :meth:`AsyncStreamSet.to_polars`.
+        """
         return self._loop().call(
             partial(
                 self._async.to_polars,
@@ -378,7 +407,10 @@ class StreamSet:
         versions: VersionsArg = None,
         sampling_frequency: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``(times, values)`` numpy arrays of the joined raw points; see :meth:`AsyncStreamSet.to_numpy`."""
+        """Raw points joined on time as numpy arrays.
+
+        See :meth:`AsyncStreamSet.to_numpy`.
+        """
         return self._loop().call(
             partial(
                 self._async.to_numpy, start, end, versions=versions, sampling_frequency=sampling_frequency
@@ -398,7 +430,10 @@ class StreamSet:
         max_points: int = DEFAULT_MAX_POINTS,
         generate_csv: bool = False,
     ) -> int:
-        """Write the data to CSV with bounded memory; see :meth:`AsyncStreamSet.to_csv`."""
+        """Write the streams' data in ``[start, end)`` to a CSV file, with bounded memory.
+
+        See :meth:`AsyncStreamSet.to_csv`.
+        """
         return self._loop().call(
             partial(
                 self._async.to_csv,
@@ -426,7 +461,11 @@ class StreamSet:
         versions: VersionsArg = None,
         max_points: int = DEFAULT_MAX_POINTS,
     ) -> int:
-        """Write the data to Parquet with bounded memory; see :meth:`AsyncStreamSet.to_parquet`."""
+        """Write the streams' data in ``[start, end)`` to a Parquet file, one row group per slice of about
+        ``max_points`` points (bounded memory); returns the rows written.
+
+        See :meth:`AsyncStreamSet.to_parquet`.
+        """
         return self._loop().call(
             partial(
                 self._async.to_parquet,
@@ -445,7 +484,10 @@ class StreamSet:
     def insert(
         self, data: Mapping[UUID | str, Any], merge: str = "never", progress: bool = False
     ) -> dict[UUID, int]:
-        """Insert ``{uuid: points}`` into several streams at once; returns ``{uuid: version}``."""
+        """Insert into several streams at once.
+
+        ``data`` maps UUIDs to points; returns ``{uuid: version}``.
+        """
         if not self._streams and data:
             raise KeyError("cannot insert into an empty StreamSet")
         return self._call("insert", data, merge, progress)

@@ -23,23 +23,11 @@ from pingthings.server.metadata.fields import (
     required_name,
     text_or_none,
 )
+from pingthings.wire.devices import DEVICE_FIELDS, DEVICE_TEXT_FIELDS, GEO_KEYS, MAX_LATITUDE, MAX_LONGITUDE
 
-#: Fields a caller may set on a device (``id`` is assigned by the store).
-DEVICE_FIELDS: tuple[str, ...] = (
-    "name",
-    "device_type",
-    "description",
-    "geo",
-    "elevation",
-    "alt_id",
-    "alt_name",
-    "enabled",
-    "owner",
-    "protocol",
-    "model_name",
-    "vendor",
-)
-_TEXT_FIELDS = ("device_type", "description", "alt_name", "owner", "protocol", "model_name", "vendor")
+# DEVICE_FIELDS (shared with the client through pingthings.wire.devices): the fields a caller may set
+# on a device; ``id`` is assigned by the store.
+_TEXT_FIELDS = DEVICE_TEXT_FIELDS
 _COLUMNS = (
     "id, name, device_type, description, latitude, longitude, elevation, alt_id, alt_name, enabled,"
     " owner, protocol, model_name, vendor"
@@ -52,7 +40,7 @@ def _check_geo(value: Any) -> _Geo:
         return None
     if not isinstance(value, Mapping):
         raise WrongArgs("device field 'geo' must be a dict {'latitude': float, 'longitude': float} or None")
-    extra = set(value) - {"latitude", "longitude"}
+    extra = set(value) - set(GEO_KEYS)
     if extra:
         raise UnrecognizedParameter(
             f"device geo has unknown keys {sorted(extra)}; use latitude and longitude"
@@ -61,7 +49,7 @@ def _check_geo(value: Any) -> _Geo:
     longitude = float_or_none("device", "geo.longitude", value.get("longitude"))
     if latitude is None or longitude is None:
         raise WrongArgs("device geo needs both latitude and longitude")
-    if not -90.0 <= latitude <= 90.0 or not -180.0 <= longitude <= 180.0:
+    if not -MAX_LATITUDE <= latitude <= MAX_LATITUDE or not -MAX_LONGITUDE <= longitude <= MAX_LONGITUDE:
         raise WrongArgs(f"device geo ({latitude}, {longitude}) is outside latitude ±90, longitude ±180")
     return latitude, longitude
 

@@ -12,7 +12,8 @@ through :class:`~.gather_write.GatherWriter`.
 h2 builds a frame's bytes in ``H2Connection._prepare_for_sending``; while one send runs, that method
 is shadowed on the connection object to collect the frames instead. This and the few grpclib stream
 attributes used are internals: :func:`direct_sender` checks them all and returns None when any is
-missing, and callers then use grpclib's own ``send_message`` — slower, never wrong.
+missing (reporting it once, see :mod:`pingthings.fastpaths`), and callers then use grpclib's own
+``send_message`` — slower, never wrong.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import grpclib.server
 from hyperframe.frame import DataFrame
 
+from pingthings.fastpaths import report_fallback
 from pingthings.server.service.arrow_reply import Segments
 from pingthings.server.service.gather_write import GatherWriter
 
@@ -150,17 +152,29 @@ _REQUIRED_CONNECTION = ("write_ready", "data_sent", "messages_sent", "data_send_
 
 
 def direct_sender(stream: grpclib.server.Stream[Any, Any]) -> DirectSender | None:
-    """A :class:`DirectSender` for ``stream``, or None if grpclib or h2 no longer look as expected."""
-    if not all(hasattr(stream, name) for name in _REQUIRED_STREAM):
-        return None
-    proto = stream._stream
-    if not all(hasattr(proto, name) for name in _REQUIRED_PROTOCOL):
-        return None
-    conn = proto._h2_connection
-    if not callable(getattr(type(conn), "_prepare_for_sending", None)):
-        return None
-    if "_prepare_for_sending" in vars(conn):  # somebody else shadows it already
-        return None
-    if not all(hasattr(proto.connection, name) for name in _REQUIRED_CONNECTION):
+    """A :class:`DirectSender` for ``stream``, or None if grpclib or h2 no longer look as expected.
+
+    None is reported once through :func:`pingthings.fastpaths.report_fallback`.
+    """
+    missing = _missing_internals(stream)
+    if missing is not None:
+        report_fallback("direct-send", missing)
         return None
     return DirectSender(stream)
+
+
+def _missing_internals(stream: grpclib.server.Stream[Any, Any]) -> str | None:
+    """What a direct send needs and ``stream`` lacks, or None when everything is there."""
+    if not all(hasattr(stream, name) for name in _REQUIRED_STREAM):
+        return "grpclib's server Stream lacks one of " + ", ".join(_REQUIRED_STREAM)
+    proto = stream._stream
+    if not all(hasattr(proto, name) for name in _REQUIRED_PROTOCOL):
+        return "grpclib's protocol stream lacks one of " + ", ".join(_REQUIRED_PROTOCOL)
+    conn = proto._h2_connection
+    if not callable(getattr(type(conn), "_prepare_for_sending", None)):
+        return "h2's H2Connection has no _prepare_for_sending"
+    if "_prepare_for_sending" in vars(conn):  # somebody else shadows it already
+        return "h2's _prepare_for_sending is already shadowed on this connection"
+    if not all(hasattr(proto.connection, name) for name in _REQUIRED_CONNECTION):
+        return "grpclib's connection lacks one of " + ", ".join(_REQUIRED_CONNECTION)
+    return None

@@ -13,6 +13,7 @@ from pingthings._proto.v5api import Status
 from pingthings.server.errors import ServerError
 from pingthings.server.service.context import serving_data_dir
 from pingthings.server.service.disk_full import caused_by_full_disk, disk_full_error
+from pingthings.wire.protowire import encode_varint
 from pingthings.wire.status import StatusCode
 
 log = logging.getLogger("pingthings.server")
@@ -53,16 +54,4 @@ def error_reply(exc: BaseException) -> bytes:
 def stat_reply(stat: Status) -> bytes:
     """Encode a response whose only field is ``stat``."""
     body = bytes(stat)
-    return b"\x0a" + _varint(len(body)) + body
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    return b"\x0a" + encode_varint(len(body)) + body

@@ -14,10 +14,13 @@ from typing import Any, TypeVar
 import betterproto2
 
 from pingthings.server.errors import WrongArgs
+from pingthings.wire.protowire import FIXED32 as _FIXED32
+from pingthings.wire.protowire import FIXED64 as _FIXED64
+from pingthings.wire.protowire import LEN as _LEN
+from pingthings.wire.protowire import VARINT as _VARINT
+from pingthings.wire.protowire import WireFormatError, read_varint
 
 M = TypeVar("M", bound=betterproto2.Message)
-
-_VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
 
 _WIRE_TYPE_OF: dict[str, int] = {
     "bool": _VARINT,
@@ -46,19 +49,11 @@ class MalformedMessage(ValueError):
 
 
 def _read_varint(data: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        if pos >= end:
-            raise MalformedMessage("truncated varint")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift >= 70:
-            raise MalformedMessage("varint longer than 10 bytes")
+    """:func:`pingthings.wire.protowire.read_varint`, its errors raised as :class:`MalformedMessage`."""
+    try:
+        return read_varint(data, pos, end)
+    except WireFormatError as exc:
+        raise MalformedMessage(str(exc)) from None
 
 
 def check_structure(

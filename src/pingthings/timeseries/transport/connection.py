@@ -36,6 +36,7 @@ from h2.errors import ErrorCodes
 from . import frame_buffer, goaway_drain
 from .errors import LOW_LEVEL_ERRORS, TransportError, describe, to_transport_error, translate_errors
 from .framing import MessageReader
+from .tls_buffer import tls_read_buffer
 
 READ_SIZE = 1 << 20
 """Bytes asked from the socket per read round."""
@@ -133,6 +134,7 @@ class Connection:
         self._stream = stream
         self._raw_socket = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
         self._is_tls = isinstance(stream, anyio.streams.tls.TLSStream)
+        self._read_bio = tls_read_buffer(stream) if isinstance(stream, anyio.streams.tls.TLSStream) else None
         self.endpoint = endpoint
         self._keepalive = keepalive_interval
         self._max_message_size = max_message_size
@@ -421,12 +423,12 @@ class Connection:
 
         A TLS receive returns one record (at most 16 KiB), and a read round per record costs far more than
         the decryption. While the TLS layer holds more ciphertext than the largest possible record, the next
-        receive is normally served from that buffer without waiting. anyio does not publish its buffer, so
-        this reads a private attribute and does nothing if it is missing. The caller keeps ``chunks`` safe
-        if a receive does wait and gets cancelled.
+        receive is normally served from that buffer without waiting. anyio does not publish its buffer
+        (see :mod:`.tls_buffer`); without it this does nothing. The caller keeps ``chunks`` safe if a
+        receive does wait and gets cancelled.
         """
-        read_bio = getattr(self._stream, "_read_bio", None)
-        if not isinstance(read_bio, ssl.MemoryBIO):
+        read_bio = self._read_bio
+        if read_bio is None:
             return
         size = sum(len(chunk) for chunk in chunks)
         while size < READ_SIZE and read_bio.pending > _MAX_TLS_RECORD:

@@ -28,6 +28,8 @@ from h2.exceptions import FrameDataMissingError, ProtocolError
 from hyperframe.exceptions import InvalidDataError, InvalidFrameError
 from hyperframe.frame import DataFrame, Frame
 
+from pingthings.fastpaths import report_fallback
+
 from .chunk_queue import ChunkQueue
 
 FRAME_HEADER_SIZE = 9
@@ -116,19 +118,27 @@ class ZeroCopyFrameBuffer(h2.frame_buffer.FrameBuffer):
 
 
 def install(conn: h2.connection.H2Connection) -> bool:
-    """Switch a fresh client connection to :class:`ZeroCopyFrameBuffer`; return whether it was possible."""
+    """Switch a fresh client connection to :class:`ZeroCopyFrameBuffer`; return whether it was possible.
+
+    When it is not, the fallback is reported once through :func:`pingthings.fastpaths.report_fallback`.
+    """
     table = getattr(conn, "_frame_dispatch_table", None)
     buffer = getattr(conn, "incoming_buffer", None)
     if not isinstance(table, dict) or DataFrame not in table:
-        return False
+        return _declined("h2 has no frame dispatch table with DataFrame")
     if type(buffer) is not h2.frame_buffer.FrameBuffer or len(getattr(buffer, "_data", b"?")):
-        return False  # unknown buffer, or bytes already received
+        return _declined("unknown incoming buffer, or bytes already received")
     if not callable(getattr(buffer, "_update_header_buffer", None)):
-        return False
+        return _declined("h2's FrameBuffer has no _update_header_buffer")
     if not callable(getattr(buffer, "_validate_frame_length", None)):
-        return False
+        return _declined("h2's FrameBuffer has no _validate_frame_length")
     replacement = ZeroCopyFrameBuffer()
     replacement.max_frame_size = buffer.max_frame_size
     table[QuietDataFrame] = table[DataFrame]
     conn.incoming_buffer = replacement
     return True
+
+
+def _declined(reason: str) -> bool:
+    report_fallback("zero-copy-frames", reason)
+    return False

@@ -8,14 +8,17 @@ the calls the server is still completing would fail.
 :func:`allow_draining` gives one connection a copy of h2's transition table in which a CLOSED connection
 still receives and sends everything an existing stream needs (DATA, HEADERS, WINDOW_UPDATE, RST_STREAM,
 PING, SETTINGS). Opening new streams stays forbidden; the channel opens a new connection for those. If h2
-changes the internals this relies on, the function does nothing and returns False: in-flight calls then fail
-on GOAWAY, as with plain h2.
+changes the internals this relies on, the function does nothing, reports the fallback once
+(:func:`pingthings.fastpaths.report_fallback`) and returns False: in-flight calls then fail on GOAWAY, as
+with plain h2.
 """
 
 from __future__ import annotations
 
 import h2.connection
 from h2.connection import ConnectionInputs, ConnectionState
+
+from pingthings.fastpaths import report_fallback
 
 _STILL_FORBIDDEN = frozenset(
     {ConnectionInputs.SEND_HEADERS, ConnectionInputs.SEND_PUSH_PROMISE, ConnectionInputs.RECV_PUSH_PROMISE}
@@ -27,6 +30,7 @@ def allow_draining(conn: h2.connection.H2Connection) -> bool:
     machine = getattr(conn, "state_machine", None)
     table = getattr(machine, "_transitions", None)
     if machine is None or not isinstance(table, dict):
+        report_fallback("goaway-drain", "h2's connection state machine has no _transitions table")
         return False
     closed = ConnectionState.CLOSED
     extended = dict(table)

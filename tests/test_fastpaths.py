@@ -1,0 +1,174 @@
+"""Every fast path built on another library's internals is active at the versions installed here.
+
+CI runs this file twice: with the newest allowed versions (``.ci/run``'s main venv) and with every floor
+(``nox -s minimums``). Each fast path reports through :func:`pingthings.fastpaths.report_fallback` when
+it cannot work, so real traffic that passes through all of them and records no fallback shows them
+active; probes on fresh objects of the real libraries show each one separately.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import types
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import anyio.streams.tls
+import grpclib.server
+import h2.config
+import h2.connection
+import numpy as np
+import pytest
+import trustme
+
+import pingthings.timeseries as pt
+from pingthings.fastpaths import FAST_PATHS, fallbacks_taken, forget_fallbacks, report_fallback
+from pingthings.server import Server
+from pingthings.server.listener import bind_listener, start_listening
+from pingthings.server.service.codec import PassThroughCodec
+from pingthings.server.service.direct_send import direct_sender
+from pingthings.timeseries.transport import frame_buffer, goaway_drain
+from pingthings.timeseries.transport.tls_buffer import tls_read_buffer
+
+POINTS = 400_000  # a raw read of several MiB: many TLS records, direct sends of large replies
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A CA file and a server certificate and key for 127.0.0.1."""
+    folder = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    ca_path, cert_path, key_path = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    ca.cert_pem.write_to_path(str(ca_path))
+    cert_path.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    cert.private_key_pem.write_to_path(str(key_path))
+    return ca_path, cert_path, key_path
+
+
+@pytest.fixture(scope="module")
+def tls_server(
+    tmp_path_factory: pytest.TempPathFactory, tls_files: tuple[Path, Path, Path]
+) -> Iterator[Server]:
+    _, cert_path, key_path = tls_files
+    forget_fallbacks()  # the server's start is one of the fast paths
+    with Server(tmp_path_factory.mktemp("fastpaths"), listen="127.0.0.1:0", tls=(cert_path, key_path)) as srv:
+        yield srv
+
+
+def _h2_client() -> h2.connection.H2Connection:
+    return h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+
+
+@pytest.mark.anyio
+async def test_real_traffic_through_every_fast_path_takes_no_fallback(
+    tls_server: Server, tls_files: tuple[Path, Path, Path]
+) -> None:
+    # Every server start goes through the listener; every client connection through the frame buffer
+    # and the GOAWAY drain; every TLS connection through the TLS buffer; every server-streaming call
+    # through the direct sender. Any of them that cannot work reports a fallback.
+    listener = tls_server.runtime.listener
+    assert listener is not None and listener.uses_internals
+    times = np.arange(POINTS, dtype=np.int64) * 1_000 + 10**15
+    values = np.sin(np.arange(POINTS) / 100.0)
+    client = await pt.AsyncClient.connect(endpoint=tls_server.endpoint, tls=True, ca_bundle=str(tls_files[0]))
+    try:
+        stream = await client.create(uuid.uuid4(), f"fastpaths/{uuid.uuid4().hex[:8]}", {"name": "s"})
+        await stream.insert((times, values))
+        table = await stream.raw_values(times[0], times[-1] + 1)
+    finally:
+        await client.aclose()
+    assert np.array_equal(table.column("value").to_numpy(), values)
+    assert fallbacks_taken() == frozenset()
+
+
+def test_zero_copy_frame_buffer_installs() -> None:
+    conn = _h2_client()
+    assert frame_buffer.install(conn)
+    assert type(conn.incoming_buffer) is frame_buffer.ZeroCopyFrameBuffer
+
+
+def test_goaway_drain_installs() -> None:
+    assert goaway_drain.allow_draining(_h2_client())
+
+
+@pytest.mark.anyio
+async def test_anyio_tls_stream_has_the_read_buffer(
+    tls_server: Server, tls_files: tuple[Path, Path, Path]
+) -> None:
+    context = ssl.create_default_context(cafile=str(tls_files[0]))
+    context.set_alpn_protocols(["h2"])
+    host, port = tls_server.endpoint.rsplit(":", 1)
+    stream = await anyio.connect_tcp(host, int(port), ssl_context=context)
+    try:
+        assert isinstance(stream, anyio.streams.tls.TLSStream)
+        assert isinstance(tls_read_buffer(stream), ssl.MemoryBIO)
+    finally:
+        await anyio.aclose_forcefully(stream)  # the server's SETTINGS may be unread: no TLS goodbye
+
+
+# grpclib servers run on asyncio only.
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.anyio
+async def test_grpclib_server_listener_is_reached() -> None:
+    server = grpclib.server.Server([], codec=PassThroughCodec())
+    listener = await start_listening(server, bind_listener("127.0.0.1", 0), None)
+    try:
+        assert listener.uses_internals and listener.port > 0
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+# The direct sender needs a live grpclib server stream: tests/server/test_direct_send.py
+# (test_the_installed_grpclib_and_h2_take_the_direct_path) checks it separately, and the traffic test
+# above shows it active on every streaming call of the embedded server.
+
+
+def test_every_fast_path_has_a_check_here() -> None:
+    checked = {"zero-copy-frames", "goaway-drain", "tls-drain", "direct-send", "server-listener"}
+    assert set(FAST_PATHS) == checked
+
+
+def test_a_fallback_is_logged_once_at_debug_level(caplog: pytest.LogCaptureFixture) -> None:
+    forget_fallbacks()
+    caplog.set_level(logging.DEBUG, logger="pingthings.fastpaths")
+    stale = types.SimpleNamespace()  # a grpclib stream without any of the expected internals
+    assert direct_sender(stale) is None  # type: ignore[arg-type]
+    assert direct_sender(stale) is None  # type: ignore[arg-type]
+    conn = _h2_client()
+    conn.incoming_buffer.add_data(b"\x00")  # bytes already received: the buffer must not be swapped
+    assert not frame_buffer.install(conn)
+    report_fallback("direct-send", "again")
+    records = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "pingthings.fastpaths"]
+    assert [level for level, _ in records] == [logging.DEBUG, logging.DEBUG]
+    assert "'direct-send'" in records[0][1] and "'zero-copy-frames'" in records[1][1]
+    assert fallbacks_taken() == {"direct-send", "zero-copy-frames"}
+    forget_fallbacks()
+
+
+def test_tls_buffer_fallback_when_anyio_hides_it() -> None:
+    forget_fallbacks()
+    assert tls_read_buffer(types.SimpleNamespace()) is None  # type: ignore[arg-type]
+    assert fallbacks_taken() == {"tls-drain"}
+    forget_fallbacks()
+
+
+# grpclib servers run on asyncio only.
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.anyio
+async def test_the_listener_fallback_serves_without_grpclib_internals() -> None:
+    server = grpclib.server.Server([], codec=PassThroughCodec())
+    listener = await start_listening(server, bind_listener("127.0.0.1", 0), None, use_internals=False)
+    try:
+        assert not listener.uses_internals
+        listener.stop_accepting()  # nothing to do in the fallback: the server keeps listening
+        async with await anyio.connect_tcp("127.0.0.1", listener.port) as sock:
+            await sock.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")  # the HTTP/2 client preface
+            assert (await sock.receive())[3] == 0x4  # grpclib's first frame: its SETTINGS
+    finally:
+        server.close()
+        await server.wait_closed()
