@@ -29,6 +29,7 @@ from pingthings.server.service.convert import blocking, drain_chunks, require_uu
 from pingthings.server.service.multi_join import MultiJoin
 from pingthings.server.service.points import apply_insert
 from pingthings.server.service.prefetch import inline, produced
+from pingthings.server.service.read_ahead import ReadAhead, start_reads
 from pingthings.server.service.state import ServiceState
 from pingthings.wire.limits import MAX_POINT_WIDTH, MIN_TIME, TIME_LIMIT
 
@@ -154,7 +155,7 @@ class ArrowHandlers:
         query_start, query_end = join.query_range()
         query_start, query_end = max(MIN_TIME, query_start), min(TIME_LIMIT - 1, query_end)
         engine = self.state.engine
-        readers: list[AsyncGenerator[tuple[np.ndarray, np.ndarray], None]] = []
+        readers: list[AsyncGenerator[tuple[np.ndarray, np.ndarray], None] | ReadAhead[Any]] = []
         for uuid, version in zip(uuids, versions, strict=True):
             if query_end <= query_start:  # no raw time can land in the range: read nothing, but
                 await blocking(engine.latest_version, uuid)  # still check the stream
@@ -166,7 +167,7 @@ class ArrowHandlers:
                 readers.append(inline(functools.partial(iter, in_memory[1])))
             else:
                 _, chunk_iter = await blocking(engine.iter_raw_values, *args)
-                readers.append(drain_chunks(chunk_iter))
+                readers.append(ReadAhead(chunk_iter, self.state.read_gate))  # decoded one chunk ahead
         schema = pa.schema(
             [pa.field("time", arrow_io.TIME_TYPE, nullable=False)]
             + [pa.field(str(UUID(bytes=u)), pa.float64(), nullable=False) for u in uuids]
@@ -176,7 +177,9 @@ class ArrowHandlers:
         sent = False
         try:
             while not join.exhausted:
-                for k in join.needs():
+                needs = join.needs()
+                start_reads(readers[k] for k in needs)  # cold streams decode in parallel
+                for k in needs:
                     chunk = await anext(readers[k], None)
                     if chunk is None:
                         join.finish(k)
