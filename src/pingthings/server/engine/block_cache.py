@@ -141,29 +141,37 @@ class BlockCache:
 
     def put(self, key: int, value: object, weight: int) -> None:
         """Store ``value`` under ``key``, evicting as the policy says to stay within the budget."""
-        if weight > self.capacity:
-            return
+        self.put_many([(key, value, weight)])
+
+    def put_many(self, items: Iterable[tuple[int, object, int]]) -> None:
+        """Store many ``(key, value, weight)`` entries, in order, under one lock acquisition."""
         with self._lock:
-            entry = self._find(key)
-            if entry is not None:  # replaced in place (same queue, same counter)
-                if key in self._small:
-                    self._small_weight += weight - entry.weight
-                else:
-                    self._main_weight += weight - entry.weight
-                entry.value, entry.weight = value, weight
-            elif key in self._ghost:  # read once, evicted, wanted again: main queue
-                del self._ghost[key]
-                self.ghost_hits += 1
-                self._main[key] = _Entry(value, weight)
-                self._main_weight += weight
+            for key, value, weight in items:
+                if weight <= self.capacity:
+                    self._put(key, value, weight)
+
+    def _put(self, key: int, value: object, weight: int) -> None:
+        """:meth:`put` with the lock held."""
+        entry = self._find(key)
+        if entry is not None:  # replaced in place (same queue, same counter)
+            if key in self._small:
+                self._small_weight += weight - entry.weight
             else:
-                self._small[key] = _Entry(value, weight)
-                self._small_weight += weight
-            while self._small_weight + self._main_weight > self.capacity:
-                if self._small_weight > self.small_target or not self._main:
-                    self._evict_small()
-                else:
-                    self._evict_main()
+                self._main_weight += weight - entry.weight
+            entry.value, entry.weight = value, weight
+        elif key in self._ghost:  # read once, evicted, wanted again: main queue
+            del self._ghost[key]
+            self.ghost_hits += 1
+            self._main[key] = _Entry(value, weight)
+            self._main_weight += weight
+        else:
+            self._small[key] = _Entry(value, weight)
+            self._small_weight += weight
+        while self._small_weight + self._main_weight > self.capacity:
+            if self._small_weight > self.small_target or not self._main:
+                self._evict_small()
+            else:
+                self._evict_main()
 
     def _evict_small(self) -> None:
         """Move the oldest block of the small queue to the main queue (read again) or the ghost list."""

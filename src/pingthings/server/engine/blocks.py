@@ -44,8 +44,12 @@ __all__ = ["DEFAULT_CACHE_BYTES", "BlockCache", "BlockReader", "MissingBlock", "
 DEFAULT_CACHE_BYTES = default_cache_bytes()
 #: Bytes of one decoded point (int64 time, float64 value).
 POINT_BYTES = 16
+#: Bytes of a leaf group's slot bounds (65 int64).
+GROUP_BOUNDS_BYTES = 65 * 8
 #: Bytes charged per cache entry on top of its arrays (Python objects, dict slot).
 ENTRY_OVERHEAD = 256
+#: Bytes charged per leaf-group entry on top of its points (overhead and slot bounds).
+GROUPED = ENTRY_OVERHEAD + GROUP_BOUNDS_BYTES
 #: Bytes charged for one decoded internal node (eight 64-entry arrays plus their headers).
 NODE_BYTES = 7 * 64 * 8 + 64 + 8 * 112 + ENTRY_OVERHEAD
 
@@ -183,17 +187,20 @@ class BlockReader:
         view of them: no copy per block (the cache copies a block out only if it keeps it for long).
         Otherwise the blocks are plain views and nothing is cached.
         """
-        out: list[PointBlock] = []
-        pos = 0
         keep = cache and self.cache.capacity > 0
         if keep:
-            _read_only(t, v)
-        for a, view in zip(addrs, views, strict=True):
-            block = PointBlock(t[pos : pos + view.size], v[pos : pos + view.size], view.bounds)
-            pos += view.size
-            if keep:
-                self.cache.put(a, block, block.nbytes())
-            out.append(block)
+            _read_only(t, v)  # before the views are cut: a view keeps the flags it was made with
+        out: list[PointBlock] = []
+        pos = 0
+        for view in views:
+            end = pos + view.size
+            out.append(PointBlock(t[pos:end], v[pos:end], view.bounds))
+            pos = end
+        if keep:
+            self.cache.put_many(
+                (a, block, POINT_BYTES * view.size + (ENTRY_OVERHEAD if view.bounds is None else GROUPED))
+                for a, block, view in zip(addrs, out, views, strict=True)
+            )
         return out
 
     def point_blocks(self, addrs: Sequence[int]) -> dict[int, PointBlock]:
