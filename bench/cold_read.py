@@ -164,47 +164,62 @@ def rotated(calls: list[Any], round_: int) -> list[Any]:
 
 # ------------------------------------------------------------------------------------------ cases
 def cold_call(
-    work: Path, fn: Callable[[str], Callable[[], Any]], sample: Sample, check: Callable[[Any], None]
+    work: Path,
+    fn: Callable[[str, list[Any]], Callable[[], Any]],
+    sample: Sample,
+    check: Callable[[Any], None],
 ) -> None:
-    """Start a fresh server, connect (untimed), then time one cold read."""
+    """Start a fresh server, connect (untimed), time one cold read, close the client."""
     with server(work) as (endpoint, pid):
-        read = fn(endpoint)
+        clients: list[Any] = []
+        read = fn(endpoint, clients)
         check(sample.run(read, pid))
+        for client in clients:
+            client.close()
 
 
-def ours_stream(endpoint: str) -> Callable[[], Any]:
+def btrdb_connect(endpoint: str, clients: list[Any]) -> Any:
+    """``btrdb.connect(endpoint)``, built step by step so that its grpc channel can be closed."""
+    from btrdb.conn import BTrDB, Connection
+    from btrdb.endpoint import Endpoint
+
+    channel = Connection(endpoint).channel
+    clients.append(channel)
+    return BTrDB(Endpoint(channel))
+
+
+def ours_stream(endpoint: str, clients: list[Any]) -> Callable[[], Any]:
     import pingthings.timeseries as pt
 
     conn = pt.connect(endpoint=endpoint)
+    clients.append(conn)
     stream = conn.stream_from_uuid(LONG[0])
     return lambda: stream.raw_values(*ALL)
 
 
-def btrdb_stream(endpoint: str) -> Callable[[], Any]:
-    import btrdb
-
-    db = btrdb.connect(endpoint)
+def btrdb_stream(endpoint: str, clients: list[Any]) -> Callable[[], Any]:
+    db = btrdb_connect(endpoint, clients)
     stream = db.stream_from_uuid(LONG[0])
     return lambda: stream.arrow_values(*ALL)
 
 
-def ours_set(k: int, aligned: bool) -> Callable[[str], Callable[[], Any]]:
-    def open_(endpoint: str) -> Callable[[], Any]:
+def ours_set(k: int, aligned: bool) -> Callable[[str, list[Any]], Callable[[], Any]]:
+    def open_(endpoint: str, clients: list[Any]) -> Callable[[], Any]:
         import pingthings.timeseries as pt
 
         conn = pt.connect(endpoint=endpoint)
+        clients.append(conn)
         sset = conn.streamset_from_uuids([set_uuid(i) for i in range(k)])
         return (lambda: sset.raw_values_aligned(*ALL)) if aligned else (lambda: sset.raw_values(*ALL))
 
     return open_
 
 
-def btrdb_set(k: int) -> Callable[[str], Callable[[], Any]]:
-    def open_(endpoint: str) -> Callable[[], Any]:
-        import btrdb
+def btrdb_set(k: int) -> Callable[[str, list[Any]], Callable[[], Any]]:
+    def open_(endpoint: str, clients: list[Any]) -> Callable[[], Any]:
         from btrdb.stream import StreamSet
 
-        db = btrdb.connect(endpoint)
+        db = btrdb_connect(endpoint, clients)
         sset = StreamSet([db.stream_from_uuid(set_uuid(i)) for i in range(k)]).filter(
             start=ALL[0], end=ALL[1]
         )

@@ -31,6 +31,7 @@ from pingthings.server.service.points import apply_insert
 from pingthings.server.service.prefetch import inline, produced
 from pingthings.server.service.read_ahead import ReadAhead, start_reads
 from pingthings.server.service.state import ServiceState
+from pingthings.wire import arrow as wire_arrow
 from pingthings.wire.limits import MAX_POINT_WIDTH, MIN_TIME, TIME_LIMIT
 
 #: Rows per Arrow reply message.
@@ -211,7 +212,7 @@ class ArrowHandlers:
             np.concatenate([p[1][i] for p in parts]) if parts else np.empty(0, np.float64)
             for i in range(width)
         ]
-        arrays = [arrow_io.time_array(times), *(pa.array(c) for c in columns)]
+        arrays = [arrow_io.time_array(times), *(wire_arrow.float_array(c) for c in columns)]
         table = pa.Table.from_arrays(arrays, schema=schema)
         table = arrow_io.cast_to_template(table, template)
         return arrow_reply_segments(0, table, MULTI_ARROW_BYTES_FIELD)
