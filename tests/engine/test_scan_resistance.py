@@ -186,3 +186,26 @@ def test_a_cold_read_closed_early_leaves_the_engine_usable(tmp_path: Path) -> No
     _, t, _ = engine.raw_values(sid, *ALL)
     assert t.size == 400_000
     engine.close()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_decodes_with_a_pool_of_its_own(tmp_path: Path) -> None:
+    import multiprocessing as mp
+
+    engine = Engine(tmp_path / "e.sqlite3")
+    sid = new_stream(engine, 300_000, 1000, 9)
+    engine._reader.cache.clear()
+    assert engine.raw_values(sid, *ALL)[1].size == 300_000  # the parent's pool now exists
+    engine.close()
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_count_in_child, (str(tmp_path / "e.sqlite3"), sid)).get(timeout=120)
+    assert got == 300_000
+
+
+def _count_in_child(path: str, sid: bytes) -> int:
+    engine = Engine(path, cache_bytes=0)
+    try:
+        return int(engine.raw_values(sid, *ALL)[1].size)  # decoded in the pool: hangs without one
+    finally:
+        engine.close()

@@ -33,6 +33,17 @@ def decode_workers() -> int:
     return max(2, cores)
 
 
+def _forget_pool_in_child() -> None:
+    """After a fork the child has none of the pool's threads: make it start a pool of its own."""
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def _shared_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
