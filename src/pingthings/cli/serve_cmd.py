@@ -27,20 +27,27 @@ DEFAULT_LISTEN = "127.0.0.1:4410"
               help="PEM private key of --tls-cert.")
 @click.option("--allow-unauthenticated-public", is_flag=True,
               help="Allow a non-loopback --listen address without API keys (anyone could read and write).")
-@click.option("--cache-mb", type=click.IntRange(min=0), default=256, show_default=True,
-              help="MiB of decoded data blocks kept in memory for reads (0 disables the cache).")
+@click.option("--cache-mb", type=click.IntRange(min=0), default=None,
+              help="MiB of decoded data blocks kept in memory for reads (0 disables the cache). "
+                   "Default: a quarter of this machine's memory, at least 256 and at most 16384.")
 @click.option("--compression", type=click.Choice(["gzip", "none"]), default="none", show_default=True,
               help="gzip: compress replies for clients that accept it (saves bandwidth on slow links, "
                    "costs CPU).")
 def serve(data_dir: Path, listen: str, api_key: str | None, keys_file: Path | None,
           tls_cert: Path | None, tls_key: Path | None, allow_unauthenticated_public: bool,
-          cache_mb: int, compression: str) -> None:
+          cache_mb: int | None, compression: str) -> None:
     """Run the embedded server on DATA until interrupted (Ctrl-C or SIGTERM stop it cleanly).
 
     Any BTrDB v5 client can connect: pingthings.timeseries, the official btrdb package, the Go bindings.
     """
     from pingthings.server.app import serve_forever
-    from pingthings.server.config import ConfigError, ServerConfig, load_keys_file, normalize_keys
+    from pingthings.server.config import (
+        DEFAULT_CACHE_MB,
+        ConfigError,
+        ServerConfig,
+        load_keys_file,
+        normalize_keys,
+    )
 
     if api_key is not None and keys_file is not None:
         raise UserError("use either --api-key or --keys-file, not both", EXIT_USAGE)
@@ -56,7 +63,7 @@ def serve(data_dir: Path, listen: str, api_key: str | None, keys_file: Path | No
             tls_cert=tls_cert,
             tls_key=tls_key,
             allow_insecure_public=allow_unauthenticated_public,
-            cache_mb=cache_mb,
+            cache_mb=DEFAULT_CACHE_MB if cache_mb is None else cache_mb,
             compression=None if compression == "none" else compression,
         )
     except ConfigError as exc:

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from pingthings.server.engine.cache_size import default_cache_bytes
 from pingthings.server.limits import (
     DEFAULT_CSV_SECONDS,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -24,8 +25,9 @@ from pingthings.server.service.state import DEFAULT_MAX_INSERT_POINTS
 #: Compressions the server can apply to replies (``compression`` setting).
 REPLY_COMPRESSIONS = ("gzip",)
 
-#: Default budget of the engine's decoded-block cache, in MiB.
-DEFAULT_CACHE_MB = 256
+#: Default budget of the engine's decoded-block cache, in MiB: a quarter of this machine's memory,
+#: at least 256 MiB and at most 16 GiB (see :mod:`pingthings.server.engine.cache_size`).
+DEFAULT_CACHE_MB = default_cache_bytes() >> 20
 
 #: Where ``pingthings serve`` listens unless told otherwise (plaintext BTrDB port, loopback only).
 DEFAULT_LISTEN = "127.0.0.1:4410"
@@ -63,7 +65,8 @@ class ServerConfig:
         ``HOST:PORT`` that Info reports as the proxy endpoint (what Go clients then dial). Default:
         the listen address, with a wildcard host replaced by this machine's host name.
     cache_mb
-        MiB of decoded blocks the engine keeps in memory (0 disables the cache).
+        MiB of decoded blocks the engine keeps in memory (0 disables the cache). Default: a quarter of
+        the machine's memory, at least 256 MiB and at most 16 GiB.
     read_workers
         Most streamed reads computing their next reply at once; the others queue. None: one per CPU
         core (at least 2).

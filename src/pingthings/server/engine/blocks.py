@@ -1,4 +1,4 @@
-"""Decoded-block access with a byte-bounded LRU cache in front of the SQLite store.
+"""Decoded-block access with a byte-bounded, scan-resistant cache in front of the SQLite store.
 
 Blocks are immutable (copy-on-write: a changed block is written under a new address), so a decoded copy
 keyed by address is always coherent. Addresses are never reused: an address is ``(sid << 40) | seq``, the
@@ -6,9 +6,14 @@ stream number comes from a counter stored in the database and the sequence only 
 runs, so an address freed by Obliterate can never name different data later. Obliterate still drops the
 stream's entries (:meth:`BlockReader.forget_stream`) to give their memory back at once.
 
-The cache holds internal nodes and point blocks (leaves and leaf groups) under one budget in bytes. Cached
-arrays are private, read-only copies: a read hands out fresh arrays (concatenations or gathers of cached
-blocks), never a view of a cached one.
+The cache (:mod:`.block_cache`, S3-FIFO) holds internal nodes and point blocks (leaves and leaf groups)
+under one budget in bytes. Cached arrays are read-only: a block decoded in a batch is cached as a view of
+the batch's freshly decoded arrays (no copy per block), and becomes a private copy only if it stays in the
+cache long enough to be given a second round. Reads that copy points out hand out fresh arrays; the
+zero-copy reads (:meth:`BlockReader.scan_runs`) hand out read-only views.
+
+A read that misses the cache decodes its batches in the decode pool (:mod:`.decode_pool`), a few batches
+ahead of the caller, so fetching and decoding use every core while the caller assembles its chunks.
 
 A leaf is named by a *leaf reference*: the address its parent slot holds and the slot's number. The block
 at that address is either a plain leaf (all its points belong to the slot) or a leaf group holding the
@@ -17,24 +22,34 @@ small leaves of several slots of one node (see :mod:`.leaf_codec`); the slot num
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 import numpy as np
 
+from pingthings.server.engine.block_cache import BlockCache
+from pingthings.server.engine.cache_size import default_cache_bytes
+from pingthings.server.engine.decode_pool import ahead, decode_workers
 from pingthings.server.engine.leaf_codec import LeafView, decode_views
 from pingthings.server.engine.node import Node, decode_node
 from pingthings.server.engine.store import SEQ_BITS, BlockStore
 
 Leaf = tuple[np.ndarray, np.ndarray]
+T = TypeVar("T")
 
-#: Default budget of the decoded-block cache.
-DEFAULT_CACHE_BYTES = 256 << 20
+__all__ = ["DEFAULT_CACHE_BYTES", "BlockCache", "BlockReader", "MissingBlock", "PointBlock"]
+
+#: Default budget of the decoded-block cache: a share of this machine's memory (see :mod:`.cache_size`).
+DEFAULT_CACHE_BYTES = default_cache_bytes()
 #: Bytes of one decoded point (int64 time, float64 value).
 POINT_BYTES = 16
+#: Bytes of a leaf group's slot bounds (65 int64).
+GROUP_BOUNDS_BYTES = 65 * 8
 #: Bytes charged per cache entry on top of its arrays (Python objects, dict slot).
 ENTRY_OVERHEAD = 256
+#: Bytes charged per leaf-group entry on top of its points (overhead and slot bounds).
+GROUPED = ENTRY_OVERHEAD + GROUP_BOUNDS_BYTES
 #: Bytes charged for one decoded internal node (eight 64-entry arrays plus their headers).
 NODE_BYTES = 7 * 64 * 8 + 64 + 8 * 112 + ENTRY_OVERHEAD
 
@@ -80,92 +95,16 @@ class PointBlock:
         return self.t[a:b], self.v[a:b]
 
 
-class BlockCache:
-    """A thread-safe LRU map from block address to decoded block, bounded by a total size in bytes.
+def _own(value: object) -> object:
+    """``value``, or a private copy of it if it is a point block viewing a larger decode batch."""
+    if isinstance(value, PointBlock) and value.t.base is not None:
+        return value.private()
+    return value
 
-    Parameters
-    ----------
-    capacity
-        Most bytes of decoded blocks to hold; 0 disables caching. An entry larger than the whole budget
-        is never stored.
-    """
 
-    def __init__(self, capacity: int) -> None:
-        if capacity < 0:
-            raise ValueError(f"cache size must not be negative, got {capacity}")
-        self.capacity = int(capacity)
-        self.weight = 0
-        self.hits = 0
-        self.misses = 0
-        self._items: OrderedDict[int, tuple[object, int]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, key: int) -> object | None:
-        """The entry for ``key`` (marked most recently used), or None."""
-        with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                self.misses += 1
-                return None
-            self.hits += 1
-            self._items.move_to_end(key)
-            return item[0]
-
-    def get_many(self, keys: Iterable[int]) -> dict[int, object]:
-        """Entries for those of ``keys`` that are cached, under one lock acquisition."""
-        out: dict[int, object] = {}
-        with self._lock:
-            items = self._items
-            for k in keys:
-                item = items.get(k)
-                if item is None:
-                    self.misses += 1
-                else:
-                    items.move_to_end(k)
-                    out[k] = item[0]
-                    self.hits += 1
-        return out
-
-    def holds_all(self, keys: Iterable[int]) -> bool:
-        """Whether every one of ``keys`` is cached (recency and hit counts are left as they are)."""
-        with self._lock:
-            items = self._items
-            return all(k in items for k in keys)
-
-    def put(self, key: int, value: object, weight: int) -> None:
-        """Store ``value`` under ``key``, evicting least recently used entries to stay in budget."""
-        if weight > self.capacity:
-            return
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self.weight -= old[1]
-            self._items[key] = (value, weight)
-            self.weight += weight
-            while self.weight > self.capacity:
-                _, (_, w) = self._items.popitem(last=False)
-                self.weight -= w
-
-    def values(self) -> list[tuple[int, object]]:
-        """A snapshot of the ``(key, value)`` entries, least recently used first."""
-        with self._lock:
-            return [(k, item[0]) for k, item in self._items.items()]
-
-    def drop_range(self, lo: int, hi: int) -> None:
-        """Remove every entry whose key lies in ``[lo, hi]``."""
-        with self._lock:
-            doomed = [k for k in self._items if lo <= k <= hi]
-            for k in doomed:
-                self.weight -= self._items.pop(k)[1]
-
-    def clear(self) -> None:
-        """Remove every entry."""
-        with self._lock:
-            self._items.clear()
-            self.weight = 0
+def _read_only(*arrays: np.ndarray) -> None:
+    for a in arrays:
+        a.setflags(write=False)
 
 
 def _runs(addrs: np.ndarray) -> np.ndarray:
@@ -189,7 +128,7 @@ class BlockReader:
 
     def __init__(self, store: BlockStore, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.store = store
-        self.cache = BlockCache(cache_bytes)
+        self.cache = BlockCache(cache_bytes, keep=_own)
 
     def remember_node(self, addr: int, node: Node) -> None:
         """Put a freshly committed node into the cache (it must not be changed afterwards)."""
@@ -242,20 +181,26 @@ class BlockReader:
     def _keep(
         self, addrs: list[int], views: list[LeafView], t: np.ndarray, v: np.ndarray, cache: bool = True
     ) -> list[PointBlock]:
-        """Freshly decoded blocks (``t``, ``v``: their points, concatenated), cached as private copies.
+        """Freshly decoded blocks (``t``, ``v``: their points, concatenated, owned by nobody else).
 
-        With ``cache`` False (or no cache) the blocks are views of ``t`` and ``v`` and nothing is cached.
+        With ``cache`` (and a cache) ``t`` and ``v`` are made read-only and each block is cached as a
+        view of them: no copy per block (the cache copies a block out only if it keeps it for long).
+        Otherwise the blocks are plain views and nothing is cached.
         """
+        keep = cache and self.cache.capacity > 0
+        if keep:
+            _read_only(t, v)  # before the views are cut: a view keeps the flags it was made with
         out: list[PointBlock] = []
         pos = 0
-        keep = cache and self.cache.capacity > 0
-        for a, view in zip(addrs, views, strict=True):
-            block = PointBlock(t[pos : pos + view.size], v[pos : pos + view.size], view.bounds)
-            pos += view.size
-            if keep:
-                block = block.private()
-                self.cache.put(a, block, block.nbytes())
-            out.append(block)
+        for view in views:
+            end = pos + view.size
+            out.append(PointBlock(t[pos:end], v[pos:end], view.bounds))
+            pos = end
+        if keep:
+            self.cache.put_many(
+                (a, block, POINT_BYTES * view.size + (ENTRY_OVERHEAD if view.bounds is None else GROUPED))
+                for a, block, view in zip(addrs, out, views, strict=True)
+            )
         return out
 
     def point_blocks(self, addrs: Sequence[int]) -> dict[int, PointBlock]:
@@ -284,23 +229,27 @@ class BlockReader:
     ) -> Leaf:
         """Points of consecutive leaf references (runs of equal address, one run per entry of ``blocks``).
 
-        A batch with no cached block is decoded exactly as without a cache (straight into ``out`` when
-        every block is wanted whole) and then, if ``admit``, copied block by block into the cache; a
-        batch with cached blocks concatenates (or gathers from) the decoded arrays.
+        A batch with no cached block is decoded as without a cache (straight into ``out`` when every
+        block is wanted whole and nothing is admitted) and, if ``admit``, its blocks are cached as views
+        of the decoded arrays, which are then copied into ``out`` with one copy per column; a batch
+        with cached blocks concatenates (or gathers from) the decoded arrays.
         """
         want = int(counts.sum())
         hits = self.cache.get_many(blocks) if self.cache.capacity else {}
         if not hits:
             views = self._fetch_views(blocks)
-            if sum(x.size for x in views) == want:
-                # Every block is wanted whole (the usual case: consecutive references cover each block).
-                t, v = decode_views(views, out)
-                if admit:
-                    self._keep(blocks, views, t, v)
-                return t, v
+            whole = sum(x.size for x in views) == want  # the usual case: every block is wanted whole
+            if whole and not admit:
+                return decode_views(views, out)
             t, v = decode_views(views)
             if admit:
                 self._keep(blocks, views, t, v)
+            if whole:
+                if out is None:
+                    return t, v
+                np.copyto(out[0], t)
+                np.copyto(out[1], v)
+                return out
             idx = self._gather_index(addrs, slots, counts, [x.size for x in views], [x.bounds for x in views])
             return self._take(t, v, idx, out)
         missing = [a for a in blocks if a not in hits]
@@ -363,6 +312,21 @@ class BlockReader:
         """
         return bool(self.cache.capacity) and int(counts.sum()) * POINT_BYTES <= self.cache.capacity
 
+    def _pipelined(
+        self, addrs: np.ndarray, jobs: Sequence[Callable[[], T]], caller_works: bool = True
+    ) -> Iterator[T]:
+        """The results of the batch ``jobs`` of a read of ``addrs``, in order.
+
+        When every block is cached each job is a few memory copies and runs here, in the caller's
+        thread; otherwise the jobs run in the decode pool, ahead of the caller: one core's worth fewer
+        than the pool has threads when the caller works on each result itself (``caller_works``), so
+        the decoders and the caller together use every core without fighting over it.
+        """
+        if len(jobs) < 2 or self.all_cached(addrs):
+            return (job() for job in jobs)
+        workers = decode_workers()
+        return ahead(jobs, max(1, workers - 1) if caller_works else workers)
+
     def scan(
         self, addrs: np.ndarray, slots: np.ndarray, counts: np.ndarray, batch: int = 128
     ) -> Iterator[Leaf]:
@@ -370,11 +334,16 @@ class BlockReader:
 
         ``addrs``, ``slots`` and ``counts`` (int64 arrays) describe the leaves in time order. One cache
         lookup, and for the uncached blocks one SQL query and one vectorised decode, per ~``batch``
-        blocks; groups of ~128 blocks keep the temporary arrays small enough to be recycled.
+        blocks; groups of ~128 blocks keep the temporary arrays small enough to be recycled. Arrays of
+        blocks that were just admitted to the cache are read-only.
         """
         admit = self._admits(counts)
-        for lo, hi, blocks in self._batches(addrs, batch):
-            yield self._gather_refs(addrs[lo:hi], slots[lo:hi], counts[lo:hi], blocks, None, admit)
+        gather = self._gather_refs
+        jobs = [
+            functools.partial(gather, addrs[lo:hi], slots[lo:hi], counts[lo:hi], blocks, None, admit)
+            for lo, hi, blocks in self._batches(addrs, batch)
+        ]
+        return self._pipelined(addrs, jobs)
 
     def scan_runs(
         self, addrs: np.ndarray, slots: np.ndarray, counts: np.ndarray, batch: int = 128
@@ -385,15 +354,18 @@ class BlockReader:
         to one block becomes a view of that block's decoded times and one of its values (a cached
         block's arrays are read-only), so a caller that copies the points into arrays of its own
         choosing copies them once. Each step yields the ``(times, values)`` lists of about ``batch``
-        blocks, found with one cache lookup and at most one SQL query.
+        blocks, found with one cache lookup and at most one SQL query; uncached batches are decoded
+        in the decode pool while the caller works on the previous ones.
         """
         admit = self._admits(counts)
         runs = _runs(addrs)
-        for r in range(0, runs.size - 1, batch):
-            r_end = min(r + batch, runs.size - 1)
+        steps = [(r, min(r + batch, runs.size - 1)) for r in range(0, runs.size - 1, batch)]
+        found_batches = self._pipelined(
+            addrs, [functools.partial(self._blocks, addrs[runs[r:e]].tolist(), admit) for r, e in steps]
+        )
+        for (r, r_end), found in zip(steps, found_batches, strict=True):
             first = runs[r:r_end]
             blocks = addrs[first].tolist()
-            found = self._blocks(blocks, admit)
             parts = [found[a] for a in blocks]
             if all(p.bounds is None for p in parts):  # plain leaves: each block is wanted whole
                 yield [p.t for p in parts], [p.v for p in parts]
@@ -433,15 +405,22 @@ class BlockReader:
         return found
 
     def read_into(self, addrs: np.ndarray, slots: np.ndarray, counts: np.ndarray, batch: int = 128) -> Leaf:
-        """Read leaves (described as for :meth:`scan`) straight into two preallocated arrays."""
+        """Read leaves (described as for :meth:`scan`) straight into two preallocated arrays.
+
+        Uncached batches are decoded in the decode pool, each into its own slice of the result.
+        """
         total = int(counts.sum())
         out_t = np.empty(total, dtype=np.int64)
         out_v = np.empty(total, dtype=np.float64)
         pos = 0
         admit = self._admits(counts)
+        jobs: list[Callable[[], Leaf]] = []
         for lo, hi, blocks in self._batches(addrs, batch):
             size = int(counts[lo:hi].sum())
             part = (out_t[pos : pos + size], out_v[pos : pos + size])
-            self._gather_refs(addrs[lo:hi], slots[lo:hi], counts[lo:hi], blocks, part, admit)
+            refs = (addrs[lo:hi], slots[lo:hi], counts[lo:hi])
+            jobs.append(functools.partial(self._gather_refs, *refs, blocks, part, admit))
             pos += size
+        for _ in self._pipelined(addrs, jobs, caller_works=False):
+            pass
         return out_t, out_v

@@ -555,15 +555,10 @@ class Engine:
 
     # -------------------------------------------------------------- maintenance
     def cache_info(self) -> dict[str, int]:
-        """Decoded-block cache figures: ``bytes`` held, ``capacity``, ``entries``, ``hits``, ``misses``."""
-        c = self._reader.cache
-        return {
-            "bytes": c.weight,
-            "capacity": c.capacity,
-            "entries": len(c),
-            "hits": c.hits,
-            "misses": c.misses,
-        }
+        """Decoded-block cache figures: ``bytes`` held, ``capacity``, ``entries``, ``hits``, ``misses``,
+        and the policy's own (``small_bytes``, ``main_bytes``, ``ghosts``, ``promotions``,
+        ``ghost_hits``; see :mod:`.block_cache`)."""
+        return self._reader.cache.stats()
 
     def checkpoint(self) -> None:
         """Fold the write-ahead log into the database file (before measuring its size)."""

@@ -30,9 +30,11 @@ from pingthings.server.service.fanout import distinct_streams
 from pingthings.server.service.multi_join import MultiJoin
 from pingthings.server.service.points import apply_insert
 from pingthings.server.service.prefetch import inline, produced
+from pingthings.server.service.read_ahead import ReadAhead, start_reads
 from pingthings.server.service.state import ServiceState
 from pingthings.server.service.visibility import visible_uuid
 from pingthings.server.service.window_slices import windows_in_slices
+from pingthings.wire import arrow as wire_arrow
 from pingthings.wire.limits import MAX_POINT_WIDTH, MIN_TIME, TIME_LIMIT
 
 #: Rows per Arrow reply message.
@@ -161,7 +163,7 @@ class ArrowHandlers:
         query_start, query_end = join.query_range()
         query_start, query_end = max(MIN_TIME, query_start), min(TIME_LIMIT - 1, query_end)
         engine = self.state.engine
-        readers: list[AsyncGenerator[tuple[np.ndarray, np.ndarray], None]] = []
+        readers: list[AsyncGenerator[tuple[np.ndarray, np.ndarray], None] | ReadAhead[Any]] = []
         for uuid, version in zip(uuids, versions, strict=True):
             if query_end <= query_start:  # no raw time can land in the range: read nothing, but
                 await blocking(engine.latest_version, uuid)  # still check the stream
@@ -173,7 +175,7 @@ class ArrowHandlers:
                 readers.append(inline(functools.partial(iter, in_memory[1])))
             else:
                 _, chunk_iter = await blocking(engine.iter_raw_values, *args)
-                readers.append(drain_chunks(chunk_iter))
+                readers.append(ReadAhead(chunk_iter, self.state.read_gate))  # decoded one chunk ahead
         schema = pa.schema(
             [pa.field("time", arrow_io.TIME_TYPE, nullable=False)]
             + [pa.field(str(UUID(bytes=u)), pa.float64(), nullable=False) for u in uuids]
@@ -183,7 +185,9 @@ class ArrowHandlers:
         sent = False
         try:
             while not join.exhausted:
-                for k in join.needs():
+                needs = join.needs()
+                start_reads(readers[k] for k in needs)  # cold streams decode in parallel
+                for k in needs:
                     chunk = await anext(readers[k], None)
                     if chunk is None:
                         join.finish(k)
@@ -215,7 +219,7 @@ class ArrowHandlers:
             np.concatenate([p[1][i] for p in parts]) if parts else np.empty(0, np.float64)
             for i in range(width)
         ]
-        arrays = [arrow_io.time_array(times), *(pa.array(c) for c in columns)]
+        arrays = [arrow_io.time_array(times), *(wire_arrow.float_array(c) for c in columns)]
         table = pa.Table.from_arrays(arrays, schema=schema)
         table = arrow_io.cast_to_template(table, template)
         return arrow_reply_segments(0, table, MULTI_ARROW_BYTES_FIELD)
