@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from pingthings._proto import v5api
 from pingthings._proto.pingthings.platform import v1 as platform
 from pingthings.timeseries import _platform_codec as codec
 from pingthings.timeseries._fanout import gather
+from pingthings.timeseries._lazy_connect import InfoOnFirstConnectChannel
 from pingthings.timeseries._metadata import (
     annotation_pairs,
     decode_annotation,
@@ -129,13 +131,22 @@ class AsyncClient:
     client): stream set operations fan out up to that many requests.
     """
 
-    def __init__(self, channel: Channel, settings: ConnectionSettings, info: Mapping[str, Any]) -> None:
+    def __init__(
+        self, channel: Channel, settings: ConnectionSettings, info: Mapping[str, Any] | None
+    ) -> None:
         self._channel = channel
         self._settings = settings
         self._endpoint = str(settings.endpoint)
-        self._info = dict(info)
         self._limiter = anyio.CapacityLimiter(settings.concurrency_limit)
         self._closed = False
+        self._info: dict[str, Any] | None = None
+        self._arrow_enabled = False
+        if info is not None:
+            self._learn_info(info)
+
+    def _learn_info(self, info: Mapping[str, Any]) -> None:
+        """Keep the server's Info answer; its version says whether the Arrow RPCs exist."""
+        self._info = dict(info)
         major, minor = int(info["major_version"]), int(info["minor_version"])
         self._arrow_enabled = (major, minor) >= (5, ARROW_MIN_MINOR_VERSION)
 
@@ -150,8 +161,9 @@ class AsyncClient:
         tls: bool | None = None,
         ca_bundle: str | None = None,
         connect_timeout: float = 10.0,
+        lazy: bool = False,
     ) -> AsyncClient:
-        """Connect to a server and check it answers (one Info call).
+        """Connect to a server and check it answers (one Info call), or, with ``lazy=True``, later.
 
         Parameters
         ----------
@@ -170,28 +182,40 @@ class AsyncClient:
             PEM file of CA certificates to trust (default ``$BTRDB_CA_BUNDLE``, else the system's).
         connect_timeout
             Seconds to wait for the TCP/TLS connection.
+        lazy
+            Return at once, without contacting the server (for an application that must start
+            while the server may be down). The first call connects; while the server is
+            unreachable each call fails with :class:`ConnectionError`, and calls succeed again as
+            soon as it is back. A wrong API key then shows as :class:`PermissionDeniedError` on
+            the first call instead of here.
 
         Raises
         ------
         CredentialsError
             No endpoint could be found, or the named profile / credentials file is missing.
         ConnectionError
-            The server could not be reached or did not answer Info.
+            The server could not be reached or did not answer Info (not with ``lazy=True``).
         PermissionDeniedError
-            The server refused the API key.
+            The server refused the API key (not with ``lazy=True``).
 
         Examples
         --------
         >>> client = await AsyncClient.connect(endpoint="127.0.0.1:4410")  # doctest: +SKIP
+        >>> client = await AsyncClient.connect(endpoint="127.0.0.1:4410", lazy=True)  # doctest: +SKIP
         """
         settings = resolve_settings(
             profile, endpoint, apikey, concurrency_limit, tls=tls, ca_bundle=ca_bundle
         )
-        return await AsyncClient.connect_with(settings, connect_timeout=connect_timeout)
+        return await AsyncClient.connect_with(settings, connect_timeout=connect_timeout, lazy=lazy)
 
     @staticmethod
-    async def connect_with(settings: ConnectionSettings, *, connect_timeout: float = 10.0) -> AsyncClient:
-        """Connect with already resolved :class:`~pingthings.timeseries.config.ConnectionSettings`."""
+    async def connect_with(
+        settings: ConnectionSettings, *, connect_timeout: float = 10.0, lazy: bool = False
+    ) -> AsyncClient:
+        """Connect with already resolved :class:`~pingthings.timeseries.config.ConnectionSettings`.
+
+        ``lazy`` is as for :meth:`connect`.
+        """
         metadata: list[tuple[str, str]] = [("x-api-client", f"pingthings-{pingthings.__version__}")]
         if settings.apikey:
             metadata.insert(0, ("authorization", f"Bearer {settings.apikey}"))
@@ -200,6 +224,8 @@ class AsyncClient:
             ssl_context = client_ssl_context(settings.ca_bundle) if settings.tls else None
         except (OSError, ValueError) as exc:
             raise ConnectionError(f"cannot set up TLS for {endpoint}: {exc}") from exc
+        if lazy:
+            return _lazy_client(settings, ssl_context, tuple(metadata), connect_timeout)
         channel = Channel(
             settings.endpoint.host,
             settings.endpoint.port,
@@ -631,6 +657,32 @@ class AsyncClient:
         """Delete the unit with this id."""
         request = platform.ObjectId(id=codec.check_id(unit_id, "unit_id"))
         await call_unary(self, "DeleteUnit", request, platform.StatusResponse, service=PLATFORM_SERVICE)
+
+
+def _lazy_client(
+    settings: ConnectionSettings,
+    ssl_context: ssl.SSLContext | None,
+    metadata: tuple[tuple[str, str], ...],
+    connect_timeout: float,
+) -> AsyncClient:
+    """A client that has not talked to the server yet; it learns Info on its first connection."""
+    client: AsyncClient | None = None
+
+    def learn(response: v5api.InfoResponse) -> None:
+        if client is not None:
+            client._learn_info(_info_to_dict(response))
+
+    channel = InfoOnFirstConnectChannel(
+        settings.endpoint.host,
+        settings.endpoint.port,
+        ssl_context=ssl_context,
+        metadata=metadata,
+        connect_timeout=connect_timeout,
+        on_info=learn,
+        info_timeout=INFO_TIMEOUT,
+    )
+    client = AsyncClient(channel, settings, None)
+    return client
 
 
 class _Probe:

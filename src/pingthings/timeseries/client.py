@@ -69,7 +69,7 @@ class Client:
         concurrency_limit
             Calls allowed in flight at once (default ``$PINGTHINGS_CONCURRENCY_LIMIT``).
         **options
-            ``tls``, ``ca_bundle``, ``connect_timeout``, as for
+            ``tls``, ``ca_bundle``, ``connect_timeout``, ``lazy``, as for
             :meth:`AsyncClient.connect <pingthings.timeseries.async_client.AsyncClient.connect>`.
 
         Examples
