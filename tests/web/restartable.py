@@ -67,11 +67,24 @@ class RestartableServer:
         process.wait(STOP_TIMEOUT)
         raise RuntimeError(f"pingthings serve exited with {process.returncode} before listening")
 
+    def pause(self) -> None:
+        """Freeze the server process (SIGSTOP): connections stay open, nothing is answered."""
+        if self._process is None:
+            raise RuntimeError("not running")
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server process run again (SIGCONT)."""
+        if self._process is None:
+            raise RuntimeError("not running")
+        self._process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         """Stop the server with SIGTERM (a graceful stop) and wait for the process (idempotent)."""
         process, self._process = self._process, None
         if process is None:
             return
+        process.send_signal(signal.SIGCONT)  # in case it was paused
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(STOP_TIMEOUT)

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import anyio
 import pyarrow as pa
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import StreamingResponse
 
 import pingthings.timeseries as pt
@@ -24,6 +24,11 @@ from pingthings.timeseries.exceptions import InvalidTimeRange
 from pingthings.timeseries.http_status import add_exception_handlers
 
 REQUEST_DEADLINE = float(os.environ.get("APP_REQUEST_DEADLINE", "5"))
+
+
+# Validate at the edge: a bad query parameter is a 422 before the client sees it (the client's
+# own argument checks raise plain ValueError/TypeError, which the error handlers leave as 500s).
+PointWidth = Annotated[int, Query(ge=0, le=63)]
 
 
 # --8<-- [start:lifespan]
@@ -62,7 +67,9 @@ async def count(uuid: UUID, client: Client) -> dict[str, Any]:
 
 
 @app.get("/streams/{uuid}/windows")
-async def windows(uuid: UUID, start: int, end: int, client: Client, pointwidth: int = 30) -> dict[str, Any]:
+async def windows(
+    uuid: UUID, start: int, end: int, client: Client, pointwidth: PointWidth = 30
+) -> dict[str, Any]:
     """Aligned-window statistics, one list per column (times in ns)."""
     with anyio.fail_after(REQUEST_DEADLINE):
         stream = await client.stream_from_uuid(uuid)

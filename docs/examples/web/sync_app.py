@@ -13,10 +13,14 @@ from uuid import UUID
 
 import anyio
 import pyarrow as pa
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 
 import pingthings.timeseries as pt
 from pingthings.timeseries.http_status import add_exception_handlers
+
+# Validate at the edge: a bad query parameter is a 422 before the client sees it (the client's
+# own argument checks raise plain ValueError/TypeError, which the error handlers leave as 500s).
+PointWidth = Annotated[int, Query(ge=0, le=63)]
 
 
 # --8<-- [start:sync]
@@ -49,7 +53,7 @@ def count(uuid: UUID, conn: Conn) -> dict[str, Any]:
 
 
 @app.get("/streams/{uuid}/windows")
-def windows(uuid: UUID, start: int, end: int, conn: Conn, pointwidth: int = 30) -> dict[str, Any]:
+def windows(uuid: UUID, start: int, end: int, conn: Conn, pointwidth: PointWidth = 30) -> dict[str, Any]:
     """Aligned-window statistics, one list per column (times in ns)."""
     table = conn.stream_from_uuid(uuid).aligned_windows(start, end, pointwidth)
     return {
