@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +45,9 @@ def _command(server: str, fd: int) -> list[str]:
 
 
 @contextmanager
-def serve_app(server: str, env: Mapping[str, str], example: str = "async_app") -> Iterator[AppProcess]:
+def serve_app(
+    server: str, env: Mapping[str, str], example: str = "async_app", module_dirs: Sequence[Path] = ()
+) -> Iterator[AppProcess]:
     """Run ``example`` (a module of docs/examples/web) on ``server``; stop it on exit.
 
     Parameters
@@ -56,6 +58,8 @@ def serve_app(server: str, env: Mapping[str, str], example: str = "async_app") -
         Extra environment: ``BTRDB_ENDPOINTS``, ``APP_REQUEST_DEADLINE``, ...
     example
         The example module.
+    module_dirs
+        More directories for ``PYTHONPATH``, where ``example`` may live (the bench's apps).
     """
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -65,7 +69,7 @@ def serve_app(server: str, env: Mapping[str, str], example: str = "async_app") -
     fd = listener.fileno()
     full_env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLES)]),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLES), *map(str, module_dirs)]),
         "APP_EXAMPLE": example,
         **env,
     }
