@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,7 @@ class Run:
     p99_ms: float
     peak_rss_mib: float
     failures: int
+    kinds: dict[str, int]
 
 
 def _vm(pid: int, field: str) -> int:
@@ -91,7 +93,7 @@ def _peak_rss(pid: int) -> int:
 
 async def _drive(app: AppProcess, path: str, concurrency: int, seconds: float) -> Run:
     latencies: list[float] = []
-    failures = 0
+    kinds: Counter[str] = Counter()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=app.url, timeout=60, limits=limits) as http:
         for _ in range(20):  # warm up: connections, Info, caches
@@ -100,17 +102,17 @@ async def _drive(app: AppProcess, path: str, concurrency: int, seconds: float) -
         started = time.monotonic()
 
         async def worker() -> None:
-            nonlocal failures
             while time.monotonic() < end:
                 t0 = time.perf_counter()
                 try:
-                    ok = (await http.get(path)).status_code == 200
-                except httpx.TransportError:
-                    ok = False
-                if ok:
+                    status = (await http.get(path)).status_code
+                except httpx.TransportError as exc:
+                    kinds[type(exc).__name__] += 1
+                    continue
+                if status == 200:
                     latencies.append(time.perf_counter() - t0)
                 else:
-                    failures += 1
+                    kinds[f"HTTP {status}"] += 1
 
         async with anyio.create_task_group() as tg:
             for _ in range(concurrency):
@@ -120,7 +122,7 @@ async def _drive(app: AppProcess, path: str, concurrency: int, seconds: float) -
     pick = (lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e3) if latencies else (
         lambda q: float("nan"))
     return Run(len(latencies) / elapsed, pick(0.50), pick(0.99), _peak_rss(app.process.pid) / 2**20,
-               failures)
+               sum(kinds.values()), dict(kinds))
 
 
 def main() -> None:
@@ -162,7 +164,8 @@ def main() -> None:
                             results.setdefault((name, route), []).append(run)
                             print(f"  round {round_no + 1} {name:22} {route:8} {run.rps:7.1f} req/s "
                                   f"p50 {run.p50_ms:7.1f} ms p99 {run.p99_ms:7.1f} ms "
-                                  f"rss {run.peak_rss_mib:6.1f} MiB failures {run.failures}", flush=True)
+                                  f"rss {run.peak_rss_mib:6.1f} MiB failures {run.failures} "
+                                  f"{run.kinds or ''}", flush=True)
         finally:
             platform.stop()
 
