@@ -9,7 +9,8 @@ from __future__ import annotations
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 
 import pingthings.timeseries as pt
-from tests.web.asgi_process import SERVERS, serve_app, stop_app
+from tests.web.asgi_process import SERVERS, AppProcess, serve_app, stop_app
 from tests.web.restartable import RestartableServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -52,6 +53,21 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         yield Platform(server, stream.uuid)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_apps(platform: Platform) -> Iterator[Callable[[str, str], AppProcess]]:
+    """Apps on the healthy platform, started on first use and shared by the module's read-only tests."""
+    running: dict[tuple[str, str], AppProcess] = {}
+    with ExitStack() as stack:
+
+        def get(server: str, example: str) -> AppProcess:
+            if (server, example) not in running:
+                env = _app_env(platform.server.endpoint)
+                running[server, example] = stack.enter_context(serve_app(server, env, example))
+            return running[server, example]
+
+        yield get
 
 
 def _app_env(endpoint: str, **extra: str) -> dict[str, str]:
@@ -125,10 +141,11 @@ def test_abandoned_requests_drain_and_new_requests_answer_fast(platform: Platfor
 # --------------------------------------------------------------------------------- error mappings
 @pytest.mark.parametrize("example", ["async_app", "sync_app"])
 @pytest.mark.parametrize("server", SERVERS)
-def test_answers_and_client_errors_map_to_their_status(platform: Platform, server: str, example: str) -> None:
+def test_answers_and_client_errors_map_to_their_status(
+    platform: Platform, shared_apps: Callable[[str, str], AppProcess], server: str, example: str
+) -> None:
     stream = platform.stream
-    with serve_app(server, _app_env(platform.server.endpoint), example) as app, \
-            httpx.Client(base_url=app.url, timeout=30) as http:
+    with httpx.Client(base_url=shared_apps(server, example).url, timeout=30) as http:
         ok = http.get(f"/streams/{stream}/count")
         assert ok.status_code == 200 and ok.json()["count"] == POINTS
         raw = http.get(f"/streams/{stream}/raw", params={"start": 1, "end": 11}).json()
@@ -143,12 +160,13 @@ def test_answers_and_client_errors_map_to_their_status(platform: Platform, serve
 
 
 @pytest.mark.parametrize("server", SERVERS)
-def test_streamed_reads_are_complete_and_fail_before_the_body(platform: Platform, server: str) -> None:
+def test_streamed_reads_are_complete_and_fail_before_the_body(
+    platform: Platform, shared_apps: Callable[[str, str], AppProcess], server: str
+) -> None:
     import pyarrow as pa
 
     stream = platform.stream
-    with serve_app(server, _app_env(platform.server.endpoint)) as app, \
-            httpx.Client(base_url=app.url, timeout=30) as http:
+    with httpx.Client(base_url=shared_apps(server, "async_app").url, timeout=30) as http:
         lines = http.get(f"/streams/{stream}/raw.ndjson", params={"start": 0, "end": POINTS + 1})
         assert lines.status_code == 200 and len(lines.text.splitlines()) == POINTS
         arrow = http.get(f"/streams/{stream}/raw.arrow", params={"start": 0, "end": POINTS + 1})
