@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -25,6 +25,7 @@ from pingthings._proto import v5api
 from pingthings.timeseries._collections import list_collections as list_all_collections
 from pingthings.timeseries._fanout import gather
 from pingthings.timeseries._insert_batches import batch_size_for_version, check_batch_size
+from pingthings.timeseries._lazy_connect import InfoOnFirstConnectChannel
 from pingthings.timeseries._metadata import (
     annotation_pairs,
     decode_annotation,
@@ -149,26 +150,37 @@ class AsyncClient(PlatformCalls):
         self,
         channel: Channel,
         settings: ConnectionSettings,
-        info: Mapping[str, Any],
+        info: Mapping[str, Any] | None,
         insert_batch_size: int | None = None,
     ) -> None:
         self._channel = channel
         self._settings = settings
         self._endpoint = str(settings.endpoint)
-        self._info = dict(info)
         self._limiter = anyio.CapacityLimiter(settings.concurrency_limit)
         self._closed = False
-        major, minor = int(info["major_version"]), int(info["minor_version"])
-        self._arrow_enabled = (major, minor) >= (5, ARROW_MIN_MINOR_VERSION)
-        self._insert_batch_size = (
-            batch_size_for_version(major)
-            if insert_batch_size is None
-            else check_batch_size(insert_batch_size)
+        self._info: dict[str, Any] | None = None
+        self._arrow_enabled = False
+        #: The batch size given to connect (or set later), which the server's version never overrides.
+        self._requested_batch_size = (
+            None if insert_batch_size is None else check_batch_size(insert_batch_size)
         )
-        listed = info.get("proxy", {}).get("proxy_endpoints", [])
-        self._proxy_endpoints = [str(e) for e in listed if str(e) != self._endpoint]
+        self._insert_batch_size = self._requested_batch_size or batch_size_for_version(5)
+        self._proxy_endpoints: list[str] = []
         self._proxy_channels: dict[str, Channel] = {}
         self._connect_timeout = 10.0
+        if info is not None:
+            self._learn_info(info)
+
+    def _learn_info(self, info: Mapping[str, Any]) -> None:
+        """Keep the server's Info answer: its version says whether the Arrow RPCs exist and how many
+        points an Insert may carry; its proxy endpoints are where a 405 sends calls."""
+        self._info = dict(info)
+        major, minor = int(info["major_version"]), int(info["minor_version"])
+        self._arrow_enabled = (major, minor) >= (5, ARROW_MIN_MINOR_VERSION)
+        if self._requested_batch_size is None:
+            self._insert_batch_size = batch_size_for_version(major)
+        listed = info.get("proxy", {}).get("proxy_endpoints", [])
+        self._proxy_endpoints = [str(e) for e in listed if str(e) != self._endpoint]
 
     # ---------------------------------------------------------------------------------- connection
     @staticmethod
@@ -183,8 +195,9 @@ class AsyncClient(PlatformCalls):
         connect_timeout: float = 10.0,
         compression: str | None = None,
         insert_batch_size: int | None = None,
+        lazy: bool = False,
     ) -> AsyncClient:
-        """Connect to a server and check it answers (one Info call).
+        """Connect to a server and check it answers (one Info call), or, with ``lazy=True``, later.
 
         Parameters
         ----------
@@ -210,19 +223,26 @@ class AsyncClient(PlatformCalls):
         insert_batch_size
             Points per Insert call (default: 25,000 for a BTrDB 4 server, 50,000 for v5, from the
             server's Info); :meth:`AsyncStream.insert` can also set it per call.
+        lazy
+            Return at once, without contacting the server (for an application that must start
+            while the server may be down). The first call connects; while the server is
+            unreachable each call fails with :class:`ConnectionError`, and calls succeed again as
+            soon as it is back. A wrong API key then shows as :class:`PermissionDeniedError` on
+            the first call instead of here.
 
         Raises
         ------
         CredentialsError
             No endpoint could be found, or the named profile / credentials file is missing.
         ConnectionError
-            The server could not be reached or did not answer Info.
+            The server could not be reached or did not answer Info (not with ``lazy=True``).
         PermissionDeniedError
-            The server refused the API key.
+            The server refused the API key (not with ``lazy=True``).
 
         Examples
         --------
         >>> client = await AsyncClient.connect(endpoint="127.0.0.1:4410")  # doctest: +SKIP
+        >>> client = await AsyncClient.connect(endpoint="127.0.0.1:4410", lazy=True)  # doctest: +SKIP
         """
         settings = resolve_settings(
             profile,
@@ -236,7 +256,7 @@ class AsyncClient(PlatformCalls):
         if insert_batch_size is not None:
             check_batch_size(insert_batch_size)
         return await AsyncClient.connect_with(
-            settings, connect_timeout=connect_timeout, insert_batch_size=insert_batch_size
+            settings, connect_timeout=connect_timeout, insert_batch_size=insert_batch_size, lazy=lazy
         )
 
     @staticmethod
@@ -245,9 +265,15 @@ class AsyncClient(PlatformCalls):
         *,
         connect_timeout: float = 10.0,
         insert_batch_size: int | None = None,
+        lazy: bool = False,
     ) -> AsyncClient:
-        """Connect with already resolved :class:`~pingthings.timeseries.config.ConnectionSettings`."""
+        """Connect with already resolved :class:`~pingthings.timeseries.config.ConnectionSettings`.
+
+        ``insert_batch_size`` and ``lazy`` are as for :meth:`connect`.
+        """
         endpoint = str(settings.endpoint)
+        if lazy:
+            return _lazy_client(settings, connect_timeout, insert_batch_size)
         channel = _channel_for(settings, connect_timeout)
         try:
             raw = await channel.unary("/v5api.BTrDB/Info", b"", timeout=INFO_TIMEOUT)
@@ -306,7 +332,7 @@ class AsyncClient(PlatformCalls):
         Unpickling builds a client that connects on its first call, in whatever event loop the
         receiving process uses; the live connection itself is never pickled.
         """
-        return (_restore_async_client, (self._settings, self._info, self._insert_batch_size))
+        return (_restore_async_client, (self._settings, self._info, self._requested_batch_size))
 
     @property
     def settings(self) -> ConnectionSettings:
@@ -350,7 +376,7 @@ class AsyncClient(PlatformCalls):
 
     @insert_batch_size.setter
     def insert_batch_size(self, value: int) -> None:
-        self._insert_batch_size = check_batch_size(value)
+        self._insert_batch_size = self._requested_batch_size = check_batch_size(value)
 
     @property
     def proxy_endpoints(self) -> list[str]:
@@ -630,10 +656,15 @@ class AsyncClient(PlatformCalls):
 
 
 def _channel_for(
-    settings: ConnectionSettings, connect_timeout: float, endpoint: Endpoint | None = None
+    settings: ConnectionSettings,
+    connect_timeout: float,
+    endpoint: Endpoint | None = None,
+    *,
+    factory: Callable[..., Channel] = Channel,
+    **extra: Any,
 ) -> Channel:
     """A (not yet connected) channel to ``endpoint`` (default: the settings' own) with the settings'
-    TLS, API key, compression and client name metadata."""
+    TLS, API key, compression and client name metadata; ``factory(..., **extra)`` builds it."""
     target = settings.endpoint if endpoint is None else endpoint
     metadata: list[tuple[str, str]] = [("x-api-client", f"pingthings-{pingthings.__version__}")]
     if settings.apikey:
@@ -642,21 +673,49 @@ def _channel_for(
         ssl_context = client_ssl_context(settings.ca_bundle) if settings.tls else None
     except (OSError, ValueError) as exc:
         raise ConnectionError(f"cannot set up TLS for {target}: {exc}") from exc
-    return Channel(
+    return factory(
         target.host,
         target.port,
         ssl_context=ssl_context,
         metadata=tuple(metadata),
         connect_timeout=connect_timeout,
         compression=settings.compression,
+        **extra,
     )
 
 
 def _restore_async_client(
-    settings: ConnectionSettings, info: Mapping[str, Any], insert_batch_size: int | None = None
+    settings: ConnectionSettings, info: Mapping[str, Any] | None, insert_batch_size: int | None = None
 ) -> AsyncClient:
-    """Unpickle an AsyncClient: same settings, a fresh channel that connects on the first call."""
+    """Unpickle an AsyncClient: same settings, a fresh channel that connects on the first call.
+
+    A client pickled before it ever reached its server (``lazy=True``) learns Info in the worker.
+    """
+    if info is None:
+        return _lazy_client(settings, RESTORED_CONNECT_TIMEOUT, insert_batch_size)
     return AsyncClient(_channel_for(settings, RESTORED_CONNECT_TIMEOUT), settings, info, insert_batch_size)
+
+
+def _lazy_client(
+    settings: ConnectionSettings, connect_timeout: float, insert_batch_size: int | None = None
+) -> AsyncClient:
+    """A client that has not talked to the server yet; it learns Info on its first connection."""
+    client: AsyncClient | None = None
+
+    def learn(response: v5api.InfoResponse) -> None:
+        if client is not None:
+            client._learn_info(_info_to_dict(response))
+
+    channel = _channel_for(
+        settings,
+        connect_timeout,
+        factory=InfoOnFirstConnectChannel,
+        on_info=learn,
+        info_timeout=INFO_TIMEOUT,
+    )
+    client = AsyncClient(channel, settings, None, insert_batch_size)
+    client._connect_timeout = connect_timeout
+    return client
 
 
 class _Probe:

@@ -60,8 +60,9 @@ class Client:
         connect_timeout: float = 10.0,
         compression: str | None = None,
         insert_batch_size: int | None = None,
+        lazy: bool = False,
     ) -> Client:
-        """Connect to a server and check it answers (one Info call).
+        """Connect to a server and check it answers (one Info call), or, with ``lazy=True``, later.
 
         Parameters
         ----------
@@ -85,6 +86,9 @@ class Client:
         insert_batch_size
             Points per Insert call (default: from the server's version, 25,000 for v4 and 50,000
             for v5).
+        lazy
+            Return without contacting the server; the first call connects (see
+            :meth:`AsyncClient.connect`).
 
         Returns
         -------
@@ -112,6 +116,7 @@ class Client:
                 connect_timeout=connect_timeout,
                 compression=compression,
                 insert_batch_size=insert_batch_size,
+                lazy=lazy,
             )
         except BaseException:
             loop.close()
