@@ -29,15 +29,21 @@ DEFAULT_LISTEN = "127.0.0.1:4410"
               help="Allow a non-loopback --listen address without API keys (anyone could read and write).")
 @click.option("--cache-mb", type=click.IntRange(min=0), default=256, show_default=True,
               help="MiB of decoded data blocks kept in memory for reads (0 disables the cache).")
+@click.option("--buffer-points", type=click.IntRange(min=0), default=32_768, show_default=True,
+              help="Most points of one stream buffered (journaled) before they are merged into its tree; "
+                   "0 commits every insert as its own version.")
+@click.option("--buffer-age", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Seconds after which buffered points are merged into the tree.")
 def serve(data_dir: Path, listen: str, api_key: str | None, keys_file: Path | None,
           tls_cert: Path | None, tls_key: Path | None, allow_unauthenticated_public: bool,
-          cache_mb: int) -> None:
+          cache_mb: int, buffer_points: int, buffer_age: float) -> None:
     """Run the embedded server on DATA until interrupted (Ctrl-C or SIGTERM stop it cleanly).
 
     Any BTrDB v5 client can connect: pingthings.timeseries, the official btrdb package, the Go bindings.
     """
     from pingthings.server.app import serve_forever
     from pingthings.server.config import ConfigError, ServerConfig, load_keys_file, normalize_keys
+    from pingthings.server.engine import Buffering
 
     if api_key is not None and keys_file is not None:
         raise UserError("use either --api-key or --keys-file, not both", EXIT_USAGE)
@@ -54,6 +60,7 @@ def serve(data_dir: Path, listen: str, api_key: str | None, keys_file: Path | No
             tls_key=tls_key,
             allow_insecure_public=allow_unauthenticated_public,
             cache_mb=cache_mb,
+            buffering=Buffering(max_points=buffer_points, max_age=buffer_age) if buffer_points else None,
         )
     except ConfigError as exc:
         raise UserError(str(exc), EXIT_USAGE) from exc

@@ -21,6 +21,7 @@ from typing import Self
 import anyio.to_thread
 
 from pingthings.server.config import DEFAULT_CACHE_MB, ServerConfig, load_keys_file, normalize_keys
+from pingthings.server.engine.buffering import DEFAULT_BUFFERING, Buffering
 from pingthings.server.runtime import ServerRuntime
 from pingthings.server.service.state import DEFAULT_MAX_INSERT_POINTS
 
@@ -44,7 +45,7 @@ class Server:
         YAML keys file, merged with ``api_keys``.
     allow_insecure_public
         Permit a non-loopback ``listen`` without keys.
-    retention_interval, clock, max_insert_points, shutdown_grace, advertise, cache_mb, read_workers
+    retention_interval, clock, max_insert_points, shutdown_grace, advertise, cache_mb, read_workers, buffering
         See :class:`~pingthings.server.config.ServerConfig`.
     config
         A complete configuration; when given, the other arguments must be left at their defaults.
@@ -66,6 +67,7 @@ class Server:
         advertise: str | None = None,
         cache_mb: int = DEFAULT_CACHE_MB,
         read_workers: int | None = None,
+        buffering: Buffering | None = DEFAULT_BUFFERING,
         config: ServerConfig | None = None,
     ) -> None:
         if config is None:
@@ -88,6 +90,7 @@ class Server:
                 advertise=advertise,
                 cache_mb=cache_mb,
                 read_workers=read_workers,
+                buffering=buffering,
             )
         self.config = config
         self._runtime: ServerRuntime | None = None

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from pingthings.server.engine.buffering import Buffering
 from pingthings.server.service.state import DEFAULT_MAX_INSERT_POINTS
 
 #: Default budget of the engine's decoded-block cache, in MiB.
@@ -56,6 +57,9 @@ class ServerConfig:
     read_workers
         Most streamed reads computing their next reply at once; the others queue. None: one per CPU
         core (at least 2).
+    buffering
+        When small inserts are merged into the tree (see :class:`~pingthings.server.engine.Buffering`);
+        None commits every insert as its own version.
     """
 
     data_dir: Path
@@ -71,6 +75,7 @@ class ServerConfig:
     advertise: str | None = None
     cache_mb: int = DEFAULT_CACHE_MB
     read_workers: int | None = None
+    buffering: Buffering | None = field(default_factory=Buffering)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

@@ -158,3 +158,9 @@ class FaultInjectionDisabled(ServerError):
     """FaultInject is never enabled on this server (424)."""
 
     code = StatusCode.FAULT_INJECTION_DISABLED
+
+
+class DiskFull(ServerError):
+    """The disk (or the database's size limit) is full: nothing was written (426)."""
+
+    code = StatusCode.RESOURCE_DEPLETED

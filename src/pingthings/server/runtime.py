@@ -46,7 +46,9 @@ def open_stores(config: ServerConfig) -> tuple[Any, Any]:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     meta = MetadataStore(config.data_dir / METADATA_FILE)
     try:
-        engine = Engine(config.data_dir / ENGINE_FILE, cache_bytes=config.cache_bytes)
+        engine = Engine(
+            config.data_dir / ENGINE_FILE, cache_bytes=config.cache_bytes, buffering=config.buffering
+        )
     except BaseException:
         meta.close()
         raise

@@ -43,9 +43,10 @@ _IN_CHUNK = 900
 #: SQLite page size of a new database.
 PAGE_SIZE = 16384
 #: Version of the block encodings (leaf_codec, node); stored in engine_meta and checked on open.
-#: Format 2 added leaf groups; a format-1 database is valid format 2 and is restamped when opened.
-FORMAT_VERSION = 2
-_READABLE_FORMATS = (1, 2)
+#: Format 2 added leaf groups; format 3 scaled-integer values (a leaf flag, see leaf_codec). Older
+#: databases are valid format 3 and are restamped when opened, so older code refuses them afterwards.
+FORMAT_VERSION = 3
+_READABLE_FORMATS = (1, 2, 3)
 #: WAL growth (bytes of committed blocks) after which the background checkpointer runs.
 CHECKPOINT_BYTES = 16 << 20
 #: Read connections kept open for reuse.
@@ -182,6 +183,11 @@ class BlockStore:
         """``(sid, latest, root)`` of a live stream, or None."""
         row = self._one("SELECT sid, latest, root FROM streams WHERE uuid=?", (uuid,))
         return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
+
+    def stream_uuid(self, sid: int) -> bytes | None:
+        """The uuid of live stream number ``sid``, or None."""
+        row = self._one("SELECT uuid FROM streams WHERE sid=?", (sid,))
+        return None if row is None else bytes(row[0])
 
     def superblock(self, sid: int, version: int) -> tuple[int, int] | None:
         """``(root, walltime)`` of one version, or None."""
