@@ -20,6 +20,7 @@ since SQLite admits one writer at a time anyway.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -49,6 +50,13 @@ FORMAT_VERSION = 3
 _READABLE_FORMATS = (1, 2, 3)
 #: WAL growth (bytes of committed blocks) after which the background checkpointer runs.
 CHECKPOINT_BYTES = 16 << 20
+#: WAL file size after which the checkpointer waits for readers to finish so the log can start over
+#: (a passive checkpoint cannot restart it while writers keep writing).
+WAL_RESTART_BYTES = 32 << 20
+#: Size the WAL file is cut back to whenever it starts over.
+WAL_SIZE_LIMIT = 16 << 20
+#: Seconds between two looks at the WAL file's size by the checkpointer.
+WAL_POLL_SECONDS = 0.5
 #: Read connections kept open for reuse.
 MAX_IDLE_READERS = 16
 
@@ -59,11 +67,19 @@ def stream_addr_range(sid: int) -> tuple[int, int]:
 
 
 class _Checkpointer(threading.Thread):
-    """Runs passive WAL checkpoints on its own connection when kicked."""
+    """Keeps the WAL bounded: a passive checkpoint when kicked or when the WAL file passes
+    ``CHECKPOINT_BYTES``, and a restarting one when it passes ``WAL_RESTART_BYTES``.
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    Commits count only their blocks' bytes, while SQLite logs whole pages, so the file itself is
+    looked at every ``WAL_POLL_SECONDS``. A RESTART checkpoint briefly holds new writers back until
+    the readers of older snapshots are done; the next commit then starts the log over, and
+    ``journal_size_limit`` cuts the file back.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, wal_path: str) -> None:
         super().__init__(name="pingthings-engine-checkpoint", daemon=True)
         self._conn = conn
+        self._wal_path = wal_path
         self._wake = threading.Event()
         self._stopping = False
 
@@ -78,14 +94,24 @@ class _Checkpointer(threading.Thread):
         if self.is_alive():
             self.join()
 
+    def _wal_size(self) -> int:
+        try:
+            return os.path.getsize(self._wal_path)
+        except OSError:
+            return 0
+
     def run(self) -> None:
         while True:
-            self._wake.wait()
+            kicked = self._wake.wait(WAL_POLL_SECONDS)
             self._wake.clear()
             if self._stopping:
                 return
+            size = self._wal_size()
+            if not kicked and size < CHECKPOINT_BYTES:
+                continue
             with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                mode = "RESTART" if size >= WAL_RESTART_BYTES else "PASSIVE"
+                self._conn.execute(f"PRAGMA wal_checkpoint({mode})")
 
 
 class BlockStore:
@@ -115,7 +141,7 @@ class BlockStore:
         # inside whichever commit crosses the threshold: measured 15 % more insert throughput.
         self._writer.execute("PRAGMA wal_autocheckpoint=0")
         self._wal_bytes = 0
-        self._checkpointer = _Checkpointer(self._connect())
+        self._checkpointer = _Checkpointer(self._connect(), self.path + "-wal")
         self._checkpointer.start()
 
     def _check_format(self) -> None:
@@ -138,6 +164,7 @@ class BlockStore:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=60.0)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=60000")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         with self._conns_lock:
             self._all_conns.append(conn)
         return conn
