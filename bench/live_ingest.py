@@ -163,8 +163,9 @@ class Result:
         ratio = f" ({bpp / bulk_bpp:.2f}x bulk)" if bulk_bpp else ""
         late = f"  late {self.late}" if self.late else ""
         return (
-            f"{self.label:<11} {self.inserts / self.seconds:8.0f} ins/s {self.points / self.seconds / 1e3:8.1f} kpt/s"
-            f"  p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  server cpu {self.server_cpu / self.inserts * 1e6:6.0f} us/ins"
+            f"{self.label:<11} {self.inserts / self.seconds:8.0f} ins/s"
+            f" {self.points / self.seconds / 1e3:8.1f} kpt/s  p50 {p50:6.2f} ms  p99 {p99:7.2f} ms"
+            f"  server cpu {self.server_cpu / self.inserts * 1e6:6.0f} us/ins"
             f"  WAL peak {self.peak_wal / 2**20:6.1f} MiB  journal peak {self.peak_journal / 2**20:5.1f} MiB"
             f"  disk {bpp:5.2f} B/pt{ratio}{late}"
         )
@@ -332,7 +333,8 @@ def main() -> None:
         "live-async": lambda: live_async(args.duration),
     }
     print(
-        f"N={args.streams} streams at {RATE} Hz, {RATE} points an insert; buffer-points {args.buffer_points}, "
+        f"N={args.streams} streams at {RATE} Hz, {RATE} points an insert; "
+        f"buffer-points {args.buffer_points}, "
         f"buffer-age {args.buffer_age} s; cores {os.cpu_count()}; other work may share the machine"
     )
     results: dict[str, list[Result]] = {name: [] for name in wanted}
@@ -354,7 +356,8 @@ def main() -> None:
         if len(runs) > 1:
             rates = [r.inserts / r.seconds for r in runs]
             print(
-                f"         all runs: {', '.join(f'{x:.0f}' for x in rates)} ins/s (median {statistics.median(rates):.0f})"
+                f"         all runs: {', '.join(f'{x:.0f}' for x in rates)} ins/s"
+                f" (median {statistics.median(rates):.0f})"
             )
 
 
