@@ -23,6 +23,7 @@ from pingthings.server.engine import query
 from pingthings.server.engine.blocks import DEFAULT_CACHE_BYTES, BlockReader, MissingBlock
 from pingthings.server.engine.buffering import AgeMerger, Buffering, StreamBuffer
 from pingthings.server.engine.changes import changed_ranges
+from pingthings.server.engine.compaction import CompactResult, reachable_blocks
 from pingthings.server.engine.journal import Journal, journal_path
 from pingthings.server.engine.merge import MergePolicy, prepare_batch
 from pingthings.server.engine.stats import StatWindows
@@ -292,6 +293,7 @@ class Engine:
         with self._guard(st):
             found = self._store.version_at(st.sid, wall)
         if found is None:
+            self._raise_if_dropped(st, None)
             raise VersionNotAvailable(f"the stream did not exist at wall time {wall} ns")
         return found
 
@@ -313,8 +315,22 @@ class Engine:
         with self._guard(st):
             found = self._store.superblock(st.sid, ver)
         if found is None:
+            self._raise_if_dropped(st, ver)
             raise VersionNotAvailable(f"version {ver} is not available (latest is {latest})")
         return ver, found[0]
+
+    def _raise_if_dropped(self, st: _Stream, ver: int | None) -> None:
+        """VersionNotAvailable naming the compaction when ``ver`` (None: any version before the
+        oldest one kept) was dropped."""
+        dropped = self._store.dropped_below(st.sid)
+        if dropped is None or (ver is not None and ver >= dropped[0]):
+            return
+        below, cutoff = dropped
+        what = f"version {ver} was" if ver is not None else f"versions older than {below} were"
+        raise VersionNotAvailable(
+            f"{what} dropped by compaction (pingthings compact --before {cutoff}); "
+            f"the oldest version kept is {below}"
+        )
 
     @contextmanager
     def _guard(self, st: _Stream) -> Iterator[None]:
@@ -728,6 +744,46 @@ class Engine:
         return ver, n
 
     # -------------------------------------------------------------- maintenance
+    def compact(self, before_wall_ns: int) -> list[CompactResult]:
+        """Drop, in every stream, the versions older than the one current at ``before_wall_ns`` and
+        free the blocks no kept version reaches.
+
+        The version current at the cut-off time is kept, so every read at a time from then on is
+        unchanged; reads of a dropped version raise VersionNotAvailable naming the compaction.
+        Buffered inserts are merged first. The database file keeps its size until :meth:`vacuum`.
+        """
+        cutoff = as_int(before_wall_ns, "before_wall_ns")
+        results = []
+        for uuid in self._store.live_uuids():
+            try:
+                st = self._stream(uuid)
+            except StreamNotFound:
+                continue  # obliterated meanwhile
+            with st.lock:
+                if st.dead:
+                    continue
+                self._merge_locked(st)
+                results.append(self._compact_locked(st, cutoff))
+        return results
+
+    def _compact_locked(self, st: _Stream, cutoff: int) -> CompactResult:
+        """Compact one stream (``st.lock`` held)."""
+        keep_from = self._store.version_at(st.sid, cutoff)
+        versions = self._store.versions(st.sid)
+        if keep_from is None or versions[0][0] >= keep_from:
+            return CompactResult(st.uuid, keep_from or 0, 0, 0, 0)
+        with self._guard(st):
+            reached = reachable_blocks(self._store, [root for ver, root, _ in versions if ver >= keep_from])
+        sizes = self._store.block_sizes(st.sid)
+        freed = sorted(set(sizes) - reached)
+        self._store.drop_versions(st.sid, keep_from, cutoff, freed)
+        dropped = sum(1 for ver, _, _ in versions if ver < keep_from)
+        return CompactResult(st.uuid, keep_from, dropped, len(freed), sum(sizes[a] for a in freed))
+
+    def vacuum(self) -> None:
+        """Give the space of freed blocks back to the file system (rewrites the database file)."""
+        self._store.vacuum()
+
     def cache_info(self) -> dict[str, int]:
         """Decoded-block cache figures: ``bytes`` held, ``capacity``, ``entries``, ``hits``, ``misses``."""
         c = self._reader.cache

@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS streams(
     uuid BLOB PRIMARY KEY, sid INTEGER NOT NULL UNIQUE, latest INTEGER NOT NULL, root INTEGER NOT NULL)
     WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS engine_meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dropped_versions(
+    sid INTEGER PRIMARY KEY, below INTEGER NOT NULL, before_walltime INTEGER NOT NULL);
 """
 
 #: Bits of a block address that number blocks within one stream.
@@ -234,6 +236,26 @@ class BlockStore:
         )
         return None if row is None else int(row[0])
 
+    def versions(self, sid: int) -> list[tuple[int, int, int]]:
+        """``(version, root, walltime)`` of every stored version of a stream, oldest first."""
+        with self._reader() as conn:
+            rows = conn.execute(
+                "SELECT version, root, walltime FROM superblocks WHERE sid=? ORDER BY version", (sid,)
+            ).fetchall()
+        return [(int(v), int(r), int(w)) for v, r, w in rows]
+
+    def block_sizes(self, sid: int) -> dict[int, int]:
+        """Encoded size of every block of a stream, by address."""
+        lo, hi = stream_addr_range(sid)
+        with self._reader() as conn:
+            rows = conn.execute("SELECT addr, length(data) FROM blocks WHERE addr BETWEEN ? AND ?", (lo, hi))
+            return {int(a): int(n) for a, n in rows}
+
+    def dropped_below(self, sid: int) -> tuple[int, int] | None:
+        """``(below, before_walltime)`` when a compaction dropped the stream's versions under ``below``."""
+        row = self._one("SELECT below, before_walltime FROM dropped_versions WHERE sid=?", (sid,))
+        return None if row is None else (int(row[0]), int(row[1]))
+
     def max_addr(self, sid: int) -> int:
         """Largest block address used by stream ``sid`` (or the range's first address minus one)."""
         lo, hi = stream_addr_range(sid)
@@ -319,6 +341,34 @@ class BlockStore:
             last_must_hit=True,
         )
 
+    def drop_versions(self, sid: int, below: int, before_walltime: int, addrs: list[int]) -> None:
+        """Delete a stream's versions under ``below`` and the blocks ``addrs``, in one transaction."""
+        self._transaction(
+            [
+                ("DELETE FROM superblocks WHERE sid=? AND version<?", (sid, below), False),
+                ("DELETE FROM blocks WHERE addr=?", [(a,) for a in addrs], True),
+                (
+                    "INSERT INTO dropped_versions(sid, below, before_walltime) VALUES(?,?,?) "
+                    "ON CONFLICT(sid) DO UPDATE SET below=max(below, excluded.below), "
+                    "before_walltime=max(before_walltime, excluded.before_walltime)",
+                    (sid, below, before_walltime),
+                    False,
+                ),
+            ]
+        )
+
+    def vacuum(self) -> None:
+        """Rebuild the file without its free pages (returns freed space to the file system)."""
+        with self._write_lock:
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._writer.execute("VACUUM")
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def live_uuids(self) -> list[bytes]:
+        """The uuids of every live stream."""
+        with self._reader() as conn:
+            return [bytes(u) for (u,) in conn.execute("SELECT uuid FROM streams ORDER BY sid")]
+
     def obliterate(self, uuid: bytes, sid: int) -> None:
         """Delete a stream, all its versions and all its blocks."""
         lo, hi = stream_addr_range(sid)
@@ -327,6 +377,7 @@ class BlockStore:
                 ("DELETE FROM streams WHERE uuid=?", (uuid,), False),
                 ("DELETE FROM superblocks WHERE sid=?", (sid,), False),
                 ("DELETE FROM blocks WHERE addr BETWEEN ? AND ?", (lo, hi), False),
+                ("DELETE FROM dropped_versions WHERE sid=?", (sid,), False),
             ]
         )
 
