@@ -18,6 +18,7 @@ integer. A transform is used only while exceptions stay rare (:data:`MAX_EXCEPTI
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -95,7 +96,7 @@ def find_integers(values: np.ndarray) -> Scaled | None:
         found = _try(values, MODE_DECIMAL, exponent, 0.0)
         if found is not None:
             return found
-    if _step(sample) is None:  # cheap test on the sample before sorting the whole leaf
+    if not _has_common_step(sample):  # cheap test on the sample before sorting the whole leaf
         return None
     finite = values[np.isfinite(values)]
     if finite.size < 4:
@@ -103,15 +104,48 @@ def find_integers(values: np.ndarray) -> Scaled | None:
     step = _step(finite)
     if step is None:
         return None
-    # Recover the factor as exactly as the data allow: the largest value over its count.
-    big = float(finite[np.argmax(np.abs(finite))])
-    count = round(big / step)
-    for factor in (big / count if count else step, step):
-        if factor != 0.0 and np.isfinite(factor):
-            found = _try(values, MODE_SCALED, 0, factor)
-            if found is not None:
-                return found
+    for factor in _factors(finite, step):
+        found = _try(values, MODE_SCALED, 0, factor)
+        if found is not None:
+            return found
     return None
+
+
+def _factors(finite: np.ndarray, step: float) -> list[float]:
+    """Candidate calibration factors near ``step``: the shortest decimal within 1e-9 of it (factors
+    are usually written with few digits), the largest values over their counts, and ``step``."""
+    out: list[float] = []
+    for digits in range(1, 16):
+        short = float(f"{step:.{digits}g}")
+        if abs(short - step) <= 1e-9 * abs(step):
+            out.append(short)
+            break
+    for big in finite[np.argsort(np.abs(finite))[-2:]].tolist():
+        count = round(big / step)
+        if count:
+            out.append(big / count)
+    out.append(step)
+    return [f for f in dict.fromkeys(out) if f != 0.0 and np.isfinite(f)]
+
+
+def _has_common_step(sample: np.ndarray) -> bool:
+    """Whether the gaps between the sample's distinct values share a step well above rounding noise
+    (Euclid's algorithm on floats, counting a remainder within ``tol`` of 0 or of the divisor as
+    exact; arbitrary doubles run it down to noise)."""
+    vals = np.unique(sample[np.isfinite(sample)])
+    if vals.size < 2:
+        return False
+    tol = 1e-9 * max(abs(float(vals[0])), abs(float(vals[-1])))
+    step = 0.0
+    for gap in np.diff(vals).tolist():
+        a, b = max(step, gap), min(step, gap)
+        while b > tol:
+            r = math.fmod(a, b)
+            a, b = b, (0.0 if r < tol or r > b - tol else r)
+        step = a
+        if step <= tol:
+            return False
+    return True
 
 
 def _step(values: np.ndarray) -> float | None:
