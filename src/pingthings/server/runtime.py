@@ -76,6 +76,7 @@ class ServerRuntime:
         #: The Subscribe pub/sub (None until started).
         self.hub: SubscriptionHub | None = None
         self._retention_task: asyncio.Task[None] | None = None
+        self._state: ServiceState | None = None
 
     async def start(self) -> None:
         """Open the stores, start listening and start the retention task."""
@@ -87,7 +88,7 @@ class ServerRuntime:
         self.engine, self.meta = await anyio.to_thread.run_sync(open_stores, config)
         try:
             self.hub = SubscriptionHub()
-            state = ServiceState(
+            state = self._state = ServiceState(
                 self.engine,
                 self.meta,
                 self.hub,
@@ -162,6 +163,8 @@ class ServerRuntime:
         await self._close_stores()
 
     async def _close_stores(self) -> None:
+        if self._state is not None and self._state.activity is not None:
+            await self._state.activity.wait()  # the last inserts' activity columns
         engine, meta = self.engine, self.meta
         self.engine = self.meta = None
         if engine is not None:

@@ -406,6 +406,47 @@ class Engine:
         self._trim_buffers()
         return version
 
+    def insert_nowait(
+        self,
+        uuid: Any,
+        times: Any,
+        values: Any,
+        merge: MergePolicy | int = MergePolicy.NEVER,
+        round_bits: int | None = None,
+    ) -> int | None:
+        """:meth:`insert`, if it can be done at once without waiting for anything; else None and
+        nothing is written (call :meth:`insert` then, from a worker thread).
+
+        At once means: buffering is on, the stream is loaded, the points fit in its buffer without
+        a merge (same policy, within ``max_points`` and ``max_bytes``) and neither the stream nor
+        the journal is busy in another thread. Then the cost is a validation, a sort of the batch
+        and one small journal row, cheap enough for an event loop. Argument errors raise as from
+        :meth:`insert`.
+        """
+        cfg = self.buffering
+        st = self._streams.get(as_uuid(uuid))
+        if cfg is None or st is None or st.dead:
+            return None
+        try:
+            policy = MergePolicy(merge)
+        except ValueError:
+            raise WrongArgs(f"unknown merge policy {merge!r}") from None
+        t, v = as_points(times, values)
+        if round_bits is not None:
+            t = round_times(t, round_bits)
+        check_insert(t, v)
+        n = int(t.size)
+        if n == 0 or n >= cfg.max_points or self._buffered_bytes + 16 * n > cfg.max_bytes:
+            return None
+        if not st.lock.acquire(blocking=False):
+            return None
+        try:
+            if st.dead:
+                return None
+            return self._buffer_locked(st, *prepare_batch(t, v, policy), policy, wait=False)
+        finally:
+            st.lock.release()
+
     def _commit_batch(
         self, st: _Stream, t: np.ndarray, v: np.ndarray, policy: MergePolicy, wall: int | None = None
     ) -> int:
@@ -418,21 +459,29 @@ class Engine:
         return gen
 
     # ----------------------------------------------------------------- buffering
-    def _buffer_locked(self, st: _Stream, t: np.ndarray, v: np.ndarray, policy: MergePolicy) -> int | None:
-        """Journal and buffer prepared points; their pending version, or None to commit them now."""
+    def _buffer_locked(
+        self, st: _Stream, t: np.ndarray, v: np.ndarray, policy: MergePolicy, wait: bool = True
+    ) -> int | None:
+        """Journal and buffer prepared points (``st.lock`` held); their pending version, or None to
+        commit them now. With ``wait=False``, None also when a merge would be needed first or the
+        journal is busy, and then nothing has changed."""
         cfg = self.buffering
         if cfg is None or t.size >= cfg.max_points:
             return None
         buffer = st.buffer
         if buffer is not None and (buffer.policy != policy or buffer.points + t.size > cfg.max_points):
+            if not wait:
+                return None
             self._merge_locked(st)
             buffer = None
+        fresh = buffer is None
         if buffer is None:
             buffer = StreamBuffer(st.state[0] + 1, policy, int(self._clock()))
-        self._journal.append(st.sid, buffer.version, int(policy), t, v)
+        if not self._journal.append(st.sid, buffer.version, int(policy), t, v, wait=wait):
+            return None
         buffer.add(t, v)
         with self._buffered_lock:
-            if st.buffer is None:
+            if fresh:
                 st.buffer = buffer
                 self._buffered[st.uuid] = st
             self._buffered_bytes += 16 * int(t.size)

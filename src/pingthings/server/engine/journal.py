@@ -32,8 +32,8 @@ CREATE TABLE IF NOT EXISTS entries(
     times BLOB NOT NULL, vals BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS entries_by_stream ON entries(sid, version);
 """
-#: WAL pages after which SQLite checkpoints the journal in the appending thread (4 KiB pages: 4 MiB).
-AUTOCHECKPOINT_PAGES = 1024
+#: WAL size after which a merge checkpoints the journal (appends never do: they may run in an event loop).
+CHECKPOINT_BYTES = 4 << 20
 #: Size the journal's WAL file is cut back to after each checkpoint.
 WAL_SIZE_LIMIT = 8 << 20
 
@@ -74,15 +74,23 @@ class Journal:
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=60.0)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
         self._conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         self._conn.executescript(_SCHEMA)
         self._closed = False
 
-    def append(self, sid: int, version: int, policy: int, times: np.ndarray, values: np.ndarray) -> None:
-        """Make one insert durable (one committed row); DiskFull when there is no room for it."""
+    def append(
+        self, sid: int, version: int, policy: int, times: np.ndarray, values: np.ndarray, wait: bool = True
+    ) -> bool:
+        """Make one insert durable (one committed row); DiskFull when there is no room for it.
+
+        With ``wait=False`` nothing is written and False returned when another thread is using the
+        journal (a caller in an event loop then hands the insert to a worker thread).
+        """
         row = (sid, version, policy, times.astype("<i8").tobytes(), values.astype("<f8").tobytes())
-        with self._lock:
+        if not self._lock.acquire(blocking=wait):
+            return False
+        try:
             if self._closed:
                 raise RuntimeError("the engine is closed")
             try:
@@ -93,12 +101,26 @@ class Journal:
                 if _is_full(exc):
                     raise DiskFull("the disk is full: the insert was not journaled") from None
                 raise
+        finally:
+            self._lock.release()
+        return True
 
     def remove(self, sid: int, up_to_version: int) -> None:
         """Forget a stream's rows whose version is at most ``up_to_version`` (merged into the tree)."""
         with self._lock:
             if not self._closed:
                 self._conn.execute("DELETE FROM entries WHERE sid=? AND version<=?", (sid, up_to_version))
+                self._checkpoint_if_big()
+
+    def _checkpoint_if_big(self) -> None:
+        """Fold the WAL into the file once it passes CHECKPOINT_BYTES (lock held). The journal has
+        one connection, so the checkpoint completes and the next append starts the WAL over."""
+        try:
+            size = os.path.getsize(f"{self.path}-wal")
+        except OSError:
+            return
+        if size >= CHECKPOINT_BYTES:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def remove_stream(self, sid: int) -> None:
         """Forget every row of a stream (it was obliterated)."""

@@ -41,3 +41,5 @@ class ServiceState:
     read_gate: ReadGate = field(default_factory=ReadGate)
     #: Held while an insert commits and queues its batch for subscribers (keeps pushes in commit order).
     commit_order: threading.Lock = field(default_factory=threading.Lock)
+    #: Writes the activity columns of inserts finished in the event loop (created on first use).
+    activity: Any = None
