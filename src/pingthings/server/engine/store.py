@@ -320,7 +320,8 @@ class BlockStore:
         self, uuid: bytes, sid: int, version: int, root: int, walltime: int, blocks: list[tuple[int, bytes]]
     ) -> None:
         """Write new blocks and a new version of one stream atomically (KeyError if the stream is gone)."""
-        self._wal_bytes += sum(len(b) for _, b in blocks) + 256
+        # The WAL logs whole pages: the blocks, plus a few B-tree pages (blocks, superblocks, streams).
+        self._wal_bytes += sum(len(b) for _, b in blocks) + 4 * PAGE_SIZE
         if self._wal_bytes >= CHECKPOINT_BYTES:
             self._wal_bytes = 0
             self._checkpointer.kick()
