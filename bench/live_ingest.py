@@ -23,6 +23,7 @@ Usage::
     python bench/live_ingest.py --streams 100 --inserts 3000 --duration 30
     python bench/live_ingest.py --streams 1000 --duration 20 --scenarios live-async
     python bench/live_ingest.py --streams 1 --buffer-points 0              # every insert commits (as before)
+    PYTHONPATH=old/src python bench/live_ingest.py --plain-serve           # an older checkout, for "before"
 """
 
 from __future__ import annotations
@@ -72,22 +73,12 @@ def second_of(stream: int, second: int) -> tuple[np.ndarray, np.ndarray]:
 class ServerProcess:
     """A ``pingthings serve`` child process on a fresh data directory."""
 
-    def __init__(self, data: Path, buffer_points: int, buffer_age: float) -> None:
+    def __init__(self, data: Path, buffer_points: int | None, buffer_age: float) -> None:
         self.data = data
-        cmd = [
-            sys.executable,
-            "-m",
-            "pingthings.cli.main",
-            "serve",
-            "--data",
-            str(data),
-            "--listen",
-            "127.0.0.1:0",
-            "--buffer-points",
-            str(buffer_points),
-            "--buffer-age",
-            str(buffer_age),
-        ]
+        cmd = [sys.executable, "-m", "pingthings.cli.main", "serve", "--data", str(data)]
+        cmd += ["--listen", "127.0.0.1:0"]
+        if buffer_points is not None:
+            cmd += ["--buffer-points", str(buffer_points), "--buffer-age", str(buffer_age)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -178,7 +169,7 @@ def run_scenario(
     result = Result(label)
     with tempfile.TemporaryDirectory(prefix="pt-live-", dir=args.tmp) as tmp:
         data = Path(tmp)
-        server = ServerProcess(data, args.buffer_points, args.buffer_age)
+        server = ServerProcess(data, None if args.plain_serve else args.buffer_points, args.buffer_age)
         try:
             uuids = [uuid.uuid4() for _ in range(args.streams)]
             import btrdb
@@ -205,7 +196,7 @@ def bulk_bytes_per_point(args: argparse.Namespace, seconds: int) -> float:
     """Disk B/pt after loading the same points (``seconds`` per stream) in 500k-point inserts."""
     with tempfile.TemporaryDirectory(prefix="pt-bulk-", dir=args.tmp) as tmp:
         data = Path(tmp)
-        server = ServerProcess(data, args.buffer_points, args.buffer_age)
+        server = ServerProcess(data, None if args.plain_serve else args.buffer_points, args.buffer_age)
         points = 0
         try:
             import pingthings.timeseries as pt
@@ -323,6 +314,9 @@ def main() -> None:
         "--buffer-points", type=int, default=32_768, help="server --buffer-points (0: no buffering)"
     )
     parser.add_argument("--buffer-age", type=float, default=30.0, help="server --buffer-age in seconds")
+    parser.add_argument(
+        "--plain-serve", action="store_true", help="pass no buffering options (a version without them)"
+    )
     parser.add_argument("--tmp", default=None, help="where the data directories go (default: system temp)")
     args = parser.parse_args()
 
