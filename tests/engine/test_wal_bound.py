@@ -49,3 +49,22 @@ def test_wal_stays_under_64_mib_during_continuous_commits(tmp_path: Path) -> Non
     assert commits * 4 * PAGE_SIZE > 1.5 * WAL_LIMIT  # the test writes more than the bound
     assert reads > 0
     assert peak <= WAL_LIMIT, f"WAL peaked at {peak / 2**20:.1f} MiB"
+
+
+@pytest.mark.slow
+def test_journal_stays_under_64_mib_while_nothing_is_merged(tmp_path: Path) -> None:
+    from pingthings.server.engine import Buffering
+
+    path = tmp_path / "engine.sqlite3"
+    sids = [uuid.uuid4().bytes for _ in range(100)]
+    inserts = 12_000  # ~8 KiB of journal WAL each (a row and its index entry): ~95 MiB in all
+    peak = 0
+    with Engine(path, buffering=Buffering(max_age=3600.0, max_bytes=64 << 20)) as eng:
+        for s in sids:
+            eng.create_stream(s)
+        for i in range(inserts):
+            t = T0 + (i // 100) * 10**9 + np.arange(120, dtype=np.int64) * 8_333_333
+            eng.insert(sids[i % 100], t, np.round(np.sin(t / 1e9), 3))
+            peak = max(peak, eng.journal_bytes())
+        assert eng.buffered_points() == inserts * 120  # no merge happened: only checkpoints bound it
+    assert peak <= WAL_LIMIT, f"journal peaked at {peak / 2**20:.1f} MiB"

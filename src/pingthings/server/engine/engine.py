@@ -24,7 +24,7 @@ from pingthings.server.engine.blocks import DEFAULT_CACHE_BYTES, BlockReader, Mi
 from pingthings.server.engine.buffering import AgeMerger, Buffering, StreamBuffer
 from pingthings.server.engine.changes import changed_ranges
 from pingthings.server.engine.compaction import CompactResult, reachable_blocks
-from pingthings.server.engine.journal import Journal, journal_path
+from pingthings.server.engine.journal import Journal, JournalEntry, journal_path
 from pingthings.server.engine.merge import MergePolicy, prepare_batch
 from pingthings.server.engine.stats import StatWindows
 from pingthings.server.engine.store import BlockStore
@@ -521,7 +521,12 @@ class Engine:
                     self._merge_locked(oldest)
 
     def _merge_older_than(self, age: float) -> None:
-        """Merge every buffer whose first insert is ``age`` seconds old or more (background thread)."""
+        """Merge every buffer whose first insert is ``age`` seconds old or more, and keep the
+        journal's WAL bounded while no merge happens (background thread)."""
+        try:
+            self._journal.checkpoint_if_big()
+        except Exception:
+            log.exception("checkpointing the ingest journal failed")
         limit = time_mod.monotonic() - age
         with self._buffered_lock:
             due = [st for st in self._buffered.values() if st.buffer is not None and st.buffer.born <= limit]
@@ -536,7 +541,7 @@ class Engine:
 
     def _replay_journal(self) -> None:
         """Merge what the journal holds into the trees (after a crash; empty after a clean close)."""
-        pending: dict[int, list[Any]] = {}
+        pending: dict[int, list[JournalEntry]] = {}
         for entry in self._journal.entries():
             pending.setdefault(entry.sid, []).append(entry)
         for sid, entries in pending.items():

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS entries(
     times BLOB NOT NULL, vals BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS entries_by_stream ON entries(sid, version);
 """
-#: WAL size after which a merge checkpoints the journal (appends never do: they may run in an event loop).
+#: WAL size after which a merge or the background merger checkpoints the journal (appends never do:
+#: they may run in an event loop).
 CHECKPOINT_BYTES = 4 << 20
 #: Size the journal's WAL file is cut back to after each checkpoint.
 WAL_SIZE_LIMIT = 8 << 20
@@ -110,6 +111,12 @@ class Journal:
         with self._lock:
             if not self._closed:
                 self._conn.execute("DELETE FROM entries WHERE sid=? AND version<=?", (sid, up_to_version))
+                self._checkpoint_if_big()
+
+    def checkpoint_if_big(self) -> None:
+        """Fold the WAL into the file once it passes CHECKPOINT_BYTES (waits for the journal)."""
+        with self._lock:
+            if not self._closed:
                 self._checkpoint_if_big()
 
     def _checkpoint_if_big(self) -> None:
