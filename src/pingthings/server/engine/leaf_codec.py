@@ -163,20 +163,21 @@ def _leaf_body(times: np.ndarray, values: np.ndarray) -> bytes:
     with np.errstate(over="ignore", invalid="ignore"):
         v32 = values.astype(np.float32)
     ext = b""
-    scaled = None
     if np.array_equal(v32.astype(np.float64), values):
         # float32-origin values (C37.118 PMUs) are coded by their float32 bits, as before.
         flags |= _FLAG_F32
         vplanes, vbody = _value_planes(v32.view(np.int32))
     else:
-        vplanes, vbody = _value_planes(values.view(np.int64))
         scaled = find_integers(values)
-    if scaled is not None:
-        splanes, sbody = _value_planes(scaled.ints)
-        sext = _scaled_ext(scaled)
-        if len(sbody) + len(sext) < len(vbody):
-            flags = (flags & ~_FLAG_F32) | _FLAG_SCALED
-            vplanes, vbody, ext = splanes, sbody, sext
+        if scaled is not None:
+            vplanes, vbody = _value_planes(scaled.ints)
+            ext = _scaled_ext(scaled)
+            flags |= _FLAG_SCALED
+        if scaled is None or vplanes > 2:  # the float64 bits may still be smaller: compare
+            fplanes, fbody = _value_planes(values.view(np.int64))
+            if scaled is None or len(fbody) <= len(vbody) + len(ext):
+                flags &= ~_FLAG_SCALED
+                vplanes, vbody, ext = fplanes, fbody, b""
     return _HEADER.pack(KIND_LEAF, flags, tplanes, vplanes, n, t0, step, d0) + ext + tbody + vbody
 
 
@@ -275,12 +276,12 @@ def _decode_bodies(
     tz = np.zeros((total, 8), dtype=np.uint8)
     vz = np.zeros((total, 8), dtype=np.uint8)
     first = 0
-    scaled: list[tuple[int, int, tuple[int, int, int, float], int]] = []  # (first, n, ext, offset)
+    scaled: list[_ScaledLeaf] = []
     for body, (_, flags, tplanes, vplanes, n, _, _, _) in zip(bodies, heads, strict=True):
         off = _HEADER.size
         if flags & _FLAG_SCALED:
             ext = _SCALED_EXT.unpack_from(body, off)
-            scaled.append((first, n, ext, off + _SCALED_EXT.size))
+            scaled.append((first, n, ext, off + _SCALED_EXT.size, body))
             off += _SCALED_EXT.size + 12 * ext[2]
         if n >= 3 and tplanes:
             planes = np.frombuffer(body, dtype=np.uint8, count=(n - 2) * tplanes, offset=off)
@@ -322,7 +323,7 @@ def _decode_bodies(
     # Values: integer deltas whose first entry per leaf is the full bit pattern.
     bits = _segmented_cumsum(_unzigzag_u64(vz.view(np.uint64).reshape(total)), starts)
     if scaled:
-        return offs, _scaled_values(bodies, heads, bits, scaled, n_u, used, None if out is None else out[1])
+        return offs, _scaled_values(heads, bits, scaled, n_u, used, None if out is None else out[1])
     f32 = np.array([h[1] & _FLAG_F32 for h in heads], dtype=bool)[used]
     if out is not None and (f32.all() or not f32.any()):
         narrow = bits.astype(np.uint32).view(np.float32) if f32.all() else bits.view(np.float64)
@@ -342,11 +343,15 @@ def _decode_bodies(
     return offs, values
 
 
+#: A scaled-integer leaf being decoded: first point, points, header extension, offset of its
+#: exceptions, body.
+_ScaledLeaf = tuple[int, int, tuple[int, int, int, float], int, "bytes | memoryview"]
+
+
 def _scaled_values(
-    bodies: Sequence[bytes | memoryview],
     heads: list[tuple[int, ...]],
     bits: np.ndarray,
-    scaled: list[tuple[int, int, tuple[int, int, int, float], int]],
+    scaled: list[_ScaledLeaf],
     n_u: np.ndarray,
     used: np.ndarray,
     out: np.ndarray | None,
@@ -354,17 +359,15 @@ def _scaled_values(
     """Values of leaves of which some hold scaled integers: ``bits`` are their running sums."""
     values = np.empty(bits.size, dtype=np.float64) if out is None else out
     ext0 = scaled[0][2]
-    if len(scaled) == len(bodies) and all(e[:2] == ext0[:2] and e[3] == ext0[3] for _, _, e, _ in scaled):
+    if len(scaled) == len(heads) and all(e[:2] == ext0[:2] and e[3] == ext0[3] for _, _, e, _, _ in scaled):
         restore(bits, ext0[0], ext0[1], ext0[3], out=values)  # one conversion for all (the common case)
     else:
         f32 = np.repeat(np.array([h[1] & _FLAG_F32 for h in heads], dtype=bool)[used], n_u)
         np.copyto(values, bits.view(np.float64))
         values[f32] = bits[f32].astype(np.uint32).view(np.float32)
-        for first, n, (mode, exponent, _, factor), _ in scaled:
+        for first, n, (mode, exponent, _, factor), _, _ in scaled:
             restore(bits[first : first + n], mode, exponent, factor, out=values[first : first + n])
-    for (first, _, (_, _, n_exc, _), off), body in zip(
-        scaled, [b for b, h in zip(bodies, heads, strict=True) if h[1] & _FLAG_SCALED], strict=True
-    ):
+    for first, _, (_, _, n_exc, _), off, body in scaled:
         if n_exc:
             pos = np.frombuffer(body, dtype="<u4", count=n_exc, offset=off).astype(np.int64)
             exc = np.frombuffer(body, dtype="<i8", count=n_exc, offset=off + 4 * n_exc)

@@ -18,7 +18,6 @@ integer. A transform is used only while exceptions stay rare (:data:`MAX_EXCEPTI
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -31,9 +30,12 @@ MAX_INTEGER = float(1 << 52)
 MAX_EXCEPTION_SHARE = 1 / 16
 #: Points looked at to guess the exponent before converting the whole leaf.
 SAMPLE = 16
+#: Largest q tried when the step is the smallest gap of the sample divided by q.
+MAX_DIVISOR = 16
 MODE_DECIMAL = 0
 MODE_SCALED = 1
 _POW10 = np.array([10.0**e for e in range(MAX_EXPONENT + 1)])
+_DIVISORS = np.arange(1, MAX_DIVISOR + 1, dtype=np.float64)
 
 
 class Scaled(NamedTuple):
@@ -61,12 +63,17 @@ def _decimal_exponent(sample: np.ndarray) -> int | None:
     finite = sample[np.isfinite(sample) & (sample != 0)]
     if finite.size == 0:
         return 0
+    hits = _exact_decimals(finite)
+    return int(hits[0]) if hits.size else None
+
+
+def _exact_decimals(finite: np.ndarray) -> np.ndarray:
+    """Exponents (ascending) that write at least 3/4 of ``finite`` exactly as integers over 10**e."""
     with np.errstate(over="ignore", invalid="ignore"):
         k = np.rint(finite[:, None] * _POW10[None, :])
         exact = (k / _POW10[None, :]).view(np.int64) == finite.view(np.int64)[:, None]
         exact &= np.abs(k) < MAX_INTEGER
-    hits = np.flatnonzero(exact.sum(axis=0) * 4 >= finite.size * 3)
-    return int(hits[0]) if hits.size else None
+    return np.flatnonzero(exact.sum(axis=0) * 4 >= finite.size * 3)
 
 
 def _try(values: np.ndarray, mode: int, exponent: int, factor: float) -> Scaled | None:
@@ -129,28 +136,25 @@ def _factors(finite: np.ndarray, step: float) -> list[float]:
 
 
 def _has_common_step(sample: np.ndarray) -> bool:
-    """Whether the gaps between the sample's distinct values share a step well above rounding noise
-    (Euclid's algorithm on floats, counting a remainder within ``tol`` of 0 or of the divisor as
-    exact; arbitrary doubles run it down to noise)."""
-    vals = np.unique(sample[np.isfinite(sample)])
-    if vals.size < 2:
+    """Whether the gaps between the sample's distinct values are whole multiples of one step: the
+    smallest gap divided by some q in 1..:data:`MAX_DIVISOR` (the sample may miss neighbouring counts)."""
+    vals = np.sort(sample[np.isfinite(sample)])
+    if vals.size < 3:
         return False
-    tol = 1e-9 * max(abs(float(vals[0])), abs(float(vals[-1])))
-    step = 0.0
-    for gap in np.diff(vals).tolist():
-        a, b = max(step, gap), min(step, gap)
-        while b > tol:
-            r = math.fmod(a, b)
-            a, b = b, (0.0 if r < tol or r > b - tol else r)
-        step = a
-        if step <= tol:
-            return False
-    return True
+    gaps = np.diff(vals)
+    gaps = gaps[gaps > 0]
+    if gaps.size < 2:
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):
+        steps = gaps / gaps.min()
+        multiples = steps[:, None] * _DIVISORS[None, :]
+        whole = (np.abs(multiples - np.rint(multiples)) <= 1e-6).all(axis=0)
+    return bool(whole.any())
 
 
 def _step(values: np.ndarray) -> float | None:
     """The smallest gap between distinct finite values, if every gap is a whole number of it."""
-    gaps = np.diff(np.unique(values[np.isfinite(values)]))
+    gaps = np.diff(np.sort(values[np.isfinite(values)]))
     gaps = gaps[gaps > 0]
     if gaps.size == 0:
         return None
@@ -164,12 +168,13 @@ def _step(values: np.ndarray) -> float | None:
 def restore(
     ints: np.ndarray, mode: int, exponent: int, factor: float, out: np.ndarray | None = None
 ) -> np.ndarray:
-    """The float64 values of integers ``ints`` (exceptions not yet patched), into ``out`` if given."""
+    """The float64 values of integers ``ints`` (exceptions not yet patched), into ``out`` if given.
+
+    One pass: the division (or product) converts each int64 to float64 on the way.
+    """
     res = np.empty(ints.size, dtype=np.float64) if out is None else out
-    np.copyto(res, ints, casting="unsafe")
     if mode == MODE_DECIMAL:
-        if exponent:
-            np.divide(res, _POW10[exponent], out=res)
+        np.divide(ints, _POW10[exponent], out=res)
     else:
-        np.multiply(res, factor, out=res)
+        np.multiply(ints, factor, out=res)
     return res
