@@ -35,6 +35,8 @@ CREATE INDEX IF NOT EXISTS entries_by_stream ON entries(sid, version);
 #: WAL size after which a merge or the background merger checkpoints the journal (appends never do:
 #: they may run in an event loop).
 CHECKPOINT_BYTES = 4 << 20
+#: Appends (by a caller that may wait) between two looks at the WAL's size.
+CHECK_EVERY = 128
 #: Size the journal's WAL file is cut back to after each checkpoint.
 WAL_SIZE_LIMIT = 8 << 20
 
@@ -79,6 +81,7 @@ class Journal:
         self._conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         self._conn.executescript(_SCHEMA)
         self._closed = False
+        self._appends = 0
 
     def append(
         self, sid: int, version: int, policy: int, times: np.ndarray, values: np.ndarray, wait: bool = True
@@ -102,6 +105,9 @@ class Journal:
                 if _is_full(exc):
                     raise DiskFull("the disk is full: the insert was not journaled") from None
                 raise
+            self._appends += 1
+            if wait and self._appends % CHECK_EVERY == 0:  # a worker thread may checkpoint
+                self._checkpoint_if_big()
         finally:
             self._lock.release()
         return True
