@@ -10,6 +10,10 @@ Measures, on a synthetic 120 Hz PMU-like signal (see ``pmu_signal``):
 4. bytes per point on disk (SQLite file after a WAL checkpoint, all blocks, internal nodes and versions
    included) for the ``--points`` stream (target <= 5.5).
 
+``--storage`` instead prints bytes per point, bulk and live, and the cold raw-read rate of five
+signals (see ``storage_signals``): bulk = ``--batch``-point inserts; live = one insert per stream
+second (the signal's rate in points) through a buffered engine, measured after a clean close.
+
 ``--dense`` instead measures insert, raw read and bytes per point of ``--points`` regularly spaced points
 (noise values) at several spacings: 120 Hz, 240 Hz (a pw-32 bucket then holds ~1030 points, so its leaves
 hold ~16), 1 us and 1 ns, plus a sweep of spacings over one factor of 64 (every leaf size a split can give).
@@ -32,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pingthings.server.engine import Engine
+from pingthings.server.engine import Buffering, Engine
+from pingthings.wire.limits import MIN_TIME, TIME_LIMIT
 
 RATE_HZ = 120
 T0 = 1_700_000_000 * 10**9  # 2023-11-14, on a whole second
@@ -219,6 +224,60 @@ def bench_dense(workdir: Path, points: int, batch: int) -> None:
         bench_dense_one(workdir, 1000 << k, points, batch)
 
 
+def storage_signals(n: int) -> dict[str, tuple[int, np.ndarray, np.ndarray]]:
+    """The five signals of the storage figures: name -> (rate in Hz, times, values).
+
+    * noisy decimal PMU: 120 Hz, uniform +-2 us time jitter (ns resolution), values
+      ``round(7200 + 3 sin + drift + N(0, 0.05), 3)`` (recorded to 1e-3, as float64);
+    * float32 C37.118: :func:`pmu_signal` (us-rounded jitter, values rounded to float32);
+    * int16 point-on-wave: 960 Hz, a 60 Hz sine of 20,000 counts plus N(0, 8) counts, times a
+      calibration factor of 0.0123;
+    * smooth sine: 120 Hz, ``sin`` of time, unrounded float64;
+    * random float64: uniform in [0, 1) (the worst case).
+    """
+    rng = np.random.default_rng(5)
+    k = np.arange(n, dtype=np.int64)
+    grid120 = T0 + (k * 1_000_000_000) // RATE_HZ
+    jitter = rng.integers(-2000, 2001, n)
+    drift = np.cumsum(rng.normal(0.0, 1e-4, n))
+    decimal = np.round(7200 + 3 * np.sin(2 * np.pi * k / RATE_HZ / 7) + drift + rng.normal(0.0, 0.05, n), 3)
+    counts = np.clip(np.rint(20000 * np.sin(2 * np.pi * 60 * k / 960) + rng.normal(0, 8, n)), -32768, 32767)
+    return {
+        "noisy decimal PMU": (RATE_HZ, grid120 + jitter, decimal),
+        "float32 C37.118": (RATE_HZ, *pmu_signal(n)),
+        "int16 POW x scale": (960, T0 + (k * 1_000_000_000) // 960, counts * 0.0123),
+        "smooth sine": (RATE_HZ, grid120, np.sin(k / 5000.0)),
+        "random float64": (RATE_HZ, grid120, rng.random(n)),
+    }
+
+
+def engine_files(workdir: Path, stem: str) -> int:
+    """Bytes of one engine's files (database, WAL, journal)."""
+    return sum(p.stat().st_size for p in workdir.glob(f"{stem}*"))
+
+
+def bench_storage(workdir: Path, points: int, batch: int) -> None:
+    print(f"storage of {points:,} points per signal; bulk: {batch:,}-point inserts; live: 1 insert a second")
+    print(f"{'signal':<20} {'bulk B/pt':>10} {'live B/pt':>10} {'live/bulk':>10} {'cold raw read':>22}")
+    for name, (hz, t, v) in storage_signals(points).items():
+        sizes = []
+        sid = uuid.uuid4().bytes
+        for label, step, buffering in (("bulk", batch, None), ("live", hz, Buffering())):
+            stem = f"{label}-{name.replace(' ', '_')}"
+            with Engine(workdir / f"{stem}.sqlite3", buffering=buffering) as engine:
+                engine.create_stream(sid)
+                for lo in range(0, points, step):
+                    engine.insert(sid, t[lo : lo + step], v[lo : lo + step])
+            sizes.append(engine_files(workdir, stem) / points)
+        with Engine(workdir / f"bulk-{name.replace(' ', '_')}.sqlite3", cache_bytes=0) as engine:
+            _, c, out = timed(functools.partial(engine.raw_values, sid, MIN_TIME, TIME_LIMIT - 1))
+        assert out[1].size == points  # type: ignore[index]
+        print(
+            f"{name:<20} {sizes[0]:10.2f} {sizes[1]:10.2f} {sizes[1] / sizes[0]:10.2f}x"
+            f" {rate(points, c)} cpu"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -229,7 +288,12 @@ def main() -> None:
     parser.add_argument("--big-points", type=int, default=100_000_000, help="big stream of the ratio test")
     parser.add_argument("--workdir", type=Path, default=None, help="where to put the databases")
     parser.add_argument("--dense", action="store_true", help="only the dense-spacing measurements")
+    parser.add_argument("--storage", action="store_true", help="only the storage figures of five signals")
     args = parser.parse_args()
+    if args.storage:
+        with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+            bench_storage(Path(tmp), args.points, args.batch)
+        return
     if args.dense:
         with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
             bench_dense(Path(tmp), args.points, args.batch)

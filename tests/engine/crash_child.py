@@ -1,7 +1,8 @@
 """Ingest process for the crash test: inserts numbered batches and reports each acknowledgement.
 
-Usage: ``python crash_child.py DB_PATH STREAM_HEX FIRST_BATCH``. Prints ``ACK <batch> <version>`` after each
-insert returns, then keeps going until it is killed.
+Usage: ``python crash_child.py DB_PATH STREAM_HEX FIRST_BATCH [buffered]``. Prints ``ACK <batch> <version>``
+after each insert returns, then keeps going until it is killed. With ``buffered`` the engine buffers inserts
+(a batch is journaled, and merged when the next one would overflow the buffer).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import sys
 
 import numpy as np
 
-from pingthings.server.engine import Engine, MergePolicy
+from pingthings.server.engine import Buffering, Engine, MergePolicy
 
 BATCH = 20_000
 GAP = 4_166_667  # 240 Hz: split buckets hold leaves of ~16 points, stored in leaf groups
@@ -28,7 +29,8 @@ def batch(i: int) -> tuple[np.ndarray, np.ndarray]:
 def main() -> None:
     path, stream_hex, first = sys.argv[1], sys.argv[2], int(sys.argv[3])
     sid = bytes.fromhex(stream_hex)
-    engine = Engine(path)
+    buffered = sys.argv[4:] == ["buffered"]
+    engine = Engine(path, buffering=Buffering() if buffered else None)
     if not engine.exists(sid):
         engine.create_stream(sid)
     print(f"START {engine.latest_version(sid)}", flush=True)

@@ -29,6 +29,12 @@ class Model:
         self.versions: dict[int, list[tuple[int, float]]] = {FIRST_VERSION: []}
         self.latest = FIRST_VERSION
 
+    def seal_for(self, version: int) -> None:
+        """Called before every read at ``version``; versions never change here (see BufferedModel)."""
+
+    def seal(self) -> None:
+        """Called when the engine is reopened (see BufferedModel)."""
+
     def points(self, version: int = 0) -> tuple[np.ndarray, np.ndarray]:
         pts = self.versions[version or self.latest]
         return (
@@ -129,3 +135,63 @@ class Model:
 
         ga, gb = groups(a), groups(b)
         return sorted(t for t in set(ga) | set(gb) if ga.get(t) != gb.get(t))
+
+
+class BufferedModel(Model):
+    """The versions an engine with buffering on gives (see ``pingthings.server.engine.buffering``).
+
+    Inserts of one policy that fit in ``max_points`` share one open version until it is sealed: by an
+    insert that would overflow it or has another policy, a delete, a reopen, or a read at the open
+    version or latest. Sealing changes no data, only which version the next insert opens.
+    """
+
+    def __init__(self, max_points: int) -> None:
+        super().__init__()
+        self.max_points = max_points
+        self.open_policy: MergePolicy | None = None  # None: no open version
+        self.open_points = 0
+
+    def seal(self) -> None:
+        self.open_policy = None
+        self.open_points = 0
+
+    def seal_for(self, version: int) -> None:
+        """A read at ``version`` seals the open version when it asks for it or for latest."""
+        if version == 0 or version >= self.latest:
+            self.seal()
+
+    @staticmethod
+    def _prepared_size(times: list[int], values: list[float], policy: MergePolicy) -> int:
+        """Points left after resolving duplicates inside one batch."""
+        if policy == MergePolicy.NEVER:
+            return len(times)
+        if policy == MergePolicy.EQUAL:
+            return len({(t, value_bits(v)) for t, v in zip(times, values, strict=True)})
+        return len(set(times))
+
+    def insert(self, times: list[int], values: list[float], policy: MergePolicy, bits: int | None) -> int:
+        if not times:
+            return self.latest
+        if bits:
+            times = [round_time(t, bits) for t in times]
+        size = self._prepared_size(times, values, policy)
+        if self.open_policy is not None and (
+            policy != self.open_policy or self.open_points + size > self.max_points
+        ):
+            self.seal()
+        if size >= self.max_points:
+            return super().insert(times, values, policy, None)
+        if self.open_policy is None:
+            version = super().insert(times, values, policy, None)
+            self.open_policy = policy
+        else:  # fold the insert into the open version
+            version = self.latest
+            super().insert(times, values, policy, None)
+            self.versions[version] = self.versions.pop(self.latest)
+            self.latest = version
+        self.open_points += size
+        return version
+
+    def delete(self, lo: int, hi: int) -> int:
+        self.seal()
+        return super().delete(lo, hi)

@@ -27,10 +27,12 @@ from .crash_child import BATCH, batch
 CHILD = Path(__file__).with_name("crash_child.py")
 
 
-def run_until_killed(db: Path, sid: bytes, first: int, acks_before_kill: int) -> list[tuple[int, int]]:
+def run_until_killed(
+    db: Path, sid: bytes, first: int, acks_before_kill: int, buffered: bool = False
+) -> list[tuple[int, int]]:
     """Start the child, read ``acks_before_kill`` acknowledgements, SIGKILL it; returns (batch, version)."""
     proc = subprocess.Popen(
-        [sys.executable, str(CHILD), str(db), sid.hex(), str(first)],
+        [sys.executable, str(CHILD), str(db), sid.hex(), str(first), *(["buffered"] if buffered else [])],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -52,14 +54,15 @@ def run_until_killed(db: Path, sid: bytes, first: int, acks_before_kill: int) ->
 
 
 @pytest.mark.slow
-def test_sigkill_loses_no_acknowledged_batch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("buffered", [False, True], ids=["commit-each", "buffered"])
+def test_sigkill_loses_no_acknowledged_batch(tmp_path: Path, buffered: bool) -> None:
     db = tmp_path / "engine.sqlite3"
     sid = uuid.uuid4().bytes
     rng = random.Random(20261127)
     acked: list[tuple[int, int]] = []
     next_batch = 0
     for _ in range(5):
-        got = run_until_killed(db, sid, next_batch, rng.randint(1, 6))
+        got = run_until_killed(db, sid, next_batch, rng.randint(1, 6), buffered)
         acked.extend(got)
         next_batch = got[-1][0] + 1
 

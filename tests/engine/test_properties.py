@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from pingthings.server.engine import Engine, MergePolicy
+from pingthings.server.engine import Buffering, Engine, MergePolicy
 from pingthings.server.errors import NoSuchPoint
 from pingthings.wire.limits import FIRST_VERSION, MIN_TIME, TIME_LIMIT
 
-from .model import Model
+from .model import BufferedModel, Model
 
 BASES = (0, 1_700_000_000 * 10**9 + 12345, -(1 << 59) + 777, TIME_LIMIT - (1 << 45))
 
@@ -130,9 +130,10 @@ class EngineMachine(RuleBasedStateMachine):
         assert self.engine.create_stream(self.sid) == FIRST_VERSION
 
     def _version(self, pick: int) -> int:
-        if pick == 0:
-            return 0
-        return FIRST_VERSION + pick % (self.model.latest - FIRST_VERSION + 1)
+        """The version a read asks for (0: latest); the model learns it will be read."""
+        ver = 0 if pick == 0 else FIRST_VERSION + pick % (self.model.latest - FIRST_VERSION + 1)
+        self.model.seal_for(ver)
+        return ver
 
     @rule(
         batch=batches(),
@@ -157,6 +158,7 @@ class EngineMachine(RuleBasedStateMachine):
         """Close and reopen the database: everything must come back from disk alone."""
         self.engine.close()
         self.engine = self._open()
+        self.model.seal()
 
     @rule(r=ranges())
     def delete(self, r: tuple[int, int]) -> None:
@@ -220,6 +222,7 @@ class EngineMachine(RuleBasedStateMachine):
     @rule(a=st.integers(0, 1000), b=st.integers(0, 1000), res=st.integers(0, 63))
     def changes(self, a: int, b: int, res: int) -> None:
         va, vb = sorted((self._version(a) or self.model.latest, self._version(b) or self.model.latest))
+        self.model.seal_for(vb)
         got_ver, starts, ends = self.engine.changes(self.sid, va, vb, res)
         assert got_ver == vb
         assert np.all(starts < ends)
@@ -269,3 +272,33 @@ TinyCacheMachine.TestCase.settings = settings(EngineMachine.TestCase.settings, m
 NoCacheMachine.TestCase.settings = settings(EngineMachine.TestCase.settings, max_examples=_fewer)
 TestEngineTinyCache = TinyCacheMachine.TestCase
 TestEngineNoCache = NoCacheMachine.TestCase
+
+
+class BufferedMachine(EngineMachine):
+    """The same machine with buffered ingest on: small inserts share a pending version until a read,
+    delete, reopen, policy change or overflow seals it (the model mirrors those rules)."""
+
+    MAX_POINTS = 4096
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = BufferedModel(self.MAX_POINTS)
+
+    @invariant()
+    def latest_matches(self) -> None:
+        """Checked without merging (latest_version would seal the open version after every step)."""
+        assert self.engine.peek_version(self.sid) == self.model.latest
+
+    @rule()
+    def latest_version(self) -> None:
+        """Asking for the latest version seals the open one, which later inserts no longer join."""
+        self.model.seal()
+        assert self.engine.latest_version(self.sid) == self.model.latest
+
+    def _open(self) -> Engine:
+        path = Path(self.tmp.name) / "e.sqlite3"
+        return Engine(path, buffering=Buffering(max_points=self.MAX_POINTS, max_age=1e6))
+
+
+BufferedMachine.TestCase.settings = EngineMachine.TestCase.settings
+TestEngineBuffered = BufferedMachine.TestCase

@@ -46,6 +46,13 @@ def insert(client: RawClient, uu: bytes, times: np.ndarray, values: np.ndarray, 
     return reply.version_major
 
 
+def flush(client: RawClient, uu: bytes) -> int:
+    """Flush a stream (merge its buffered inserts) and return its version."""
+    reply = v5api.FlushResponse.parse(client.unary("Flush", v5api.FlushParams(uuid=uu)))
+    assert reply.stat is None, reply.stat
+    return reply.version_major
+
+
 def random_points(
     rng: np.random.Generator, n: int, start: int = 1_000_000_000_000, spread: int = 10**12
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ from pingthings.server import Server
 from pingthings.wire import points
 from pingthings.wire.limits import MIN_TIME, TIME_LIMIT
 from pingthings.wire.status import StatusCode
-from tests.server.helpers import create, insert, random_points
+from tests.server.helpers import create, flush, insert, random_points
 from tests.server.rawclient import RawClient, stat_code
 
 
@@ -83,6 +83,7 @@ def test_empty_results_send_one_message_with_version(client: RawClient, unique_c
 def test_versions_are_snapshots(client: RawClient, unique_collection: str) -> None:
     uu = create(client, unique_collection)
     v1 = insert(client, uu, np.array([10, 20]), np.array([1.0, 2.0]))
+    flush(client, uu)  # buffered inserts share their pending version until it is merged
     v2 = insert(client, uu, np.array([30]), np.array([3.0]))
     assert v2 > v1
     np.testing.assert_array_equal(raw(client, uu, 0, 100, version=v1)[0].times, [10, 20])
@@ -141,6 +142,7 @@ def test_nearest_directions(client: RawClient, unique_collection: str) -> None:
 def test_changes_cover_what_changed(client: RawClient, unique_collection: str) -> None:
     uu = create(client, unique_collection)
     v1 = insert(client, uu, np.array([1_000, 2_000]), np.array([1.0, 2.0]))
+    flush(client, uu)  # buffered inserts share their pending version until it is merged
     v2 = insert(client, uu, np.array([5_000_000_000]), np.array([3.0]))
     replies = [
         points.decode_changes(p)

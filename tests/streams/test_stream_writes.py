@@ -142,6 +142,7 @@ async def test_changes_cover_what_was_written(client: AsyncClient, unique_collec
     stream = await new_stream(client, unique_collection)
     first_t, first_v = random_points(300, seed=14)
     v1 = await stream.insert((first_t, first_v))
+    await stream.flush()  # buffered inserts share their pending version until it is merged
     second_t = T0 + 10**12 + np.arange(50, dtype=np.int64) * 1000  # well away from the first batch
     v2 = await stream.insert((second_t, np.ones(50)))
     ranges = await stream.changes(v1, v2)
@@ -159,6 +160,7 @@ async def test_changes_cover_what_was_written(client: AsyncClient, unique_collec
 async def test_version_at_time(client: AsyncClient, unique_collection: str) -> None:
     stream = await new_stream(client, unique_collection)
     v1 = await stream.insert([(T0, 1.0)])
+    await stream.flush()  # buffered inserts share their pending version until it is merged
     between = time.time_ns()
     v2 = await stream.insert([(T0 + 1, 2.0)])
     assert v2 > v1

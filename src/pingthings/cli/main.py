@@ -61,12 +61,13 @@ def cli(ctx: click.Context, endpoint: str | None, apikey: str | None, profile: s
 
 
 def _register_commands() -> None:
+    from pingthings.cli.compact_cmd import compact
     from pingthings.cli.demo_cmd import demo
     from pingthings.cli.inspect_cmds import info, ls, sql
     from pingthings.cli.query_cmd import query
     from pingthings.cli.serve_cmd import serve
 
-    for command in (serve, demo, info, ls, query, sql):
+    for command in (serve, demo, info, ls, query, sql, compact):
         cli.add_command(command)
 
 

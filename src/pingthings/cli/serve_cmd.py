@@ -33,9 +33,14 @@ DEFAULT_LISTEN = "127.0.0.1:4410"
 @click.option("--compression", type=click.Choice(["gzip", "none"]), default="none", show_default=True,
               help="gzip: compress replies for clients that accept it (saves bandwidth on slow links, "
                    "costs CPU).")
+@click.option("--buffer-points", type=click.IntRange(min=0), default=32_768, show_default=True,
+              help="Most points of one stream buffered (journaled) before they are merged into its tree; "
+                   "0 commits every insert as its own version.")
+@click.option("--buffer-age", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Seconds after which buffered points are merged into the tree.")
 def serve(data_dir: Path, listen: str, api_key: str | None, keys_file: Path | None,
           tls_cert: Path | None, tls_key: Path | None, allow_unauthenticated_public: bool,
-          cache_mb: int | None, compression: str) -> None:
+          cache_mb: int | None, compression: str, buffer_points: int, buffer_age: float) -> None:
     """Run the embedded server on DATA until interrupted (Ctrl-C or SIGTERM stop it cleanly).
 
     Any BTrDB v5 client can connect: pingthings.timeseries, the official btrdb package, the Go bindings.
@@ -48,6 +53,7 @@ def serve(data_dir: Path, listen: str, api_key: str | None, keys_file: Path | No
         load_keys_file,
         normalize_keys,
     )
+    from pingthings.server.engine import Buffering
 
     if api_key is not None and keys_file is not None:
         raise UserError("use either --api-key or --keys-file, not both", EXIT_USAGE)
@@ -65,6 +71,7 @@ def serve(data_dir: Path, listen: str, api_key: str | None, keys_file: Path | No
             allow_insecure_public=allow_unauthenticated_public,
             cache_mb=DEFAULT_CACHE_MB if cache_mb is None else cache_mb,
             compression=None if compression == "none" else compression,
+            buffering=Buffering(max_points=buffer_points, max_age=buffer_age) if buffer_points else None,
         )
     except ConfigError as exc:
         raise UserError(str(exc), EXIT_USAGE) from exc

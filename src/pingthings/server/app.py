@@ -21,6 +21,7 @@ from typing import Self
 import anyio.to_thread
 
 from pingthings.server.config import DEFAULT_CACHE_MB, ServerConfig, load_keys_file, normalize_keys
+from pingthings.server.engine.buffering import DEFAULT_BUFFERING, Buffering
 from pingthings.server.limits import (
     DEFAULT_CSV_SECONDS,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -52,7 +53,7 @@ class Server:
         YAML keys file, merged with ``api_keys``.
     allow_insecure_public
         Permit a non-loopback ``listen`` without keys.
-    retention_interval, clock, max_insert_points, shutdown_grace, advertise, cache_mb, read_workers
+    retention_interval, clock, max_insert_points, shutdown_grace, advertise, cache_mb, read_workers, buffering
         See :class:`~pingthings.server.config.ServerConfig`.
     compression
         ``"gzip"`` to compress replies for clients that accept it (see
@@ -79,6 +80,7 @@ class Server:
         advertise: str | None = None,
         cache_mb: int = DEFAULT_CACHE_MB,
         read_workers: int | None = None,
+        buffering: Buffering | None = DEFAULT_BUFFERING,
         config: ServerConfig | None = None,
         compression: str | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
@@ -113,6 +115,7 @@ class Server:
                 max_streams_per_request=max_streams_per_request,
                 sql_seconds=sql_seconds,
                 csv_seconds=csv_seconds,
+                buffering=buffering,
             )
         self.config = config
         self._runtime: ServerRuntime | None = None

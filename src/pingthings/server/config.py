@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from pingthings.server.engine.buffering import Buffering
 from pingthings.server.engine.cache_size import default_cache_bytes
 from pingthings.server.limits import (
     DEFAULT_CSV_SECONDS,
@@ -86,6 +87,9 @@ class ServerConfig:
     sql_seconds, csv_seconds
         Time budget of one ``sql_query`` (past it: 441) and of one GenerateCSV request (past it:
         426, after the rows already sent).
+    buffering
+        When small inserts are merged into the tree (see :class:`~pingthings.server.engine.Buffering`);
+        None commits every insert as its own version.
     """
 
     data_dir: Path
@@ -107,6 +111,7 @@ class ServerConfig:
     max_streams_per_request: int = DEFAULT_MAX_STREAMS_PER_REQUEST
     sql_seconds: float = DEFAULT_SQL_SECONDS
     csv_seconds: float = DEFAULT_CSV_SECONDS
+    buffering: Buffering | None = field(default_factory=Buffering)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

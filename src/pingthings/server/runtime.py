@@ -50,7 +50,9 @@ def open_stores(config: ServerConfig) -> tuple[Any, Any]:
     """
     meta = MetadataStore(config.data_dir / METADATA_FILE, sql_seconds=config.sql_seconds)
     try:
-        engine = Engine(config.data_dir / ENGINE_FILE, cache_bytes=config.cache_bytes)
+        engine = Engine(
+            config.data_dir / ENGINE_FILE, cache_bytes=config.cache_bytes, buffering=config.buffering
+        )
     except BaseException:
         meta.close()
         raise
@@ -93,6 +95,7 @@ class ServerRuntime:
     def listener(self) -> Listener | None:
         """The listening side of the gRPC server (None while stopped)."""
         return self._listener
+        self._state: ServiceState | None = None
 
     async def start(self) -> None:
         """Bind the listening address, open the stores, serve, and start the retention task.
@@ -114,7 +117,7 @@ class ServerRuntime:
             raise
         try:
             self.hub = SubscriptionHub()
-            state = ServiceState(
+            state = self._state = ServiceState(
                 self.engine,
                 self.meta,
                 self.hub,
@@ -195,6 +198,8 @@ class ServerRuntime:
         await self._close_stores()
 
     async def _close_stores(self) -> None:
+        if self._state is not None and self._state.activity is not None:
+            await self._state.activity.wait()  # the last inserts' activity columns
         engine, meta = self.engine, self.meta
         self.engine = self.meta = None
         if engine is not None:

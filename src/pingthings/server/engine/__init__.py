@@ -19,6 +19,10 @@ How it is built (one module per job):
   (one LRU of nodes, leaves and groups bounded in bytes, ``Engine(cache_bytes=...)``, default 256 MiB;
   blocks are immutable and addresses never reused, so it needs no invalidation) and reads of leaves
   named by (slot address, slot number). Warm raw reads cost a concatenation of cached arrays.
+* ``value_transform``: decimal and scaled-integer forms of leaf values (ALP-like), used by ``leaf_codec``.
+* ``buffering`` and ``journal``: buffered ingest (``Engine(buffering=Buffering(...))``): small inserts
+  journaled in their own SQLite file and merged into the tree as one version by size, age or a read.
+* ``compaction``: the blocks kept versions reach, for ``Engine.compact`` (``pingthings compact``).
 * ``engine``: the public class, validation in ``validate``.
 
 Durability: a version is one SQLite transaction (blocks + superblock + stream row). WAL with
@@ -26,8 +30,9 @@ Durability: a version is one SQLite transaction (blocks + superblock + stream ro
 loss can drop the last commits (never half of one).
 """
 
+from pingthings.server.engine.buffering import Buffering
 from pingthings.server.engine.engine import Engine
 from pingthings.server.engine.merge import MergePolicy
 from pingthings.server.engine.stats import StatWindows
 
-__all__ = ["Engine", "MergePolicy", "StatWindows"]
+__all__ = ["Buffering", "Engine", "MergePolicy", "StatWindows"]

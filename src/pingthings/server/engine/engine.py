@@ -8,6 +8,7 @@ immutable blocks, so a pinned version can never be seen half-written.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time as time_mod
 from collections.abc import Callable, Generator, Iterator
@@ -20,7 +21,10 @@ import numpy as np
 
 from pingthings.server.engine import query
 from pingthings.server.engine.blocks import DEFAULT_CACHE_BYTES, BlockReader, MissingBlock
+from pingthings.server.engine.buffering import AgeMerger, Buffering, StreamBuffer
 from pingthings.server.engine.changes import changed_ranges
+from pingthings.server.engine.compaction import CompactResult, reachable_blocks
+from pingthings.server.engine.journal import Journal, JournalEntry, journal_path
 from pingthings.server.engine.merge import MergePolicy, prepare_batch
 from pingthings.server.engine.stats import StatWindows
 from pingthings.server.engine.store import BlockStore
@@ -49,6 +53,7 @@ from pingthings.wire.limits import FIRST_VERSION, MIN_TIME, TIME_LIMIT
 from pingthings.wire.status import StatusCode
 
 T = TypeVar("T")
+log = logging.getLogger("pingthings.server.engine")
 
 #: Default number of points per chunk of :meth:`Engine.iter_raw_values`.
 DEFAULT_CHUNK = 50_000
@@ -95,7 +100,7 @@ def _raw_args(start: Any, end: Any, chunk: Any) -> tuple[int, int, int]:
 class _Stream:
     """In-memory state of one live stream."""
 
-    __slots__ = ("dead", "last_wall", "lock", "next_addr", "sid", "state", "uuid")
+    __slots__ = ("buffer", "dead", "last_wall", "lock", "next_addr", "sid", "state", "uuid")
 
     def __init__(self, uuid: bytes, sid: int, latest: int, root: int) -> None:
         self.uuid = uuid
@@ -105,6 +110,7 @@ class _Stream:
         self.next_addr: int | None = None
         self.last_wall: int | None = None
         self.dead = False
+        self.buffer: StreamBuffer | None = None  # buffered inserts (changed under ``lock``)
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,10 @@ class Engine:
     cache_bytes
         Budget in bytes of the decoded-block cache (internal nodes, leaves and leaf groups, shared by all
         streams); 0 disables it. Blocks are immutable, so cached reads never need invalidation.
+    buffering
+        None (the default): every insert commits its own version. A :class:`Buffering`: small inserts
+        are journaled and merged into the tree in batches (see :mod:`.buffering` for the versions
+        they return). Opening a database replays what its journal holds either way.
     """
 
     def __init__(
@@ -140,6 +150,7 @@ class Engine:
         path: str | Path,
         clock: Callable[[], int] = time_mod.time_ns,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        buffering: Buffering | None = None,
     ) -> None:
         if not isinstance(cache_bytes, int) or isinstance(cache_bytes, bool) or cache_bytes < 0:
             raise ValueError(f"cache_bytes must be a non-negative integer, got {cache_bytes!r}")
@@ -153,10 +164,32 @@ class Engine:
         self._reader = BlockReader(self._store, cache_bytes)
         self._streams: dict[bytes, _Stream] = {}
         self._streams_lock = threading.Lock()
+        self.buffering = buffering
+        self._buffered: dict[bytes, _Stream] = {}  # streams with a buffer, oldest first
+        self._buffered_bytes = 0
+        self._buffered_lock = threading.Lock()
+        try:
+            self._journal = Journal(journal_path(p))
+            self._replay_journal()
+        except BaseException:
+            self._store.close()
+            raise
+        self._merger: AgeMerger | None = None
+        if buffering is not None:
+            self._merger = AgeMerger(buffering.max_age, self._merge_older_than)
+            self._merger.start()
 
     def close(self) -> None:
-        """Close the database; the engine cannot be used afterwards."""
-        self._store.close()
+        """Merge every buffer, then close the database; the engine cannot be used afterwards."""
+        if self._merger is not None:
+            self._merger.stop()
+        try:
+            for st in list(self._buffered.values()):
+                with st.lock:
+                    self._merge_locked(st)
+        finally:
+            self._journal.close()
+            self._store.close()
 
     def __enter__(self) -> Engine:
         return self
@@ -214,29 +247,66 @@ class Engine:
                 st.dead = True
                 self._streams.pop(st.uuid, None)
                 self._reader.forget_stream(st.sid)
+            self._drop_buffer(st)
+            self._journal.remove_stream(st.sid)
 
     # ----------------------------------------------------------------- versions
     def latest_version(self, uuid: Any) -> int:
-        """The stream's newest version."""
-        return self._stream(uuid).state[0]
+        """The stream's newest version. Buffered inserts are merged first, so the version returned
+        is a snapshot that later inserts never change (a caller may pin it)."""
+        st = self._stream(uuid)
+        if st.buffer is None:
+            return st.state[0]
+        return self.flush(uuid)
+
+    def peek_version(self, uuid: Any) -> int:
+        """The stream's newest version without merging anything: the pending version while inserts
+        are buffered (later inserts may still join it), else the latest committed one."""
+        st = self._stream(uuid)
+        buffer = st.buffer
+        return st.state[0] if buffer is None else buffer.version
 
     def flush(self, uuid: Any) -> int:
-        """Commits are immediate, so this only returns the latest version."""
-        return self.latest_version(uuid)
+        """Merge the stream's buffered inserts (if any) into the tree; returns the latest version."""
+        st = self._stream(uuid)
+        with st.lock:
+            if st.dead:
+                raise StreamNotFound()
+            self._merge_locked(st)
+            return st.state[0]
+
+    def buffered_points(self) -> int:
+        """Points buffered in all streams, not merged into their trees yet."""
+        return self._buffered_bytes // 16
+
+    def journal_bytes(self) -> int:
+        """Bytes the ingest journal occupies on disk now (file and WAL)."""
+        return self._journal.disk_bytes()
 
     def version_at_time(self, uuid: Any, wall_ns: Any) -> int:
         """The newest version committed at or before wall-clock time ``wall_ns``."""
         st = self._stream(uuid)
         wall = as_int(wall_ns, "wall_ns")
+        buffer = st.buffer
+        if buffer is not None and wall >= buffer.wall:
+            self.flush(uuid)  # the pending version is current from its first insert on
         with self._guard(st):
             found = self._store.version_at(st.sid, wall)
         if found is None:
+            self._raise_if_dropped(st, None)
             raise VersionNotAvailable(f"the stream did not exist at wall time {wall} ns")
         return found
 
     def _resolve(self, st: _Stream, version: Any) -> tuple[int, int]:
-        """``(version, root)`` for a requested version (0 = latest)."""
+        """``(version, root)`` for a requested version (0 = latest), merging the buffer first when
+        the version asked for is the pending one or the latest."""
         ver = as_int(version, "version")
+        buffer = st.buffer
+        if buffer is not None and (ver == 0 or ver >= buffer.version):
+            with st.lock:
+                if st.dead:
+                    raise StreamNotFound()
+                self._merge_locked(st)
         latest, root = st.state
         if ver == 0 or ver == latest:
             return latest, root
@@ -245,8 +315,22 @@ class Engine:
         with self._guard(st):
             found = self._store.superblock(st.sid, ver)
         if found is None:
+            self._raise_if_dropped(st, ver)
             raise VersionNotAvailable(f"version {ver} is not available (latest is {latest})")
         return ver, found[0]
+
+    def _raise_if_dropped(self, st: _Stream, ver: int | None) -> None:
+        """VersionNotAvailable naming the compaction when ``ver`` (None: any version before the
+        oldest one kept) was dropped."""
+        dropped = self._store.dropped_below(st.sid)
+        if dropped is None or (ver is not None and ver >= dropped[0]):
+            return
+        below, cutoff = dropped
+        what = f"version {ver} was" if ver is not None else f"versions older than {below} were"
+        raise VersionNotAvailable(
+            f"{what} dropped by compaction (pingthings compact --before {cutoff}); "
+            f"the oldest version kept is {below}"
+        )
 
     @contextmanager
     def _guard(self, st: _Stream) -> Iterator[None]:
@@ -270,10 +354,10 @@ class Engine:
 
         return alloc
 
-    def _commit(self, st: _Stream, gen: int, root: int, writer: TreeWriter) -> None:
+    def _commit(self, st: _Stream, gen: int, root: int, writer: TreeWriter, wall: int | None = None) -> None:
         if st.last_wall is None:
             st.last_wall = self._store.last_walltime(st.sid)
-        wall = max(int(self._clock()), st.last_wall)
+        wall = max(int(self._clock()) if wall is None else wall, st.last_wall)
         try:
             self._store.commit(st.uuid, st.sid, gen, root, wall, writer.pending)
         except KeyError:
@@ -295,6 +379,8 @@ class Engine:
     ) -> int:
         """Insert points (unsorted is fine) as one new version; returns that version.
 
+        With buffering on, a small insert is journaled and buffered instead, and the version it
+        returns is the pending one its points will be merged into (see :mod:`.buffering`).
         An empty insert returns the current version unchanged. The whole batch is rejected when any time
         lies outside ``[MIN_TIME, TIME_LIMIT - 1)`` (InvalidTimeRange) or any value is NaN/Inf (BadValue).
         """
@@ -308,17 +394,174 @@ class Engine:
             t = round_times(t, round_bits)
         check_insert(t, v)
         if t.size == 0:
-            return st.state[0]
+            return self.peek_version(uuid)
         t, v = prepare_batch(t, v, policy)
         with st.lock:
             if st.dead:
                 raise StreamNotFound()
-            gen = st.state[0] + 1
-            writer = TreeWriter(self._reader, self._alloc(st), gen)
-            with self._guard(st):
-                root = writer.insert(st.state[1], t, v, policy)
-            self._commit(st, gen, root, writer)
+            version = self._buffer_locked(st, t, v, policy)
+            if version is None:
+                self._merge_locked(st)
+                version = self._commit_batch(st, t, v, policy)
+        self._trim_buffers()
+        return version
+
+    def insert_nowait(
+        self,
+        uuid: Any,
+        times: Any,
+        values: Any,
+        merge: MergePolicy | int = MergePolicy.NEVER,
+        round_bits: int | None = None,
+    ) -> int | None:
+        """:meth:`insert`, if it can be done at once without waiting for anything; else None and
+        nothing is written (call :meth:`insert` then, from a worker thread).
+
+        At once means: buffering is on, the stream is loaded, the points fit in its buffer without
+        a merge (same policy, within ``max_points`` and ``max_bytes``) and neither the stream nor
+        the journal is busy in another thread. Then the cost is a validation, a sort of the batch
+        and one small journal row, cheap enough for an event loop. Argument errors raise as from
+        :meth:`insert`.
+        """
+        cfg = self.buffering
+        st = self._streams.get(as_uuid(uuid))
+        if cfg is None or st is None or st.dead:
+            return None
+        try:
+            policy = MergePolicy(merge)
+        except ValueError:
+            raise WrongArgs(f"unknown merge policy {merge!r}") from None
+        t, v = as_points(times, values)
+        if round_bits is not None:
+            t = round_times(t, round_bits)
+        check_insert(t, v)
+        n = int(t.size)
+        if n == 0 or n >= cfg.max_points or self._buffered_bytes + 16 * n > cfg.max_bytes:
+            return None
+        if not st.lock.acquire(blocking=False):
+            return None
+        try:
+            if st.dead:
+                return None
+            return self._buffer_locked(st, *prepare_batch(t, v, policy), policy, wait=False)
+        finally:
+            st.lock.release()
+
+    def _commit_batch(
+        self, st: _Stream, t: np.ndarray, v: np.ndarray, policy: MergePolicy, wall: int | None = None
+    ) -> int:
+        """Commit prepared points as the next version (``st.lock`` held, buffer empty)."""
+        gen = st.state[0] + 1
+        writer = TreeWriter(self._reader, self._alloc(st), gen)
+        with self._guard(st):
+            root = writer.insert(st.state[1], t, v, policy)
+        self._commit(st, gen, root, writer, wall)
         return gen
+
+    # ----------------------------------------------------------------- buffering
+    def _buffer_locked(
+        self, st: _Stream, t: np.ndarray, v: np.ndarray, policy: MergePolicy, wait: bool = True
+    ) -> int | None:
+        """Journal and buffer prepared points (``st.lock`` held); their pending version, or None to
+        commit them now. With ``wait=False``, None also when a merge would be needed first or the
+        journal is busy, and then nothing has changed."""
+        cfg = self.buffering
+        if cfg is None or t.size >= cfg.max_points:
+            return None
+        buffer = st.buffer
+        if buffer is not None and (buffer.policy != policy or buffer.points + t.size > cfg.max_points):
+            if not wait:
+                return None
+            self._merge_locked(st)
+            buffer = None
+        fresh = buffer is None
+        if buffer is None:
+            buffer = StreamBuffer(st.state[0] + 1, policy, int(self._clock()))
+        if not self._journal.append(st.sid, buffer.version, int(policy), t, v, wait=wait):
+            return None
+        buffer.add(t, v)
+        with self._buffered_lock:
+            if fresh:
+                st.buffer = buffer
+                self._buffered[st.uuid] = st
+            self._buffered_bytes += 16 * int(t.size)
+        return buffer.version
+
+    def _merge_locked(self, st: _Stream) -> None:
+        """Commit the stream's buffer as its pending version and forget it (``st.lock`` held)."""
+        buffer = st.buffer
+        if buffer is None:
+            return
+        t, v = prepare_batch(*buffer.joined(), buffer.policy)
+        if buffer.version != st.state[0] + 1:
+            msg = f"buffered version {buffer.version} does not follow {st.state[0]}"
+            raise ServerError(msg, StatusCode.INVARIANT_FAILURE)
+        self._commit_batch(st, t, v, buffer.policy, buffer.wall)
+        self._drop_buffer(st)
+        self._journal.remove(st.sid, buffer.version)
+
+    def _drop_buffer(self, st: _Stream) -> None:
+        """Forget the stream's buffer (merged, or the stream is gone)."""
+        with self._buffered_lock:
+            buffer, st.buffer = st.buffer, None
+            if buffer is not None:
+                self._buffered.pop(st.uuid, None)
+                self._buffered_bytes -= buffer.nbytes
+
+    def _trim_buffers(self) -> None:
+        """Merge the oldest buffers while all of them hold more than ``max_bytes``."""
+        cfg = self.buffering
+        while cfg is not None and self._buffered_bytes > cfg.max_bytes:
+            with self._buffered_lock:
+                oldest = next(iter(self._buffered.values()), None)
+            if oldest is None:
+                return
+            with oldest.lock:
+                if not oldest.dead:
+                    self._merge_locked(oldest)
+
+    def _merge_older_than(self, age: float) -> None:
+        """Merge every buffer whose first insert is ``age`` seconds old or more, and keep the
+        journal's WAL bounded while no merge happens (background thread)."""
+        try:
+            self._journal.checkpoint_if_big()
+        except Exception:
+            log.exception("checkpointing the ingest journal failed")
+        limit = time_mod.monotonic() - age
+        with self._buffered_lock:
+            due = [st for st in self._buffered.values() if st.buffer is not None and st.buffer.born <= limit]
+        for st in due:
+            try:
+                with st.lock:
+                    buffer = st.buffer
+                    if not st.dead and buffer is not None and buffer.born <= limit:
+                        self._merge_locked(st)
+            except Exception:  # keep merging the others; the buffer stays and is retried
+                log.exception("merging the buffered inserts of a stream failed")
+
+    def _replay_journal(self) -> None:
+        """Merge what the journal holds into the trees (after a crash; empty after a clean close)."""
+        pending: dict[int, list[JournalEntry]] = {}
+        for entry in self._journal.entries():
+            pending.setdefault(entry.sid, []).append(entry)
+        for sid, entries in pending.items():
+            uuid = self._store.stream_uuid(sid)
+            if uuid is None:
+                self._journal.remove_stream(sid)
+                continue
+            st = self._stream(uuid)
+            with st.lock:
+                live = [e for e in entries if e.version > st.state[0]]
+                for e in live:
+                    if st.buffer is not None and st.buffer.version != e.version:
+                        self._merge_locked(st)
+                    if st.buffer is None:
+                        st.buffer = StreamBuffer(e.version, MergePolicy(e.policy), int(self._clock()))
+                        self._buffered[st.uuid] = st
+                    st.buffer.add(e.times, e.values)
+                    self._buffered_bytes += 16 * int(e.times.size)
+                self._merge_locked(st)
+                self._journal.remove(sid, st.state[0])
 
     def delete(self, uuid: Any, start: Any, end: Any) -> int:
         """Remove points with ``start <= t < end``; always makes a new version, which it returns."""
@@ -327,6 +570,7 @@ class Engine:
         with st.lock:
             if st.dead:
                 raise StreamNotFound()
+            self._merge_locked(st)
             gen = st.state[0] + 1
             writer = TreeWriter(self._reader, self._alloc(st), gen)
             with self._guard(st):
@@ -404,8 +648,8 @@ class Engine:
         lo, hi, size = _raw_args(start, end, chunk)
         ver = as_int(version, "version")
         st = self._streams.get(as_uuid(uuid))
-        if st is None or st.dead:
-            return None  # not loaded yet (or going away): the full path loads it or says why
+        if st is None or st.dead or st.buffer is not None:
+            return None  # not loaded yet, going away, or buffered points to merge: the full path does it
         latest, root = st.state
         if ver not in (0, latest):
             return None
@@ -554,6 +798,46 @@ class Engine:
         return ver, n
 
     # -------------------------------------------------------------- maintenance
+    def compact(self, before_wall_ns: int) -> list[CompactResult]:
+        """Drop, in every stream, the versions older than the one current at ``before_wall_ns`` and
+        free the blocks no kept version reaches.
+
+        The version current at the cut-off time is kept, so every read at a time from then on is
+        unchanged; reads of a dropped version raise VersionNotAvailable naming the compaction.
+        Buffered inserts are merged first. The database file keeps its size until :meth:`vacuum`.
+        """
+        cutoff = as_int(before_wall_ns, "before_wall_ns")
+        results = []
+        for uuid in self._store.live_uuids():
+            try:
+                st = self._stream(uuid)
+            except StreamNotFound:
+                continue  # obliterated meanwhile
+            with st.lock:
+                if st.dead:
+                    continue
+                self._merge_locked(st)
+                results.append(self._compact_locked(st, cutoff))
+        return results
+
+    def _compact_locked(self, st: _Stream, cutoff: int) -> CompactResult:
+        """Compact one stream (``st.lock`` held)."""
+        keep_from = self._store.version_at(st.sid, cutoff)
+        versions = self._store.versions(st.sid)
+        if keep_from is None or versions[0][0] >= keep_from:
+            return CompactResult(st.uuid, keep_from or 0, 0, 0, 0)
+        with self._guard(st):
+            reached = reachable_blocks(self._store, [root for ver, root, _ in versions if ver >= keep_from])
+        sizes = self._store.block_sizes(st.sid)
+        freed = sorted(set(sizes) - reached)
+        self._store.drop_versions(st.sid, keep_from, cutoff, freed)
+        dropped = sum(1 for ver, _, _ in versions if ver < keep_from)
+        return CompactResult(st.uuid, keep_from, dropped, len(freed), sum(sizes[a] for a in freed))
+
+    def vacuum(self) -> None:
+        """Give the space of freed blocks back to the file system (rewrites the database file)."""
+        self._store.vacuum()
+
     def cache_info(self) -> dict[str, int]:
         """Decoded-block cache figures: ``bytes`` held, ``capacity``, ``entries``, ``hits``, ``misses``,
         and the policy's own (``small_bytes``, ``main_bytes``, ``ghosts``, ``promotions``,

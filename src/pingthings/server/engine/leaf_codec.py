@@ -12,6 +12,14 @@ Layout of an encoded leaf body (before compression)::
   are used (flag 1), otherwise the float64 ones. Consecutive bit patterns are subtracted as integers (with
   wrap-around), zigzag-coded so small negative steps stay small, and split into byte planes; planes above
   the largest used byte are dropped. A noisy but slowly moving signal then leaves one or two busy planes.
+* Scaled integers (flag 2, block format 3): when the values are decimals with few digits (``k / 10**e``)
+  or integer counts times a factor, the integers ``k`` replace the bit patterns and their deltas are
+  coded as above (see :mod:`.value_transform`). An extension follows the header::
+
+      <B mode><B exponent><2 pad><I exceptions><d factor>  exceptions x <I position>  exceptions x <q bits>
+
+  and the points listed as exceptions get back their exact bits (NaN payloads, infinities, -0.0).
+  Leaves without flag 2 are decoded exactly as before, so files written by older versions stay readable.
 * The whole body is then compressed with LZ4 (see :mod:`.codec`).
 
 Leaf groups: the small leaves that sit under one internal node (e.g. 64 leaves of ~16 points when a
@@ -33,6 +41,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pingthings.server.engine.codec import pack, unpack
+from pingthings.server.engine.value_transform import Scaled, find_integers, restore
 
 _HEADER = struct.Struct("<BBBBIqqq")
 _GROUP_HEADER = struct.Struct("<BB6x")
@@ -41,6 +50,8 @@ KIND_GROUP = 3
 #: Kinds of blocks that hold points.
 POINT_KINDS = (KIND_LEAF, KIND_GROUP)
 _FLAG_F32 = 1
+_FLAG_SCALED = 2
+_SCALED_EXT = struct.Struct("<BB2xId")
 
 
 def _zigzag(d: np.ndarray) -> np.ndarray:
@@ -151,17 +162,38 @@ def _leaf_body(times: np.ndarray, values: np.ndarray) -> bytes:
             tplanes, tbody = _planes(_zigzag(np.diff(gaps)))
     with np.errstate(over="ignore", invalid="ignore"):
         v32 = values.astype(np.float32)
+    ext = b""
     if np.array_equal(v32.astype(np.float64), values):
+        # float32-origin values (C37.118 PMUs) are coded by their float32 bits, as before.
         flags |= _FLAG_F32
-        bits = v32.view(np.int32)
+        vplanes, vbody = _value_planes(v32.view(np.int32))
     else:
-        bits = values.view(np.int64)
+        scaled = find_integers(values)
+        if scaled is not None:
+            vplanes, vbody = _value_planes(scaled.ints)
+            ext = _scaled_ext(scaled)
+            flags |= _FLAG_SCALED
+        if scaled is None or vplanes > 2:  # the float64 bits may still be smaller: compare
+            fplanes, fbody = _value_planes(values.view(np.int64))
+            if scaled is None or len(fbody) <= len(vbody) + len(ext):
+                flags &= ~_FLAG_SCALED
+                vplanes, vbody, ext = fplanes, fbody, b""
+    return _HEADER.pack(KIND_LEAF, flags, tplanes, vplanes, n, t0, step, d0) + ext + tbody + vbody
+
+
+def _value_planes(bits: np.ndarray) -> tuple[int, bytes]:
+    """Byte planes of the zigzagged successive differences of integers (the first one as it is)."""
     deltas = np.empty_like(bits)
-    if n:
+    if bits.size:
         deltas[0] = bits[0]
         np.subtract(bits[1:], bits[:-1], out=deltas[1:])
-    vplanes, vbody = _planes(_zigzag(deltas))
-    return _HEADER.pack(KIND_LEAF, flags, tplanes, vplanes, n, t0, step, d0) + tbody + vbody
+    return _planes(_zigzag(deltas))
+
+
+def _scaled_ext(scaled: Scaled) -> bytes:
+    """The header extension of a scaled-integer leaf, with its exceptions."""
+    head = _SCALED_EXT.pack(scaled.mode, scaled.exponent, scaled.exc_pos.size, scaled.factor)
+    return head + scaled.exc_pos.astype("<u4").tobytes() + scaled.exc_bits.astype("<i8").tobytes()
 
 
 def decode_leaf(block: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -244,8 +276,13 @@ def _decode_bodies(
     tz = np.zeros((total, 8), dtype=np.uint8)
     vz = np.zeros((total, 8), dtype=np.uint8)
     first = 0
-    for body, (_, _, tplanes, vplanes, n, _, _, _) in zip(bodies, heads, strict=True):
+    scaled: list[_ScaledLeaf] = []
+    for body, (_, flags, tplanes, vplanes, n, _, _, _) in zip(bodies, heads, strict=True):
         off = _HEADER.size
+        if flags & _FLAG_SCALED:
+            ext = _SCALED_EXT.unpack_from(body, off)
+            scaled.append((first, n, ext, off + _SCALED_EXT.size, body))
+            off += _SCALED_EXT.size + 12 * ext[2]
         if n >= 3 and tplanes:
             planes = np.frombuffer(body, dtype=np.uint8, count=(n - 2) * tplanes, offset=off)
             tz[first + 2 : first + n, :tplanes] = planes.reshape(tplanes, n - 2).T
@@ -285,6 +322,8 @@ def _decode_bodies(
 
     # Values: integer deltas whose first entry per leaf is the full bit pattern.
     bits = _segmented_cumsum(_unzigzag_u64(vz.view(np.uint64).reshape(total)), starts)
+    if scaled:
+        return offs, _scaled_values(heads, bits, scaled, n_u, used, None if out is None else out[1])
     f32 = np.array([h[1] & _FLAG_F32 for h in heads], dtype=bool)[used]
     if out is not None and (f32.all() or not f32.any()):
         narrow = bits.astype(np.uint32).view(np.float32) if f32.all() else bits.view(np.float64)
@@ -302,3 +341,35 @@ def _decode_bodies(
         np.copyto(out[1], values)
         return offs, out[1]
     return offs, values
+
+
+#: A scaled-integer leaf being decoded: first point, points, header extension, offset of its
+#: exceptions, body.
+_ScaledLeaf = tuple[int, int, tuple[int, int, int, float], int, "bytes | memoryview"]
+
+
+def _scaled_values(
+    heads: list[tuple[int, ...]],
+    bits: np.ndarray,
+    scaled: list[_ScaledLeaf],
+    n_u: np.ndarray,
+    used: np.ndarray,
+    out: np.ndarray | None,
+) -> np.ndarray:
+    """Values of leaves of which some hold scaled integers: ``bits`` are their running sums."""
+    values = np.empty(bits.size, dtype=np.float64) if out is None else out
+    ext0 = scaled[0][2]
+    if len(scaled) == len(heads) and all(e[:2] == ext0[:2] and e[3] == ext0[3] for _, _, e, _, _ in scaled):
+        restore(bits, ext0[0], ext0[1], ext0[3], out=values)  # one conversion for all (the common case)
+    else:
+        f32 = np.repeat(np.array([h[1] & _FLAG_F32 for h in heads], dtype=bool)[used], n_u)
+        np.copyto(values, bits.view(np.float64))
+        values[f32] = bits[f32].astype(np.uint32).view(np.float32)
+        for first, n, (mode, exponent, _, factor), _, _ in scaled:
+            restore(bits[first : first + n], mode, exponent, factor, out=values[first : first + n])
+    for first, _, (_, _, n_exc, _), off, body in scaled:
+        if n_exc:
+            pos = np.frombuffer(body, dtype="<u4", count=n_exc, offset=off).astype(np.int64)
+            exc = np.frombuffer(body, dtype="<i8", count=n_exc, offset=off + 4 * n_exc)
+            values[first + pos] = exc.view(np.float64)
+    return values

@@ -20,6 +20,7 @@ since SQLite admits one writer at a time anyway.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,6 +36,8 @@ CREATE TABLE IF NOT EXISTS streams(
     uuid BLOB PRIMARY KEY, sid INTEGER NOT NULL UNIQUE, latest INTEGER NOT NULL, root INTEGER NOT NULL)
     WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS engine_meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dropped_versions(
+    sid INTEGER PRIMARY KEY, below INTEGER NOT NULL, before_walltime INTEGER NOT NULL);
 """
 
 #: Bits of a block address that number blocks within one stream.
@@ -43,11 +46,19 @@ _IN_CHUNK = 900
 #: SQLite page size of a new database.
 PAGE_SIZE = 16384
 #: Version of the block encodings (leaf_codec, node); stored in engine_meta and checked on open.
-#: Format 2 added leaf groups; a format-1 database is valid format 2 and is restamped when opened.
-FORMAT_VERSION = 2
-_READABLE_FORMATS = (1, 2)
+#: Format 2 added leaf groups; format 3 scaled-integer values (a leaf flag, see leaf_codec). Older
+#: databases are valid format 3 and are restamped when opened, so older code refuses them afterwards.
+FORMAT_VERSION = 3
+_READABLE_FORMATS = (1, 2, 3)
 #: WAL growth (bytes of committed blocks) after which the background checkpointer runs.
 CHECKPOINT_BYTES = 16 << 20
+#: WAL file size after which the checkpointer waits for readers to finish so the log can start over
+#: (a passive checkpoint cannot restart it while writers keep writing).
+WAL_RESTART_BYTES = 32 << 20
+#: Size the WAL file is cut back to whenever it starts over.
+WAL_SIZE_LIMIT = 16 << 20
+#: Seconds between two looks at the WAL file's size by the checkpointer.
+WAL_POLL_SECONDS = 0.5
 #: Read connections kept open for reuse.
 MAX_IDLE_READERS = 16
 
@@ -58,11 +69,19 @@ def stream_addr_range(sid: int) -> tuple[int, int]:
 
 
 class _Checkpointer(threading.Thread):
-    """Runs passive WAL checkpoints on its own connection when kicked."""
+    """Keeps the WAL bounded: a passive checkpoint when kicked or when the WAL file passes
+    ``CHECKPOINT_BYTES``, and a restarting one when it passes ``WAL_RESTART_BYTES``.
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    Commits count only their blocks' bytes, while SQLite logs whole pages, so the file itself is
+    looked at every ``WAL_POLL_SECONDS``. A RESTART checkpoint briefly holds new writers back until
+    the readers of older snapshots are done; the next commit then starts the log over, and
+    ``journal_size_limit`` cuts the file back.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, wal_path: str) -> None:
         super().__init__(name="pingthings-engine-checkpoint", daemon=True)
         self._conn = conn
+        self._wal_path = wal_path
         self._wake = threading.Event()
         self._stopping = False
 
@@ -77,14 +96,24 @@ class _Checkpointer(threading.Thread):
         if self.is_alive():
             self.join()
 
+    def _wal_size(self) -> int:
+        try:
+            return os.path.getsize(self._wal_path)
+        except OSError:
+            return 0
+
     def run(self) -> None:
         while True:
-            self._wake.wait()
+            kicked = self._wake.wait(WAL_POLL_SECONDS)
             self._wake.clear()
             if self._stopping:
                 return
+            size = self._wal_size()
+            if not kicked and size < CHECKPOINT_BYTES:
+                continue
             with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                mode = "RESTART" if size >= WAL_RESTART_BYTES else "PASSIVE"
+                self._conn.execute(f"PRAGMA wal_checkpoint({mode})")
 
 
 class BlockStore:
@@ -114,7 +143,7 @@ class BlockStore:
         # inside whichever commit crosses the threshold: measured 15 % more insert throughput.
         self._writer.execute("PRAGMA wal_autocheckpoint=0")
         self._wal_bytes = 0
-        self._checkpointer = _Checkpointer(self._connect())
+        self._checkpointer = _Checkpointer(self._connect(), self.path + "-wal")
         self._checkpointer.start()
 
     def _check_format(self) -> None:
@@ -137,6 +166,7 @@ class BlockStore:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=60.0)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=60000")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         with self._conns_lock:
             self._all_conns.append(conn)
         return conn
@@ -183,6 +213,11 @@ class BlockStore:
         row = self._one("SELECT sid, latest, root FROM streams WHERE uuid=?", (uuid,))
         return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
+    def stream_uuid(self, sid: int) -> bytes | None:
+        """The uuid of live stream number ``sid``, or None."""
+        row = self._one("SELECT uuid FROM streams WHERE sid=?", (sid,))
+        return None if row is None else bytes(row[0])
+
     def superblock(self, sid: int, version: int) -> tuple[int, int] | None:
         """``(root, walltime)`` of one version, or None."""
         row = self._one("SELECT root, walltime FROM superblocks WHERE sid=? AND version=?", (sid, version))
@@ -200,6 +235,26 @@ class BlockStore:
             (sid, wall_ns),
         )
         return None if row is None else int(row[0])
+
+    def versions(self, sid: int) -> list[tuple[int, int, int]]:
+        """``(version, root, walltime)`` of every stored version of a stream, oldest first."""
+        with self._reader() as conn:
+            rows = conn.execute(
+                "SELECT version, root, walltime FROM superblocks WHERE sid=? ORDER BY version", (sid,)
+            ).fetchall()
+        return [(int(v), int(r), int(w)) for v, r, w in rows]
+
+    def block_sizes(self, sid: int) -> dict[int, int]:
+        """Encoded size of every block of a stream, by address."""
+        lo, hi = stream_addr_range(sid)
+        with self._reader() as conn:
+            rows = conn.execute("SELECT addr, length(data) FROM blocks WHERE addr BETWEEN ? AND ?", (lo, hi))
+            return {int(a): int(n) for a, n in rows}
+
+    def dropped_below(self, sid: int) -> tuple[int, int] | None:
+        """``(below, before_walltime)`` when a compaction dropped the stream's versions under ``below``."""
+        row = self._one("SELECT below, before_walltime FROM dropped_versions WHERE sid=?", (sid,))
+        return None if row is None else (int(row[0]), int(row[1]))
 
     def max_addr(self, sid: int) -> int:
         """Largest block address used by stream ``sid`` (or the range's first address minus one)."""
@@ -265,7 +320,8 @@ class BlockStore:
         self, uuid: bytes, sid: int, version: int, root: int, walltime: int, blocks: list[tuple[int, bytes]]
     ) -> None:
         """Write new blocks and a new version of one stream atomically (KeyError if the stream is gone)."""
-        self._wal_bytes += sum(len(b) for _, b in blocks) + 256
+        # The WAL logs whole pages: the blocks, plus a few B-tree pages (blocks, superblocks, streams).
+        self._wal_bytes += sum(len(b) for _, b in blocks) + 4 * PAGE_SIZE
         if self._wal_bytes >= CHECKPOINT_BYTES:
             self._wal_bytes = 0
             self._checkpointer.kick()
@@ -286,6 +342,34 @@ class BlockStore:
             last_must_hit=True,
         )
 
+    def drop_versions(self, sid: int, below: int, before_walltime: int, addrs: list[int]) -> None:
+        """Delete a stream's versions under ``below`` and the blocks ``addrs``, in one transaction."""
+        self._transaction(
+            [
+                ("DELETE FROM superblocks WHERE sid=? AND version<?", (sid, below), False),
+                ("DELETE FROM blocks WHERE addr=?", [(a,) for a in addrs], True),
+                (
+                    "INSERT INTO dropped_versions(sid, below, before_walltime) VALUES(?,?,?) "
+                    "ON CONFLICT(sid) DO UPDATE SET below=max(below, excluded.below), "
+                    "before_walltime=max(before_walltime, excluded.before_walltime)",
+                    (sid, below, before_walltime),
+                    False,
+                ),
+            ]
+        )
+
+    def vacuum(self) -> None:
+        """Rebuild the file without its free pages (returns freed space to the file system)."""
+        with self._write_lock:
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._writer.execute("VACUUM")
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def live_uuids(self) -> list[bytes]:
+        """The uuids of every live stream."""
+        with self._reader() as conn:
+            return [bytes(u) for (u,) in conn.execute("SELECT uuid FROM streams ORDER BY sid")]
+
     def obliterate(self, uuid: bytes, sid: int) -> None:
         """Delete a stream, all its versions and all its blocks."""
         lo, hi = stream_addr_range(sid)
@@ -294,6 +378,7 @@ class BlockStore:
                 ("DELETE FROM streams WHERE uuid=?", (uuid,), False),
                 ("DELETE FROM superblocks WHERE sid=?", (sid,), False),
                 ("DELETE FROM blocks WHERE addr BETWEEN ? AND ?", (lo, hi), False),
+                ("DELETE FROM dropped_versions WHERE sid=?", (sid,), False),
             ]
         )
 

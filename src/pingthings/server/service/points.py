@@ -17,6 +17,7 @@ from pingthings._proto import v5api
 from pingthings.server.engine import MergePolicy
 from pingthings.server.errors import InsertTooBig, InvalidPointWidth, WrongArgs
 from pingthings.server.service import payloads
+from pingthings.server.service.activity import ActivityRecorder
 from pingthings.server.service.convert import blocking
 from pingthings.server.service.prefetch import produced
 from pingthings.server.service.state import ServiceState
@@ -57,6 +58,9 @@ async def apply_insert(
     policy = _merge_policy(merge_policy)
 
     loop = asyncio.get_running_loop()
+    version = _insert_in_loop(state, loop, uuid, times, values, policy, round_bits)
+    if version is not None:
+        return version
 
     def write() -> int:
         # One worker-thread hop for both stores: the engine commit, then the SQL activity columns.
@@ -71,6 +75,35 @@ async def apply_insert(
         return int(version)
 
     return await blocking(write)
+
+
+def _insert_in_loop(
+    state: ServiceState,
+    loop: asyncio.AbstractEventLoop,
+    uuid: bytes,
+    times: np.ndarray,
+    values: np.ndarray,
+    policy: Any,
+    round_bits: int | None,
+) -> int | None:
+    """Finish a small buffered insert here in the event loop (no worker-thread hop), when the
+    engine can do it without waiting (see ``Engine.insert_nowait``); else None, nothing done."""
+    insert_nowait = getattr(state.engine, "insert_nowait", None)
+    count = len(times)
+    if insert_nowait is None or count == 0 or not state.commit_order.acquire(blocking=False):
+        return None
+    try:
+        version = insert_nowait(uuid, times, values, merge=policy, round_bits=round_bits)
+        if version is not None:
+            loop.call_soon(state.hub.publish, uuid, times, values)
+    finally:
+        state.commit_order.release()
+    if version is None:
+        return None
+    if state.activity is None:
+        state.activity = ActivityRecorder(state.meta)
+    state.activity.note(uuid, time.time_ns(), count)
+    return int(version)
 
 
 class PointHandlers:

@@ -10,7 +10,7 @@ import logging
 import secrets
 
 from pingthings._proto.v5api import Status
-from pingthings.server.errors import ServerError
+from pingthings.server.errors import DiskFull, ServerError
 from pingthings.server.service.context import serving_data_dir
 from pingthings.server.service.disk_full import caused_by_full_disk, disk_full_error
 from pingthings.wire.protowire import encode_varint
@@ -27,9 +27,9 @@ def status_of(exc: BaseException) -> Status:
     else is logged with its traceback under a short incident id and reported as 500 with that id
     only: class names, messages and tracebacks stay in the server log.
     """
-    if isinstance(exc, ServerError):
+    if isinstance(exc, ServerError) and not isinstance(exc, DiskFull):
         return Status(code=int(exc.code), msg=exc.msg)
-    if caused_by_full_disk(exc):
+    if isinstance(exc, DiskFull) or caused_by_full_disk(exc):  # the engine's own DiskFull too
         full = disk_full_error(serving_data_dir.get())
         log.error("write refused: %s", full.msg, exc_info=exc)
         return Status(code=int(full.code), msg=full.msg)

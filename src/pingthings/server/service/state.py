@@ -55,3 +55,5 @@ class ServiceState:
     csv_seconds: float = DEFAULT_CSV_SECONDS
     #: Held while an insert commits and queues its batch for subscribers (keeps pushes in commit order).
     commit_order: threading.Lock = field(default_factory=threading.Lock)
+    #: Writes the activity columns of inserts finished in the event loop (created on first use).
+    activity: Any = None

@@ -1,0 +1,132 @@
+"""Buffered ingest: the settings, one stream's buffer, and the thread that merges old buffers.
+
+Small inserts are cheap to journal and expensive to commit (a commit rewrites the tail leaf and
+its path). So with buffering on, an insert appends its points to the stream's buffer and to the
+journal, and the buffer is merged into the tree as one version later: when the next insert would
+take it past ``max_points``, when its oldest point has waited ``max_age`` seconds, when all buffers
+together pass ``max_bytes``, on Flush, Delete, Obliterate and close, and when a read needs it.
+
+Versions: every insert into one buffer returns the same *pending* version, the one the merge will
+commit (the latest committed version plus one). A read at the latest version (0) or at the pending
+version merges the buffer first, so what it returns contains every acknowledged point and the
+version it reports is a real, immutable snapshot from then on. Asking for the latest version
+(StreamInfo) merges too, so a version someone was told about never changes afterwards. Older
+versions are snapshots as before. Inserts with another merge policy than the buffered ones merge
+the buffer first, so the result is exactly that of committing each insert in turn.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from pingthings.server.engine.merge import MergePolicy
+
+
+@dataclass(frozen=True)
+class Buffering:
+    """When buffered inserts are merged into the tree.
+
+    Attributes
+    ----------
+    max_points
+        Most points one stream's buffer holds; an insert that would pass it merges the buffer
+        first, and an insert at least this large is committed directly.
+    max_age
+        Seconds after the first buffered insert at which a buffer is merged by the background thread.
+    max_bytes
+        Bytes of buffered points (16 a point) of all streams together; past it the oldest buffers
+        are merged. This also bounds the journal's live rows.
+    """
+
+    max_points: int = 32_768
+    max_age: float = 30.0
+    max_bytes: int = 32 << 20
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_points, int) or self.max_points < 1:
+            raise ValueError(f"max_points must be a positive integer, got {self.max_points!r}")
+        if not self.max_age > 0:
+            raise ValueError(f"max_age must be a positive number of seconds, got {self.max_age!r}")
+        if not isinstance(self.max_bytes, int) or self.max_bytes < 16:
+            raise ValueError(f"max_bytes must be an integer of at least 16, got {self.max_bytes!r}")
+
+
+#: The settings a server uses unless told otherwise.
+DEFAULT_BUFFERING = Buffering()
+
+
+class StreamBuffer:
+    """The buffered inserts of one stream, all bound for one pending version.
+
+    Parameters
+    ----------
+    version
+        The version the merge will commit.
+    policy
+        The merge policy shared by every buffered insert.
+    wall
+        Wall-clock time (ns) of the first insert: the merged version is stamped with it, so the
+        version current at any wall time holds every point acknowledged by then.
+    """
+
+    __slots__ = ("born", "points", "policy", "times", "values", "version", "wall")
+
+    def __init__(self, version: int, policy: MergePolicy, wall: int) -> None:
+        self.version = version
+        self.wall = wall
+        self.policy = policy
+        self.times: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
+        self.points = 0
+        self.born = time.monotonic()
+
+    def add(self, times: np.ndarray, values: np.ndarray) -> None:
+        """Append one prepared insert (sorted, duplicates resolved within it)."""
+        self.times.append(times)
+        self.values.append(values)
+        self.points += int(times.size)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of buffered points."""
+        return 16 * self.points
+
+    def joined(self) -> tuple[np.ndarray, np.ndarray]:
+        """All buffered points in arrival order (one insert after another)."""
+        if len(self.times) == 1:
+            return self.times[0], self.values[0]
+        return np.concatenate(self.times), np.concatenate(self.values)
+
+
+class AgeMerger(threading.Thread):
+    """Calls ``merge_old(max_age)`` every quarter of ``max_age`` (at most once a second) until stopped.
+
+    Parameters
+    ----------
+    max_age
+        The age in seconds at which buffers are merged.
+    merge_old
+        Merges every buffer older than the given age (errors are its own to handle).
+    """
+
+    def __init__(self, max_age: float, merge_old: Callable[[float], None]) -> None:
+        super().__init__(name="pingthings-ingest-merger", daemon=True)
+        self._period = min(1.0, max_age / 4)
+        self._max_age = max_age
+        self._merge_old = merge_old
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """End the thread (after the merge in progress, if any)."""
+        self._stopping.set()
+        if self.is_alive():
+            self.join()
+
+    def run(self) -> None:
+        while not self._stopping.wait(self._period):
+            self._merge_old(self._max_age)
