@@ -24,6 +24,7 @@ import pingthings
 from pingthings._proto import v5api
 from pingthings._proto.pingthings.platform import v1 as platform
 from pingthings.timeseries import _platform_codec as codec
+from pingthings.timeseries._call_policy import CallSettings, TimeoutScope
 from pingthings.timeseries._fanout import gather
 from pingthings.timeseries._metadata import (
     annotation_pairs,
@@ -39,6 +40,7 @@ from pingthings.timeseries._rpc import (
 )
 from pingthings.timeseries.async_stream import AsyncStream
 from pingthings.timeseries.async_streamset import AsyncStreamSet
+from pingthings.timeseries.call_config import resolve_call_settings
 from pingthings.timeseries.config import ConnectionSettings, parse_concurrency_limit, resolve_settings
 from pingthings.timeseries.exceptions import (
     ConnectionError,
@@ -46,7 +48,7 @@ from pingthings.timeseries.exceptions import (
     PermissionDeniedError,
     PingThingsError,
 )
-from pingthings.timeseries.transport import Channel, ChannelError, client_ssl_context
+from pingthings.timeseries.transport import Channel, ChannelError, GrpcStatusError, client_ssl_context
 
 if TYPE_CHECKING:
     from typing import Self
@@ -122,6 +124,8 @@ class AsyncClient:
         The resolved connection settings.
     info
         The server's Info answer (as :meth:`info` returns it), fetched when connecting.
+    call_settings
+        Timeout, retries and limiter queue bound of every call (default: the documented defaults).
 
     Notes
     -----
@@ -129,8 +133,15 @@ class AsyncClient:
     client): stream set operations fan out up to that many requests.
     """
 
-    def __init__(self, channel: Channel, settings: ConnectionSettings, info: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        settings: ConnectionSettings,
+        info: Mapping[str, Any],
+        call_settings: CallSettings | None = None,
+    ) -> None:
         self._channel = channel
+        self._call_settings = call_settings if call_settings is not None else CallSettings()
         self._settings = settings
         self._endpoint = str(settings.endpoint)
         self._info = dict(info)
@@ -150,6 +161,10 @@ class AsyncClient:
         tls: bool | None = None,
         ca_bundle: str | None = None,
         connect_timeout: float = 10.0,
+        timeout: float | None = None,
+        retries: int | None = None,
+        retry_budget: float | None = None,
+        max_waiting: int | None = None,
     ) -> AsyncClient:
         """Connect to a server and check it answers (one Info call).
 
@@ -170,6 +185,21 @@ class AsyncClient:
             PEM file of CA certificates to trust (default ``$BTRDB_CA_BUNDLE``, else the system's).
         connect_timeout
             Seconds to wait for the TCP/TLS connection.
+        timeout
+            Seconds each call may take (default ``$PINGTHINGS_TIMEOUT``, the profile's ``timeout``,
+            else 60): a unary call in total, time queued for the concurrency limiter included; a
+            streaming read per message, not in total. ``math.inf`` turns the limit off. Narrow or
+            widen it for a block with :meth:`timeout`.
+        retries
+            Times a failed idempotent call is tried again after a connection failure, GOAWAY or
+            UNAVAILABLE (default ``$PINGTHINGS_RETRIES``, the profile's ``retries``, else 3).
+        retry_budget
+            Seconds after a call started during which a retry may still begin (default
+            ``$PINGTHINGS_RETRY_BUDGET``, the profile's ``retry_budget``, else 10).
+        max_waiting
+            Calls that may wait for the concurrency limiter at once; further calls fail at once
+            with OverloadedError (default ``$PINGTHINGS_MAX_WAITING``, the profile's
+            ``max_waiting``, else 1000).
 
         Raises
         ------
@@ -187,11 +217,22 @@ class AsyncClient:
         settings = resolve_settings(
             profile, endpoint, apikey, concurrency_limit, tls=tls, ca_bundle=ca_bundle
         )
-        return await AsyncClient.connect_with(settings, connect_timeout=connect_timeout)
+        call_settings = resolve_call_settings(
+            profile, timeout=timeout, retries=retries, retry_budget=retry_budget, max_waiting=max_waiting
+        )
+        return await AsyncClient.connect_with(
+            settings, connect_timeout=connect_timeout, call_settings=call_settings
+        )
 
     @staticmethod
-    async def connect_with(settings: ConnectionSettings, *, connect_timeout: float = 10.0) -> AsyncClient:
-        """Connect with already resolved :class:`~pingthings.timeseries.config.ConnectionSettings`."""
+    async def connect_with(
+        settings: ConnectionSettings,
+        *,
+        connect_timeout: float = 10.0,
+        call_settings: CallSettings | None = None,
+    ) -> AsyncClient:
+        """Connect with already resolved :class:`~pingthings.timeseries.config.ConnectionSettings`
+        (and, optionally, a resolved call policy)."""
         metadata: list[tuple[str, str]] = [("x-api-client", f"pingthings-{pingthings.__version__}")]
         if settings.apikey:
             metadata.insert(0, ("authorization", f"Bearer {settings.apikey}"))
@@ -208,18 +249,18 @@ class AsyncClient:
             connect_timeout=connect_timeout,
         )
         try:
-            raw = await channel.unary("/v5api.BTrDB/Info", b"", timeout=INFO_TIMEOUT)
+            limit = INFO_TIMEOUT if call_settings is None else min(INFO_TIMEOUT, call_settings.timeout)
+            raw = await channel.unary("/v5api.BTrDB/Info", b"", timeout=limit)
             response = v5api.InfoResponse.parse(raw)
         except ChannelError as exc:
             await _close_quietly(channel)
-            probe = _Probe(endpoint)
-            error = translate_channel_error(exc, probe, "/v5api.BTrDB/Info")  # type: ignore[arg-type]
+            error = translate_channel_error(exc, endpoint, "/v5api.BTrDB/Info")
             if isinstance(error, PermissionDeniedError):
                 raise error from exc
             # Anything else (refused, TLS failure, not a BTrDB server, ...) is a failed connection.
             raise ConnectionError(
                 f"could not connect to the server at {endpoint} ({settings.source}"
-                f"{', TLS' if settings.tls else ', plaintext'}): {exc}"
+                f"{', TLS' if settings.tls else ', plaintext'}): {_without_endpoint(exc)}"
             ) from exc
         except BaseException:
             await _close_quietly(channel)
@@ -228,7 +269,7 @@ class AsyncClient:
             await _close_quietly(channel)
             stat = response.stat
             raise ConnectionError(f"the server at {endpoint} answered Info with [{stat.code}] {stat.msg}")
-        return AsyncClient(channel, settings, _info_to_dict(response))
+        return AsyncClient(channel, settings, _info_to_dict(response), call_settings)
 
     async def aclose(self) -> None:
         """Close the connection. Idempotent; calls made afterwards raise ClientClosedError."""
@@ -283,6 +324,25 @@ class AsyncClient:
     def arrow_enabled(self) -> bool:
         """True when the server offers the Arrow RPCs (Info version 5.30 or later)."""
         return self._arrow_enabled
+
+    @property
+    def call_settings(self) -> CallSettings:
+        """Timeout, retries and limiter queue bound of this client's calls."""
+        return self._call_settings
+
+    def timeout(self, seconds: float | None) -> TimeoutScope:
+        """A block in which every call of this client gets ``seconds`` as its timeout.
+
+        A plain context manager, usable under asyncio and trio (and by tasks started inside the block,
+        such as a stream set's fan-out). Scopes nest; the innermost wins. ``None`` lifts the limit.
+        Each call is bounded on its own; the block as a whole is not.
+
+        Examples
+        --------
+        >>> with client.timeout(5):  # doctest: +SKIP
+        ...     info = await client.info()
+        """
+        return TimeoutScope(self, seconds)
 
     @property
     def concurrency_limit(self) -> int:
@@ -633,11 +693,12 @@ class AsyncClient:
         await call_unary(self, "DeleteUnit", request, platform.StatusResponse, service=PLATFORM_SERVICE)
 
 
-class _Probe:
-    """Stands in for a client while connecting (error translation only needs ``endpoint``)."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
+def _without_endpoint(exc: ChannelError) -> str:
+    """A channel error's text without its endpoint (the caller names it already)."""
+    if isinstance(exc, GrpcStatusError):
+        text = f"{exc.status_name} from {exc.method}" if exc.method else exc.status_name
+        return f"{text}: {exc.message}" if exc.message else text
+    return exc.message
 
 
 async def _close_quietly(channel: Channel) -> None:

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from pingthings.timeseries._call_policy import TimeoutScope
 from pingthings.timeseries.async_client import AsyncClient
 from pingthings.timeseries.async_stream import AsyncStream
 from pingthings.timeseries.event_loop import ClientEventLoop
@@ -69,7 +70,8 @@ class Client:
         concurrency_limit
             Calls allowed in flight at once (default ``$PINGTHINGS_CONCURRENCY_LIMIT``).
         **options
-            ``tls``, ``ca_bundle``, ``connect_timeout``, as for
+            ``tls``, ``ca_bundle``, ``connect_timeout``, ``timeout``, ``retries``, ``retry_budget``,
+            ``max_waiting``, as for
             :meth:`AsyncClient.connect <pingthings.timeseries.async_client.AsyncClient.connect>`.
 
         Examples
@@ -122,6 +124,17 @@ class Client:
             "a Client holds a live connection and an event loop thread and cannot be pickled; "
             "call pingthings.timeseries.connect() in each process"
         )
+
+    def timeout(self, seconds: float | None) -> TimeoutScope:
+        """A block in which every call of this client, made from this thread, gets ``seconds`` as its
+        timeout (see :meth:`AsyncClient.timeout`).
+
+        Examples
+        --------
+        >>> with conn.timeout(5):  # doctest: +SKIP
+        ...     conn.info()
+        """
+        return self._client.timeout(seconds)
 
     @property
     def concurrency_limit(self) -> int:

@@ -23,7 +23,7 @@ import contextlib
 import functools
 import threading
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, TypeVar, cast, overload
 
@@ -32,6 +32,7 @@ from anyio.abc import TaskStatus
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from anyio.streams.memory import MemoryObjectSendStream
 
+from pingthings.timeseries._call_policy import active_scopes, install_scopes
 from pingthings.timeseries.exceptions import ClientClosedError, SyncCallFromEventLoopError
 
 CO_RESULT_TYPE = TypeVar("CO_RESULT_TYPE")
@@ -43,6 +44,14 @@ _ITERATE_BUFFER = 1
 
 async def _await(coro: Awaitable[T]) -> T:
     return await coro
+
+
+async def _in_scopes(
+    scopes: Mapping[object, float], async_fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+) -> T:
+    """Run ``async_fn`` with the caller thread's timeout scopes in force (this task's context only)."""
+    install_scopes(scopes)
+    return await async_fn(*args, **kwargs)
 
 
 async def _pump(
@@ -147,7 +156,11 @@ class ClientEventLoop:
         call is cancelled on the loop before the interrupt propagates.
         """
         self._check_blocking_allowed()
-        if kwargs:
+        scopes = active_scopes()
+        if scopes:  # the caller's `with client.timeout(...)` blocks travel with the call
+            call = functools.partial(_in_scopes, scopes, async_fn, *args, **kwargs)
+            future = self._portal.start_task_soon(call)
+        elif kwargs:
             future = self._portal.start_task_soon(functools.partial(async_fn, *args, **kwargs))
         else:
             future = self._portal.start_task_soon(async_fn, *args)
@@ -177,7 +190,13 @@ class ClientEventLoop:
         """
         self._check_blocking_allowed()
         send, receive = anyio.create_memory_object_stream[Any](_ITERATE_BUFFER)
-        future, scope = self._portal.start_task(_pump, source, send, name="pingthings-iterate")
+        scopes = active_scopes()
+        if scopes:
+            future, scope = self._portal.start_task(
+                functools.partial(_in_scopes, scopes, _pump, source, send), name="pingthings-iterate"
+            )
+        else:
+            future, scope = self._portal.start_task(_pump, source, send, name="pingthings-iterate")
         return self._drain(future, scope, receive)
 
     def _drain(

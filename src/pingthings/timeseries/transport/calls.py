@@ -9,7 +9,7 @@ stream with CANCEL and leaves the connection usable.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -23,9 +23,19 @@ from .metadata import check_response_headers, header_dict, request_headers, resp
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from .channel import Channel
-
 T = TypeVar("T")
+
+
+class CallSite(Protocol):
+    """What a call needs from the channel that starts it: where it goes, and a connection to go on."""
+
+    endpoint: str
+    authority: str
+    scheme: str
+
+    async def connection(self) -> Connection:
+        """The connection a new call should use (opened or replaced as needed)."""
+        ...
 
 _FLUSH_EVERY = 1 << 20  # bytes of request DATA queued in h2 before writing them out
 
@@ -46,11 +56,14 @@ class Call:
     Parameters
     ----------
     channel
-        The channel that supplies connections and common metadata.
+        The channel that supplies connections (any :class:`CallSite`).
     method
         ``/package.Service/Method``.
     timeout
         Seconds for the whole call, or None.
+    idle_timeout
+        Seconds each wait of the call (for the connection, send window or the next reply message) may
+        take, or None. Unlike ``timeout`` it is not sent to the server: it bounds silence, not the call.
     metadata
         Extra header pairs for this call (already validated and encoded).
     replay
@@ -60,15 +73,17 @@ class Call:
 
     def __init__(
         self,
-        channel: Channel,
+        channel: CallSite,
         method: str,
         timeout: float | None,
         metadata: list[tuple[bytes, bytes]],
         replay: bytes | memoryview | None = None,
+        idle_timeout: float | None = None,
     ) -> None:
         self._channel = channel
         self._method = method
         self._timeout = timeout
+        self._idle_timeout = idle_timeout
         self._metadata = metadata
         self._deadline = None if timeout is None else anyio.current_time() + timeout
         self._replay = replay
@@ -87,12 +102,27 @@ class Call:
 
     async def _bounded(self, func: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run ``func(*args)`` under the call's deadline; on expiry reset the stream and raise status 4."""
-        if self._deadline is None:
-            return await func(*args)
-        with anyio.CancelScope(deadline=self._deadline):
+        idle = self._idle_timeout
+        if idle is None:
+            if self._deadline is None:
+                return await func(*args)
+            with anyio.CancelScope(deadline=self._deadline):
+                return await func(*args)
+            await self._release(reset=True)
+            raise self._deadline_error()
+        idle_deadline = anyio.current_time() + idle
+        deadline = idle_deadline if self._deadline is None else min(self._deadline, idle_deadline)
+        with anyio.CancelScope(deadline=deadline):
             return await func(*args)
         await self._release(reset=True)
-        raise self._deadline_error()
+        if self._deadline is not None and self._deadline <= idle_deadline:
+            raise self._deadline_error()
+        raise GrpcStatusError(
+            GrpcStatus.DEADLINE_EXCEEDED,
+            f"no reply message within {idle:g}s",
+            self._endpoint,
+            self._method,
+        )
 
     def _deadline_error(self, detail: str = "") -> GrpcStatusError:
         text = f"deadline exceeded after {self._timeout:g}s"
@@ -107,7 +137,7 @@ class Call:
 
     async def _start(self, first_message: bytes | memoryview | None, end: bool) -> None:
         """Open the stream (connecting if needed) and send the first message and END_STREAM if asked."""
-        conn = await self._channel._connection()
+        conn = await self._channel.connection()
         remaining = None if self._deadline is None else max(self._deadline - anyio.current_time(), 0.0)
         headers = request_headers(
             method=self._method,
@@ -327,14 +357,15 @@ class ServerStreamCall(Call):
 
     def __init__(
         self,
-        channel: Channel,
+        channel: CallSite,
         method: str,
         timeout: float | None,
         metadata: list[tuple[bytes, bytes]],
         *,
         request: bytes | memoryview,
+        idle_timeout: float | None = None,
     ) -> None:
-        super().__init__(channel, method, timeout, metadata, replay=request)
+        super().__init__(channel, method, timeout, metadata, replay=request, idle_timeout=idle_timeout)
         self._request = request
 
     async def __aenter__(self) -> ServerStreamCall:

@@ -26,6 +26,10 @@ DEFAULT_CONNECTION_WINDOW = 128 << 20
 DEFAULT_MAX_MESSAGE_SIZE = (1 << 31) - 1
 """Largest reply message accepted (bytes)."""
 
+DEFAULT_KEEPALIVE_INTERVAL = 4.0
+"""Seconds of silence during a waiting call before a PING checks the server; an unanswered PING fails the
+connection one more interval later, so a dead or frozen server is noticed within about 8 s."""
+
 
 class Channel:
     """An anyio-native gRPC client channel over HTTP/2, usable from asyncio and trio alike.
@@ -44,7 +48,8 @@ class Channel:
     max_frame_size
         Largest HTTP/2 DATA frame the server may send us (16 KiB .. 16 MiB - 1); large frames cost less CPU.
     keepalive_interval
-        Seconds of silence during a waiting call before a PING checks the server; None disables.
+        Seconds of silence during a waiting call before a PING checks the server, and seconds the server has
+        to answer it; None disables. Idle connections are never pinged.
     stream_window, connection_window
         Inbound flow-control windows.
     max_message_size
@@ -60,7 +65,7 @@ class Channel:
         metadata: Sequence[tuple[str, MetadataValue]] = (),
         connect_timeout: float | None = 10.0,
         max_frame_size: int = 1 << 20,
-        keepalive_interval: float | None = 30.0,
+        keepalive_interval: float | None = DEFAULT_KEEPALIVE_INTERVAL,
         stream_window: int = DEFAULT_STREAM_WINDOW,
         connection_window: int = DEFAULT_CONNECTION_WINDOW,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
@@ -131,10 +136,22 @@ class Channel:
         *,
         timeout: float | None = None,
         metadata: Sequence[tuple[str, MetadataValue]] = (),
+        idle_timeout: float | None = None,
     ) -> ServerStreamCall:
-        """Start a server-streaming call; use as ``async with ch.server_stream(...) as messages``."""
+        """Start a server-streaming call; use as ``async with ch.server_stream(...) as messages``.
+
+        ``timeout`` bounds the whole call (and is sent to the server as ``grpc-timeout``); ``idle_timeout``
+        bounds each wait for the next reply message (and is not sent).
+        """
+        if idle_timeout is not None and not idle_timeout > 0:
+            raise ValueError(f"idle_timeout must be positive or None, got {idle_timeout}")
         return ServerStreamCall(
-            self, method, timeout, self._call_metadata(method, timeout, metadata), request=request
+            self,
+            method,
+            timeout,
+            self._call_metadata(method, timeout, metadata),
+            request=request,
+            idle_timeout=idle_timeout,
         )
 
     def bidi(
@@ -159,7 +176,7 @@ class Channel:
 
     # ------------------------------------------------------------------ connection
 
-    async def _connection(self) -> Connection:
+    async def connection(self) -> Connection:
         """The connection for a new call: the current one if it takes new streams, else a fresh one."""
         conn = self._conn
         if conn is not None and await conn.ready_for_new_stream():

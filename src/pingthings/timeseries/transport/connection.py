@@ -34,15 +34,26 @@ import h2.settings
 from h2.errors import ErrorCodes
 
 from . import frame_buffer, goaway_drain
-from .errors import LOW_LEVEL_ERRORS, TransportError, describe, to_transport_error, translate_errors
+from .errors import (
+    LOW_LEVEL_ERRORS,
+    PeerUnresponsiveError,
+    TransportError,
+    describe,
+    to_transport_error,
+    translate_errors,
+)
 from .framing import MessageReader
 
 READ_SIZE = 1 << 20
 """Bytes asked from the socket per read round."""
 
 MIN_PING_SPACING = 300.0
-"""Seconds between two keepalive pings at the least; gRPC servers (grpc-go, grpc core) answer more frequent
-pings on a quiet connection with GOAWAY ENHANCE_YOUR_CALM by default."""
+"""Seconds grpc-go and grpc core want between two pings by default. They tolerate two faster pings (their
+"ping strikes") and forgive them whenever they send HEADERS or DATA; a third earns GOAWAY
+ENHANCE_YOUR_CALM."""
+
+QUIET_PINGS = 2
+"""Keepalive pings allowed within :data:`MIN_PING_SPACING` while the server sends no HEADERS or DATA."""
 
 IDLE_CATCH_UP_TIMEOUT = 1.0
 """Seconds allowed to read what arrived on an idle connection before reusing it (the bytes are already
@@ -158,6 +169,7 @@ class Connection:
         self._closed = False
         self._ping_outstanding = False
         self._last_ping: float | None = None
+        self._quiet_pings = 0  # pings sent since the server last sent HEADERS or DATA
         self._retire_when_idle = False
 
     # ------------------------------------------------------------------ status
@@ -427,17 +439,31 @@ class Connection:
             size += len(more)
 
     def _keepalive_due(self) -> None:
-        """Called after a keepalive interval of silence: ping, or fail if the last ping went unanswered."""
+        """Called after a keepalive interval of silence: ping, or fail if the last ping went unanswered.
+
+        Pings go out only while a call waits (this runs in a read round), never on an idle connection. While
+        the server sends no HEADERS or DATA, at most :data:`QUIET_PINGS` pings go out per
+        :data:`MIN_PING_SPACING`, which grpc-go and grpc core servers accept by default.
+        """
         if self._ping_outstanding:
             self.fail(
-                TransportError(
-                    f"server did not answer a keepalive ping within {self._keepalive:g}s", self.endpoint
+                PeerUnresponsiveError(
+                    "the server stopped answering: no reply to a keepalive ping within "
+                    f"{self._keepalive:g} s",
+                    self.endpoint,
                 )
             )
             return
         now = anyio.current_time()
-        if self._last_ping is None or now - self._last_ping >= MIN_PING_SPACING:
+        if (
+            self._last_ping is None
+            or self._quiet_pings < QUIET_PINGS
+            or now - self._last_ping >= MIN_PING_SPACING
+        ):
+            if self._last_ping is not None and now - self._last_ping >= MIN_PING_SPACING:
+                self._quiet_pings = 0
             self._last_ping = now
+            self._quiet_pings += 1
             self._ping_outstanding = True
             try:
                 self._h2.ping(b"pingthng")
@@ -456,6 +482,7 @@ class Connection:
                     if event.flow_controlled_length:
                         self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                     continue
+                self._quiet_pings = 0
                 state.unacked += event.flow_controlled_length
                 try:
                     state.messages.extend(state.reader.feed(event.data))
@@ -466,6 +493,7 @@ class Connection:
                         self._h2.reset_stream(event.stream_id, ErrorCodes.PROTOCOL_ERROR)
                 touched.add(event.stream_id)
             elif isinstance(event, h2.events.ResponseReceived):
+                self._quiet_pings = 0
                 state = streams.get(event.stream_id)
                 if state is not None:
                     state.headers = event.headers
