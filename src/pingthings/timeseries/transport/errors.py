@@ -110,26 +110,44 @@ _WORTH_SHOWING = (OSError, ssl.SSLError, ssl.CertificateError, h2.exceptions.H2E
 def describe(exc: BaseException) -> str:
     """A short human description of a low-level exception, following its cause chain.
 
-    Only errors that say something about the network, TLS or HTTP/2 are described; what a library raised
-    inside itself while noticing the problem (e.g. an ``IndexError`` from a buffer of anyio's, the context of
-    an ``EndOfStream``) says nothing to a user and is left out.
+    Only errors that say something about the network, TLS or HTTP/2 are described; anyio's wrappers and what
+    a library raised inside itself while noticing the problem (e.g. an ``IndexError`` from one of its
+    buffers) say nothing to a user and are left out.
     """
     if isinstance(exc, anyio.EndOfStream):
         return "the connection was closed by the server"
     parts: list[str] = []
     seen: set[int] = set()
     current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
+    while current is not None and id(current) not in seen and len(parts) < 3:
         seen.add(id(current))
-        if parts and not isinstance(current, _WORTH_SHOWING):
+        wrapper_only = (
+            type(current) is OSError and not current.strerror and isinstance(current.__cause__, OSError)
+        )  # e.g. anyio's "All connection attempts failed", whose cause says what happened
+        if wrapper_only:
+            pass
+        elif isinstance(current, _WORTH_SHOWING) or (not parts and not isinstance(current, _ANYIO_WRAPPERS)):
+            parts.append(_one_line(current))
+        elif parts:
             break
-        text = str(current).strip()
-        name = type(current).__name__
-        parts.append(f"{name}: {text}" if text else name)
         current = current.__cause__ or (current.__context__ if not current.__suppress_context__ else None)
-        if len(parts) >= 3:
-            break
+    if not parts:
+        return "the connection broke"
     return "; caused by ".join(parts)
+
+
+_ANYIO_WRAPPERS = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.BusyResourceError)
+
+
+def _one_line(exc: BaseException) -> str:
+    """``connection refused``, ``Connection reset by peer`` (an OSError's reason), else ``Name: text``."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) and exc.strerror:
+        return str(exc.strerror)
+    text = str(exc).strip()
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
 
 
 LOW_LEVEL_ERRORS: tuple[type[BaseException], ...] = (  # what translate_errors turns into TransportError
