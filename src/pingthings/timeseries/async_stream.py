@@ -47,7 +47,7 @@ from pingthings.wire.limits import INSERT_BATCH_SIZE
 
 if TYPE_CHECKING:
     from pingthings._proto.v5api import StreamDescriptor
-    from pingthings.timeseries.async_client import AsyncClient
+    from pingthings.timeseries._rpc import CallTarget
 
 __all__ = ["AsyncStream", "Point"]
 
@@ -58,7 +58,8 @@ class AsyncStream:
     Parameters
     ----------
     client
-        The :class:`~pingthings.timeseries.async_client.AsyncClient` the stream talks through.
+        The :class:`~pingthings.timeseries.async_client.AsyncClient` the stream talks through (typed as the
+        small :class:`~pingthings.timeseries._rpc.CallTarget` protocol, which is all a stream needs).
     uuid
         The stream's identifier.
     known_to_exist
@@ -73,7 +74,7 @@ class AsyncStream:
 
     def __init__(
         self,
-        client: AsyncClient,
+        client: CallTarget,
         uuid: UUID,
         known_to_exist: bool = False,
         collection: str | None = None,
@@ -95,7 +96,7 @@ class AsyncStream:
 
     # ------------------------------------------------------------------ identity and metadata
     @property
-    def client(self) -> AsyncClient:
+    def client(self) -> CallTarget:
         """The async client this stream talks through."""
         return self._client
 
@@ -155,7 +156,7 @@ class AsyncStream:
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
-    def from_descriptor(cls, client: AsyncClient, descriptor: StreamDescriptor) -> AsyncStream:
+    def from_descriptor(cls, client: CallTarget, descriptor: StreamDescriptor) -> AsyncStream:
         """Build a stream, metadata filled in, from a wire ``StreamDescriptor`` (e.g. a lookup result)."""
         meta = decode_descriptor(descriptor)
         return cls(
