@@ -175,3 +175,19 @@ def test_bad_timeouts_are_refused(stalled: ScriptedServer, monkeypatch: pytest.M
     monkeypatch.delenv("PINGTHINGS_TIMEOUT")
     with pt.connect(endpoint=stalled.endpoint) as conn, pytest.raises(ValueError, match="positive"):
         conn.timeout(0)
+
+
+@pytest.mark.anyio
+async def test_a_fan_out_waits_its_turn_instead_of_overloading(
+    server_endpoint: str, unique_collection: str
+) -> None:
+    # Ten streams through two slots and a queue of zero: the fan-out itself keeps within the limit.
+    client = await AsyncClient.connect(endpoint=server_endpoint, concurrency_limit=2, max_waiting=0)
+    async with client:
+        streams = [
+            await client.create(uuidlib.uuid4(), unique_collection, {"name": f"s{i}"}) for i in range(10)
+        ]
+        versions = await pt.AsyncStreamSet(streams).get_latest_version()
+        assert len(versions) == 10
+        fetched = await client.streamset_from_uuids([s.uuid for s in streams])
+        assert len(fetched) == 10

@@ -487,7 +487,11 @@ class AsyncClient:
             raise TypeError("uuids must be a list of UUIDs, not a single one")
         streams = [AsyncStream(self, to_uuid(u)) for u in uuids]
         if fetch_metadata:
-            await gather([(s.refresh_metadata,) for s in streams], labels=[str(s.uuid) for s in streams])
+            await gather(
+                [(s.refresh_metadata,) for s in streams],
+                labels=[str(s.uuid) for s in streams],
+                workers=self.concurrency_limit,
+            )
         return streams
 
     async def streamset_from_uuids(

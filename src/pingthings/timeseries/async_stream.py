@@ -560,7 +560,8 @@ class AsyncStream:
         async def send(lo: int, hi: int) -> int:
             return await dc.insert(client, uuid, times[lo:hi], values[lo:hi], policy)
 
-        versions = await gather([(send, lo, hi) for lo, hi in bounds])
+        calls = [(send, lo, hi) for lo, hi in bounds]
+        versions = await gather(calls, workers=int(client.limiter.total_tokens))
         return max(versions)
 
     async def delete(self, start: Any, end: Any) -> int:
