@@ -43,6 +43,7 @@ from .errors import (
     translate_errors,
 )
 from .framing import MessageReader
+from .header_encoder import StatelessHeaderEncoder
 
 READ_SIZE = 1 << 20
 """Bytes asked from the socket per read round."""
@@ -142,9 +143,13 @@ class Connection:
         # Our request headers are built and validated by metadata.py, so h2 need not re-check them per call;
         # replies are still validated.
         config = h2.config.H2Configuration(
-            client_side=True, header_encoding=None, validate_outbound_headers=False
+            client_side=True,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
         )
         self._h2 = h2.connection.H2Connection(config=config)
+        self._h2.encoder = StatelessHeaderEncoder()  # type: ignore[assignment]
         frame_buffer.install(self._h2)
         goaway_drain.allow_draining(self._h2)
         self._h2.initiate_connection()
@@ -255,14 +260,15 @@ class Connection:
         """Write bytes to the socket, shielded; a failure or a blocked write kills the connection."""
         if not data or self._closed or self._failure is not None:
             return
-        with anyio.CancelScope(shield=True):
+        # One scope: shielded from the caller's cancellation, yet ended by its own deadline.
+        with anyio.CancelScope(shield=True, deadline=anyio.current_time() + WRITE_TIMEOUT) as scope:
             try:
-                with anyio.fail_after(WRITE_TIMEOUT), translate_errors(self.endpoint, "sending"):
+                with translate_errors(self.endpoint, "sending"):
                     await self._stream.send(data)
-            except TimeoutError:
-                self.fail(TransportError(f"socket write blocked for {WRITE_TIMEOUT:.0f}s", self.endpoint))
             except TransportError as exc:
                 self.fail(exc)
+        if scope.cancelled_caught:
+            self.fail(TransportError(f"socket write blocked for {WRITE_TIMEOUT:.0f}s", self.endpoint))
 
     def open_stream(self, headers: list[tuple[bytes, bytes]], end_stream: bool) -> StreamState:
         """Start a stream with its request headers (queued; the caller flushes)."""
