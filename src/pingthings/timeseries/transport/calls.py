@@ -18,7 +18,7 @@ from h2.errors import ErrorCodes
 from .connection import Connection, StreamState
 from .errors import GrpcStatus, GrpcStatusError, TransportError
 from .framing import PREFIX
-from .metadata import check_response_headers, header_dict, request_headers, response_status
+from .metadata import check_response_headers, encode_timeout, header_dict, response_status
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -30,11 +30,13 @@ class CallSite(Protocol):
     """What a call needs from the channel that starts it: where it goes, and a connection to go on."""
 
     endpoint: str
-    authority: str
-    scheme: str
 
     async def connection(self) -> Connection:
         """The connection a new call should use (opened or replaced as needed)."""
+        ...
+
+    def request_headers(self, method: str, metadata: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """The request headers of a call to ``method`` with ``metadata``, without ``grpc-timeout``."""
         ...
 
 _FLUSH_EVERY = 1 << 20  # bytes of request DATA queued in h2 before writing them out
@@ -138,14 +140,10 @@ class Call:
     async def _start(self, first_message: bytes | memoryview | None, end: bool) -> None:
         """Open the stream (connecting if needed) and send the first message and END_STREAM if asked."""
         conn = await self._channel.connection()
-        remaining = None if self._deadline is None else max(self._deadline - anyio.current_time(), 0.0)
-        headers = request_headers(
-            method=self._method,
-            authority=self._channel.authority,
-            scheme=self._channel.scheme,
-            timeout=remaining,
-            metadata=self._metadata,
-        )
+        headers = self._channel.request_headers(self._method, self._metadata)
+        if self._deadline is not None:
+            remaining = max(self._deadline - anyio.current_time(), 0.0)
+            headers = [*headers, (b"grpc-timeout", encode_timeout(remaining).encode("ascii"))]
         if not conn.has_stream_slot():
             await conn.wait_until(None, conn.has_stream_slot)
             if conn.failure is not None:

@@ -15,7 +15,7 @@ import anyio
 from .calls import BidiCall, ServerStreamCall, UnaryCall
 from .connection import Connection
 from .errors import TransportError
-from .metadata import MetadataValue, encode_metadata, validate_method
+from .metadata import MetadataValue, encode_metadata, request_headers, validate_method
 
 DEFAULT_STREAM_WINDOW = 32 << 20
 """Inbound flow-control window of each stream (bytes)."""
@@ -25,6 +25,9 @@ DEFAULT_CONNECTION_WINDOW = 128 << 20
 
 DEFAULT_MAX_MESSAGE_SIZE = (1 << 31) - 1
 """Largest reply message accepted (bytes)."""
+
+_MAX_CACHED_METHODS = 256
+"""Methods whose request headers a channel keeps ready."""
 
 DEFAULT_KEEPALIVE_INTERVAL = 4.0
 """Seconds of silence during a waiting call before a PING checks the server; an unanswered PING fails the
@@ -98,6 +101,7 @@ class Channel:
             "keepalive_interval": keepalive_interval,
             "max_message_size": max_message_size,
         }
+        self._headers: dict[str, list[tuple[bytes, bytes]]] = {}
         self._conn: Connection | None = None
         self._connect_lock: anyio.Lock | None = None
         self._connect_attempts = 0
@@ -164,10 +168,27 @@ class Channel:
         """Start a bidirectional-streaming call; use as ``async with ch.bidi(...) as call``."""
         return BidiCall(self, method, timeout, self._call_metadata(method, timeout, metadata))
 
+    def request_headers(self, method: str, metadata: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """The request headers of a call (``grpc-timeout`` aside), built once per method for calls that
+        carry only the channel's own metadata. The caller must not change the list."""
+        if metadata is not self._metadata:
+            return request_headers(
+                method=method, authority=self.authority, scheme=self.scheme, timeout=None, metadata=metadata
+            )
+        headers = self._headers.get(method)
+        if headers is None:
+            if len(self._headers) >= _MAX_CACHED_METHODS:
+                self._headers.clear()
+            headers = self._headers[method] = request_headers(
+                method=method, authority=self.authority, scheme=self.scheme, timeout=None, metadata=metadata
+            )
+        return headers
+
     def _call_metadata(
         self, method: str, timeout: float | None, metadata: Sequence[tuple[str, MetadataValue]]
     ) -> list[tuple[bytes, bytes]]:
-        validate_method(method)
+        if method not in self._headers:
+            validate_method(method)
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be positive or None, got {timeout}")
         if self._closed:
