@@ -43,7 +43,7 @@ from .errors import (
     translate_errors,
 )
 from .framing import MessageReader
-from .header_encoder import StatelessHeaderEncoder
+from .header_encoder import CachingHeaderEncoder
 
 READ_SIZE = 1 << 20
 """Bytes asked from the socket per read round."""
@@ -149,7 +149,7 @@ class Connection:
             normalize_outbound_headers=False,
         )
         self._h2 = h2.connection.H2Connection(config=config)
-        self._h2.encoder = StatelessHeaderEncoder()  # type: ignore[assignment]
+        self._h2.encoder = CachingHeaderEncoder()  # type: ignore[assignment]
         frame_buffer.install(self._h2)
         goaway_drain.allow_draining(self._h2)
         self._h2.initiate_connection()
