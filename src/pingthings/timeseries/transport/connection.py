@@ -313,25 +313,26 @@ class Connection:
     async def release(self, state: StreamState, *, reset: bool) -> None:
         """Forget a stream: reset it first if ``reset`` and it is still open, and give back its unread credit.
 
-        Runs shielded, so it also completes for a call that is being cancelled.
+        It also completes for a call that is being cancelled: its only waits, :meth:`flush` (whose
+        socket write and lock wait are shielded) and :meth:`aclose` (shielded), cannot be interrupted, and
+        nothing else awaits; so no cancel scope of its own is needed on this per-call path.
         """
-        with anyio.CancelScope(shield=True):
-            if self.streams.pop(state.stream_id, None) is None:
-                return
-            try:
-                if reset and not self._closed and self._failure is None:
-                    stream = self._h2.streams.get(state.stream_id)
-                    if stream is not None and not stream.closed:
-                        with translate_errors(self.endpoint, "cancelling a stream"):
-                            self._h2.reset_stream(state.stream_id, ErrorCodes.CANCEL)
-                if self._failure is None and not self._closed:
-                    self.acknowledge(state)
-                    await self.flush()
-            except TransportError:
-                pass
-            self._wake(None)
-            if self._retire_when_idle and not self.streams:
-                await self.aclose()
+        if self.streams.pop(state.stream_id, None) is None:
+            return
+        try:
+            if reset and not self._closed and self._failure is None:
+                stream = self._h2.streams.get(state.stream_id)
+                if stream is not None and not stream.closed:
+                    with translate_errors(self.endpoint, "cancelling a stream"):
+                        self._h2.reset_stream(state.stream_id, ErrorCodes.CANCEL)
+            if self._failure is None and not self._closed:
+                self.acknowledge(state)
+                await self.flush()
+        except TransportError:
+            pass
+        self._wake(None)
+        if self._retire_when_idle and not self.streams:
+            await self.aclose()
 
     def retire(self) -> None:
         """Take no new streams; close once the running ones are done."""
