@@ -10,8 +10,10 @@ Clients measured, one after the other, each making ``N`` sequential Info calls `
 * our ``AsyncClient`` on asyncio and on trio;
 * the official ``btrdb`` client (grpcio), when it is installed.
 
-Prints the median µs per call over the repeats (wall clock) and the client process's CPU µs per
-call (``time.process_time``), which is the steadier figure on a busy machine.
+Prints the median µs per call over the repeats (wall clock), the client process's CPU µs per
+call (``time.process_time``), which is the steadier figure on a busy machine, and, when the
+server runs in its own process, the server's CPU µs per call (from ``/proc/<pid>/stat``, whole
+repeats, 10 ms clock ticks).
 
 ``--concurrent K`` also measures throughput with K calls in flight (K tasks on one AsyncClient,
 K threads sharing one sync Client, K threads sharing one btrdb connection).
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import socket
 import statistics
 import subprocess
@@ -37,6 +40,31 @@ from pingthings.timeseries.exceptions import ConnectionError
 
 Result = tuple[float, float]  # (wall µs per call, CPU µs per call)
 
+#: Process id of the server started by :func:`server_process` (None: an external server).
+SERVER_PID: int | None = None
+
+
+def server_cpu() -> float | None:
+    """CPU seconds (user + system, all threads) used so far by the server process, or None."""
+    if SERVER_PID is None:
+        return None
+    try:
+        with open(f"/proc/{SERVER_PID}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def with_server_cpu(calls: int, run: Callable[[], Result | None]) -> tuple[Result | None, float | None]:
+    """Run one client's measurement; also return the server's CPU µs per call over it (warm-up included)."""
+    before = server_cpu()
+    result = run()
+    after = server_cpu()
+    if result is None or before is None or after is None:
+        return result, None
+    return result, (after - before) / calls * 1e6
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -47,10 +75,12 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def server_process() -> Iterator[str]:
     """Run ``python -m pingthings.server`` on a free port; yield its endpoint once it answers."""
+    global SERVER_PID
     endpoint = f"127.0.0.1:{_free_port()}"
     with tempfile.TemporaryDirectory() as data:
         command = [sys.executable, "-m", "pingthings.server", "--data", data, "--listen", endpoint]
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        SERVER_PID = proc.pid
         try:
             deadline = time.monotonic() + 60
             while True:
@@ -67,6 +97,7 @@ def server_process() -> Iterator[str]:
                     time.sleep(0.1)  # polling for readiness, outside any measurement
             yield endpoint
         finally:
+            SERVER_PID = None
             proc.terminate()
             try:
                 proc.wait(10)
@@ -200,18 +231,33 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         endpoint = args.endpoint or stack.enter_context(server_process())
         print(f"Info latency against {endpoint}: {args.calls} calls x {args.repeats} repeats (median)")
-        rows: list[tuple[str, Result | None]] = [
-            ("pingthings Client (sync, via portal)", bench_sync(endpoint, args.calls, args.repeats)),
-            ("pingthings AsyncClient on asyncio", bench_async(endpoint, args.calls, args.repeats, "asyncio")),
-            ("pingthings AsyncClient on trio", bench_async(endpoint, args.calls, args.repeats, "trio")),
-            ("btrdb 5.x (grpcio), official", bench_btrdb(endpoint, args.calls, args.repeats)),
+        calls, repeats = args.calls, args.repeats
+        total = calls * repeats + min(calls, 50)
+        rows: list[tuple[str, tuple[Result | None, float | None]]] = [
+            (
+                "pingthings Client (sync)",
+                with_server_cpu(total, lambda: bench_sync(endpoint, calls, repeats)),
+            ),
+            (
+                "pingthings AsyncClient on asyncio",
+                with_server_cpu(total, lambda: bench_async(endpoint, calls, repeats, "asyncio")),
+            ),
+            (
+                "pingthings AsyncClient on trio",
+                with_server_cpu(total, lambda: bench_async(endpoint, calls, repeats, "trio")),
+            ),
+            (
+                "btrdb 5.x (grpcio), official",
+                with_server_cpu(total, lambda: bench_btrdb(endpoint, calls, repeats)),
+            ),
         ]
-        for label, result in rows:
+        for label, (result, server) in rows:
             if result is None:
                 print(f"{label:<40} (not installed)")
             else:
                 wall, cpu = result
-                print(f"{label:<40} {wall:>9.1f} µs/call wall {cpu:>9.1f} µs/call client CPU")
+                extra = "" if server is None else f" {server:>7.1f} µs/call server CPU"
+                print(f"{label:<40} {wall:>9.1f} µs/call wall {cpu:>9.1f} µs/call client CPU{extra}")
         if args.concurrent > 0:
             k, n = args.concurrent, args.calls * args.repeats
             print(f"Throughput with {k} calls in flight ({n} calls)")

@@ -187,3 +187,34 @@ def test_breaking_out_of_a_read_ahead_loop_closes_the_source(loop: ClientEventLo
         if item == 40:
             break
     assert closed == [10**6]
+def test_interrupting_a_blocking_call_cancels_it_on_the_loop(loop: ClientEventLoop) -> None:
+    import signal
+
+    started, cancelled = threading.Event(), threading.Event()
+
+    async def wait_forever() -> None:
+        started.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    def interrupt_when_started() -> None:
+        if started.wait(10):
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # Ctrl-C
+
+    interrupter = threading.Thread(target=interrupt_when_started)
+    interrupter.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.call(wait_forever)
+    finally:
+        interrupter.join()
+    assert cancelled.wait(10)
+    assert loop.call(add, 2, b=3) == 5  # the loop goes on serving calls
+
+
+def test_plain_functions_and_their_errors_cross_over(loop: ClientEventLoop) -> None:
+    assert loop.call(threading.get_ident) == loop.call(lambda: threading.get_ident())
+    with pytest.raises(ZeroDivisionError):
+        loop.call(lambda: 1 / 0)

@@ -17,7 +17,7 @@ from pingthings.timeseries._rpc import call_stream, decode_checked
 from pingthings.wire.protowire import VARINT, encode_key, encode_len_field, encode_varint
 
 if TYPE_CHECKING:
-    from pingthings.timeseries.async_client import AsyncClient
+    from pingthings.timeseries._rpc import CallTarget
 
 PAGE_SIZE = 10_000
 """Names asked for per call: the largest limit a BTrDB 4 server accepts."""
@@ -36,7 +36,7 @@ def page_request(prefix: str, start_with: str, limit: int = PAGE_SIZE) -> bytes:
     )
 
 
-async def list_collections(client: AsyncClient, prefix: str) -> list[str]:
+async def list_collections(client: CallTarget, prefix: str) -> list[str]:
     """Every collection name starting with ``prefix``, sorted, from as many pages as it takes."""
     names: set[str] = set()
     start_with = prefix

@@ -9,7 +9,7 @@ depends on ``client.arrow_enabled`` (what the server's Info advertised).
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import numpy as np
@@ -46,11 +46,12 @@ from pingthings._proto.v5api import (
     StreamInfoResponse,
     WindowsParams,
 )
+from pingthings.timeseries._call_policy import IDEMPOTENT_MERGE_POLICIES
 from pingthings.timeseries._platform_codec import retention_to_dict
 from pingthings.timeseries._platform_rpc import call_platform
 from pingthings.timeseries._raw_annotations import STREAM_INFO_DESCRIPTOR, restore_in_response
 from pingthings.timeseries._results import Point
-from pingthings.timeseries._rpc import call_stream, call_unary, decode_checked
+from pingthings.timeseries._rpc import CallTarget, call_stream, call_unary, decode_checked
 from pingthings.timeseries.constants import RAW_VALUES_SCHEMA, STAT_F64_SCHEMA
 from pingthings.timeseries.exceptions import NoSuchPointError, raise_for_status
 from pingthings.wire import arrow as wire_arrow
@@ -68,13 +69,10 @@ from pingthings.wire.protowire import (
     skip_field,
 )
 
-if TYPE_CHECKING:
-    from pingthings.timeseries.async_client import AsyncClient
 
-
-def use_arrow(client: AsyncClient) -> bool:
+def use_arrow(client: CallTarget) -> bool:
     """True when the server serves the Arrow RPCs (Info minor version >= 30)."""
-    return bool(getattr(client, "arrow_enabled", False))
+    return client.arrow_enabled
 
 
 # ------------------------------------------------------------------------------ Arrow envelopes
@@ -136,7 +134,7 @@ def concat_stat(tables: Sequence[pa.Table]) -> pa.Table:
 
 
 # ------------------------------------------------------------------------------ metadata / versions
-async def stream_descriptor(client: AsyncClient, uuid: UUID) -> StreamDescriptor:
+async def stream_descriptor(client: CallTarget, uuid: UUID) -> StreamDescriptor:
     """StreamInfo with the descriptor (and without the version)."""
     # Read as raw bytes: annotation values a v4 server stored as bare text must be read from them.
     raw = await _unary_raw(client, "StreamInfo", StreamInfoParams(uuid=uuid.bytes, omit_version=True))
@@ -147,7 +145,7 @@ async def stream_descriptor(client: AsyncClient, uuid: UUID) -> StreamDescriptor
     return resp.descriptor
 
 
-async def latest_version(client: AsyncClient, uuid: UUID) -> int:
+async def latest_version(client: CallTarget, uuid: UUID) -> int:
     """StreamInfo's data version (the descriptor omitted)."""
     resp = await call_unary(
         client, "StreamInfo", StreamInfoParams(uuid=uuid.bytes, omit_descriptor=True), StreamInfoResponse
@@ -155,7 +153,7 @@ async def latest_version(client: AsyncClient, uuid: UUID) -> int:
     return int(resp.version_major)
 
 
-async def version_at_time(client: AsyncClient, uuid: UUID, time: int) -> int:
+async def version_at_time(client: CallTarget, uuid: UUID, time: int) -> int:
     """Platform VersionAtTime: the data version current at wall-clock ``time``."""
     resp = await call_platform(
         client, "VersionAtTime", VersionAtTimeParams(uuid=uuid.bytes, time=time), VersionAtTimeResponse
@@ -169,7 +167,7 @@ def _retention_dict(r: Retention | None) -> dict[str, Any] | None:
     return {**retention_to_dict(r), "override_per_stream": bool(r.override_per_stream)}
 
 
-async def stream_retention(client: AsyncClient, uuid: UUID) -> dict[str, Any]:
+async def stream_retention(client: CallTarget, uuid: UUID) -> dict[str, Any]:
     """Platform GetStreamRetention as ``{"retention": ..., "effective": ...}``."""
     resp = await call_platform(
         client, "GetStreamRetention", GetStreamRetentionParams(uuid=uuid.bytes), StreamRetentionResponse
@@ -178,7 +176,7 @@ async def stream_retention(client: AsyncClient, uuid: UUID) -> dict[str, Any]:
 
 
 async def set_tags(
-    client: AsyncClient,
+    client: CallTarget,
     uuid: UUID,
     expected_property_version: int,
     tags: list[KeyOptValue],
@@ -201,7 +199,7 @@ async def set_tags(
 
 
 async def set_annotations(
-    client: AsyncClient,
+    client: CallTarget,
     uuid: UUID,
     expected_property_version: int,
     changes: list[KeyOptValue],
@@ -223,7 +221,7 @@ async def set_annotations(
 
 # ------------------------------------------------------------------------------ reads
 async def raw_values_chunks(
-    client: AsyncClient, uuid: UUID, start: int, end: int, version: int
+    client: CallTarget, uuid: UUID, start: int, end: int, version: int
 ) -> AsyncGenerator[pa.Table, None]:
     """RawValues / ArrowRawValues, one Table per response message."""
     if use_arrow(client):
@@ -242,7 +240,7 @@ async def raw_values_chunks(
             yield wire_arrow.raw_table(r.times, r.values)
 
 
-async def raw_values_table(client: AsyncClient, uuid: UUID, start: int, end: int, version: int) -> pa.Table:
+async def raw_values_table(client: CallTarget, uuid: UUID, start: int, end: int, version: int) -> pa.Table:
     """The whole RawValues result as one Table.
 
     On the protobuf path the decoded arrays (views into the received messages) are joined with
@@ -268,7 +266,7 @@ async def raw_values_table(client: AsyncClient, uuid: UUID, start: int, end: int
 
 
 async def _stat_chunks(
-    client: AsyncClient, method: str, arrow_method: str, req: Any
+    client: CallTarget, method: str, arrow_method: str, req: Any
 ) -> AsyncGenerator[pa.Table, None]:
     if use_arrow(client):
         async with call_stream(client, arrow_method, req) as messages:
@@ -285,7 +283,7 @@ async def _stat_chunks(
 
 
 def aligned_windows_chunks(
-    client: AsyncClient, uuid: UUID, start: int, end: int, point_width: int, version: int
+    client: CallTarget, uuid: UUID, start: int, end: int, point_width: int, version: int
 ) -> AsyncGenerator[pa.Table, None]:
     """AlignedWindows / ArrowAlignedWindows, one float64 stat Table per response message."""
     req = AlignedWindowsParams(
@@ -295,14 +293,14 @@ def aligned_windows_chunks(
 
 
 def windows_chunks(
-    client: AsyncClient, uuid: UUID, start: int, end: int, width: int, version: int
+    client: CallTarget, uuid: UUID, start: int, end: int, width: int, version: int
 ) -> AsyncGenerator[pa.Table, None]:
     """Windows / ArrowWindows, one float64 stat Table per response message."""
     req = WindowsParams(uuid=uuid.bytes, start=start, end=end, version_major=version, width=width, depth=0)
     return _stat_chunks(client, "Windows", "ArrowWindows", req)
 
 
-async def nearest(client: AsyncClient, uuid: UUID, time: int, version: int, backward: bool) -> Point:
+async def nearest(client: CallTarget, uuid: UUID, time: int, version: int, backward: bool) -> Point:
     """Nearest; raises NoSuchPointError when there is no point in that direction."""
     req = NearestParams(uuid=uuid.bytes, time=time, version_major=version, backward=backward)
     payload = await _unary_raw(client, "Nearest", req)
@@ -315,7 +313,7 @@ async def nearest(client: AsyncClient, uuid: UUID, time: int, version: int, back
 
 
 async def changes_chunks(
-    client: AsyncClient, uuid: UUID, from_version: int, to_version: int, resolution: int
+    client: CallTarget, uuid: UUID, from_version: int, to_version: int, resolution: int
 ) -> AsyncGenerator[tuple[np.ndarray, np.ndarray], None]:
     """Changes, one ``(starts, ends)`` pair of arrays per response message."""
     req = ChangesParams(uuid=uuid.bytes, from_major=from_version, to_major=to_version, resolution=resolution)
@@ -328,7 +326,7 @@ async def changes_chunks(
 
 
 async def multi_values(
-    client: AsyncClient,
+    client: CallTarget,
     uuids: Sequence[UUID],
     versions: Sequence[int],
     start: int,
@@ -356,7 +354,7 @@ async def multi_values(
 
 
 # ------------------------------------------------------------------------------ writes
-async def _unary_raw(client: AsyncClient, method: str, request: Any) -> bytes:
+async def _unary_raw(client: CallTarget, method: str, request: Any) -> bytes:
     """A unary call whose response is decoded by the caller (point-bearing responses)."""
     async with call_stream(client, method, request) as messages:
         async for payload in messages:
@@ -374,21 +372,27 @@ def _arrow_insert_request(uuid: UUID, merge_policy: int, ipc: bytes) -> bytes:
 
 
 async def insert(
-    client: AsyncClient, uuid: UUID, times: np.ndarray, values: np.ndarray, merge_policy: int
+    client: CallTarget, uuid: UUID, times: np.ndarray, values: np.ndarray, merge_policy: int
 ) -> int:
     """Insert / ArrowInsert of one batch; returns the stream's version after it."""
     if use_arrow(client):
         ipc = wire_arrow.table_to_ipc(wire_arrow.raw_table(times, values))
         resp = await call_unary(
-            client, "ArrowInsert", _arrow_insert_request(uuid, merge_policy, ipc), InsertResponse
+            client,
+            "ArrowInsert",
+            _arrow_insert_request(uuid, merge_policy, ipc),
+            InsertResponse,
+            idempotent=merge_policy in IDEMPOTENT_MERGE_POLICIES,
         )
     else:
         body = wire_points.encode_insert(uuid.bytes, times, values, merge_policy=merge_policy)
-        resp = await call_unary(client, "Insert", body, InsertResponse)
+        resp = await call_unary(
+            client, "Insert", body, InsertResponse, idempotent=merge_policy in IDEMPOTENT_MERGE_POLICIES
+        )
     return int(resp.version_major)
 
 
-async def delete(client: AsyncClient, uuid: UUID, start: int, end: int) -> int:
+async def delete(client: CallTarget, uuid: UUID, start: int, end: int) -> int:
     """Delete ``[start, end)``; returns the new version."""
     resp = await call_unary(
         client, "Delete", DeleteParams(uuid=uuid.bytes, start=start, end=end), DeleteResponse
@@ -396,12 +400,12 @@ async def delete(client: AsyncClient, uuid: UUID, start: int, end: int) -> int:
     return int(resp.version_major)
 
 
-async def flush(client: AsyncClient, uuid: UUID) -> int:
+async def flush(client: CallTarget, uuid: UUID) -> int:
     """Flush; returns the stream's version."""
     resp = await call_unary(client, "Flush", FlushParams(uuid=uuid.bytes), FlushResponse)
     return int(resp.version_major)
 
 
-async def obliterate(client: AsyncClient, uuid: UUID) -> None:
+async def obliterate(client: CallTarget, uuid: UUID) -> None:
     """Obliterate the stream."""
     await call_unary(client, "Obliterate", ObliterateParams(uuid=uuid.bytes), ObliterateResponse)

@@ -17,15 +17,30 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pingthings.timeseries.exceptions import ConnectionError, WrongEndpointError, error_from_grpc_status
-from pingthings.timeseries.transport import ChannelError, GrpcStatusError
+from pingthings.timeseries.transport import Channel, ChannelError, GrpcStatusError
 from pingthings.wire.protowire import VARINT, WireFormatError, read_key, read_length, read_varint, skip_field
 from pingthings.wire.status import StatusCode
 
-if TYPE_CHECKING:
-    from pingthings.timeseries.async_client import AsyncClient
+
+class ProxyTarget(Protocol):
+    """What the 405 handling needs from the client (an ``AsyncClient`` is one)."""
+
+    @property
+    def endpoint(self) -> str:
+        """``host:port`` of the server the client is connected to."""
+        ...
+
+    @property
+    def proxy_endpoints(self) -> list[str]:
+        """The proxy endpoints Info listed, other than :attr:`endpoint`."""
+        ...
+
+    def proxy_channel(self, endpoint: str) -> Channel:
+        """The channel to one of :attr:`proxy_endpoints`."""
+        ...
 
 _STAT_KEY = 0x0A  # field 1 (stat), length-delimited: how every v5 response that carries a status begins
 
@@ -48,7 +63,7 @@ def is_wrong_endpoint(payload: bytes | memoryview) -> bool:
     return False
 
 
-def wrong_endpoint_error(client: AsyncClient, path: str, detail: str = "") -> WrongEndpointError:
+def wrong_endpoint_error(client: ProxyTarget, path: str, detail: str = "") -> WrongEndpointError:
     """The error for a call that every endpoint tried answered with 405."""
     proxies = client.proxy_endpoints
     if proxies:
@@ -70,7 +85,7 @@ def _translated(exc: ChannelError, endpoint: str, path: str) -> Exception:
 
 
 async def unary_through_proxies(
-    client: AsyncClient, path: str, request: bytes, timeout: float | None, detail: str
+    client: ProxyTarget, path: str, request: bytes, timeout: float | None, detail: str
 ) -> bytes:
     """Send a unary call that answered 405 again through each proxy endpoint; the first other answer
     wins.
@@ -130,7 +145,7 @@ class _ProxyMessages:
 
 @asynccontextmanager
 async def stream_with_proxy_fallback(
-    client: AsyncClient, path: str, request: bytes, messages: AsyncIterator[bytes | memoryview]
+    client: ProxyTarget, path: str, request: bytes, messages: AsyncIterator[bytes | memoryview]
 ) -> AsyncIterator[AsyncIterator[bytes | memoryview]]:
     """The reply messages of a server-streaming call, re-sent through the proxies if the first message
     says 405 (see the module docstring).

@@ -28,6 +28,7 @@ async def gather(
     calls: Sequence[Call],
     labels: Sequence[str] | None = None,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> list[Any]:
     """Await every ``fn(*args)`` of ``calls`` concurrently; results in the order of ``calls``.
 
@@ -44,6 +45,10 @@ async def gather(
         in the message.
     progress
         Told ``update(1)`` as each call finishes.
+    workers
+        Run at most this many calls at once (pass the client's concurrency limit): the others wait
+        their turn here rather than in the client's limiter queue, whose length ``max_waiting``
+        bounds. None starts every call at once.
 
     Raises
     ------
@@ -76,9 +81,20 @@ async def gather(
             progress.update(1)
         return results
 
-    async with anyio.create_task_group() as tg:
-        for i, (fn, *args) in enumerate(calls):
-            tg.start_soon(run, i, fn, tuple(args))
+    if workers is None or workers >= len(calls):
+        async with anyio.create_task_group() as tg:
+            for i, (fn, *args) in enumerate(calls):
+                tg.start_soon(run, i, fn, tuple(args))
+    else:
+        pending = iter(enumerate(calls))
+
+        async def worker() -> None:
+            for i, (fn, *args) in pending:  # shared iterator: each call is taken by one worker
+                await run(i, fn, tuple(args))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(max(1, workers)):
+                tg.start_soon(worker)
     if failure:
         index, first = failure[0]
         if labels is not None:

@@ -32,7 +32,7 @@ from pingthings.wire.limits import INSERT_BATCH_SIZE
 from pingthings.wire.status import StatusCode
 
 if TYPE_CHECKING:
-    from pingthings.timeseries.async_client import AsyncClient
+    from pingthings.timeseries._rpc import CallTarget
 
 V4_INSERT_BATCH_SIZE = 25_000
 """Most points a BTrDB 4 server accepts in one Insert (its ``MaxInsertSize``)."""
@@ -68,7 +68,7 @@ class _Insert:
 
     def __init__(
         self,
-        client: AsyncClient,
+        client: CallTarget,
         uuid: UUID,
         times: np.ndarray,
         values: np.ndarray,
@@ -123,7 +123,7 @@ class _Insert:
 
 
 async def insert_in_batches(
-    client: AsyncClient,
+    client: CallTarget,
     uuid: UUID,
     times: np.ndarray,
     values: np.ndarray,
@@ -151,7 +151,9 @@ async def insert_in_batches(
         version = await job.send(0, first_hi)
         rest = [(first_hi + lo, first_hi + hi) for lo, hi in batch_bounds(times[first_hi:], job.batch_size)]
         if rest:
-            versions = await gather([(job.send, lo, hi) for lo, hi in rest])
+            versions = await gather(
+                [(job.send, lo, hi) for lo, hi in rest], workers=int(client.limiter.total_tokens)
+            )
             version = max(version, *versions)
     except PingThingsError as exc:
         error = job.partial_error(exc)

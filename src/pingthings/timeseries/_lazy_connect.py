@@ -56,8 +56,8 @@ class InfoOnFirstConnectChannel(Channel):
         """True once the server has answered Info on this channel."""
         return self._info_state == _KNOWN
 
-    async def _connection(self) -> Connection:
-        conn = await super()._connection()
+    async def connection(self) -> Connection:
+        conn = await super().connection()
         if self._info_state != _PENDING:
             # Known, or another call is asking right now: calls never wait for someone else's Info.
             return conn

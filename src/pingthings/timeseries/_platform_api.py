@@ -17,7 +17,7 @@ from pingthings.timeseries import _platform_codec as codec
 from pingthings.timeseries._platform_rpc import call_platform
 
 if TYPE_CHECKING:
-    from pingthings.timeseries.async_client import AsyncClient
+    from pingthings.timeseries._rpc import CallTarget
 
 
 def _check_str(value: Any, what: str) -> str:
@@ -30,8 +30,8 @@ class PlatformCalls:
     """Collection retention, devices and units (the platform extension service)."""
 
     @property
-    def _platform_client(self) -> AsyncClient:
-        return cast("AsyncClient", self)
+    def _platform_client(self) -> CallTarget:
+        return cast("CallTarget", self)
 
     # -------------------------------------------------------------------------- collections
     async def get_collection_properties(self, collection: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pingthings.timeseries._rpc import PLATFORM_SERVICE, call_unary
 from pingthings.timeseries.exceptions import NotImplementedByServerError
 
 if TYPE_CHECKING:
-    from pingthings.timeseries.async_client import AsyncClient
+    from pingthings.timeseries._rpc import CallTarget
 
 T = TypeVar("T", bound=betterproto2.Message)
 
@@ -34,7 +34,7 @@ CAPABILITY_OF_METHOD: dict[str, str] = {
 
 
 def missing_capability_error(
-    client: AsyncClient, method: str, error: NotImplementedByServerError
+    client: CallTarget, method: str, error: NotImplementedByServerError
 ) -> NotImplementedByServerError:
     """The error for a platform ``method`` that the server at ``client.endpoint`` does not implement."""
     capability = CAPABILITY_OF_METHOD.get(method, method)
@@ -47,7 +47,7 @@ def missing_capability_error(
 
 
 async def call_platform(
-    client: AsyncClient, method: str, request: betterproto2.Message | bytes, response_type: type[T]
+    client: CallTarget, method: str, request: betterproto2.Message | bytes, response_type: type[T]
 ) -> T:
     """One unary call to the platform service (see :func:`~pingthings.timeseries._rpc.call_unary`).
 

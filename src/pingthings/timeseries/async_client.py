@@ -22,6 +22,7 @@ import anyio
 
 import pingthings
 from pingthings._proto import v5api
+from pingthings.timeseries._call_policy import CallSettings, TimeoutScope
 from pingthings.timeseries._collections import list_collections as list_all_collections
 from pingthings.timeseries._fanout import gather
 from pingthings.timeseries._insert_batches import batch_size_for_version, check_batch_size
@@ -43,6 +44,7 @@ from pingthings.timeseries._rpc import (
 )
 from pingthings.timeseries.async_stream import AsyncStream
 from pingthings.timeseries.async_streamset import AsyncStreamSet
+from pingthings.timeseries.call_config import resolve_call_settings
 from pingthings.timeseries.config import (
     ConnectionSettings,
     Endpoint,
@@ -56,7 +58,7 @@ from pingthings.timeseries.exceptions import (
     PermissionDeniedError,
     PingThingsError,
 )
-from pingthings.timeseries.transport import Channel, ChannelError, client_ssl_context
+from pingthings.timeseries.transport import Channel, ChannelError, GrpcStatusError, client_ssl_context
 
 if TYPE_CHECKING:
     from typing import Self
@@ -135,6 +137,8 @@ class AsyncClient(PlatformCalls):
         The resolved connection settings.
     info
         The server's Info answer (as :meth:`info` returns it), fetched when connecting.
+    call_settings
+        Timeout, retries and limiter queue bound of every call (default: the documented defaults).
 
     Notes
     -----
@@ -152,8 +156,10 @@ class AsyncClient(PlatformCalls):
         settings: ConnectionSettings,
         info: Mapping[str, Any] | None,
         insert_batch_size: int | None = None,
+        call_settings: CallSettings | None = None,
     ) -> None:
         self._channel = channel
+        self._call_settings = call_settings if call_settings is not None else CallSettings()
         self._settings = settings
         self._endpoint = str(settings.endpoint)
         self._limiter = anyio.CapacityLimiter(settings.concurrency_limit)
@@ -196,6 +202,10 @@ class AsyncClient(PlatformCalls):
         compression: str | None = None,
         insert_batch_size: int | None = None,
         lazy: bool = False,
+        timeout: float | None = None,
+        retries: int | None = None,
+        retry_budget: float | None = None,
+        max_waiting: int | None = None,
     ) -> AsyncClient:
         """Connect to a server and check it answers (one Info call), or, with ``lazy=True``, later.
 
@@ -229,6 +239,21 @@ class AsyncClient(PlatformCalls):
             unreachable each call fails with :class:`ConnectionError`, and calls succeed again as
             soon as it is back. A wrong API key then shows as :class:`PermissionDeniedError` on
             the first call instead of here.
+        timeout
+            Seconds each call may take (default ``$PINGTHINGS_TIMEOUT``, the profile's ``timeout``,
+            else 60): a unary call in total, time queued for the concurrency limiter included; a
+            streaming read per message, not in total. ``math.inf`` turns the limit off. Narrow or
+            widen it for a block with :meth:`timeout`.
+        retries
+            Times a failed idempotent call is tried again after a connection failure, GOAWAY or
+            UNAVAILABLE (default ``$PINGTHINGS_RETRIES``, the profile's ``retries``, else 3).
+        retry_budget
+            Seconds after a call started during which a retry may still begin (default
+            ``$PINGTHINGS_RETRY_BUDGET``, the profile's ``retry_budget``, else 10).
+        max_waiting
+            Calls that may wait for the concurrency limiter at once; further calls fail at once
+            with OverloadedError (default ``$PINGTHINGS_MAX_WAITING``, the profile's
+            ``max_waiting``, else 1000).
 
         Raises
         ------
@@ -255,8 +280,15 @@ class AsyncClient(PlatformCalls):
         )
         if insert_batch_size is not None:
             check_batch_size(insert_batch_size)
+        call_settings = resolve_call_settings(
+            profile, timeout=timeout, retries=retries, retry_budget=retry_budget, max_waiting=max_waiting
+        )
         return await AsyncClient.connect_with(
-            settings, connect_timeout=connect_timeout, insert_batch_size=insert_batch_size, lazy=lazy
+            settings,
+            connect_timeout=connect_timeout,
+            insert_batch_size=insert_batch_size,
+            lazy=lazy,
+            call_settings=call_settings,
         )
 
     @staticmethod
@@ -266,28 +298,30 @@ class AsyncClient(PlatformCalls):
         connect_timeout: float = 10.0,
         insert_batch_size: int | None = None,
         lazy: bool = False,
+        call_settings: CallSettings | None = None,
     ) -> AsyncClient:
-        """Connect with already resolved :class:`~pingthings.timeseries.config.ConnectionSettings`.
+        """Connect with already resolved :class:`~pingthings.timeseries.config.ConnectionSettings`
+        (and, optionally, a resolved call policy).
 
         ``insert_batch_size`` and ``lazy`` are as for :meth:`connect`.
         """
         endpoint = str(settings.endpoint)
         if lazy:
-            return _lazy_client(settings, connect_timeout, insert_batch_size)
+            return _lazy_client(settings, connect_timeout, insert_batch_size, call_settings)
         channel = _channel_for(settings, connect_timeout)
         try:
-            raw = await channel.unary("/v5api.BTrDB/Info", b"", timeout=INFO_TIMEOUT)
+            limit = INFO_TIMEOUT if call_settings is None else min(INFO_TIMEOUT, call_settings.timeout)
+            raw = await channel.unary("/v5api.BTrDB/Info", b"", timeout=limit)
             response = v5api.InfoResponse.parse(raw)
         except ChannelError as exc:
             await _close_quietly(channel)
-            probe = _Probe(endpoint)
-            error = translate_channel_error(exc, probe, "/v5api.BTrDB/Info")  # type: ignore[arg-type]
+            error = translate_channel_error(exc, endpoint, "/v5api.BTrDB/Info")
             if isinstance(error, PermissionDeniedError):
                 raise error from exc
             # Anything else (refused, TLS failure, not a BTrDB server, ...) is a failed connection.
             raise ConnectionError(
                 f"could not connect to the server at {endpoint} ({settings.source}"
-                f"{', TLS' if settings.tls else ', plaintext'}): {exc}"
+                f"{', TLS' if settings.tls else ', plaintext'}): {_without_endpoint(exc)}"
             ) from exc
         except BaseException:
             await _close_quietly(channel)
@@ -296,7 +330,7 @@ class AsyncClient(PlatformCalls):
             await _close_quietly(channel)
             stat = response.stat
             raise ConnectionError(f"the server at {endpoint} answered Info with [{stat.code}] {stat.msg}")
-        client = AsyncClient(channel, settings, _info_to_dict(response), insert_batch_size)
+        client = AsyncClient(channel, settings, _info_to_dict(response), insert_batch_size, call_settings)
         client._connect_timeout = connect_timeout
         return client
 
@@ -327,12 +361,15 @@ class AsyncClient(PlatformCalls):
         return f"<AsyncClient {self._endpoint} {state}>"
 
     def __reduce__(self) -> Any:
-        """Pickle to the connection settings (API key included) and the server's Info answer.
+        """Pickle to the connection settings (API key included), the call policy and the Info answer.
 
         Unpickling builds a client that connects on its first call, in whatever event loop the
         receiving process uses; the live connection itself is never pickled.
         """
-        return (_restore_async_client, (self._settings, self._info, self._requested_batch_size))
+        return (
+            _restore_async_client,
+            (self._settings, self._info, self._requested_batch_size, self._call_settings),
+        )
 
     @property
     def settings(self) -> ConnectionSettings:
@@ -400,6 +437,25 @@ class AsyncClient(PlatformCalls):
             channel = _channel_for(self._settings, self._connect_timeout, parsed)
             self._proxy_channels[endpoint] = channel
         return channel
+
+    @property
+    def call_settings(self) -> CallSettings:
+        """Timeout, retries and limiter queue bound of this client's calls."""
+        return self._call_settings
+
+    def timeout(self, seconds: float | None) -> TimeoutScope:
+        """A block in which every call of this client gets ``seconds`` as its timeout.
+
+        A plain context manager, usable under asyncio and trio (and by tasks started inside the block,
+        such as a stream set's fan-out). Scopes nest; the innermost wins. ``None`` lifts the limit.
+        Each call is bounded on its own; the block as a whole is not.
+
+        Examples
+        --------
+        >>> with client.timeout(5):  # doctest: +SKIP
+        ...     info = await client.info()
+        """
+        return TimeoutScope(self, seconds)
 
     @property
     def concurrency_limit(self) -> int:
@@ -555,7 +611,11 @@ class AsyncClient(PlatformCalls):
             raise TypeError("uuids must be a list of UUIDs, not a single one")
         streams = [AsyncStream(self, to_uuid(u)) for u in uuids]
         if fetch_metadata:
-            await gather([(s.refresh_metadata,) for s in streams], labels=[str(s.uuid) for s in streams])
+            await gather(
+                [(s.refresh_metadata,) for s in streams],
+                labels=[str(s.uuid) for s in streams],
+                workers=self.concurrency_limit,
+            )
         return streams
 
     async def streamset_from_uuids(
@@ -685,19 +745,26 @@ def _channel_for(
 
 
 def _restore_async_client(
-    settings: ConnectionSettings, info: Mapping[str, Any] | None, insert_batch_size: int | None = None
+    settings: ConnectionSettings,
+    info: Mapping[str, Any] | None,
+    insert_batch_size: int | None = None,
+    call_settings: CallSettings | None = None,
 ) -> AsyncClient:
     """Unpickle an AsyncClient: same settings, a fresh channel that connects on the first call.
 
     A client pickled before it ever reached its server (``lazy=True``) learns Info in the worker.
     """
     if info is None:
-        return _lazy_client(settings, RESTORED_CONNECT_TIMEOUT, insert_batch_size)
-    return AsyncClient(_channel_for(settings, RESTORED_CONNECT_TIMEOUT), settings, info, insert_batch_size)
+        return _lazy_client(settings, RESTORED_CONNECT_TIMEOUT, insert_batch_size, call_settings)
+    channel = _channel_for(settings, RESTORED_CONNECT_TIMEOUT)
+    return AsyncClient(channel, settings, info, insert_batch_size, call_settings)
 
 
 def _lazy_client(
-    settings: ConnectionSettings, connect_timeout: float, insert_batch_size: int | None = None
+    settings: ConnectionSettings,
+    connect_timeout: float,
+    insert_batch_size: int | None = None,
+    call_settings: CallSettings | None = None,
 ) -> AsyncClient:
     """A client that has not talked to the server yet; it learns Info on its first connection."""
     client: AsyncClient | None = None
@@ -713,16 +780,17 @@ def _lazy_client(
         on_info=learn,
         info_timeout=INFO_TIMEOUT,
     )
-    client = AsyncClient(channel, settings, None, insert_batch_size)
+    client = AsyncClient(channel, settings, None, insert_batch_size, call_settings)
     client._connect_timeout = connect_timeout
     return client
 
 
-class _Probe:
-    """Stands in for a client while connecting (error translation only needs ``endpoint``)."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
+def _without_endpoint(exc: ChannelError) -> str:
+    """A channel error's text without its endpoint (the caller names it already)."""
+    if isinstance(exc, GrpcStatusError):
+        text = f"{exc.status_name} from {exc.method}" if exc.method else exc.status_name
+        return f"{text}: {exc.message}" if exc.message else text
+    return exc.message
 
 
 async def _close_quietly(channel: Channel) -> None:

@@ -48,7 +48,7 @@ from pingthings.timeseries.utils.timez import currently_as_ns
 
 if TYPE_CHECKING:
     from pingthings._proto.v5api import StreamDescriptor
-    from pingthings.timeseries.async_client import AsyncClient
+    from pingthings.timeseries._rpc import CallTarget
 
 __all__ = ["AsyncStream", "Point"]
 
@@ -59,7 +59,8 @@ class AsyncStream:
     Parameters
     ----------
     client
-        The :class:`~pingthings.timeseries.async_client.AsyncClient` the stream talks through.
+        The :class:`~pingthings.timeseries.async_client.AsyncClient` the stream talks through (typed as the
+        small :class:`~pingthings.timeseries._rpc.CallTarget` protocol, which is all a stream needs).
     uuid
         The stream's identifier.
     known_to_exist
@@ -74,7 +75,7 @@ class AsyncStream:
 
     def __init__(
         self,
-        client: AsyncClient,
+        client: CallTarget,
         uuid: UUID,
         known_to_exist: bool = False,
         collection: str | None = None,
@@ -96,7 +97,7 @@ class AsyncStream:
 
     # ------------------------------------------------------------------ identity and metadata
     @property
-    def client(self) -> AsyncClient:
+    def client(self) -> CallTarget:
         """The async client this stream talks through."""
         return self._client
 
@@ -156,7 +157,7 @@ class AsyncStream:
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
-    def from_descriptor(cls, client: AsyncClient, descriptor: StreamDescriptor) -> AsyncStream:
+    def from_descriptor(cls, client: CallTarget, descriptor: StreamDescriptor) -> AsyncStream:
         """Build a stream, metadata filled in, from a wire ``StreamDescriptor`` (e.g. a lookup result)."""
         meta = decode_descriptor(descriptor)
         return cls(

@@ -176,10 +176,14 @@ class AsyncStreamSet:
             raise ValueError(f"versions has {len(seq)} entries but the set has {len(self._streams)} streams")
         return [to_version(v) for v in seq]
 
+    def _workers(self) -> int | None:
+        """Calls a fan-out runs at once: the client's concurrency limit (the rest wait their turn)."""
+        return int(self._streams[0].client.limiter.total_tokens) if self._streams else None
+
     async def _fan(self, name: str, calls: list[tuple[Any, ...]], progress: bool) -> list[Any]:
         labels = [str(s.uuid) for s in self._streams]
         with progress_bar(len(calls), progress, name) as bar:
-            return await gather(calls, labels, bar)
+            return await gather(calls, labels, bar, workers=self._workers())
 
     async def get_latest_version(self, progress: bool = False) -> dict[UUID, int]:
         """The current data version of every stream."""
@@ -232,7 +236,8 @@ class AsyncStreamSet:
             return narrowed
         missing = [s for s in self._streams if not s.has_metadata]
         if missing:
-            await gather([(s.refresh_metadata,) for s in missing], [str(s.uuid) for s in missing])
+            labels = [str(s.uuid) for s in missing]
+            await gather([(s.refresh_metadata,) for s in missing], labels, workers=self._workers())
         kept = [
             s
             for s in self._streams
@@ -761,7 +766,8 @@ class AsyncStreamSet:
             targets.append((self._by_uuid[uuid], points))
         labels = [str(st.uuid) for st, _ in targets]
         with progress_bar(len(targets), progress, "insert") as bar:
-            res = await gather([(st.insert, pts, merge) for st, pts in targets], labels, bar)
+            calls = [(st.insert, pts, merge) for st, pts in targets]
+            res = await gather(calls, labels, bar, workers=self._workers())
         return dict(zip([st.uuid for st, _ in targets], res, strict=True))
 
     async def flush(self, progress: bool = False) -> None:

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from pingthings.timeseries._call_policy import CallSettings, TimeoutScope
 from pingthings.timeseries.async_client import AsyncClient
 from pingthings.timeseries.async_stream import AsyncStream
 from pingthings.timeseries.config import ConnectionSettings
@@ -61,6 +62,10 @@ class Client:
         compression: str | None = None,
         insert_batch_size: int | None = None,
         lazy: bool = False,
+        timeout: float | None = None,
+        retries: int | None = None,
+        retry_budget: float | None = None,
+        max_waiting: int | None = None,
     ) -> Client:
         """Connect to a server and check it answers (one Info call), or, with ``lazy=True``, later.
 
@@ -88,6 +93,10 @@ class Client:
             for v5).
         lazy
             Return without contacting the server; the first call connects (see
+            :meth:`AsyncClient.connect`).
+        timeout, retries, retry_budget, max_waiting
+            The call policy: per-call timeout, retries of idempotent calls and their time budget,
+            and how many calls may queue for the concurrency limiter (see
             :meth:`AsyncClient.connect`).
 
         Returns
@@ -117,11 +126,20 @@ class Client:
                 compression=compression,
                 insert_batch_size=insert_batch_size,
                 lazy=lazy,
+                timeout=timeout,
+                retries=retries,
+                retry_budget=retry_budget,
+                max_waiting=max_waiting,
             )
         except BaseException:
             loop.close()
             raise
         return Client(loop, client)
+
+    @property
+    def call_settings(self) -> CallSettings:
+        """Timeout, retries and limiter queue bound of this client's calls."""
+        return self._client.call_settings
 
     @property
     def insert_batch_size(self) -> int:
@@ -183,6 +201,18 @@ class Client:
     def settings(self) -> ConnectionSettings:
         """The resolved connection settings (what pickling carries to other processes)."""
         return self._client.settings
+
+    def timeout(self, seconds: float | None) -> TimeoutScope:
+        """A block in which every call of this client gets ``seconds`` as its timeout.
+
+        Calls made from this thread, that is (see :meth:`AsyncClient.timeout`).
+
+        Examples
+        --------
+        >>> with conn.timeout(5):  # doctest: +SKIP
+        ...     conn.info()
+        """
+        return self._client.timeout(seconds)
 
     @property
     def concurrency_limit(self) -> int:

@@ -18,12 +18,14 @@ Three ways in:
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import inspect
 import threading
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, TypeVar, cast, overload
 
@@ -32,6 +34,7 @@ from anyio.abc import TaskStatus
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from pingthings.timeseries._call_policy import active_scopes, install_scopes
 from pingthings.timeseries.exceptions import ClientClosedError, SyncCallFromEventLoopError
 
 CO_RESULT_TYPE = TypeVar("CO_RESULT_TYPE")
@@ -43,6 +46,14 @@ _ITERATE_BUFFER = 1
 
 async def _await(coro: Awaitable[T]) -> T:
     return await coro
+
+
+async def _in_scopes(
+    scopes: Mapping[object, float], async_fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+) -> T:
+    """Run ``async_fn`` with the caller thread's timeout scopes in force (this task's context only)."""
+    install_scopes(scopes)
+    return await async_fn(*args, **kwargs)
 
 
 async def _pump(
@@ -94,6 +105,77 @@ async def _receive_ready(receive: MemoryObjectReceiveStream[T], limit: int) -> l
         except (anyio.WouldBlock, anyio.EndOfStream):
             break
     return items
+class _LoopCall:
+    """One blocking call from a thread into the loop: two wake-ups (one each way), nothing more.
+
+    The function starts in a loop callback that runs in a copy of the calling thread's context (so its
+    ``contextvars``, such as timeout scopes, travel with it) and, if it returns an awaitable, continues
+    as one asyncio task; a lock released by the task's completion wakes the caller. This costs a fraction
+    of a portal round trip (measured: ~21 µs of CPU against ~90 µs).
+    """
+
+    __slots__ = ("_args", "_done", "_error", "_fn", "_kwargs", "_loop", "_result", "_task")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self._loop = loop
+        self._fn, self._args, self._kwargs = fn, args, kwargs
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._task: asyncio.Task[Any] | None = None
+        self._result: Any = None
+        self._error: BaseException | None = None
+
+    def submit(self) -> None:
+        """Hand the call to the loop."""
+        self._loop.call_soon_threadsafe(self._start)
+
+    def _start(self) -> None:
+        try:
+            value = self._fn(*self._args, **self._kwargs)
+        except BaseException as exc:
+            self._error = exc
+            self._done.release()
+            return
+        if not inspect.isawaitable(value):
+            self._result = value
+            self._done.release()
+            return
+        task = self._loop.create_task(value if asyncio.iscoroutine(value) else _await(value))
+        self._task = task
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        try:
+            self._result = task.result()
+        except BaseException as exc:
+            self._error = exc
+        self._done.release()
+
+    def result(self) -> Any:
+        """Block until the call finished; return its value or raise its error."""
+        self._done.acquire()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return self._result
+
+    def cancel(self) -> None:
+        """Cancel the call on the loop (the caller was interrupted); harmless once it finished.
+
+        Runs after :meth:`_start` on the loop (callbacks keep their order), so the task exists by then.
+        """
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            self._loop.call_soon_threadsafe(self._cancel_task)
+
+    def _cancel_task(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
 
 
 def _stop_portal(
@@ -118,6 +200,7 @@ class ClientEventLoop:
         self._manager = start_blocking_portal("asyncio", name="pingthings-client-loop")
         self._portal = self._manager.__enter__()
         self._loop_thread = self._portal.call(threading.get_ident)
+        self._asyncio_loop: asyncio.AbstractEventLoop = self._portal.call(asyncio.get_running_loop)
         self._closed = False
         self._close_lock = threading.Lock()
         self._finalizer = weakref.finalize(self, _stop_portal, self._portal, self._manager, self._loop_thread)
@@ -171,14 +254,14 @@ class ClientEventLoop:
         call is cancelled on the loop before the interrupt propagates.
         """
         self._check_blocking_allowed()
-        if kwargs:
-            future = self._portal.start_task_soon(functools.partial(async_fn, *args, **kwargs))
-        else:
-            future = self._portal.start_task_soon(async_fn, *args)
+        call = _LoopCall(self._asyncio_loop, async_fn, args, kwargs)
         try:
-            return future.result()
-        except BaseException:
-            future.cancel()
+            call.submit()
+            return call.result()
+        except BaseException as exc:
+            call.cancel()
+            if isinstance(exc, asyncio.CancelledError) and self._closed:
+                raise ClientClosedError("the client's event loop was closed during the call") from None
             raise
 
     def iterate(
@@ -212,7 +295,13 @@ class ClientEventLoop:
             raise ValueError(f"read_ahead must be at least 1, got {read_ahead}")
         send, receive = anyio.create_memory_object_stream[Any](read_ahead)
         eager = read_ahead > 1
-        future, scope = self._portal.start_task(_pump, source, send, eager, name="pingthings-iterate")
+        scopes = active_scopes()
+        if scopes:
+            future, scope = self._portal.start_task(
+                functools.partial(_in_scopes, scopes, _pump, source, send, eager), name="pingthings-iterate"
+            )
+        else:
+            future, scope = self._portal.start_task(_pump, source, send, eager, name="pingthings-iterate")
         return self._drain(future, scope, receive, read_ahead)
 
     def _drain(

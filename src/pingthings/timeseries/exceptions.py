@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import NoReturn
 
+from pingthings.wire.grpc_status import GrpcStatus
 from pingthings.wire.status import StatusCode
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "NoSuchPointError",
     "NotImplementedByServerError",
     "ObjectNotFoundError",
+    "OverloadedError",
     "PartialInsertError",
     "PermissionDeniedError",
     "PingThingsError",
@@ -119,6 +121,12 @@ class DeadlineExceededError(PingThingsError, builtins.TimeoutError):
 
     def __str__(self) -> str:
         return PingThingsError.__str__(self)
+
+
+class OverloadedError(PingThingsError):
+    """Too many calls were already waiting for the client's concurrency limiter; this one was refused at
+    once instead of queueing without bound (see ``max_waiting`` of
+    :func:`pingthings.timeseries.connect`)."""
 
 
 class ClientClosedError(PingThingsError, builtins.RuntimeError):
@@ -419,13 +427,6 @@ def raise_for_status(code: int, msg: str = "") -> None:
         raise error_for_status(code, msg)
 
 
-# gRPC status numbers (kept here so that this module depends on nothing but the status codes).
-_GRPC_CANCELLED = 1
-_GRPC_DEADLINE_EXCEEDED = 4
-_GRPC_PERMISSION_DENIED = 7
-_GRPC_UNIMPLEMENTED = 12
-_GRPC_UNAVAILABLE = 14
-_GRPC_UNAUTHENTICATED = 16
 _EMBEDDED_V5_CODE = re.compile(r"^\s*\[(\d{3})\]\s*(.*)$", re.DOTALL)
 
 
@@ -448,17 +449,17 @@ def error_from_grpc_status(status: int, message: str, endpoint: str, method: str
     if embedded and int(embedded.group(1)) in StatusCode._value2member_map_:
         # Some v5 servers and proxies send a v5 error as gRPC status with details "[404] msg".
         return error_for_status(int(embedded.group(1)), embedded.group(2))
-    if status in (_GRPC_UNAUTHENTICATED, _GRPC_PERMISSION_DENIED):
+    if status in (GrpcStatus.UNAUTHENTICATED, GrpcStatus.PERMISSION_DENIED):
         return PermissionDeniedError(
             f"{where} refused the call ({message or 'permission denied'}); check the API key "
             "(apikey argument, BTRDB_API_KEY or the profile's api_key)",
             status,
         )
-    if status == _GRPC_UNAVAILABLE:
+    if status == GrpcStatus.UNAVAILABLE:
         return ConnectionError(f"cannot reach {where}: {message}", status)
-    if status == _GRPC_DEADLINE_EXCEEDED:
+    if status == GrpcStatus.DEADLINE_EXCEEDED:
         return DeadlineExceededError(f"{where} did not answer before the deadline: {message}", status)
-    if status == _GRPC_UNIMPLEMENTED:
+    if status == GrpcStatus.UNIMPLEMENTED:
         return NotImplementedByServerError(
             status, f"the server at {endpoint} does not implement {method or 'this call'}: {message}"
         )

@@ -16,7 +16,7 @@ import csv
 import io
 import itertools
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import pyarrow as pa
@@ -28,7 +28,49 @@ from pingthings.timeseries.constants import MAXIMUM_TIME
 from pingthings.timeseries.table_writer import FileFormat, Sink, TableFileWriter
 
 if TYPE_CHECKING:
-    from pingthings.timeseries.async_streamset import AsyncStreamSet, VersionsArg
+    from uuid import UUID
+
+    from pingthings.timeseries._rpc import CallTarget
+
+VersionsArg = Any
+"""Versions as the stream set's methods take them (a mapping by uuid, a sequence, or None)."""
+
+
+class _Stream(Protocol):
+    @property
+    def client(self) -> CallTarget: ...
+
+
+class ExportSource(Protocol):
+    """What exporting needs of a stream set (an ``AsyncStreamSet`` is one)."""
+
+    def __len__(self) -> int:
+        """How many streams the set holds."""
+        ...
+
+    @property
+    def streams(self) -> Sequence[_Stream]:
+        """The streams, in order."""
+        ...
+
+    @property
+    def uuids(self) -> list[UUID]:
+        """The streams' UUIDs, in order."""
+        ...
+
+    async def aligned_windows(
+        self, start: Any, end: Any, point_width: int, versions: Any = None,
+        single_stream_schema: Any = ..., progress: bool = False,
+    ) -> list[pa.Table]:
+        """Aligned-window statistics of every stream."""
+        ...
+
+    async def to_arrow(
+        self, start: Any = None, end: Any = None, *, form: str = "wide", width: int | None = None,
+        labels: str = "uuid", versions: Any = None, sampling_frequency: float | None = None,
+    ) -> pa.Table:
+        """Every stream's data in ``[start, end)`` as one Table."""
+        ...
 
 __all__ = [
     "DEFAULT_MAX_POINTS",
@@ -62,7 +104,7 @@ def _plan_width(lo: int, hi: int) -> int:
 
 
 async def _pieces(
-    aset: AsyncStreamSet, lo: int, hi: int, versions: VersionsArg, max_points: int
+    aset: ExportSource, lo: int, hi: int, versions: VersionsArg, max_points: int
 ) -> list[tuple[int, int, int]]:
     """``(start, end, points)`` pieces covering ``[lo, hi)``, each within ``max_points`` if
     it can be split (a single nanosecond cannot)."""
@@ -95,7 +137,7 @@ async def _pieces(
 
 
 async def plan_slices(
-    aset: AsyncStreamSet,
+    aset: ExportSource,
     start: int,
     end: int,
     *,
@@ -146,7 +188,7 @@ async def plan_slices(
 
 
 async def iter_tables(
-    aset: AsyncStreamSet,
+    aset: ExportSource,
     start: int,
     end: int,
     *,
@@ -172,7 +214,7 @@ async def iter_tables(
 
 
 async def _write_tables(
-    aset: AsyncStreamSet,
+    aset: ExportSource,
     sink: Sink,
     file_format: FileFormat,
     start: int,
@@ -197,7 +239,7 @@ async def _write_tables(
 
 
 async def write_csv(
-    aset: AsyncStreamSet,
+    aset: ExportSource,
     sink: Sink,
     start: int,
     end: int,
@@ -218,7 +260,7 @@ async def write_csv(
 
 
 async def write_parquet(
-    aset: AsyncStreamSet,
+    aset: ExportSource,
     sink: Sink,
     start: int,
     end: int,
@@ -235,7 +277,7 @@ async def write_parquet(
 
 
 async def write_generated_csv(
-    aset: AsyncStreamSet,
+    aset: ExportSource,
     sink: Sink,
     start: int,
     end: int,

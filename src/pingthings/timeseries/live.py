@@ -30,7 +30,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from uuid import UUID
 
 import anyio
@@ -54,8 +54,31 @@ from pingthings.wire.status import StatusCode
 if TYPE_CHECKING:
     from typing import Self
 
-    from pingthings.timeseries.async_stream import AsyncStream
+    from pingthings.timeseries._results import Point
+    from pingthings.timeseries._rpc import CallTarget
     from pingthings.timeseries.transport.calls import BidiCall
+
+
+class LiveStream(Protocol):
+    """What a subscription needs of a stream (an ``AsyncStream`` is one)."""
+
+    @property
+    def uuid(self) -> UUID:
+        """The stream's UUID."""
+        ...
+
+    @property
+    def client(self) -> CallTarget:
+        """The client the stream talks through."""
+        ...
+
+    async def latest(self, version: int = 0) -> Point | None:
+        """The stream's last point."""
+        ...
+
+    async def raw_values(self, start: Any, end: Any, version: int = 0) -> pa.Table:
+        """The points with ``start <= time < end``."""
+        ...
 
 __all__ = ["DEFAULT_RECONNECT_TIMEOUT", "LiveBatch", "StreamSubscription", "Subscription"]
 
@@ -124,7 +147,7 @@ class Subscription:
     """
 
     def __init__(
-        self, streams: Sequence[AsyncStream], reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT
+        self, streams: Sequence[LiveStream], reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT
     ) -> None:
         if not streams:
             raise ValueError("subscribe needs at least one stream")

@@ -21,6 +21,7 @@ from pingthings.server.service.compression import receive_request, send_reply
 from pingthings.server.service.direct_send import DIRECT_MIN_BYTES, DirectSender, direct_sender
 from pingthings.server.service.replies import error_reply
 from pingthings.server.service.wire_check import decode_request
+from pingthings.server.service.write_coalescing import coalesce_stream_writes
 
 Reply = bytes | betterproto2.Message | Segments
 GrpcHandler = Callable[[grpclib.server.Stream[Any, Any]], Awaitable[None]]
@@ -43,6 +44,7 @@ def unary(
     """Wrap a unary handler; ``request_cls=None`` hands the handler the raw request bytes."""
 
     async def handle(stream: grpclib.server.Stream[Any, Any]) -> None:
+        coalesce_stream_writes(stream)  # headers, message and trailers leave in one write
         try:
             request = await _receive(stream, request_cls)
             reply: Reply = await fn(request)
@@ -71,6 +73,7 @@ def server_stream(
     """Wrap a server-streaming handler (an async generator of replies)."""
 
     async def handle(stream: grpclib.server.Stream[Any, Any]) -> None:
+        coalesce_stream_writes(stream)
         try:
             request = await _receive(stream, request_cls)
         except Exception as exc:

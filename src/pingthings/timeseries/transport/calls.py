@@ -9,7 +9,7 @@ stream with CANCEL and leaves the connection usable.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -19,14 +19,31 @@ from .compression import compress_request
 from .connection import Connection, StreamState
 from .errors import GrpcStatus, GrpcStatusError, TransportError
 from .framing import PREFIX
-from .metadata import check_response_headers, header_dict, request_headers, response_status
+from .metadata import check_response_headers, encode_timeout, header_dict, response_status
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from .channel import Channel
-
 T = TypeVar("T")
+
+
+class CallSite(Protocol):
+    """What a call needs from the channel that starts it: where it goes, and a connection to go on."""
+
+    endpoint: str
+
+    async def connection(self) -> Connection:
+        """The connection a new call should use (opened or replaced as needed)."""
+        ...
+
+    def request_headers(self, method: str, metadata: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """The request headers of a call to ``method`` with ``metadata``, without ``grpc-timeout``."""
+        ...
+
+    @property
+    def request_compression(self) -> str | None:
+        """``"gzip"`` when request messages are compressed, None when they go as they are."""
+        ...
 
 _FLUSH_EVERY = 1 << 20  # bytes of request DATA queued in h2 before writing them out
 
@@ -47,11 +64,14 @@ class Call:
     Parameters
     ----------
     channel
-        The channel that supplies connections and common metadata.
+        The channel that supplies connections (any :class:`CallSite`).
     method
         ``/package.Service/Method``.
     timeout
         Seconds for the whole call, or None.
+    idle_timeout
+        Seconds each wait of the call (for the connection, send window or the next reply message) may
+        take, or None. Unlike ``timeout`` it is not sent to the server: it bounds silence, not the call.
     metadata
         Extra header pairs for this call (already validated and encoded).
     replay
@@ -61,15 +81,17 @@ class Call:
 
     def __init__(
         self,
-        channel: Channel,
+        channel: CallSite,
         method: str,
         timeout: float | None,
         metadata: list[tuple[bytes, bytes]],
         replay: bytes | memoryview | None = None,
+        idle_timeout: float | None = None,
     ) -> None:
         self._channel = channel
         self._method = method
         self._timeout = timeout
+        self._idle_timeout = idle_timeout
         self._metadata = metadata
         self._deadline = None if timeout is None else anyio.current_time() + timeout
         self._replay = replay
@@ -88,12 +110,27 @@ class Call:
 
     async def _bounded(self, func: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run ``func(*args)`` under the call's deadline; on expiry reset the stream and raise status 4."""
-        if self._deadline is None:
-            return await func(*args)
-        with anyio.CancelScope(deadline=self._deadline):
+        idle = self._idle_timeout
+        if idle is None:
+            if self._deadline is None:
+                return await func(*args)
+            with anyio.CancelScope(deadline=self._deadline):
+                return await func(*args)
+            await self._release(reset=True)
+            raise self._deadline_error()
+        idle_deadline = anyio.current_time() + idle
+        deadline = idle_deadline if self._deadline is None else min(self._deadline, idle_deadline)
+        with anyio.CancelScope(deadline=deadline):
             return await func(*args)
         await self._release(reset=True)
-        raise self._deadline_error()
+        if self._deadline is not None and self._deadline <= idle_deadline:
+            raise self._deadline_error()
+        raise GrpcStatusError(
+            GrpcStatus.DEADLINE_EXCEEDED,
+            f"no reply message within {idle:g}s",
+            self._endpoint,
+            self._method,
+        )
 
     def _deadline_error(self, detail: str = "") -> GrpcStatusError:
         text = f"deadline exceeded after {self._timeout:g}s"
@@ -108,15 +145,11 @@ class Call:
 
     async def _start(self, first_message: bytes | memoryview | None, end: bool) -> None:
         """Open the stream (connecting if needed) and send the first message and END_STREAM if asked."""
-        conn = await self._channel._connection()
-        remaining = None if self._deadline is None else max(self._deadline - anyio.current_time(), 0.0)
-        headers = request_headers(
-            method=self._method,
-            authority=self._channel.authority,
-            scheme=self._channel.scheme,
-            timeout=remaining,
-            metadata=self._metadata,
-        )
+        conn = await self._channel.connection()
+        headers = self._channel.request_headers(self._method, self._metadata)
+        if self._deadline is not None:
+            remaining = max(self._deadline - anyio.current_time(), 0.0)
+            headers = [*headers, (b"grpc-timeout", encode_timeout(remaining).encode("ascii"))]
         if not conn.has_stream_slot():
             await conn.wait_until(None, conn.has_stream_slot)
             if conn.failure is not None:
@@ -331,14 +364,15 @@ class ServerStreamCall(Call):
 
     def __init__(
         self,
-        channel: Channel,
+        channel: CallSite,
         method: str,
         timeout: float | None,
         metadata: list[tuple[bytes, bytes]],
         *,
         request: bytes | memoryview,
+        idle_timeout: float | None = None,
     ) -> None:
-        super().__init__(channel, method, timeout, metadata, replay=request)
+        super().__init__(channel, method, timeout, metadata, replay=request, idle_timeout=idle_timeout)
         self._request = request
 
     async def __aenter__(self) -> ServerStreamCall:

@@ -16,7 +16,7 @@ from .calls import BidiCall, ServerStreamCall, UnaryCall
 from .compression import check_request_compression
 from .connection import Connection
 from .errors import TransportError
-from .metadata import MetadataValue, encode_metadata, encoding_headers, validate_method
+from .metadata import MetadataValue, encode_metadata, encoding_headers, request_headers, validate_method
 
 DEFAULT_STREAM_WINDOW = 32 << 20
 """Inbound flow-control window of each stream (bytes)."""
@@ -26,6 +26,13 @@ DEFAULT_CONNECTION_WINDOW = 128 << 20
 
 DEFAULT_MAX_MESSAGE_SIZE = (1 << 31) - 1
 """Largest reply message accepted (bytes)."""
+
+_MAX_CACHED_METHODS = 256
+"""Methods whose request headers a channel keeps ready."""
+
+DEFAULT_KEEPALIVE_INTERVAL = 4.0
+"""Seconds of silence during a waiting call before a PING checks the server; an unanswered PING fails the
+connection one more interval later, so a dead or frozen server is noticed within about 8 s."""
 
 
 class Channel:
@@ -45,7 +52,8 @@ class Channel:
     max_frame_size
         Largest HTTP/2 DATA frame the server may send us (16 KiB .. 16 MiB - 1); large frames cost less CPU.
     keepalive_interval
-        Seconds of silence during a waiting call before a PING checks the server; None disables.
+        Seconds of silence during a waiting call before a PING checks the server, and seconds the server has
+        to answer it; None disables. Idle connections are never pinged.
     stream_window, connection_window
         Inbound flow-control windows.
     max_message_size
@@ -64,7 +72,7 @@ class Channel:
         metadata: Sequence[tuple[str, MetadataValue]] = (),
         connect_timeout: float | None = 10.0,
         max_frame_size: int = 1 << 20,
-        keepalive_interval: float | None = 30.0,
+        keepalive_interval: float | None = DEFAULT_KEEPALIVE_INTERVAL,
         stream_window: int = DEFAULT_STREAM_WINDOW,
         connection_window: int = DEFAULT_CONNECTION_WINDOW,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
@@ -100,6 +108,7 @@ class Channel:
             "keepalive_interval": keepalive_interval,
             "max_message_size": max_message_size,
         }
+        self._headers: dict[str, list[tuple[bytes, bytes]]] = {}
         self._conn: Connection | None = None
         self._connect_lock: anyio.Lock | None = None
         self._connect_attempts = 0
@@ -138,10 +147,22 @@ class Channel:
         *,
         timeout: float | None = None,
         metadata: Sequence[tuple[str, MetadataValue]] = (),
+        idle_timeout: float | None = None,
     ) -> ServerStreamCall:
-        """Start a server-streaming call; use as ``async with ch.server_stream(...) as messages``."""
+        """Start a server-streaming call; use as ``async with ch.server_stream(...) as messages``.
+
+        ``timeout`` bounds the whole call (and is sent to the server as ``grpc-timeout``); ``idle_timeout``
+        bounds each wait for the next reply message (and is not sent).
+        """
+        if idle_timeout is not None and not idle_timeout > 0:
+            raise ValueError(f"idle_timeout must be positive or None, got {idle_timeout}")
         return ServerStreamCall(
-            self, method, timeout, self._call_metadata(method, timeout, metadata), request=request
+            self,
+            method,
+            timeout,
+            self._call_metadata(method, timeout, metadata),
+            request=request,
+            idle_timeout=idle_timeout,
         )
 
     def bidi(
@@ -154,10 +175,27 @@ class Channel:
         """Start a bidirectional-streaming call; use as ``async with ch.bidi(...) as call``."""
         return BidiCall(self, method, timeout, self._call_metadata(method, timeout, metadata))
 
+    def request_headers(self, method: str, metadata: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """The request headers of a call (``grpc-timeout`` aside), built once per method for calls that
+        carry only the channel's own metadata. The caller must not change the list."""
+        if metadata is not self._metadata:
+            return request_headers(
+                method=method, authority=self.authority, scheme=self.scheme, timeout=None, metadata=metadata
+            )
+        headers = self._headers.get(method)
+        if headers is None:
+            if len(self._headers) >= _MAX_CACHED_METHODS:
+                self._headers.clear()
+            headers = self._headers[method] = request_headers(
+                method=method, authority=self.authority, scheme=self.scheme, timeout=None, metadata=metadata
+            )
+        return headers
+
     def _call_metadata(
         self, method: str, timeout: float | None, metadata: Sequence[tuple[str, MetadataValue]]
     ) -> list[tuple[bytes, bytes]]:
-        validate_method(method)
+        if method not in self._headers:
+            validate_method(method)
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be positive or None, got {timeout}")
         if self._closed:
@@ -166,7 +204,7 @@ class Channel:
 
     # ------------------------------------------------------------------ connection
 
-    async def _connection(self) -> Connection:
+    async def connection(self) -> Connection:
         """The connection for a new call: the current one if it takes new streams, else a fresh one."""
         conn = self._conn
         if conn is not None and await conn.ready_for_new_stream():

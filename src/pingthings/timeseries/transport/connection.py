@@ -34,16 +34,28 @@ import h2.settings
 from h2.errors import ErrorCodes
 
 from . import frame_buffer, goaway_drain
-from .errors import LOW_LEVEL_ERRORS, TransportError, describe, to_transport_error, translate_errors
+from .errors import (
+    LOW_LEVEL_ERRORS,
+    PeerUnresponsiveError,
+    TransportError,
+    describe,
+    to_transport_error,
+    translate_errors,
+)
 from .framing import MessageReader
+from .header_encoder import CachingHeaderEncoder
 from .tls_buffer import tls_read_buffer
 
 READ_SIZE = 1 << 20
 """Bytes asked from the socket per read round."""
 
 MIN_PING_SPACING = 300.0
-"""Seconds between two keepalive pings at the least; gRPC servers (grpc-go, grpc core) answer more frequent
-pings on a quiet connection with GOAWAY ENHANCE_YOUR_CALM by default."""
+"""Seconds grpc-go and grpc core want between two pings by default. They tolerate two faster pings (their
+"ping strikes") and forgive them whenever they send HEADERS or DATA; a third earns GOAWAY
+ENHANCE_YOUR_CALM."""
+
+QUIET_PINGS = 2
+"""Keepalive pings allowed within :data:`MIN_PING_SPACING` while the server sends no HEADERS or DATA."""
 
 IDLE_CATCH_UP_TIMEOUT = 1.0
 """Seconds allowed to read what arrived on an idle connection before reusing it (the bytes are already
@@ -141,9 +153,13 @@ class Connection:
         # Our request headers are built and validated by metadata.py, so h2 need not re-check them per call;
         # replies are still validated.
         config = h2.config.H2Configuration(
-            client_side=True, header_encoding=None, validate_outbound_headers=False
+            client_side=True,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
         )
         self._h2 = h2.connection.H2Connection(config=config)
+        self._h2.encoder = CachingHeaderEncoder()  # type: ignore[assignment]
         frame_buffer.install(self._h2)
         goaway_drain.allow_draining(self._h2)
         self._h2.initiate_connection()
@@ -168,6 +184,7 @@ class Connection:
         self._closed = False
         self._ping_outstanding = False
         self._last_ping: float | None = None
+        self._quiet_pings = 0  # pings sent since the server last sent HEADERS or DATA
         self._retire_when_idle = False
 
     # ------------------------------------------------------------------ status
@@ -253,14 +270,15 @@ class Connection:
         """Write bytes to the socket, shielded; a failure or a blocked write kills the connection."""
         if not data or self._closed or self._failure is not None:
             return
-        with anyio.CancelScope(shield=True):
+        # One scope: shielded from the caller's cancellation, yet ended by its own deadline.
+        with anyio.CancelScope(shield=True, deadline=anyio.current_time() + WRITE_TIMEOUT) as scope:
             try:
-                with anyio.fail_after(WRITE_TIMEOUT), translate_errors(self.endpoint, "sending"):
+                with translate_errors(self.endpoint, "sending"):
                     await self._stream.send(data)
-            except TimeoutError:
-                self.fail(TransportError(f"socket write blocked for {WRITE_TIMEOUT:.0f}s", self.endpoint))
             except TransportError as exc:
                 self.fail(exc)
+        if scope.cancelled_caught:
+            self.fail(TransportError(f"socket write blocked for {WRITE_TIMEOUT:.0f}s", self.endpoint))
 
     def open_stream(self, headers: list[tuple[bytes, bytes]], end_stream: bool) -> StreamState:
         """Start a stream with its request headers (queued; the caller flushes)."""
@@ -305,25 +323,26 @@ class Connection:
     async def release(self, state: StreamState, *, reset: bool) -> None:
         """Forget a stream: reset it first if ``reset`` and it is still open, and give back its unread credit.
 
-        Runs shielded, so it also completes for a call that is being cancelled.
+        It also completes for a call that is being cancelled: its only waits, :meth:`flush` (whose
+        socket write and lock wait are shielded) and :meth:`aclose` (shielded), cannot be interrupted, and
+        nothing else awaits; so no cancel scope of its own is needed on this per-call path.
         """
-        with anyio.CancelScope(shield=True):
-            if self.streams.pop(state.stream_id, None) is None:
-                return
-            try:
-                if reset and not self._closed and self._failure is None:
-                    stream = self._h2.streams.get(state.stream_id)
-                    if stream is not None and not stream.closed:
-                        with translate_errors(self.endpoint, "cancelling a stream"):
-                            self._h2.reset_stream(state.stream_id, ErrorCodes.CANCEL)
-                if self._failure is None and not self._closed:
-                    self.acknowledge(state)
-                    await self.flush()
-            except TransportError:
-                pass
-            self._wake(None)
-            if self._retire_when_idle and not self.streams:
-                await self.aclose()
+        if self.streams.pop(state.stream_id, None) is None:
+            return
+        try:
+            if reset and not self._closed and self._failure is None:
+                stream = self._h2.streams.get(state.stream_id)
+                if stream is not None and not stream.closed:
+                    with translate_errors(self.endpoint, "cancelling a stream"):
+                        self._h2.reset_stream(state.stream_id, ErrorCodes.CANCEL)
+            if self._failure is None and not self._closed:
+                self.acknowledge(state)
+                await self.flush()
+        except TransportError:
+            pass
+        self._wake(None)
+        if self._retire_when_idle and not self.streams:
+            await self.aclose()
 
     def retire(self) -> None:
         """Take no new streams; close once the running ones are done."""
@@ -437,17 +456,31 @@ class Connection:
             size += len(more)
 
     def _keepalive_due(self) -> None:
-        """Called after a keepalive interval of silence: ping, or fail if the last ping went unanswered."""
+        """Called after a keepalive interval of silence: ping, or fail if the last ping went unanswered.
+
+        Pings go out only while a call waits (this runs in a read round), never on an idle connection. While
+        the server sends no HEADERS or DATA, at most :data:`QUIET_PINGS` pings go out per
+        :data:`MIN_PING_SPACING`, which grpc-go and grpc core servers accept by default.
+        """
         if self._ping_outstanding:
             self.fail(
-                TransportError(
-                    f"server did not answer a keepalive ping within {self._keepalive:g}s", self.endpoint
+                PeerUnresponsiveError(
+                    "the server stopped answering: no reply to a keepalive ping within "
+                    f"{self._keepalive:g} s",
+                    self.endpoint,
                 )
             )
             return
         now = anyio.current_time()
-        if self._last_ping is None or now - self._last_ping >= MIN_PING_SPACING:
+        if (
+            self._last_ping is None
+            or self._quiet_pings < QUIET_PINGS
+            or now - self._last_ping >= MIN_PING_SPACING
+        ):
+            if self._last_ping is not None and now - self._last_ping >= MIN_PING_SPACING:
+                self._quiet_pings = 0
             self._last_ping = now
+            self._quiet_pings += 1
             self._ping_outstanding = True
             try:
                 self._h2.ping(b"pingthng")
@@ -466,6 +499,7 @@ class Connection:
                     if event.flow_controlled_length:
                         self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                     continue
+                self._quiet_pings = 0
                 state.unacked += event.flow_controlled_length
                 try:
                     state.messages.extend(state.reader.feed(event.data))
@@ -476,6 +510,7 @@ class Connection:
                         self._h2.reset_stream(event.stream_id, ErrorCodes.PROTOCOL_ERROR)
                 touched.add(event.stream_id)
             elif isinstance(event, h2.events.ResponseReceived):
+                self._quiet_pings = 0
                 state = streams.get(event.stream_id)
                 if state is not None:
                     state.headers = event.headers

@@ -8,40 +8,11 @@ Nothing from ``h2``, ``ssl``, ``OSError`` or anyio's stream exceptions is allowe
 from __future__ import annotations
 
 import ssl
-from enum import IntEnum
 
 import anyio
 import h2.exceptions
 
-
-class GrpcStatus(IntEnum):
-    """The canonical gRPC status codes (distinct from BTrDB's own ``stat`` codes)."""
-
-    OK = 0
-    CANCELLED = 1
-    UNKNOWN = 2
-    INVALID_ARGUMENT = 3
-    DEADLINE_EXCEEDED = 4
-    NOT_FOUND = 5
-    ALREADY_EXISTS = 6
-    PERMISSION_DENIED = 7
-    RESOURCE_EXHAUSTED = 8
-    FAILED_PRECONDITION = 9
-    ABORTED = 10
-    OUT_OF_RANGE = 11
-    UNIMPLEMENTED = 12
-    INTERNAL = 13
-    UNAVAILABLE = 14
-    DATA_LOSS = 15
-    UNAUTHENTICATED = 16
-
-
-def status_name(status: int) -> str:
-    """Return ``"NAME (code)"`` for a gRPC status, or ``"status <code>"`` for a code gRPC does not define."""
-    try:
-        return f"{GrpcStatus(status).name} ({status})"
-    except ValueError:
-        return f"status {status}"
+from pingthings.wire.grpc_status import GrpcStatus, status_name
 
 
 class ChannelError(Exception):
@@ -120,20 +91,63 @@ class TransportError(ChannelError):
         return copy
 
 
+class PeerUnresponsiveError(TransportError):
+    """The server stopped answering (a keepalive ping went unanswered) while a call waited on it.
+
+    Not retried by the client: a server that hangs would only be waited for again.
+    """
+
+    def fresh(self) -> TransportError:
+        copy = PeerUnresponsiveError(self.message, self.endpoint)
+        copy.__cause__ = self.__cause__
+        return copy
+
+
+_WORTH_SHOWING = (OSError, ssl.SSLError, ssl.CertificateError, h2.exceptions.H2Error)
+"""Low-level errors whose text helps a user (errno, TLS reason, protocol violation)."""
+
+
 def describe(exc: BaseException) -> str:
-    """A short human description of a low-level exception, following its cause chain."""
+    """A short human description of a low-level exception, following its cause chain.
+
+    Only errors that say something about the network, TLS or HTTP/2 are described; anyio's wrappers and what
+    a library raised inside itself while noticing the problem (e.g. an ``IndexError`` from one of its
+    buffers) say nothing to a user and are left out.
+    """
+    if isinstance(exc, anyio.EndOfStream):
+        return "the connection was closed by the server"
     parts: list[str] = []
     seen: set[int] = set()
     current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
+    while current is not None and id(current) not in seen and len(parts) < 3:
         seen.add(id(current))
-        text = str(current).strip()
-        name = type(current).__name__
-        parts.append(f"{name}: {text}" if text else name)
-        current = current.__cause__ or current.__context__
-        if len(parts) >= 3:
+        wrapper_only = (
+            type(current) is OSError and not current.strerror and isinstance(current.__cause__, OSError)
+        )  # e.g. anyio's "All connection attempts failed", whose cause says what happened
+        if wrapper_only:
+            pass
+        elif isinstance(current, _WORTH_SHOWING) or (not parts and not isinstance(current, _ANYIO_WRAPPERS)):
+            parts.append(_one_line(current))
+        elif parts:
             break
+        current = current.__cause__ or (current.__context__ if not current.__suppress_context__ else None)
+    if not parts:
+        return "the connection broke"
     return "; caused by ".join(parts)
+
+
+_ANYIO_WRAPPERS = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.BusyResourceError)
+
+
+def _one_line(exc: BaseException) -> str:
+    """``connection refused``, ``Connection reset by peer`` (an OSError's reason), else ``Name: text``."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) and exc.strerror:
+        return str(exc.strerror)
+    text = str(exc).strip()
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
 
 
 LOW_LEVEL_ERRORS: tuple[type[BaseException], ...] = (  # what translate_errors turns into TransportError
@@ -184,7 +198,7 @@ def to_transport_error(exc: BaseException, endpoint: str, action: str) -> Transp
     elif isinstance(exc, h2.exceptions.H2Error):
         what = f"HTTP/2 protocol error while {action}"
     elif isinstance(exc, anyio.EndOfStream):
-        what = f"server closed the connection while {action}"
+        return TransportError(f"the server closed the connection while {action}", endpoint)
     else:
         what = f"connection failure while {action}"
     return TransportError(f"{what}: {describe(exc)}", endpoint)
