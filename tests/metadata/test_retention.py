@@ -70,6 +70,16 @@ def test_stream_retention_requires_a_stream(store: MetadataStore) -> None:
     assert store.retention_targets() == []
 
 
+def test_a_hidden_stream_follows_only_its_own_policy(store: MetadataStore) -> None:
+    shown = new_stream(store, "plant/a", "shown")
+    hidden = uuidlib.uuid4().bytes
+    store.create_stream(hidden, "plant/a", {"name": "secret", "hidden": "true"}, {})
+    store.set_collection_retention("plant", DAY, override_per_stream=True)
+    assert store.retention_targets() == [(shown, DAY)]  # a collection policy never reaches it
+    store.set_stream_retention(hidden, 2 * DAY)
+    assert sorted(store.retention_targets()) == sorted([(shown, DAY), (hidden, 2 * DAY)])
+
+
 def _oracle(
     collection: str, own: RetentionPolicy | None, policies: dict[str, RetentionPolicy]
 ) -> RetentionPolicy | None:

@@ -151,17 +151,22 @@ class RetentionMixin(StoreCore):
         return own, effective_policy(collection, own, policies)
 
     def retention_targets(self) -> list[tuple[bytes, int]]:
-        """Every live stream whose effective policy trims: ``(uuid, remove_older_than_ns)``."""
+        """Every live stream whose effective policy trims: ``(uuid, remove_older_than_ns)``.
+
+        A hidden stream follows only its own policy: any key may set a collection's policy, and a
+        stream hidden from non-admin keys must not lose data to one of them (an admin gives the
+        hidden stream a policy of its own).
+        """
         with self._read() as conn:
             policies = self._collection_policies()
             rows = conn.execute(
-                "SELECT uuid, collection, retention_set, retention_ns, retention_override FROM stream_meta"
-                " ORDER BY uuid"
+                "SELECT uuid, collection, retention_set, retention_ns, retention_override, hidden"
+                " FROM stream_meta ORDER BY uuid"
             ).fetchall()
         targets: list[tuple[bytes, int]] = []
-        for uuid, collection, is_set, ns, override in rows:
+        for uuid, collection, is_set, ns, override, hidden in rows:
             own = RetentionPolicy(ns, bool(override)) if is_set else None
-            policy = effective_policy(collection, own, policies)
+            policy = own if hidden else effective_policy(collection, own, policies)
             if policy is not None and policy.remove_older_than_ns is not None:
                 targets.append((bytes(uuid), policy.remove_older_than_ns))
         return targets
