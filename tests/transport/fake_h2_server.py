@@ -19,6 +19,7 @@ import anyio.abc
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import h2.settings
 from h2.errors import ErrorCodes
 
@@ -34,6 +35,8 @@ class Script:
     max_concurrent_streams: int | None = None
     compress_request_named: bytes | None = None  # reply to this request with the "compressed" flag set
     hold_output_until_reply: bool = False  # send the SETTINGS ACK in the same write as the first reply
+    hold_settings_until_streams: int = 0  # send nothing, SETTINGS included, until this many streams opened
+    too_many_streams: bool = False  # set when the client opened more streams than the server allows
     reply_encoding: bytes | None = None  # the grpc-encoding header of every reply, if any
     request_headers: list[dict[bytes, bytes]] = dataclasses.field(default_factory=list)  # as received
     ping_acks: int = 0
@@ -74,10 +77,33 @@ async def serve_connection(stream: anyio.abc.ByteStream, script: Script) -> None
     conn.initiate_connection()
     if script.max_concurrent_streams is not None:
         conn.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: script.max_concurrent_streams})
-    await send_pending()
+    holding = script.hold_settings_until_streams > 0
+    if not holding:
+        await send_pending()
     readers: dict[int, MessageReader] = {}
+    deferred: list[int] = []
     requests: dict[int, list[bytes]] = {}
     open_streams: set[int] = set()
+
+    def answer(sid: int) -> None:
+        """Queue the reply to the finished request on ``sid``."""
+        head = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+        if script.reply_encoding is not None:
+            head.append((b"grpc-encoding", script.reply_encoding))
+        conn.send_headers(sid, head)
+        for message in requests.pop(sid):
+            framed = frame_message(b"echo:" + message)
+            if message == script.compress_request_named:
+                if script.reply_encoding == b"gzip":
+                    framed = frame_message(gzip.compress(b"echo:" + message), compressed=True)
+                else:
+                    framed = b"\x01" + framed[1:]
+            conn.send_data(sid, framed)
+        conn.send_headers(sid, [(b"grpc-status", b"0")], end_stream=True)
+        readers.pop(sid)
+        open_streams.discard(sid)
+        script.streams_answered += 1
+
     async with stream:
         while True:
             try:
@@ -85,7 +111,13 @@ async def serve_connection(stream: anyio.abc.ByteStream, script: Script) -> None
             except (anyio.EndOfStream, anyio.BrokenResourceError):
                 return
             replied = False
-            for event in conn.receive_data(data):
+            try:
+                events = conn.receive_data(data)
+            except h2.exceptions.TooManyStreamsError:
+                script.too_many_streams = True
+                script.note()
+                return
+            for event in events:
                 if isinstance(event, h2.events.RequestReceived):
                     sid = event.stream_id
                     if script.goaway_on_first_connection and number == 1:
@@ -108,28 +140,20 @@ async def serve_connection(stream: anyio.abc.ByteStream, script: Script) -> None
                     )
                     conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 elif isinstance(event, h2.events.StreamEnded) and event.stream_id in readers:
-                    sid = event.stream_id
-                    head = [(b":status", b"200"), (b"content-type", b"application/grpc")]
-                    if script.reply_encoding is not None:
-                        head.append((b"grpc-encoding", script.reply_encoding))
-                    conn.send_headers(sid, head)
-                    for message in requests.pop(sid):
-                        framed = frame_message(b"echo:" + message)
-                        if message == script.compress_request_named:
-                            if script.reply_encoding == b"gzip":
-                                framed = frame_message(gzip.compress(b"echo:" + message), compressed=True)
-                            else:
-                                framed = b"\x01" + framed[1:]
-                        conn.send_data(sid, framed)
-                    conn.send_headers(sid, [(b"grpc-status", b"0")], end_stream=True)
-                    readers.pop(sid)
-                    open_streams.discard(sid)
-                    script.streams_answered += 1
+                    if holding:  # answered once SETTINGS go out: the stream stays open until then
+                        deferred.append(event.stream_id)
+                        continue
+                    answer(event.stream_id)
                     replied = True
                 elif isinstance(event, h2.events.PingAckReceived):
                     script.ping_acks += 1
                     script.note()
-            if replied or not script.hold_output_until_reply:
+            if holding:
+                holding = len(script.request_headers) < script.hold_settings_until_streams
+                if not holding:
+                    for sid in deferred:
+                        answer(sid)
+            if not holding and (replied or not script.hold_output_until_reply):
                 await send_pending()
 
 

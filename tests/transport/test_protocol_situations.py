@@ -63,6 +63,28 @@ async def test_server_stream_limit_queues_calls_instead_of_failing() -> None:
     assert script.most_open_streams <= 2
 
 
+async def test_a_burst_before_the_servers_settings_stays_within_the_default_limit() -> None:
+    # A server that limits streams (h2's and grpclib's default: 100) resets the connection when a
+    # client opens more before the server's SETTINGS have said so; the client must wait for them.
+    # This server says nothing at all until 100 streams are open: a client that does not stop at
+    # 100 opens a 101st, which the server's h2 refuses as too many.
+    script = fake_h2_server.Script(hold_settings_until_streams=100)
+    results: dict[int, bytes] = {}
+    async with anyio.create_task_group() as tg:
+        port = await fake_h2_server.start(tg, script)
+        async with Channel("127.0.0.1", port) as ch:
+
+            async def one(index: int) -> None:
+                results[index] = await ch.unary("/t.S/M", b"%d" % index, timeout=10)
+
+            async with anyio.create_task_group() as calls:
+                for index in range(250):
+                    calls.start_soon(one, index)
+        tg.cancel_scope.cancel()
+    assert not script.too_many_streams
+    assert results == {i: b"echo:%d" % i for i in range(250)}
+
+
 async def test_reply_flagged_compressed_fails_that_call_only() -> None:
     script = fake_h2_server.Script(compress_request_named=b"zip")
     async with anyio.create_task_group() as tg:

@@ -64,6 +64,10 @@ there; only a partial TLS record could make this wait)."""
 WRITE_TIMEOUT = 60.0
 """Seconds a single socket write may block before the connection is declared dead."""
 
+#: Streams opened at most before the server's first SETTINGS frame says how many it allows: the
+#: smallest limit HTTP/2 recommends servers to allow, and h2's and grpclib's default.
+STREAMS_BEFORE_SETTINGS = 100
+
 _MAX_STREAM_ID = 2**31 - 1
 _MAX_TLS_RECORD = 16_384 + 256 + 5  # largest TLS ciphertext record, header included
 
@@ -162,6 +166,8 @@ class Connection:
         self._h2.encoder = CachingHeaderEncoder()  # type: ignore[assignment]
         frame_buffer.install(self._h2)
         goaway_drain.allow_draining(self._h2)
+        #: Whether the server's first SETTINGS frame has arrived (until then its stream limit is unknown).
+        self._settings_known = False
         self._h2.initiate_connection()
         self._h2.update_settings(
             {
@@ -292,8 +298,16 @@ class Connection:
         return state
 
     def has_stream_slot(self) -> bool:
-        """True if the server's SETTINGS_MAX_CONCURRENT_STREAMS allows one more stream now."""
-        return self._h2.open_outbound_streams < self._h2.remote_settings.max_concurrent_streams
+        """True if the server's SETTINGS_MAX_CONCURRENT_STREAMS allows one more stream now.
+
+        Until the server's first SETTINGS frame arrives its limit is unknown (HTTP/2 says "no limit"),
+        yet a server that limits streams (h2 and grpclib: 100) resets the whole connection when a burst
+        exceeds it. So until then at most :data:`STREAMS_BEFORE_SETTINGS` streams are opened.
+        """
+        limit = self._h2.remote_settings.max_concurrent_streams
+        if not self._settings_known:
+            limit = min(limit, STREAMS_BEFORE_SETTINGS)
+        return self._h2.open_outbound_streams < limit
 
     def send_window(self, state: StreamState) -> int:
         """Bytes of DATA we may send on ``state`` now (0 if none or if the stream is closed for sending)."""
@@ -539,7 +553,10 @@ class Connection:
                 wake_all = True
             elif isinstance(event, h2.events.PingAckReceived):
                 self._ping_outstanding = False
-            elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
+            elif isinstance(event, h2.events.RemoteSettingsChanged):
+                self._settings_known = True
+                wake_all = True
+            elif isinstance(event, h2.events.WindowUpdated):
                 wake_all = True
         return None if wake_all else touched
 
