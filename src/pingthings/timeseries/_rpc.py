@@ -29,6 +29,7 @@ The functions depend only on the small :class:`CallTarget` protocol, never on th
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
@@ -194,7 +195,7 @@ async def _admit(target: CallTarget, borrower: object, deadline: float, timeout:
     try:
         limiter.acquire_on_behalf_of_nowait(borrower)
         return
-    except anyio.WouldBlock:
+    except _would_block():
         pass
     waiting = limiter.statistics().tasks_waiting
     max_waiting = target.call_settings.max_waiting
@@ -212,6 +213,13 @@ async def _admit(target: CallTarget, borrower: object, deadline: float, timeout:
             f"all {int(limiter.total_tokens)} call slots (concurrency_limit) stayed busy",
             int(GrpcStatus.DEADLINE_EXCEEDED),
         )
+
+
+def _would_block() -> tuple[type[Exception], ...]:
+    """What a limiter's ``*_nowait`` raises when it would wait: anyio's WouldBlock, and on trio also
+    trio's own, which anyio 4.10 (the declared floor) passes through untranslated."""
+    trio = sys.modules.get("trio")
+    return (anyio.WouldBlock,) if trio is None else (anyio.WouldBlock, trio.WouldBlock)
 
 
 def _retry_delay(
