@@ -18,7 +18,7 @@ from client.test_connect import free_port, start_server_process, stop_server_pro
 from pingthings._proto import v5api
 from pingthings.timeseries import AsyncClient
 from pingthings.timeseries._call_policy import backoff
-from pingthings.timeseries.exceptions import ConnectionError
+from pingthings.timeseries.exceptions import ConnectionError, DeadlineExceededError
 
 STREAM_INFO = bytes(v5api.StreamInfoResponse(version_major=7))
 INSERTED = bytes(v5api.InsertResponse(version_major=8))
@@ -125,6 +125,8 @@ async def test_retry_waits_do_not_outlive_the_deadline(flaky: ScriptedServer) ->
     client = await AsyncClient.connect(endpoint=flaky.endpoint, retries=1000, retry_budget=100, timeout=0.5)
     async with client:
         started = anyio.current_time()
-        with pytest.raises(ConnectionError):
+        # The last UNAVAILABLE when no retry fits before the deadline any more, or the deadline
+        # itself when an attempt is still under way at 0.5 s (a busy machine): either way, on time.
+        with pytest.raises((ConnectionError, DeadlineExceededError)):
             await client.stream_handle(uuidlib.uuid4()).get_latest_version()
         assert anyio.current_time() - started < 3
