@@ -17,7 +17,6 @@ from pathlib import Path
 
 import anyio
 import anyio.streams.tls
-import grpclib.server
 import h2.config
 import h2.connection
 import numpy as np
@@ -27,9 +26,6 @@ import trustme
 import pingthings.timeseries as pt
 from pingthings.fastpaths import FAST_PATHS, fallbacks_taken, forget_fallbacks, report_fallback
 from pingthings.server import Server
-from pingthings.server.listener import bind_listener, start_listening
-from pingthings.server.service.codec import PassThroughCodec
-from pingthings.server.service.direct_send import direct_sender
 from pingthings.timeseries.transport import frame_buffer, goaway_drain
 from pingthings.timeseries.transport.tls_buffer import tls_read_buffer
 
@@ -67,11 +63,8 @@ def _h2_client() -> h2.connection.H2Connection:
 async def test_real_traffic_through_every_fast_path_takes_no_fallback(
     tls_server: Server, tls_files: tuple[Path, Path, Path]
 ) -> None:
-    # Every server start goes through the listener; every client connection through the frame buffer
-    # and the GOAWAY drain; every TLS connection through the TLS buffer; every server-streaming call
-    # through the direct sender. Any of them that cannot work reports a fallback.
-    listener = tls_server.runtime.listener
-    assert listener is not None and listener.uses_internals
+    # Every client connection goes through the frame buffer and the GOAWAY drain; every TLS connection
+    # through the TLS buffer. Any of them that cannot work reports a fallback.
     times = np.arange(POINTS, dtype=np.int64) * 1_000 + 10**15
     values = np.sin(np.arange(POINTS) / 100.0)
     client = await pt.AsyncClient.connect(endpoint=tls_server.endpoint, tls=True, ca_bundle=str(tls_files[0]))
@@ -110,43 +103,24 @@ async def test_anyio_tls_stream_has_the_read_buffer(
         await anyio.aclose_forcefully(stream)  # the server's SETTINGS may be unread: no TLS goodbye
 
 
-# grpclib servers run on asyncio only.
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
-@pytest.mark.anyio
-async def test_grpclib_server_listener_is_reached() -> None:
-    server = grpclib.server.Server([], codec=PassThroughCodec())
-    listener = await start_listening(server, bind_listener("127.0.0.1", 0), None)
-    try:
-        assert listener.uses_internals and listener.port > 0
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
-# The direct sender needs a live grpclib server stream: tests/server/test_direct_send.py
-# (test_the_installed_grpclib_and_h2_take_the_direct_path) checks it separately, and the traffic test
-# above shows it active on every streaming call of the embedded server.
-
-
 def test_every_fast_path_has_a_check_here() -> None:
-    checked = {"zero-copy-frames", "goaway-drain", "tls-drain", "direct-send", "server-listener"}
+    checked = {"zero-copy-frames", "goaway-drain", "tls-drain"}
     assert set(FAST_PATHS) == checked
 
 
 def test_a_fallback_is_logged_once_at_debug_level(caplog: pytest.LogCaptureFixture) -> None:
     forget_fallbacks()
     caplog.set_level(logging.DEBUG, logger="pingthings.fastpaths")
-    stale = types.SimpleNamespace()  # a grpclib stream without any of the expected internals
-    assert direct_sender(stale) is None  # type: ignore[arg-type]
-    assert direct_sender(stale) is None  # type: ignore[arg-type]
+    assert tls_read_buffer(types.SimpleNamespace()) is None  # type: ignore[arg-type]
+    assert tls_read_buffer(types.SimpleNamespace()) is None  # type: ignore[arg-type]
     conn = _h2_client()
     conn.incoming_buffer.add_data(b"\x00")  # bytes already received: the buffer must not be swapped
     assert not frame_buffer.install(conn)
-    report_fallback("direct-send", "again")
+    report_fallback("tls-drain", "again")
     records = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "pingthings.fastpaths"]
     assert [level for level, _ in records] == [logging.DEBUG, logging.DEBUG]
-    assert "'direct-send'" in records[0][1] and "'zero-copy-frames'" in records[1][1]
-    assert fallbacks_taken() == {"direct-send", "zero-copy-frames"}
+    assert "'tls-drain'" in records[0][1] and "'zero-copy-frames'" in records[1][1]
+    assert fallbacks_taken() == {"tls-drain", "zero-copy-frames"}
     forget_fallbacks()
 
 
@@ -155,20 +129,3 @@ def test_tls_buffer_fallback_when_anyio_hides_it() -> None:
     assert tls_read_buffer(types.SimpleNamespace()) is None  # type: ignore[arg-type]
     assert fallbacks_taken() == {"tls-drain"}
     forget_fallbacks()
-
-
-# grpclib servers run on asyncio only.
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
-@pytest.mark.anyio
-async def test_the_listener_fallback_serves_without_grpclib_internals() -> None:
-    server = grpclib.server.Server([], codec=PassThroughCodec())
-    listener = await start_listening(server, bind_listener("127.0.0.1", 0), None, use_internals=False)
-    try:
-        assert not listener.uses_internals
-        listener.stop_accepting()  # nothing to do in the fallback: the server keeps listening
-        async with await anyio.connect_tcp("127.0.0.1", listener.port) as sock:
-            await sock.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")  # the HTTP/2 client preface
-            assert (await sock.receive())[3] == 0x4  # grpclib's first frame: its SETTINGS
-    finally:
-        server.close()
-        await server.wait_closed()

@@ -7,16 +7,16 @@ side validates or re-encodes them.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from grpclib.client import Channel
 from grpclib.const import Cardinality
+from grpclib.encoding.base import CodecBase
 
 from pingthings._proto import v5api
 from pingthings.server import Server
 from pingthings.server.config import parse_listen
-from pingthings.server.service.btrdb import BTrDBService
-from pingthings.server.service.codec import PassThroughCodec, RawBytes
 from pingthings.wire.status import StatusCode
 from tests.server.rawclient import stat_of
 
@@ -28,11 +28,23 @@ MALFORMED = {
     "field number zero": b"\x00\x01",
 }
 
-METHODS = {path: handler.cardinality for path, handler in BTrDBService(None).__mapping__().items()}  # type: ignore[arg-type]
+METHODS = {path: handler.cardinality for path, handler in v5api.BTrDbBase().__mapping__().items()}
+
+
+class PassThroughCodec(CodecBase):
+    """grpclib codec that sends and returns payloads as bytes, untouched."""
+
+    __content_subtype__ = "proto"
+
+    def encode(self, message: Any, message_type: Any) -> bytes:
+        return bytes(message)
+
+    def decode(self, data: bytes, message_type: Any) -> bytes:
+        return data
 
 
 async def call(channel: Channel, path: str, cardinality: Cardinality, payload: bytes) -> list[bytes]:
-    async with channel.request(path, cardinality, RawBytes, RawBytes, timeout=30) as stream:
+    async with channel.request(path, cardinality, bytes, bytes, timeout=30) as stream:
         await stream.send_message(payload, end=True)
         return [message async for message in stream]
 

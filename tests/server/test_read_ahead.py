@@ -101,7 +101,7 @@ def test_a_cold_multi_stream_read_joins_every_stream(tmp_path: Path) -> None:
         conn = pt.connect(endpoint=srv.endpoint)
         streams = [conn.create(uuid.uuid4(), "cold/join", {"name": f"s{i}"}) for i in range(k)]
         for i, s in enumerate(streams):
-            s.insert((t[i::1 + i % 2], np.full(t[i::1 + i % 2].size, float(i))))
+            s.insert((t[i :: 1 + i % 2], np.full(t[i :: 1 + i % 2].size, float(i))))
         srv.runtime.engine._reader.cache.clear()
         sset = conn.streamset_from_uuids([s.uuid for s in streams])
         table = sset.raw_values_aligned(int(t[0]), int(t[-1]) + 1)

@@ -2,7 +2,7 @@
 
 ``with Server(data_dir) as srv:`` runs the server in a background thread with its own asyncio
 loop; ``async with Server(data_dir) as srv:`` runs it in the current asyncio loop (under trio,
-which grpclib cannot serve on, it falls back to the background thread). ``serve_forever``
+which the asyncio-based gRPC layer cannot serve on, it falls back to the background thread). ``serve_forever``
 blocks until SIGTERM or SIGINT and then stops gracefully.
 """
 
@@ -231,7 +231,7 @@ class Server:
 
 
 def _in_asyncio() -> bool:
-    """Whether the caller runs in an asyncio event loop (grpclib serves only there)."""
+    """Whether the caller runs in an asyncio event loop (the gRPC layer serves only there)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:

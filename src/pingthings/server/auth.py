@@ -1,9 +1,10 @@
-"""API-key authentication, call tracking and the per-call admin flag, as a grpclib event hook.
+"""API-key authentication, call tracking and the per-call context: the server's :class:`CallPolicy`.
 
-Every RPC of every service on the server passes through :func:`install`'s ``RecvRequest``
-listener: it refuses calls while the server drains, checks the ``authorization: Bearer <key>``
-metadata when keys are configured (gRPC UNAUTHENTICATED, "invalid api key" otherwise), and wraps
-the method so that it runs with the caller's admin flag set and is counted as in flight.
+Every call of every service passes through :meth:`ServerPolicy.admit` before its handler starts:
+it refuses calls while the server drains (gRPC UNAVAILABLE), checks the ``authorization: Bearer
+<key>`` metadata when keys are configured (UNAUTHENTICATED, "invalid api key"), and records the
+caller's admin flag. :meth:`ServerPolicy.run` then runs the handler with that flag and the data
+directory set for it, counted as in flight by the :class:`CallTracker`.
 """
 
 from __future__ import annotations
@@ -12,17 +13,12 @@ import asyncio
 import hmac
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import grpclib.events
-import grpclib.server
-from grpclib.const import Status
-from grpclib.exceptions import GRPCError
 
 from pingthings.server.errors import ServerError
-from pingthings.server.limits import DEFAULT_MAX_MESSAGE_BYTES
+from pingthings.server.grpc.call import Call
+from pingthings.server.grpc.dispatch import Handler
+from pingthings.server.grpc.status import GrpcError, GrpcStatus
 from pingthings.server.service.context import admin_scope, serving_data_dir
-from pingthings.server.service.message_limit import bound_requests
 from pingthings.server.service.replies import error_reply
 
 INVALID_KEY = "invalid api key"
@@ -96,62 +92,57 @@ class CallTracker:
         return True
 
 
-def install(
-    server: grpclib.server.Server,
-    keys: KeyRing,
-    tracker: CallTracker,
-    data_dir: Path | None = None,
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-) -> None:
-    """Attach authentication, call tracking and the request size bound to every method of ``server``.
+class ServerPolicy:
+    """Admission and per-call context for the embedded server (see the module docstring).
 
-    ``data_dir`` (the server's data directory) is made known to error reports of every call; no
-    request message may be larger than ``max_message_bytes`` (see :mod:`.service.message_limit`).
+    Parameters
+    ----------
+    keys
+        The accepted API keys (none: every caller is accepted, nobody is admin).
+    tracker
+        Counts calls in flight; its ``draining`` flag refuses new ones.
+    data_dir
+        The server's data directory, made known to every call's error reports.
     """
 
-    async def on_request(event: Any) -> None:
-        if tracker.draining:
-            raise GRPCError(Status.UNAVAILABLE, "server is shutting down")
-        admin = False
-        if keys.enabled:
-            flag = keys.admin_flag(bearer_token(_first(event.metadata, "authorization")))
+    def __init__(self, keys: KeyRing, tracker: CallTracker, data_dir: Path | None = None) -> None:
+        self.keys = keys
+        self.tracker = tracker
+        self.data_dir = data_dir
+
+    def admit(self, call: Call) -> None:
+        """Refuse the call (GrpcError) while draining or without an accepted key; note its admin flag."""
+        if self.tracker.draining:
+            raise GrpcError(GrpcStatus.UNAVAILABLE, "server is shutting down")
+        if self.keys.enabled:
+            flag = self.keys.admin_flag(bearer_token(_header(call, b"authorization")))
             if flag is None:
-                raise GRPCError(Status.UNAUTHENTICATED, INVALID_KEY)
-            admin = flag
-        method = event.method_func
+                raise GrpcError(GrpcStatus.UNAUTHENTICATED, INVALID_KEY)
+            call.admin = flag
 
-        async def tracked(stream: grpclib.server.Stream[Any, Any]) -> None:
-            tracker.enter()
-            token = serving_data_dir.set(data_dir)
-            bound = bound_requests(stream, max_message_bytes)
-            try:
-                with admin_scope(admin):
-                    await method(stream)
-            except ServerError as exc:  # a request refused before the handler's own error handling
-                await _answer_refusal(stream, exc)
-            finally:
-                serving_data_dir.reset(token)
-                tracker.leave()
-            if bound is not None:
-                await bound.finish()
+    def started(self, call: Call) -> None:
+        """Count the call as in flight."""
+        self.tracker.enter()
 
-        event.method_func = tracked
+    def finished(self, call: Call) -> None:
+        """The call is over."""
+        self.tracker.leave()
 
-    grpclib.events.listen(server, grpclib.events.RecvRequest, on_request)
-
-
-async def _answer_refusal(stream: grpclib.server.Stream[Any, Any], exc: ServerError) -> None:
-    """Reply with a stat-only message (field 1 of every v5 and platform reply).
-
-    A unary call that already has its reply gets nothing more; its trailers end it.
-    """
-    streaming = bool(getattr(getattr(stream, "_cardinality", None), "server_streaming", False))
-    if not getattr(stream, "_send_message_done", False) or streaming:
-        await stream.send_message(error_reply(exc))
+    async def run(self, call: Call, handler: Handler) -> None:
+        """Run ``handler(call)`` with the caller's admin flag and the data directory set."""
+        token = serving_data_dir.set(self.data_dir)
+        try:
+            with admin_scope(call.admin):
+                await handler(call)
+        except ServerError as exc:  # a request refused before the handler's own error handling
+            if not call.ended:
+                await call.send_message(error_reply(exc))
+        finally:
+            serving_data_dir.reset(token)
 
 
-def _first(metadata: Any, name: str) -> str | None:
-    value = metadata.get(name) if metadata is not None else None
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    return value
+def _header(call: Call, name: bytes) -> str | None:
+    for key, value in call.headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None

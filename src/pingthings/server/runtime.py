@@ -14,18 +14,17 @@ import socket
 from typing import Any
 
 import anyio.to_thread
-import grpclib.server
 
-from pingthings.server.auth import CallTracker, KeyRing, install
+from pingthings.server.auth import CallTracker, KeyRing, ServerPolicy
 from pingthings.server.config import ServerConfig, parse_listen
 from pingthings.server.data_lock import DataDirLock
 from pingthings.server.engine import Engine
-from pingthings.server.listener import Listener, bind_listener, start_listening
+from pingthings.server.grpc.dispatch import MethodTable
+from pingthings.server.grpc.shutdown import GrpcServer
+from pingthings.server.listener import bind_listener, bound_port
 from pingthings.server.metadata import MetadataStore
 from pingthings.server.retention import enforce_retention
 from pingthings.server.service.btrdb import BTrDBService
-from pingthings.server.service.codec import PassThroughCodec
-from pingthings.server.service.compression import install as install_compression
 from pingthings.server.service.platform import PlatformService
 from pingthings.server.service.read_gate import ReadGate
 from pingthings.server.service.state import ServiceState
@@ -83,19 +82,19 @@ class ServerRuntime:
         self.endpoint = ""
         self.engine: Any = None
         self.meta: Any = None
-        self._grpc: grpclib.server.Server | None = None
-        self._listener: Listener | None = None
+        self._grpc: GrpcServer | None = None
         self.tracker: CallTracker | None = None
         #: The Subscribe pub/sub (None until started).
         self.hub: SubscriptionHub | None = None
         self._retention_task: asyncio.Task[None] | None = None
         self._lock: DataDirLock | None = None
 
-    @property
-    def listener(self) -> Listener | None:
-        """The listening side of the gRPC server (None while stopped)."""
-        return self._listener
         self._state: ServiceState | None = None
+
+    @property
+    def grpc(self) -> GrpcServer | None:
+        """The gRPC server (None while stopped)."""
+        return self._grpc
 
     async def start(self) -> None:
         """Bind the listening address, open the stores, serve, and start the retention task.
@@ -127,20 +126,17 @@ class ServerRuntime:
                 max_streams_per_request=config.max_streams_per_request,
                 csv_seconds=config.csv_seconds,
             )
-            handlers: list[Any] = [BTrDBService(state)]
-            handlers.append(PlatformService(self.meta, self.engine))
-            self._grpc = grpclib.server.Server(handlers, codec=PassThroughCodec())
+            methods = MethodTable([BTrDBService(state), PlatformService(self.meta, self.engine)])
             self.tracker = CallTracker()
-            install(
-                self._grpc,
-                KeyRing(config.api_keys),
-                self.tracker,
-                config.data_dir,
+            policy = ServerPolicy(KeyRing(config.api_keys), self.tracker, config.data_dir)
+            self._grpc = GrpcServer(
+                methods,
+                policy,
                 max_message_bytes=config.max_message_bytes,
+                compress_replies=config.compression == "gzip",
             )
-            install_compression(self._grpc, config.compression)
-            self._listener = await start_listening(self._grpc, listen_socket, ssl_context)
-            bound = self._listener.port
+            bound = bound_port(listen_socket)
+            await self._grpc.start(listen_socket, ssl_context)
             self.endpoint = f"{_host_for_url(host)}:{bound}"
             state.endpoint = config.advertise or _advertised(host, bound)
             self._retention_task = asyncio.get_running_loop().create_task(self._retention_loop())
@@ -165,11 +161,10 @@ class ServerRuntime:
 
     async def stop(self) -> None:
         """Stop gracefully: refuse new calls, let in-flight ones finish, close the stores."""
-        if self._grpc is not None and self.tracker is not None:
-            self.tracker.draining = True
-            listener = self._listener
-            if listener is not None:
-                listener.stop_accepting()  # existing calls continue
+        grpc = self._grpc
+        if grpc is not None and self.tracker is not None:
+            self.tracker.draining = True  # new calls are refused with UNAVAILABLE
+            grpc.stop_accepting()  # existing connections and calls continue
             if self.hub is not None:
                 self.hub.close()
             if not await self.tracker.wait_idle(self.config.shutdown_grace):
@@ -180,16 +175,13 @@ class ServerRuntime:
                 )
                 if self.meta is not None:
                     self.meta.interrupt_queries()  # a query holds its worker thread until it ends
-            self._grpc.close()
-            if listener is not None:
-                listener.close_clients()  # Python >= 3.13
-            try:
-                # From Python 3.12 wait_closed also waits for idle client connections to go away.
-                await asyncio.wait_for(self._grpc.wait_closed(), CLOSE_TIMEOUT)
-            except TimeoutError:
-                log.warning("client connections still open %.0f s after shutdown; not waiting", CLOSE_TIMEOUT)
+            grpc.close()  # GOAWAY, cancel what still runs, close the connections
+            if not await grpc.wait_closed(CLOSE_TIMEOUT):
+                log.warning(
+                    "client connections still open %.0f s after shutdown; dropped them", CLOSE_TIMEOUT
+                )
+            await self.tracker.wait_idle(CLOSE_TIMEOUT)  # the cancelled calls unwind
             self._grpc = None
-            self._listener = None
         if self._retention_task is not None:
             self._retention_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

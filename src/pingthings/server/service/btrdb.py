@@ -1,20 +1,17 @@
-"""The v5api.BTrDB service: the grpclib method table over the handler classes.
+"""The v5api.BTrDB service: its method table over the handler classes.
 
-Every request and reply crosses grpclib's codec as raw bytes (:class:`~.codec.RawBytes`): the
-adapters in :mod:`.rpc` decode control-plane requests strictly and hand point payloads to the
-numpy codecs.
+Every request and reply crosses the gRPC layer as raw bytes: the adapters in :mod:`.rpc` decode
+control-plane requests strictly and hand point payloads to the numpy codecs.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from grpclib.const import Cardinality, Handler
-
 from pingthings._proto import v5api
+from pingthings.server.grpc.dispatch import Method
 from pingthings.server.service import rpc
 from pingthings.server.service.arrow_rpcs import ArrowHandlers
-from pingthings.server.service.codec import RawBytes
 from pingthings.server.service.control import ControlHandlers
 from pingthings.server.service.csv_export import CsvHandlers
 from pingthings.server.service.points import PointHandlers
@@ -25,7 +22,7 @@ _PREFIX = "/v5api.BTrDB/"
 
 
 class BTrDBService:
-    """grpclib servable implementing every RPC of ``v5api.BTrDB``.
+    """The servable implementing every RPC of ``v5api.BTrDB``.
 
     Parameters
     ----------
@@ -41,8 +38,8 @@ class BTrDBService:
         self.csv = CsvHandlers(state)
         self.subscriber = SubscribeHandler(state)
 
-    def __mapping__(self) -> dict[str, Handler]:
-        """Method path → grpclib handler, as grpclib's ``Server`` expects."""
+    def grpc_methods(self) -> dict[str, Method]:
+        """Method path → :class:`~pingthings.server.grpc.dispatch.Method`."""
         c, p, a = self.control, self.points, self.arrow
         unary: dict[str, tuple[Any, type[Any] | None]] = {
             "Info": (c.info, v5api.InfoParams),
@@ -73,19 +70,7 @@ class BTrDBService:
             "ArrowWindows": (a.arrow_windows, v5api.WindowsParams),
             "GenerateCSV": (self.csv.generate_csv, v5api.GenerateCsvParams),
         }
-        mapping = {
-            _PREFIX + name: Handler(rpc.unary(fn, cls), Cardinality.UNARY_UNARY, RawBytes, RawBytes)
-            for name, (fn, cls) in unary.items()
-        }
-        mapping.update(
-            {
-                _PREFIX + name: Handler(
-                    rpc.server_stream(fn, cls), Cardinality.UNARY_STREAM, RawBytes, RawBytes
-                )
-                for name, (fn, cls) in streaming.items()
-            }
-        )
-        mapping[_PREFIX + "Subscribe"] = Handler(
-            self.subscriber.handle, Cardinality.STREAM_STREAM, RawBytes, RawBytes
-        )
+        mapping = {_PREFIX + name: rpc.unary(fn, cls) for name, (fn, cls) in unary.items()}
+        mapping.update({_PREFIX + name: rpc.server_stream(fn, cls) for name, (fn, cls) in streaming.items()})
+        mapping[_PREFIX + "Subscribe"] = Method(self.subscriber.handle, unary=False)
         return mapping

@@ -47,10 +47,12 @@ from pingthings._proto.pingthings.platform.v1 import (
 )
 from pingthings._proto.v5api import Status
 from pingthings.server.errors import MissingParameter, UnrecognizedParameter
+from pingthings.server.grpc.dispatch import Method
 from pingthings.server.metadata.devices import DEVICE_FIELDS
 from pingthings.server.metadata.records import RetentionPolicy
 from pingthings.server.metadata.units import UNIT_FIELDS
 from pingthings.server.metadata.validation import check_uuid
+from pingthings.server.service import rpc
 from pingthings.server.service.replies import status_of
 from pingthings.server.service.visibility import require_visible
 
@@ -170,6 +172,20 @@ class PlatformService(PlatformBase):
     def __init__(self, meta: Any, engine: Any) -> None:
         self._meta = meta
         self._engine = engine
+
+    def grpc_methods(self) -> dict[str, Method]:
+        """Method path → :class:`~pingthings.server.grpc.dispatch.Method`, for the embedded server.
+
+        The paths and request classes come from the generated service description; every
+        Platform RPC is unary and served by the method of the same (snake case) name.
+        """
+        methods: dict[str, Method] = {}
+        for path, entry in self.__mapping__().items():
+            if entry.cardinality.name != "UNARY_UNARY":
+                raise TypeError(f"{path} is not a unary RPC; the Platform service has only unary ones")
+            name = entry.func.__name__.removeprefix("__rpc_")
+            methods[path] = rpc.unary(getattr(self, name), entry.request_type)
+        return methods
 
     @staticmethod
     async def _run(fn: Callable[..., R], *args: Any) -> R:

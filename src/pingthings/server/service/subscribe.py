@@ -8,13 +8,11 @@ the status, and the call ends.
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
-import grpclib.server
 
 from pingthings._proto import v5api
 from pingthings.server.errors import StreamNotFound
+from pingthings.server.grpc.call import Call
 from pingthings.server.service import arrow_io
 from pingthings.server.service.context import is_admin
 from pingthings.server.service.convert import blocking, require_uuid
@@ -26,12 +24,12 @@ from pingthings.server.service.wire_check import decode_request
 
 
 class SubscribeHandler:
-    """grpclib handler for ``/v5api.BTrDB/Subscribe``."""
+    """The handler of ``/v5api.BTrDB/Subscribe``."""
 
     def __init__(self, state: ServiceState) -> None:
         self.state = state
 
-    async def handle(self, stream: grpclib.server.Stream[Any, Any]) -> None:
+    async def handle(self, stream: Call) -> None:
         """Serve one Subscribe call until the client leaves, fails, or the server stops."""
         hub = self.state.hub
         admin = is_admin()
@@ -51,7 +49,7 @@ class SubscribeHandler:
         finally:
             hub.close_subscriber(subscriber)
 
-    async def _read_updates(self, stream: grpclib.server.Stream[Any, Any], subscriber: Subscriber) -> None:
+    async def _read_updates(self, stream: Call, subscriber: Subscriber) -> None:
         hub = self.state.hub
         try:
             async for data in stream:

@@ -1,4 +1,4 @@
-"""Large replies written as direct DATA frames: whole and in order for every kind of peer.
+"""Large replies written as DATA frames of views: whole and in order for every kind of peer.
 
 Peers differ in what they let the server send: our client takes 1 MiB frames into 32 MiB windows,
 grpclib (configured here with the smallest windows HTTP/2 allows by default) 16 KiB frames into 64 KiB
@@ -8,16 +8,12 @@ in the event loop) and an uncached one (worker thread, freshly decoded blocks).
 
 from __future__ import annotations
 
-import types
 import uuid as uuidlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpclib.client
 import grpclib.config
-import grpclib.const
-import grpclib.server
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -27,9 +23,12 @@ from grpclib.encoding.base import CodecBase
 import pingthings.timeseries as pt
 from pingthings._proto import v5api
 from pingthings.server import Server
+from pingthings.server.grpc.call import Call
+from pingthings.server.grpc.dispatch import Handler, Method, MethodTable
+from pingthings.server.grpc.shutdown import GrpcServer
+from pingthings.server.listener import bind_listener, bound_port
 from pingthings.server.service.arrow_reply import Segments
 from pingthings.server.service.arrow_rpcs import RAW_ROWS_PER_MESSAGE
-from pingthings.server.service.direct_send import direct_sender
 from pingthings.wire import arrow as wire_arrow
 from pingthings.wire import points
 from pingthings.wire.limits import MIN_TIME, TIME_LIMIT
@@ -138,57 +137,54 @@ async def test_our_client_reads_large_streams_on_both_backends(
         assert np.array_equal(middle.column("value").to_numpy(), values[1000 : N - 1000])
 
 
-def test_direct_sender_is_refused_for_streams_without_the_expected_internals(tmp_path: Path) -> None:
-    assert direct_sender(types.SimpleNamespace()) is None  # type: ignore[arg-type]
-    half = types.SimpleNamespace(
-        _stream=types.SimpleNamespace(),
-        _send_initial_metadata_done=False,
-        _dispatch=None,
-        _send_message_done=False,
-        _messages_sent=0,
-    )
-    assert direct_sender(half) is None  # type: ignore[arg-type]
+class _OpenPolicy:
+    """Admits every call and runs its handler as it is."""
+
+    def admit(self, call: Call) -> None:
+        pass
+
+    def started(self, call: Call) -> None:
+        pass
+
+    def finished(self, call: Call) -> None:
+        pass
+
+    async def run(self, call: Call, handler: Handler) -> None:
+        await handler(call)
 
 
 class _BigReplies:
-    """A grpclib service whose one method sends its replies through a DirectSender."""
+    """A service whose one method sends large buffers, a Segments and a view, as they are."""
 
     def __init__(self, messages: list[Any]) -> None:
         self.messages = messages
-        self.senders: list[object | None] = []
 
-    async def handle(self, stream: grpclib.server.Stream[Any, Any]) -> None:
-        await stream.recv_message()
-        sender = direct_sender(stream)
-        self.senders.append(sender)
-        assert sender is not None
+    async def handle(self, call: Call) -> None:
+        await call.recv_message()
         for message in self.messages:
-            await sender.send(message)
+            await call.send_message(message)
 
-    def __mapping__(self) -> dict[str, grpclib.const.Handler]:
-        return {
-            "/test.Big/Get": grpclib.const.Handler(self.handle, Cardinality.UNARY_STREAM, bytes, bytes),
-        }
+    def grpc_methods(self) -> dict[str, Method]:
+        return {"/test.Big/Get": Method(self.handle, unary=False)}
 
 
-# grpclib servers and clients run on asyncio only.
+# grpclib clients run on asyncio only; the server is ours.
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @pytest.mark.parametrize("window", [65_535, 4 << 20])
 @pytest.mark.anyio
-async def test_the_installed_grpclib_and_h2_take_the_direct_path(window: int) -> None:
+async def test_buffers_segments_and_views_arrive_whole_through_any_window(window: int) -> None:
     rng = np.random.default_rng(3)
     column = rng.normal(size=300_000)
     column.setflags(write=False)
     pieces = [b"head", column[:1000], column[1000:], b"tail"]
     messages: list[Any] = [rng.bytes(200_000), Segments(pieces), memoryview(rng.bytes(1 << 20))]
-    service = _BigReplies(messages)
-    server = grpclib.server.Server([service], codec=_Bytes())
-    await server.start("127.0.0.1", 0)
-    port = server._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    server = GrpcServer(MethodTable([_BigReplies(messages)]), _OpenPolicy(), max_message_bytes=1 << 20)
+    sock = bind_listener("127.0.0.1", 0)
+    await server.start(sock, None)
     config = grpclib.config.Configuration(
         http2_connection_window_size=window, http2_stream_window_size=window
     )
-    channel = grpclib.client.Channel("127.0.0.1", port, codec=_Bytes(), config=config)
+    channel = grpclib.client.Channel("127.0.0.1", bound_port(sock), codec=_Bytes(), config=config)
     try:
         async with channel.request(
             "/test.Big/Get", Cardinality.UNARY_STREAM, bytes, bytes, timeout=60
@@ -198,8 +194,7 @@ async def test_the_installed_grpclib_and_h2_take_the_direct_path(window: int) ->
     finally:
         channel.close()
         server.close()
-        await server.wait_closed()
-    assert service.senders and all(s is not None for s in service.senders)
+        await server.wait_closed(5)
     assert got == [bytes(messages[0]), Segments(pieces).join(), bytes(messages[2])]
 
 
