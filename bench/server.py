@@ -8,18 +8,29 @@ official client on the same machine measures:
 * then the server alone, without the official client's per-point Python work: pre-encoded Insert
   messages and RawValues replies read as raw bytes over grpcio (decoded with the numpy codec).
 
+``--raw-calls N`` measures instead the server's own CPU per unary call, with no client library at
+all: a server in its own process, and one raw HTTP/2 connection (built on ``pingthings.wire.http2``,
+pre-encoded requests, replies not decoded) making N Info calls one at a time and then pipelined 32
+at a time. The server's user + system CPU comes from ``/proc`` (10 ms ticks). ``--compare-src DIR``
+alternates with a server run from another ``src/`` (e.g. main's, exported) in the same session.
+
 Prints points per second with wall and process CPU time (the client shares the machine and,
 with the embedded server, the process). Validate at small size with ``--points 20000``.
 
 Usage::
 
     python bench/server.py [--points 1000000] [--repeat 3] [--endpoint HOST:PORT]
+    python bench/server.py --raw-calls 5000 [--repeat 3] [--compare-src /tmp/main/src]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -72,7 +83,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each measurement (default 3)")
     parser.add_argument("--endpoint", help="use a running server instead of starting one")
     parser.add_argument("--api-key", help="API key for --endpoint")
+    parser.add_argument("--raw-calls", type=int, default=0, help="measure server CPU per raw Info call")
+    parser.add_argument("--compare-src", help="with --raw-calls: also run a server from this src/ dir")
     args = parser.parse_args()
+    if args.raw_calls:
+        raw_call_figures(args.raw_calls, args.repeat, args.compare_src)
+        return
 
     import btrdb
 
@@ -179,6 +195,122 @@ def raw_figures(
         rows = sum(t.num_rows for t in tables)
         assert rows == n, rows
         report("server: ArrowRawValues (bytes only)", n, arrow_samples)
+
+
+@contextlib.contextmanager
+def server_in_process(src: str | None) -> Iterator[tuple[int, int]]:
+    """A ``python -m pingthings.server`` process (from ``src`` if given); yield (pid, port)."""
+    env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = src
+    with tempfile.TemporaryDirectory(prefix="pt-bench-") as data:
+        command = [sys.executable, "-m", "pingthings.server", "--data", data, "--listen", "127.0.0.1:0"]
+        proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+        )
+        try:
+            line = proc.stdout.readline() if proc.stdout else ""
+            if "listening on" not in line:
+                raise RuntimeError(f"the server did not start: {line!r}")
+            yield proc.pid, int(line.strip().rsplit(":", 1)[1])
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class RawInfoCaller:
+    """One HTTP/2 connection making Info calls from pre-encoded frames (no gRPC client library)."""
+
+    def __init__(self, port: int) -> None:
+        from pingthings.wire.http2 import frames
+        from pingthings.wire.http2.hpack import HeaderEncoder
+
+        self.frames = frames
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.block = HeaderEncoder().encode(
+            [
+                (b":method", b"POST"),
+                (b":scheme", b"http"),
+                (b":path", b"/v5api.BTrDB/Info"),
+                (b":authority", b"bench"),
+                (b"content-type", b"application/grpc"),
+                (b"te", b"trailers"),
+            ]
+        )
+        self.reader = frames.FrameReader(max_frame_size=frames.LARGEST_MAX_FRAME)
+        self.next_id = 1
+        self.sock.sendall(
+            frames.PREFACE
+            + frames.settings_frame({frames.INITIAL_WINDOW_SIZE: 1 << 24})
+            + frames.window_update(0, (1 << 31) - 1 - frames.DEFAULT_WINDOW)
+        )
+
+    def _request(self) -> bytes:
+        f, sid = self.frames, self.next_id
+        self.next_id += 2
+        head = f.frame_header(len(self.block), f.HEADERS, f.END_HEADERS, sid) + self.block
+        return head + f.data_header(sid, 5, True) + b"\x00\x00\x00\x00\x00"
+
+    def calls(self, count: int, inflight: int) -> None:
+        """Make ``count`` calls with up to ``inflight`` open at once."""
+        f = self.frames
+        sent = done = 0
+        while done < count:
+            batch = []
+            while sent < count and sent - done < inflight:
+                batch.append(self._request())
+                sent += 1
+            if batch:
+                self.sock.sendall(b"".join(batch))
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise RuntimeError("the server closed the connection")
+            self.reader.feed(data)
+            for frame in self.reader:
+                if frame.type == f.HEADERS and frame.flags & f.END_STREAM:
+                    done += 1
+                elif frame.type == f.SETTINGS and not frame.flags & f.ACK:
+                    self.sock.sendall(f.settings_ack())
+                elif frame.type == f.PING and not frame.flags & f.ACK:
+                    self.sock.sendall(f.ping(bytes(frame.payload), ack=True))
+                elif frame.type == f.GOAWAY:
+                    raise RuntimeError(f"GOAWAY from the server: {f.parse_goaway(frame.payload)}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def raw_call_figures(calls: int, repeats: int, compare_src: str | None) -> None:
+    """Print the server's CPU µs per Info call, sequential and pipelined (see the module docstring)."""
+    servers = [("this src", None)] + ([(compare_src, compare_src)] if compare_src else [])
+    results: dict[str, dict[int, list[float]]] = {label: {1: [], 32: []} for label, _ in servers}
+    for _ in range(repeats):
+        for label, src in servers:
+            with server_in_process(src) as (pid, port):
+                caller = RawInfoCaller(port)
+                caller.calls(200, 1)  # warm up: imports, first call
+                for inflight in (1, 32):
+                    before = process_cpu(pid)
+                    caller.calls(calls, inflight)
+                    results[label][inflight].append((process_cpu(pid) - before) / calls * 1e6)
+                caller.close()
+    load = os.getloadavg()[0]
+    print(f"server CPU per raw Info call, {calls} calls x {repeats} rounds (load average {load:.1f})")
+    for label, by_inflight in results.items():
+        for inflight, values in by_inflight.items():
+            values.sort()
+            print(
+                f"{label:<30} {inflight:>2} in flight  best {values[0]:7.1f} µs  "
+                f"median {values[len(values) // 2]:7.1f} µs"
+            )
 
 
 if __name__ == "__main__":
