@@ -15,7 +15,7 @@ import pytest
 
 from pingthings.server.grpc.call import Call
 from pingthings.server.grpc.dispatch import Handler, Method, MethodTable
-from pingthings.server.grpc.flow import MAX_CONCURRENT_STREAMS
+from pingthings.server.grpc.flow import MAX_CONCURRENT_STREAMS, STREAM_WINDOW
 from pingthings.server.grpc.protocol import GrpcProtocol
 from pingthings.server.grpc.shutdown import GrpcServer
 from pingthings.server.grpc.status import GrpcError, GrpcStatus
@@ -199,6 +199,24 @@ async def test_client_reset_cancels_the_handler(served: Served) -> None:
     peer.message(3, b"x")
     await peer.response(3)
     assert served.service.cancelled == ["/t.T/Hang"] and served.policy.running == 0
+    await peer.close()
+
+
+@pytest.mark.anyio
+async def test_a_client_sending_past_the_stream_window_is_reset(served: Served) -> None:
+    peer = await _peer(served)
+    peer.request(1, "/t.T/Hang")
+    peer.message(1, b"", end=False)  # read by the handler, which then reads nothing more
+    await asyncio.wait_for(served.service.hanging.wait(), 10)
+    chunk = bytes(16384)
+    for _ in range(STREAM_WINDOW // len(chunk) + 1):  # the window, 5 bytes credited, and more
+        peer.send(frames.data_header(1, len(chunk), False) + chunk)
+    reset = await peer.until(frames.RST_STREAM, 1)
+    assert frames.parse_rst_stream(reset.payload) == ErrorCode.FLOW_CONTROL_ERROR
+    peer.request(3, "/t.T/Echo")  # the connection window was given back: the connection still serves
+    peer.message(3, b"x")
+    assert (await peer.response(3))[1].endswith(b"x")
+    assert served.service.cancelled == ["/t.T/Hang"]
     await peer.close()
 
 

@@ -1,6 +1,6 @@
 """One gRPC call: its request bytes as they arrive, its reply as it leaves.
 
-Handlers see a :class:`Call` (the stream of grpclib's API, reduced to what they use):
+Handlers see a :class:`Call`, the little they need of a call:
 ``await recv_message()`` / ``async for message in call`` for request messages and
 ``await send_message(reply)`` for replies; the layer under them ends the call with trailers.
 
