@@ -26,7 +26,7 @@ from pingthings.server.engine.changes import changed_ranges
 from pingthings.server.engine.compaction import CompactResult, reachable_blocks
 from pingthings.server.engine.journal import Journal, JournalEntry, journal_path
 from pingthings.server.engine.merge import MergePolicy, prepare_batch
-from pingthings.server.engine.stats import StatWindows
+from pingthings.server.engine.stats import Contributions, StatWindows
 from pingthings.server.engine.store import BlockStore
 from pingthings.server.engine.tree import TreeWriter
 from pingthings.server.engine.validate import (
@@ -61,6 +61,11 @@ DEFAULT_CHUNK = 50_000
 MAX_WINDOWS = 1 << 26
 #: File name used when the engine is given a directory.
 DB_NAME = "engine.sqlite3"
+#: Most windows an aligned-windows query answered in the caller's thread may produce.
+IN_MEMORY_WINDOWS = 4096
+#: What such a query may walk: internal nodes (cached) and raw points of partly covered leaves
+#: (cached). With these bounds one query costs at most ~2 ms of CPU (bench/RESULTS.md).
+IN_MEMORY_BUDGET = query.CachedBudget(nodes=256, points=1 << 17)
 
 
 class RawChunks(Iterator[T]):
@@ -95,6 +100,28 @@ def _raw_args(start: Any, end: Any, chunk: Any) -> tuple[int, int, int]:
     if size < 1:
         raise WrongArgs(f"chunk must be at least 1, got {size}")
     return lo, hi, size
+
+
+def _aligned_args(start: Any, end: Any, point_width: Any) -> tuple[int, int, int]:
+    """The checked ``(pw, lo, hi)`` of an aligned-windows query: the range rounded down to 2^pw
+    and clamped to the time axis."""
+    pw = check_point_width(point_width)
+    mask = (1 << pw) - 1
+    lo = max(as_int(start, "start") & ~mask, MIN_TIME)
+    hi = min(as_int(end, "end") & ~mask, TIME_LIMIT)
+    return pw, lo, hi
+
+
+def _aligned_keys(
+    pw: int,
+) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[int, np.ndarray], np.ndarray]]:
+    """``(key_of, slot_fits)`` of windows of width 2^pw for :func:`query.collect_stats`."""
+    return (lambda t: t >> pw), (lambda node_pw, bs: np.full(bs.shape, node_pw <= pw))
+
+
+def _aligned_result(parts: Contributions, pw: int) -> StatWindows:
+    keys, cnt, mn, mean, mx, std = parts.combine()
+    return StatWindows(keys << pw, mn, mean, mx, cnt, std)
 
 
 class _Stream:
@@ -678,24 +705,39 @@ class Engine:
         without points are omitted.
         """
         st = self._stream(uuid)
-        pw = check_point_width(point_width)
-        mask = (1 << pw) - 1
-        lo = max(as_int(start, "start") & ~mask, MIN_TIME)
-        hi = min(as_int(end, "end") & ~mask, TIME_LIMIT)
+        pw, lo, hi = _aligned_args(start, end, point_width)
         ver, root = self._resolve(st, version)
         if lo >= hi:
             return ver, StatWindows.empty()
         with self._guard(st):
-            parts = query.collect_stats(
-                self._reader,
-                root,
-                lo,
-                hi,
-                lambda t: t >> pw,
-                lambda node_pw, bs: np.full(bs.shape, node_pw <= pw),
-            )
-        keys, cnt, mn, mean, mx, std = parts.combine()
-        return ver, StatWindows(keys << pw, mn, mean, mx, cnt, std)
+            parts = query.collect_stats(self._reader, root, lo, hi, *_aligned_keys(pw))
+        return ver, _aligned_result(parts, pw)
+
+    def aligned_windows_in_memory(
+        self, uuid: Any, start: Any, end: Any, point_width: Any, version: Any = 0
+    ) -> tuple[int, StatWindows] | None:
+        """:meth:`aligned_windows`, if it can be answered from memory at a small, bounded cost;
+        else None (call :meth:`aligned_windows` then, from a worker thread).
+
+        Answered from memory means: the stream is loaded and has no buffered inserts (those must be
+        merged into the tree first, which writes), the latest version is asked for, and every node
+        and leaf the walk needs is in the block cache. Bounded means at most
+        :data:`IN_MEMORY_WINDOWS` windows, :data:`IN_MEMORY_BUDGET` ``.nodes`` nodes visited and
+        ``.points`` raw points scanned; nothing here reads the database or waits for a lock, so an
+        event loop may call it directly. Arguments are checked as by :meth:`aligned_windows`.
+        """
+        st = self._streams.get(as_uuid(uuid))
+        if st is None or st.dead or st.buffer is not None:
+            return None  # not loaded, going away, or buffered points to merge: the full path does it
+        pw, lo, hi = _aligned_args(start, end, point_width)
+        ver = as_int(version, "version")
+        latest, root = st.state
+        if ver not in (0, latest) or ((hi - lo) >> pw) > IN_MEMORY_WINDOWS:
+            return None
+        if lo >= hi:
+            return latest, StatWindows.empty()
+        parts = query.cached_stats(self._reader, root, lo, hi, *_aligned_keys(pw), IN_MEMORY_BUDGET)
+        return None if parts is None else (latest, _aligned_result(parts, pw))
 
     def windows(
         self, uuid: Any, start: Any, end: Any, width: Any, version: Any = 0, depth: Any = 0

@@ -8,6 +8,7 @@ read: the cost follows the number of windows and the depth, not the number of po
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -128,6 +129,22 @@ def iter_raw_values(
         yield np.concatenate(ts), np.concatenate(vs)
 
 
+@dataclass(frozen=True)
+class CachedBudget:
+    """How much a walk served from the cache may do (it runs in an event loop, so it must stay short).
+
+    Attributes
+    ----------
+    nodes
+        Most internal nodes visited.
+    points
+        Most raw points of partially covered leaves scanned.
+    """
+
+    nodes: int
+    points: int
+
+
 def collect_stats(
     reader: BlockReader,
     root: int,
@@ -145,15 +162,53 @@ def collect_stats(
     slot_fits
         ``slot_fits(pw, bucket_starts)`` says which buckets of a pw-``pw`` node lie inside one window.
     """
+    out = _collect_stats(reader, root, lo, hi, key_of, slot_fits, None)
+    assert out is not None
+    return out
+
+
+def cached_stats(
+    reader: BlockReader,
+    root: int,
+    lo: int,
+    hi: int,
+    key_of: Callable[[np.ndarray], np.ndarray],
+    slot_fits: Callable[[int, np.ndarray], np.ndarray],
+    budget: CachedBudget,
+) -> Contributions | None:
+    """Like :func:`collect_stats` from cached blocks alone, within ``budget``; None as soon as a
+    node or leaf is not cached or the walk would exceed the budget (nothing is read from the store).
+    """
+    return _collect_stats(reader, root, lo, hi, key_of, slot_fits, budget)
+
+
+def _collect_stats(
+    reader: BlockReader,
+    root: int,
+    lo: int,
+    hi: int,
+    key_of: Callable[[np.ndarray], np.ndarray],
+    slot_fits: Callable[[int, np.ndarray], np.ndarray],
+    budget: CachedBudget | None,
+) -> Contributions | None:
     out = Contributions()
     if not root:
         return out
     frontier = [(root, ROOT_PW, ROOT_START)]
     leaf_refs: list[tuple[np.ndarray, ...]] = []  # (bucket start, address, slot, count), sorted later
+    visited = 0
     while frontier:
         # All nodes of one level share a point width: handle their 64 slots each as one (k, 64) matrix.
         pw = frontier[0][1]
-        nodes = reader.nodes([a for a, _, _ in frontier])
+        addrs_of_level = [a for a, _, _ in frontier]
+        if budget is None:
+            nodes = reader.nodes(addrs_of_level)
+        else:
+            visited += len(addrs_of_level)
+            found = reader.cached_nodes(addrs_of_level) if visited <= budget.nodes else None
+            if found is None:
+                return None
+            nodes = found
         counts = np.stack([n.count for n in nodes])
         bs = np.array([s for _, _, s in frontier], dtype=np.int64)[:, None] + (_SLOTS << pw)
         last = bs + ((1 << pw) - 1)
@@ -182,7 +237,10 @@ def collect_stats(
             nxt = [(a, pw - PW_STEP, x) for a, x in pairs]
         frontier = nxt
     # Leaves come from different levels; scanning concatenates them, so they must be in time order.
-    for lt, lv in reader.scan(*_sorted_refs(leaf_refs)):
+    refs = _sorted_refs(leaf_refs)
+    if budget is not None and (int(refs[2].sum()) > budget.points or not reader.all_cached(refs[0])):
+        return None
+    for lt, lv in reader.scan(*refs):
         ct, cv = _clip(lt, lv, lo, hi)
         out.add_points(key_of(ct), cv)
     return out

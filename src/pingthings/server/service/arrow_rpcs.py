@@ -31,6 +31,7 @@ from pingthings.server.service.multi_join import MultiJoin
 from pingthings.server.service.points import apply_insert
 from pingthings.server.service.prefetch import inline, produced
 from pingthings.server.service.read_ahead import ReadAhead, start_reads
+from pingthings.server.service.stat_reads import aligned_windows_of
 from pingthings.server.service.state import ServiceState
 from pingthings.server.service.visibility import visible_uuid
 from pingthings.server.service.window_slices import windows_in_slices
@@ -115,13 +116,8 @@ class ArrowHandlers:
     async def arrow_aligned_windows(self, request: v5api.AlignedWindowsParams) -> AsyncIterator[pa.Buffer]:
         """AlignedWindows as Arrow tables."""
         uuid = visible_uuid(self.state.meta, request.uuid)
-        version, windows = await blocking(
-            self.state.engine.aligned_windows,
-            uuid,
-            request.start,
-            request.end,
-            request.point_width,
-            request.version_major,
+        version, windows = await aligned_windows_of(
+            self.state.engine, uuid, request.start, request.end, request.point_width, request.version_major
         )
         async for reply in self._windows_replies(version, windows):
             yield reply

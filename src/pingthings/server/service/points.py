@@ -20,6 +20,7 @@ from pingthings.server.service import payloads
 from pingthings.server.service.activity import ActivityRecorder
 from pingthings.server.service.convert import blocking
 from pingthings.server.service.prefetch import produced
+from pingthings.server.service.stat_reads import aligned_windows_of
 from pingthings.server.service.state import ServiceState
 from pingthings.server.service.visibility import require_visible, visible_uuid
 from pingthings.server.service.window_slices import windows_in_slices
@@ -161,13 +162,8 @@ class PointHandlers:
     async def aligned_windows(self, request: v5api.AlignedWindowsParams) -> AsyncIterator[bytes]:
         """Stream the non-empty windows of width 2**pointWidth."""
         uuid = visible_uuid(self.state.meta, request.uuid)
-        version, windows = await blocking(
-            self.state.engine.aligned_windows,
-            uuid,
-            request.start,
-            request.end,
-            request.point_width,
-            request.version_major,
+        version, windows = await aligned_windows_of(
+            self.state.engine, uuid, request.start, request.end, request.point_width, request.version_major
         )
         async for message in self._stat_messages(version, windows):
             yield message

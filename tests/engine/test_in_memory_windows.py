@@ -1,0 +1,121 @@
+"""Aligned windows answered from memory: same answers as the full path, and declined whenever the
+full path must do something (read the store, merge buffered inserts, resolve an older version) or
+the work would exceed the bound an event loop can afford."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pingthings.server.engine import Buffering, Engine
+from pingthings.server.engine.engine import IN_MEMORY_BUDGET, IN_MEMORY_WINDOWS
+from pingthings.server.engine.stats import StatWindows
+from pingthings.server.errors import InvalidPointWidth
+
+T0 = 1_700_000_000 * 10**9
+PERIOD = 8_333_333  # 120 Hz
+#: A range holding every point of these tests in whole 2^30 ns windows.
+WIDE = (T0 - (1 << 32), T0 + (1 << 36))
+
+
+def points(n: int, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    i = np.arange(first, first + n)
+    return T0 + i.astype(np.int64) * PERIOD, np.round(np.sin(i / 50.0), 6)
+
+
+def same(a: StatWindows, b: StatWindows) -> None:
+    for name in ("time", "min", "mean", "max", "count", "stddev"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+def end_of(n: int) -> int:
+    return T0 + n * PERIOD
+
+
+def test_cached_small_queries_are_answered_from_memory_with_the_full_paths_result(tmp_path: Path) -> None:
+    engine = Engine(tmp_path / "e.sqlite3")
+    sid = uuid.uuid4().bytes
+    engine.create_stream(sid)
+    engine.insert(sid, *points(1200))
+    latest = engine.insert(sid, *points(600, 1200))
+    for pw in (24, 30, 34, 40):  # ~900 windows down to one
+        expected = engine.aligned_windows(sid, T0, end_of(1800), pw)  # warms the cache too
+        found = engine.aligned_windows_in_memory(sid, T0, end_of(1800), pw)
+        assert found is not None, pw
+        assert found[0] == expected[0] == latest
+        same(found[1], expected[1])
+        pinned = engine.aligned_windows_in_memory(sid, T0, end_of(1800), pw, version=latest)
+        assert pinned is not None and pinned[0] == latest
+    empty = engine.aligned_windows_in_memory(sid, T0, T0 + 1, 30)  # rounds to an empty range
+    assert empty is not None and empty[0] == latest and len(empty[1]) == 0
+    engine.close()
+
+
+def test_anything_that_needs_the_store_or_another_version_is_declined(tmp_path: Path) -> None:
+    path = tmp_path / "e.sqlite3"
+    engine = Engine(path)
+    sid = uuid.uuid4().bytes
+    engine.create_stream(sid)
+    first = engine.insert(sid, *points(1200))
+    engine.insert(sid, *points(10, 1200))
+    engine.aligned_windows(sid, T0, end_of(1210), 30)
+    assert engine.aligned_windows_in_memory(sid, T0, end_of(1210), 30) is not None
+    assert engine.aligned_windows_in_memory(sid, T0, end_of(1210), 30, version=first) is None
+    engine._reader.cache.clear()
+    assert engine.aligned_windows_in_memory(sid, T0, end_of(1210), 30) is None  # nodes not cached
+    engine.close()
+    reopened = Engine(path)
+    assert reopened.aligned_windows_in_memory(sid, T0, end_of(1210), 30) is None  # not loaded yet
+    unknown = uuid.uuid4().bytes
+    assert reopened.aligned_windows_in_memory(unknown, T0, end_of(1210), 30) is None  # full path says why
+    reopened.aligned_windows(sid, T0, end_of(1210), 30)
+    with pytest.raises(InvalidPointWidth):
+        reopened.aligned_windows_in_memory(sid, T0, end_of(1210), 64)  # arguments are still checked
+    reopened.close()
+    no_cache = Engine(path, cache_bytes=0)
+    no_cache.aligned_windows(sid, T0, end_of(1210), 30)
+    assert no_cache.aligned_windows_in_memory(sid, T0, end_of(1210), 30) is None
+    no_cache.close()
+
+
+def test_buffered_inserts_send_the_read_to_the_full_path_which_merges_them(tmp_path: Path) -> None:
+    sid = uuid.uuid4().bytes
+    with Engine(tmp_path / "e.sqlite3", buffering=Buffering(max_age=3600.0)) as engine:
+        engine.create_stream(sid)
+        engine.insert(sid, *points(1200))
+        engine.aligned_windows(sid, *WIDE, 30)  # merges, warms
+        assert engine.aligned_windows_in_memory(sid, *WIDE, 30) is not None
+        pending = engine.insert(sid, *points(120, 1200))  # buffered, not merged
+        assert engine.aligned_windows_in_memory(sid, *WIDE, 30) is None
+        version, windows = engine.aligned_windows(sid, *WIDE, 30)
+        assert version == pending and int(windows.count.sum()) == 1320  # read-your-writes
+        found = engine.aligned_windows_in_memory(sid, *WIDE, 30)
+        assert found is not None and found[0] == pending
+        same(found[1], windows)
+
+
+def test_queries_beyond_the_bound_are_declined(tmp_path: Path) -> None:
+    engine = Engine(tmp_path / "e.sqlite3")
+    sid = uuid.uuid4().bytes
+    engine.create_stream(sid)
+    n = IN_MEMORY_BUDGET.points + 20_000
+    engine.insert(sid, *points(n))
+    end = end_of(n) + (1 << 30)  # past the last window that holds points
+    # Too many windows: 2^24 ns windows over ~20 minutes are ~70,000.
+    assert (end - T0) >> 24 > IN_MEMORY_WINDOWS
+    engine.aligned_windows(sid, T0, end, 24)
+    assert engine.aligned_windows_in_memory(sid, T0, end, 24) is None
+    # Few windows, but every leaf is wider than a window: all n points would be scanned.
+    pw = 29
+    assert (end - T0) >> pw <= IN_MEMORY_WINDOWS
+    full = engine.aligned_windows(sid, T0, end, pw)
+    assert int(full[1].count.sum()) == n
+    assert engine.aligned_windows_in_memory(sid, T0, end, pw) is None
+    # Wide windows are answered from the nodes' statistics, within the bound.
+    wide = engine.aligned_windows_in_memory(sid, T0, end, 40)
+    assert wide is not None
+    same(wide[1], engine.aligned_windows(sid, T0, end, 40)[1])
+    engine.close()
