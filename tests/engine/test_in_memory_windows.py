@@ -119,3 +119,28 @@ def test_queries_beyond_the_bound_are_declined(tmp_path: Path) -> None:
     assert wide is not None
     same(wide[1], engine.aligned_windows(sid, T0, end, 40)[1])
     engine.close()
+
+
+@pytest.mark.parametrize("pw", [23, 27, 30, 33])
+def test_short_ranges_deep_in_the_tree_match_a_direct_computation(tmp_path: Path, pw: int) -> None:
+    # A few seconds, far from the root: the walk goes down single cut slots before it branches.
+    engine = Engine(tmp_path / "e.sqlite3")
+    sid = uuid.uuid4().bytes
+    engine.create_stream(sid)
+    t, v = points(3000)
+    engine.insert(sid, t, v)
+    lo, hi = int(t[137]), int(t[2861])
+    engine.aligned_windows(sid, lo, hi, pw)
+    found = engine.aligned_windows_in_memory(sid, lo, hi, pw)
+    assert found is not None
+    windows = found[1]
+    mask = (1 << pw) - 1
+    inside = (t >= (lo & ~mask)) & (t < (hi & ~mask))
+    keys, first = np.unique(t[inside] >> pw, return_index=True)
+    np.testing.assert_array_equal(windows.time, keys << pw)
+    np.testing.assert_array_equal(windows.count, np.diff(np.append(first, inside.sum())))
+    sums = np.add.reduceat(v[inside], first) if first.size else np.empty(0)
+    np.testing.assert_allclose(windows.mean, sums / windows.count, rtol=1e-12)
+    np.testing.assert_array_equal(windows.min, np.minimum.reduceat(v[inside], first))
+    np.testing.assert_array_equal(windows.max, np.maximum.reduceat(v[inside], first))
+    engine.close()

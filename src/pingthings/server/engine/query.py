@@ -14,6 +14,7 @@ import numpy as np
 
 from pingthings.server.engine.blocks import BlockReader
 from pingthings.server.engine.layout import FANOUT, PW_STEP, ROOT_PW, ROOT_START
+from pingthings.server.engine.node import Node
 from pingthings.server.engine.stats import Contributions
 
 _SLOTS = np.arange(FANOUT, dtype=np.int64)
@@ -182,6 +183,25 @@ def cached_stats(
     return _collect_stats(reader, root, lo, hi, key_of, slot_fits, budget)
 
 
+def _single_child(node: Node, start: int, pw: int, lo: int, hi: int) -> tuple[int, int, int] | None:
+    """``(address, point width, start)`` of the one child to visit below ``node``, when exactly one
+    of its slots overlaps ``[lo, hi)``, holds points, is an internal node and is cut by the range
+    (so it contributes nothing by itself); else None, for the general step.
+
+    The top levels of a short query are all like this; scalar arithmetic here replaces a dozen
+    small numpy operations per level (a 10-window query of a 1,200-point stream has four of them).
+    """
+    first, last = _slot_range(start, pw, lo, hi)
+    if first != last:
+        return None
+    bucket = start + (first << pw)
+    if bucket >= lo and bucket + (1 << pw) - 1 < hi:
+        return None  # inside the range: the general step decides whether it fits one window
+    if node.count[first] == 0 or node.leaf[first]:
+        return None
+    return int(node.addr[first]), pw - PW_STEP, bucket
+
+
 def _collect_stats(
     reader: BlockReader,
     root: int,
@@ -209,6 +229,11 @@ def _collect_stats(
             if found is None:
                 return None
             nodes = found
+        if len(nodes) == 1:
+            below = _single_child(nodes[0], frontier[0][2], pw, lo, hi)
+            if below is not None:  # one inner slot, cut by the range: go down without the matrices
+                frontier = [below]
+                continue
         counts = np.stack([n.count for n in nodes])
         bs = np.array([s for _, _, s in frontier], dtype=np.int64)[:, None] + (_SLOTS << pw)
         last = bs + ((1 << pw) - 1)
