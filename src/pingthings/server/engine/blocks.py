@@ -107,6 +107,32 @@ def _read_only(*arrays: np.ndarray) -> None:
         a.setflags(write=False)
 
 
+#: Most points decoded in one batch (with at most ``batch`` blocks): the batch's temporary arrays then
+#: stay in a core's L2 cache. Measured on a 10^7-point 120 Hz read (serial decode CPU): 295 ms with
+#: batches of 16k points, 238 ms with 64k-256k, 265 ms with ~850k (128 grouped blocks).
+BATCH_POINTS = 1 << 17
+
+
+def _run_batches(runs: np.ndarray, counts: np.ndarray, batch: int) -> list[tuple[int, int]]:
+    """``(first run, end run)`` of consecutive batches of at most ``batch`` runs of references and,
+    unless one run alone is larger, at most :data:`BATCH_POINTS` points (``runs`` as from :func:`_runs`)."""
+    n_runs = runs.size - 1
+    if n_runs <= 0:
+        return []
+    ends = np.cumsum(counts)[runs[1:] - 1]  # points up to the end of each run
+    out: list[tuple[int, int]] = []
+    r = 0
+    base = 0
+    while r < n_runs:
+        # the first run past the point budget (at least one run per batch), capped at ``batch`` runs
+        cut = int(np.searchsorted(ends, base + BATCH_POINTS, side="right"))
+        r_end = min(max(cut, r + 1), r + batch, n_runs)
+        out.append((r, r_end))
+        base = int(ends[r_end - 1])
+        r = r_end
+    return out
+
+
 def _runs(addrs: np.ndarray) -> np.ndarray:
     """Start indices of the runs of equal consecutive addresses, with ``addrs.size`` appended."""
     if addrs.size == 0:
@@ -211,11 +237,12 @@ class BlockReader:
         """The ``(times, values)`` of the leaf in slot ``slot`` whose slot address is ``addr``."""
         return self.point_blocks([addr])[addr].leaf(slot)
 
-    def _batches(self, addrs: np.ndarray, batch: int) -> Iterator[tuple[int, int, list[int]]]:
-        """``(first ref, end ref, block addresses)`` for groups of about ``batch`` blocks of ref runs."""
+    def _batches(
+        self, addrs: np.ndarray, counts: np.ndarray, batch: int
+    ) -> Iterator[tuple[int, int, list[int]]]:
+        """``(first ref, end ref, block addresses)`` for groups of ref runs (see :func:`_run_batches`)."""
         runs = _runs(addrs)
-        for r in range(0, runs.size - 1, batch):
-            r_end = min(r + batch, runs.size - 1)
+        for r, r_end in _run_batches(runs, counts, batch):
             yield int(runs[r]), int(runs[r_end]), addrs[runs[r:r_end]].tolist()
 
     def _gather_refs(
@@ -325,7 +352,7 @@ class BlockReader:
         if len(jobs) < 2 or self.all_cached(addrs):
             return (job() for job in jobs)
         workers = decode_workers()
-        return ahead(jobs, max(1, workers - 1) if caller_works else workers)
+        return ahead(jobs, workers)
 
     def scan(
         self, addrs: np.ndarray, slots: np.ndarray, counts: np.ndarray, batch: int = 128
@@ -341,7 +368,7 @@ class BlockReader:
         gather = self._gather_refs
         jobs = [
             functools.partial(gather, addrs[lo:hi], slots[lo:hi], counts[lo:hi], blocks, None, admit)
-            for lo, hi, blocks in self._batches(addrs, batch)
+            for lo, hi, blocks in self._batches(addrs, counts, batch)
         ]
         return self._pipelined(addrs, jobs)
 
@@ -359,7 +386,7 @@ class BlockReader:
         """
         admit = self._admits(counts)
         runs = _runs(addrs)
-        steps = [(r, min(r + batch, runs.size - 1)) for r in range(0, runs.size - 1, batch)]
+        steps = _run_batches(runs, counts, batch)
         found_batches = self._pipelined(
             addrs, [functools.partial(self._blocks, addrs[runs[r:e]].tolist(), admit) for r, e in steps]
         )
@@ -415,7 +442,7 @@ class BlockReader:
         pos = 0
         admit = self._admits(counts)
         jobs: list[Callable[[], Leaf]] = []
-        for lo, hi, blocks in self._batches(addrs, batch):
+        for lo, hi, blocks in self._batches(addrs, counts, batch):
             size = int(counts[lo:hi].sum())
             part = (out_t[pos : pos + size], out_v[pos : pos + size])
             refs = (addrs[lo:hi], slots[lo:hi], counts[lo:hi])

@@ -66,30 +66,17 @@ def _unzigzag(z: np.ndarray) -> np.ndarray:
     return (z >> 1).view(signed.dtype) ^ -(signed & 1)
 
 
-def _unzigzag_u64(z: np.ndarray) -> np.ndarray:
-    """Zigzag decoding of a uint64 array (also right for values zigzagged at 32 bits) into int64.
-
-    ``z`` is used as scratch space. Written with in-place signed operations: the textbook
-    ``(z >> 1) ^ (0 - (z & 1))`` on uint64 measured 8x slower in numpy.
-    """
-    out = (z >> np.uint64(1)).view(np.int64)
-    sign = z.view(np.int64)
-    sign &= 1
-    np.negative(sign, out=sign)
-    out ^= sign
-    return out
-
-
 def _segmented_cumsum(x: np.ndarray, starts: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Running sum of int64 ``x`` (in place) that restarts at every index in ``starts`` (sorted, first 0).
+    """Running sum of integers ``x`` (in place) that restarts at every index in ``starts`` (sorted, first 0).
 
     Each segment's first element is reduced by the previous segment's total, so one plain cumsum does it;
-    int64 wrap-around cancels exactly. The result goes to ``out`` when given.
+    wrap-around at the width of ``x`` (int64, or int32 for float32 bit patterns) cancels exactly. The
+    result goes to ``out`` when given.
     """
     if starts.size > 1:
-        totals = np.add.reduceat(x, starts)
+        totals = np.add.reduceat(x, starts, dtype=x.dtype)
         x[starts[1:]] -= totals[:-1]
-    return np.cumsum(x, out=x if out is None else out)
+    return np.cumsum(x, dtype=x.dtype, out=x if out is None else out)
 
 
 def _spread(per_segment: np.ndarray, starts: np.ndarray, total: int) -> np.ndarray:
@@ -117,6 +104,33 @@ def _from_planes(buf: bytes | memoryview, offset: int, n: int, nplanes: int, dty
         planes = np.frombuffer(buf, dtype=np.uint8, count=n * nplanes, offset=offset)
         out[:, :nplanes] = planes.reshape(nplanes, n).T
     return out.view(dtype).reshape(n)
+
+
+def _unzigzag_planes(planes: np.ndarray) -> np.ndarray:
+    """Signed integers (a fresh array) from the ``(k, n)`` uint8 byte planes of their zigzag codes.
+
+    The planes are interleaved into the narrowest of 1, 2, 4 or 8-byte integers that holds ``k`` bytes
+    (one strided copy per plane) and decoded at that width: a zigzag code below ``2**(8 * w)``
+    decodes to the same number at width ``w`` as at 64 bits, so the caller may sign-extend it (with
+    ``astype``) to any wider type. Narrow widths make every pass cheaper (one byte per point for a
+    one-plane time column instead of eight).
+    """
+    k, n = planes.shape
+    width = 1 if k <= 1 else 2 if k == 2 else 4 if k <= 4 else 8
+    if k == 0:
+        return np.zeros(n, dtype=np.int8)
+    if k == 1:
+        codes = planes[0]
+    else:
+        wide = np.zeros((n, width), dtype=np.uint8)
+        for j in range(k):
+            wide[:, j] = planes[j]
+        codes = wide.view(f"<u{width}").reshape(n)
+    out = (codes >> 1).view(f"<i{width}")
+    sign = codes.view(f"<i{width}") & 1
+    np.negative(sign, out=sign)
+    out ^= sign
+    return out
 
 
 def encode_leaf(times: np.ndarray, values: np.ndarray) -> bytes:
@@ -273,23 +287,27 @@ def _decode_bodies(
         raise ValueError(f"leaves hold {total} points, output has room for {out[0].size}")
     if total == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-    tz = np.zeros((total, 8), dtype=np.uint8)
-    vz = np.zeros((total, 8), dtype=np.uint8)
+    # Byte planes are first gathered plane by plane (one contiguous copy per leaf and section), then
+    # interleaved into 8-byte integers with one strided copy per plane for the whole batch: measured
+    # 3x faster than placing each leaf's planes at a stride of 8 bytes directly.
+    tp = np.zeros((max(h[2] for h in heads), total), dtype=np.uint8)
+    vp = np.zeros((max(h[3] for h in heads), total), dtype=np.uint8)
     first = 0
     scaled: list[_ScaledLeaf] = []
+    header = _HEADER.size
     for body, (_, flags, tplanes, vplanes, n, _, _, _) in zip(bodies, heads, strict=True):
-        off = _HEADER.size
+        raw = np.frombuffer(body, dtype=np.uint8)
+        off = header
         if flags & _FLAG_SCALED:
             ext = _SCALED_EXT.unpack_from(body, off)
             scaled.append((first, n, ext, off + _SCALED_EXT.size, body))
             off += _SCALED_EXT.size + 12 * ext[2]
         if n >= 3 and tplanes:
-            planes = np.frombuffer(body, dtype=np.uint8, count=(n - 2) * tplanes, offset=off)
-            tz[first + 2 : first + n, :tplanes] = planes.reshape(tplanes, n - 2).T
-            off += (n - 2) * tplanes
+            end = off + (n - 2) * tplanes
+            tp[:tplanes, first + 2 : first + n] = raw[off:end].reshape(tplanes, n - 2)
+            off = end
         if n and vplanes:
-            planes = np.frombuffer(body, dtype=np.uint8, count=n * vplanes, offset=off)
-            vz[first : first + n, :vplanes] = planes.reshape(vplanes, n).T
+            vp[:vplanes, first : first + n] = raw[off : off + n * vplanes].reshape(vplanes, n)
         first += n
     n_arr = np.array(counts, dtype=np.int64)
     used = n_arr > 0
@@ -299,7 +317,7 @@ def _decode_bodies(
     head = np.array([h[5:8] for h in heads], dtype=np.int64)[used]  # t0, step, d0
 
     # Times: second differences with d0 planted after each leaf start, then two segmented running sums.
-    z = _unzigzag_u64(tz.view(np.uint64).reshape(total))
+    z = _unzigzag_planes(tp).astype(np.int64, copy=False)
     two = n_u >= 2
     z[starts[two] + 1] = head[two, 2]
     gaps = _segmented_cumsum(z, starts)  # per leaf: 0, d0, d0 + dod0, ...
@@ -321,10 +339,20 @@ def _decode_bodies(
         offs += _spread(t0, starts, total)
 
     # Values: integer deltas whose first entry per leaf is the full bit pattern.
-    bits = _segmented_cumsum(_unzigzag_u64(vz.view(np.uint64).reshape(total)), starts)
+    f32 = np.array([h[1] & _FLAG_F32 for h in heads], dtype=bool)[used]
+    deltas = _unzigzag_planes(vp)
+    if f32.all() and not scaled and deltas.itemsize <= 4:
+        # float32 bit patterns: running sums at 32 bits (their wrap-around is the encoder's), one
+        # conversion to float64.
+        bits32 = _segmented_cumsum(deltas.astype(np.int32, copy=False), starts)
+        values32 = bits32.view(np.float32)
+        if out is not None:
+            np.copyto(out[1], values32)
+            return offs, out[1]
+        return offs, values32.astype(np.float64)
+    bits = _segmented_cumsum(deltas.astype(np.int64, copy=False), starts)
     if scaled:
         return offs, _scaled_values(heads, bits, scaled, n_u, used, None if out is None else out[1])
-    f32 = np.array([h[1] & _FLAG_F32 for h in heads], dtype=bool)[used]
     if out is not None and (f32.all() or not f32.any()):
         narrow = bits.astype(np.uint32).view(np.float32) if f32.all() else bits.view(np.float64)
         np.copyto(out[1], narrow)
