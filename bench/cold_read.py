@@ -251,7 +251,7 @@ def engine_cold(work: Path, rounds: int, n: int) -> tuple[Sample, Sample]:
 def breakdown(work: Path, endpoint: str, n: int, e2e_server_cpu: float) -> list[tuple[str, float]]:
     """Seconds per stage of one cold read of LONG[0], each stage timed alone in this thread."""
     from pingthings.server.engine import Engine, query
-    from pingthings.server.engine.blocks import BlockReader
+    from pingthings.server.engine.blocks import BlockReader, _run_batches, _runs
     from pingthings.server.engine.decode_pool import ahead
     from pingthings.server.engine.leaf_codec import LeafView, decode_views
     from pingthings.server.service.arrow_reply import raw_pieces_reply
@@ -272,8 +272,8 @@ def breakdown(work: Path, endpoint: str, n: int, e2e_server_cpu: float) -> list[
         "server: tree walk (internal nodes: fetch + decode)",
         lambda: query.leaves_with_counts(engine._reader, root, *ALL),
     )
-    blocks = list(dict.fromkeys(addrs.tolist()))
-    batches = [blocks[i : i + 128] for i in range(0, len(blocks), 128)]
+    runs = _runs(addrs)
+    batches = [addrs[runs[a:b]].tolist() for a, b in _run_batches(runs, counts, 128)]  # as reads cut them
     store = engine._store
     raws = timed("server: SQLite fetch of the leaf blocks", lambda: [store.read_blocks(b) for b in batches])
     views = timed(

@@ -352,7 +352,7 @@ class BlockReader:
         if len(jobs) < 2 or self.all_cached(addrs):
             return (job() for job in jobs)
         workers = decode_workers()
-        return ahead(jobs, workers)
+        return ahead(jobs, max(1, workers - 1) if caller_works else workers)
 
     def scan(
         self, addrs: np.ndarray, slots: np.ndarray, counts: np.ndarray, batch: int = 128
