@@ -88,12 +88,16 @@ def _spread(per_segment: np.ndarray, starts: np.ndarray, total: int) -> np.ndarr
     return np.cumsum(steps, out=steps)
 
 
+def _plane_count(z: np.ndarray) -> int:
+    """Byte planes :func:`_planes` keeps for a non-empty unsigned array (at least one)."""
+    return max(1, (int(z.max()).bit_length() + 7) // 8)
+
+
 def _planes(z: np.ndarray) -> tuple[int, bytes]:
     """Byte planes of an unsigned array, dropping the all-zero high planes."""
     if z.size == 0:
         return 0, b""
-    top = int(z.max())
-    nplanes = max(1, (top.bit_length() + 7) // 8)
+    nplanes = _plane_count(z)
     as_bytes = z.view(np.uint8).reshape(z.size, z.dtype.itemsize)[:, :nplanes]
     return nplanes, as_bytes.T.tobytes()
 
@@ -181,13 +185,15 @@ def _leaf_body(times: np.ndarray, values: np.ndarray) -> bytes:
             gaps = gaps // step
         d0 = int(gaps[0])
         if n >= 3:
-            tplanes, tbody = _planes(_zigzag(np.diff(gaps)))
+            dod = _zigzag(np.diff(gaps))
             units = np.zeros(n, dtype=np.int64)
             np.cumsum(gaps, out=units[1:])
             grid = time_grid.fit(units)
-            if grid is not None and len(grid.body) <= len(tbody):
+            if grid is not None and len(grid.body) <= (n - 2) * _plane_count(dod):
                 flags |= _FLAG_GRID
                 tplanes, tbody, d0 = grid.low, grid.body, grid.slope
+            else:
+                tplanes, tbody = _planes(dod)
     with np.errstate(over="ignore", invalid="ignore"):
         v32 = values.astype(np.float32)
     ext = b""
