@@ -133,6 +133,51 @@ def _run_batches(runs: np.ndarray, counts: np.ndarray, batch: int) -> list[tuple
     return out
 
 
+def _run_slices(
+    addrs: np.ndarray,
+    slots: np.ndarray,
+    counts: np.ndarray,
+    sizes: list[int],
+    bounds: list[np.ndarray | None],
+) -> list[tuple[int, int]] | None:
+    """Where each run of references to one block finds its points in the blocks' concatenation
+    (``sizes`` and slot ``bounds`` per block, one block per run): ``(start, end)`` per run, or None
+    when some run's points are not one contiguous range of its block.
+
+    A bulk-loaded stream's leaf groups also hold the old points of a leaf rewritten later (the last
+    leaf of each insert, extended by the next one), so a read often wants most, not all, of a
+    group's points: slicing costs a few list operations per block, where a gather index costs
+    several passes over every point (measured: warm 2*10^6-point reads ran at 47 against 180 Mpt/s).
+    """
+    runs = _runs(addrs)
+    first, last = runs[:-1], runs[1:] - 1
+    wants = np.add.reduceat(counts, first).tolist() if first.size else []
+    out: list[tuple[int, int]] = []
+    base = 0
+    for size, bnd, s0, s1, want in zip(
+        sizes, bounds, slots[first].tolist(), slots[last].tolist(), wants, strict=True
+    ):
+        i, j = (0, size) if bnd is None else (int(bnd[s0]), int(bnd[s1 + 1]))
+        if j - i != want:
+            return None
+        out.append((base + i, base + j))
+        base += size
+    return out
+
+
+def _cut(
+    t: np.ndarray, v: np.ndarray, cuts: list[tuple[int, int]], out: tuple[np.ndarray, np.ndarray] | None
+) -> Leaf:
+    """The ``cuts`` of ``t`` and ``v``, concatenated (into ``out`` when given)."""
+    ts = [t[i:j] for i, j in cuts]
+    vs = [v[i:j] for i, j in cuts]
+    if out is None:
+        return np.concatenate(ts), np.concatenate(vs)
+    np.concatenate(ts, out=out[0])
+    np.concatenate(vs, out=out[1])
+    return out
+
+
 def _runs(addrs: np.ndarray) -> np.ndarray:
     """Start indices of the runs of equal consecutive addresses, with ``addrs.size`` appended."""
     if addrs.size == 0:
@@ -277,6 +322,9 @@ class BlockReader:
                 np.copyto(out[0], t)
                 np.copyto(out[1], v)
                 return out
+            cuts = _run_slices(addrs, slots, counts, [x.size for x in views], [x.bounds for x in views])
+            if cuts is not None:
+                return _cut(t, v, cuts, out)
             idx = self._gather_index(addrs, slots, counts, [x.size for x in views], [x.bounds for x in views])
             return self._take(t, v, idx, out)
         missing = [a for a in blocks if a not in hits]
@@ -293,8 +341,19 @@ class BlockReader:
             np.concatenate(ts, out=out[0])
             np.concatenate(vs, out=out[1])
             return out
+        sizes = [p.size for p in parts]
+        cuts = _run_slices(addrs, slots, counts, sizes, [p.bounds for p in parts])
+        if cuts is not None:  # slices of the cached blocks, concatenated once
+            starts = np.cumsum([0, *sizes[:-1]]).tolist()
+            ts = [p.t[i - s0 : j - s0] for p, s0, (i, j) in zip(parts, starts, cuts, strict=True)]
+            vs = [p.v[i - s0 : j - s0] for p, s0, (i, j) in zip(parts, starts, cuts, strict=True)]
+            if out is None:
+                return np.concatenate(ts), np.concatenate(vs)
+            np.concatenate(ts, out=out[0])
+            np.concatenate(vs, out=out[1])
+            return out
         t, v = np.concatenate(ts), np.concatenate(vs)
-        idx = self._gather_index(addrs, slots, counts, [p.size for p in parts], [p.bounds for p in parts])
+        idx = self._gather_index(addrs, slots, counts, sizes, [p.bounds for p in parts])
         return self._take(t, v, idx, out)
 
     @staticmethod
@@ -401,18 +460,30 @@ class BlockReader:
             wants = np.add.reduceat(counts[runs[r] : runs[r_end]], first - runs[r]).tolist()
             ts: list[np.ndarray] = []
             vs: list[np.ndarray] = []
-            for block, s0, s1, want in zip(
-                parts, slots[first].tolist(), slots[last].tolist(), wants, strict=True
+            for block, a, b, s0, s1, want in zip(
+                parts,
+                first.tolist(),
+                last.tolist(),
+                slots[first].tolist(),
+                slots[last].tolist(),
+                wants,
+                strict=True,
             ):
                 if block.bounds is None:
                     ts.append(block.t)
                     vs.append(block.v)
                     continue
                 i, j = int(block.bounds[s0]), int(block.bounds[s1 + 1])
-                if j - i != want:
-                    raise RuntimeError(f"a leaf group holds {j - i} points where its references count {want}")
-                ts.append(block.t[i:j])
-                vs.append(block.v[i:j])
+                if j - i == want:
+                    ts.append(block.t[i:j])
+                    vs.append(block.v[i:j])
+                    continue
+                # The group holds points no reference wants between these slots (a leaf deleted or
+                # rewritten since the group was written): one slice per referenced slot.
+                for slot in slots[a : b + 1].tolist():
+                    i, j = int(block.bounds[slot]), int(block.bounds[slot + 1])
+                    ts.append(block.t[i:j])
+                    vs.append(block.v[i:j])
             yield ts, vs
 
     def all_cached(self, addrs: np.ndarray) -> bool:
