@@ -8,6 +8,9 @@ Layout of an encoded leaf body (before compression)::
 
 * Times: ``step`` is the greatest common divisor of the gaps (1000 for microsecond timestamps), so the
   second differences of a regular or jittered grid are tiny integers.
+* Grid times (flag 4, block format 4): when smaller, the times are instead coded against a regular
+  grid fitted to them (see :mod:`.time_grid`); then ``d0`` holds the grid's slope, ``tplanes`` the
+  residuals' whole byte planes, and the times section is the one :mod:`.time_grid` describes.
 * Values: when every value is exactly a float32 (as IEEE C37.118 PMUs report), the float32 bit patterns
   are used (flag 1), otherwise the float64 ones. Consecutive bit patterns are subtracted as integers (with
   wrap-around), zigzag-coded so small negative steps stay small, and split into byte planes; planes above
