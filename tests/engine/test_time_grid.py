@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pingthings.server.engine.leaf_codec import KIND_GROUP, LeafView, decode_leaves, encode_leaf
+from pingthings.server.engine.leaf_codec import KIND_GROUP, LeafView, decode_leaves, decode_views, encode_leaf
 from pingthings.server.engine.time_grid import MAX_BITS
 
 T0 = 1_700_000_000_000_000_000
@@ -110,3 +110,27 @@ def test_times_far_from_any_grid_fall_back_to_delta_of_delta() -> None:
     block = encode_leaf(t, np.zeros(t.size))
     assert not flags(block) & FLAG_GRID
     assert_same(decode_leaves([block]), (t, np.zeros(t.size)))
+
+
+def test_mixed_batches_decode_into_given_arrays() -> None:
+    # Grid and delta-of-delta leaves of different steps in one batch, decoded into preallocated arrays
+    # (the path of Engine.raw_values).
+    rng = np.random.default_rng(8)
+    blocks, times, values = [], [], []
+    for k in range(12):
+        n = int(rng.integers(3, 900))
+        if k % 3:
+            t = T0 + k * 10**13 + np.arange(n, dtype=np.int64) * 8_333_333 + rng.integers(-2000, 2001, n)
+        else:
+            t = T0 + k * 10**13 + np.sort(rng.integers(0, 10**12, n))
+        t = np.unique(t)
+        v = rng.normal(size=t.size)
+        blocks.append(encode_leaf(t, v))
+        times.append(t)
+        values.append(v)
+    assert {flags(b) & FLAG_GRID for b in blocks} == {0, FLAG_GRID}
+    want = (np.concatenate(times), np.concatenate(values))
+    out = (np.empty(want[0].size, dtype=np.int64), np.empty(want[0].size))
+    got = decode_views([LeafView(b) for b in blocks], out)
+    assert got[0] is out[0] and got[1] is out[1]
+    assert_same(out, want)
