@@ -26,7 +26,7 @@ from pingthings.server.engine.leaf_codec import (
     encode_leaf,
 )
 from pingthings.server.engine.store import FORMAT_VERSION
-from pingthings.server.engine.tree import GROUP_POINTS, SMALL_LEAF
+from pingthings.server.engine.tree import BULK_LEAF, GROUP_POINTS, SMALL_LEAF
 from pingthings.wire.limits import MIN_TIME, TIME_LIMIT
 
 T0 = 1_700_000_000 * 10**9
@@ -109,7 +109,7 @@ def test_small_inserts_end_up_grouped(engine: Engine, stream: bytes) -> None:
     assert len({a for _, a, _, _ in small}) == len(parents), "one block per node's small leaves"
 
 
-def test_big_leaves_and_big_nodes_are_not_grouped(engine: Engine, stream: bytes) -> None:
+def test_big_nodes_are_cut_into_groups(engine: Engine, stream: bytes) -> None:
     # 5 us spacing: leaves of ~210 points (small), 64 of them per node: more than GROUP_POINTS per node.
     n = 30_000
     t = T0 + np.arange(n, dtype=np.int64) * 5000
@@ -121,11 +121,27 @@ def test_big_leaves_and_big_nodes_are_not_grouped(engine: Engine, stream: bytes)
         per_block[a] = per_block.get(a, 0) + c
     assert max(c for *_, c in leaves) < SMALL_LEAF
     assert max(per_block.values()) <= GROUP_POINTS < max(per_block.values()) + SMALL_LEAF * 2
-    # 120 Hz: leaves of ~515 points stay one block each.
-    t2 = T0 + 10**12 + np.arange(20_000, dtype=np.int64) * 8_333_333
-    engine.insert(stream, t2, np.ones(t2.size))
-    big = [x for x in walk_leaves(engine._reader, engine._stream(stream).state[1]) if x[0] >= t2[0] - 2**38]
-    assert len({a for _, a, _, _ in big}) == len(big)
+
+
+def test_bulk_leaves_are_grouped_and_a_tail_leaf_is_written_alone(engine: Engine, stream: bytes) -> None:
+    # 120 Hz in one write: leaves of ~515 points (more than SMALL_LEAF, fewer than BULK_LEAF) are grouped.
+    t = T0 + np.arange(40_000, dtype=np.int64) * 8_333_333
+    engine.insert(stream, t, np.arange(t.size, dtype=np.float64))
+    leaves = check_layout(engine, stream, t, np.arange(t.size, dtype=np.float64))
+    assert min(c for *_, c in leaves) > SMALL_LEAF and max(c for *_, c in leaves) < BULK_LEAF
+    per_block: dict[int, int] = {}
+    for _, a, _, c in leaves:
+        per_block[a] = per_block.get(a, 0) + c
+    assert len(per_block) * 8 < len(leaves), "about GROUP_POINTS points a block"
+    assert max(per_block.values()) <= GROUP_POINTS
+    # One more second at the tail: only the leaves it lands in (the tail one, maybe the next) are
+    # rewritten; every other leaf stays in its group.
+    more = t[-1] + np.arange(1, 121, dtype=np.int64) * 8_333_333
+    engine.insert(stream, more, np.ones(more.size))
+    after = walk_leaves(engine._reader, engine._stream(stream).state[1])
+    moved = [i for i, (_, a, _, _) in enumerate(after) if a not in per_block]
+    assert 1 <= len(moved) <= 2 and moved == list(range(len(after) - len(moved), len(after)))
+    assert int(engine.count(stream)[1]) == t.size + more.size
 
 
 def test_regrouping_keeps_the_generation_of_untouched_leaves(engine: Engine, stream: bytes) -> None:
@@ -214,3 +230,21 @@ def test_node_layouts_round_trip() -> None:
         got = decode_node(block)
         for name in Node.__slots__:
             np.testing.assert_array_equal(getattr(got, name), getattr(node, name), err_msg=name)
+
+
+def test_reads_skip_the_stale_points_of_a_group(engine: Engine, stream: bytes) -> None:
+    # Two bulk writes: the first write's last leaf is rewritten by the second, so its old points stay
+    # in the first group unreferenced; a deleted bucket in the middle of a group leaves a hole too.
+    t = T0 + np.arange(60_000, dtype=np.int64) * 8_333_333
+    v = np.arange(t.size, dtype=np.float64)
+    engine.insert(stream, t[:25_000], v[:25_000])
+    engine.insert(stream, t[25_000:], v[25_000:])
+    hole = (int(t[10_000]) >> 32 << 32, (int(t[10_000]) >> 32 << 32) + (1 << 32))  # one pw-32 bucket
+    engine.delete(stream, *hole)
+    keep = (t < hole[0]) | (t >= hole[1])
+    for _ in range(2):  # cold, then from the cache
+        _, got_t, got_v = engine.raw_values(stream, t[0], t[-1] + 1)
+        np.testing.assert_array_equal(got_t, t[keep])
+        np.testing.assert_array_equal(got_v, v[keep])
+        chunks = list(engine.iter_raw_values(stream, t[0], t[-1] + 1, chunk=7_000)[1])
+        np.testing.assert_array_equal(np.concatenate([c[0] for c in chunks]), t[keep])

@@ -107,6 +107,77 @@ def _read_only(*arrays: np.ndarray) -> None:
         a.setflags(write=False)
 
 
+#: Most points decoded in one batch (with at most ``batch`` blocks): the batch's temporary arrays then
+#: stay in a core's L2 cache. Measured on a 10^7-point 120 Hz read (serial decode CPU): 295 ms with
+#: batches of 16k points, 238 ms with 64k-256k, 265 ms with ~850k (128 grouped blocks).
+BATCH_POINTS = 1 << 17
+
+
+def _run_batches(runs: np.ndarray, counts: np.ndarray, batch: int) -> list[tuple[int, int]]:
+    """``(first run, end run)`` of consecutive batches of at most ``batch`` runs of references and,
+    unless one run alone is larger, at most :data:`BATCH_POINTS` points (``runs`` as from :func:`_runs`)."""
+    n_runs = runs.size - 1
+    if n_runs <= 0:
+        return []
+    ends = np.cumsum(counts)[runs[1:] - 1]  # points up to the end of each run
+    out: list[tuple[int, int]] = []
+    r = 0
+    base = 0
+    while r < n_runs:
+        # the first run past the point budget (at least one run per batch), capped at ``batch`` runs
+        cut = int(np.searchsorted(ends, base + BATCH_POINTS, side="right"))
+        r_end = min(max(cut, r + 1), r + batch, n_runs)
+        out.append((r, r_end))
+        base = int(ends[r_end - 1])
+        r = r_end
+    return out
+
+
+def _run_slices(
+    addrs: np.ndarray,
+    slots: np.ndarray,
+    counts: np.ndarray,
+    sizes: list[int],
+    bounds: list[np.ndarray | None],
+) -> list[tuple[int, int]] | None:
+    """Where each run of references to one block finds its points in the blocks' concatenation
+    (``sizes`` and slot ``bounds`` per block, one block per run): ``(start, end)`` per run, or None
+    when some run's points are not one contiguous range of its block.
+
+    A bulk-loaded stream's leaf groups also hold the old points of a leaf rewritten later (the last
+    leaf of each insert, extended by the next one), so a read often wants most, not all, of a
+    group's points: slicing costs a few list operations per block, where a gather index costs
+    several passes over every point (measured: warm 2*10^6-point reads ran at 47 against 180 Mpt/s).
+    """
+    runs = _runs(addrs)
+    first, last = runs[:-1], runs[1:] - 1
+    wants = np.add.reduceat(counts, first).tolist() if first.size else []
+    out: list[tuple[int, int]] = []
+    base = 0
+    for size, bnd, s0, s1, want in zip(
+        sizes, bounds, slots[first].tolist(), slots[last].tolist(), wants, strict=True
+    ):
+        i, j = (0, size) if bnd is None else (int(bnd[s0]), int(bnd[s1 + 1]))
+        if j - i != want:
+            return None
+        out.append((base + i, base + j))
+        base += size
+    return out
+
+
+def _cut(
+    t: np.ndarray, v: np.ndarray, cuts: list[tuple[int, int]], out: tuple[np.ndarray, np.ndarray] | None
+) -> Leaf:
+    """The ``cuts`` of ``t`` and ``v``, concatenated (into ``out`` when given)."""
+    ts = [t[i:j] for i, j in cuts]
+    vs = [v[i:j] for i, j in cuts]
+    if out is None:
+        return np.concatenate(ts), np.concatenate(vs)
+    np.concatenate(ts, out=out[0])
+    np.concatenate(vs, out=out[1])
+    return out
+
+
 def _runs(addrs: np.ndarray) -> np.ndarray:
     """Start indices of the runs of equal consecutive addresses, with ``addrs.size`` appended."""
     if addrs.size == 0:
@@ -211,11 +282,12 @@ class BlockReader:
         """The ``(times, values)`` of the leaf in slot ``slot`` whose slot address is ``addr``."""
         return self.point_blocks([addr])[addr].leaf(slot)
 
-    def _batches(self, addrs: np.ndarray, batch: int) -> Iterator[tuple[int, int, list[int]]]:
-        """``(first ref, end ref, block addresses)`` for groups of about ``batch`` blocks of ref runs."""
+    def _batches(
+        self, addrs: np.ndarray, counts: np.ndarray, batch: int
+    ) -> Iterator[tuple[int, int, list[int]]]:
+        """``(first ref, end ref, block addresses)`` for groups of ref runs (see :func:`_run_batches`)."""
         runs = _runs(addrs)
-        for r in range(0, runs.size - 1, batch):
-            r_end = min(r + batch, runs.size - 1)
+        for r, r_end in _run_batches(runs, counts, batch):
             yield int(runs[r]), int(runs[r_end]), addrs[runs[r:r_end]].tolist()
 
     def _gather_refs(
@@ -250,6 +322,9 @@ class BlockReader:
                 np.copyto(out[0], t)
                 np.copyto(out[1], v)
                 return out
+            cuts = _run_slices(addrs, slots, counts, [x.size for x in views], [x.bounds for x in views])
+            if cuts is not None:
+                return _cut(t, v, cuts, out)
             idx = self._gather_index(addrs, slots, counts, [x.size for x in views], [x.bounds for x in views])
             return self._take(t, v, idx, out)
         missing = [a for a in blocks if a not in hits]
@@ -266,8 +341,19 @@ class BlockReader:
             np.concatenate(ts, out=out[0])
             np.concatenate(vs, out=out[1])
             return out
+        sizes = [p.size for p in parts]
+        cuts = _run_slices(addrs, slots, counts, sizes, [p.bounds for p in parts])
+        if cuts is not None:  # slices of the cached blocks, concatenated once
+            starts = np.cumsum([0, *sizes[:-1]]).tolist()
+            ts = [p.t[i - s0 : j - s0] for p, s0, (i, j) in zip(parts, starts, cuts, strict=True)]
+            vs = [p.v[i - s0 : j - s0] for p, s0, (i, j) in zip(parts, starts, cuts, strict=True)]
+            if out is None:
+                return np.concatenate(ts), np.concatenate(vs)
+            np.concatenate(ts, out=out[0])
+            np.concatenate(vs, out=out[1])
+            return out
         t, v = np.concatenate(ts), np.concatenate(vs)
-        idx = self._gather_index(addrs, slots, counts, [p.size for p in parts], [p.bounds for p in parts])
+        idx = self._gather_index(addrs, slots, counts, sizes, [p.bounds for p in parts])
         return self._take(t, v, idx, out)
 
     @staticmethod
@@ -341,7 +427,7 @@ class BlockReader:
         gather = self._gather_refs
         jobs = [
             functools.partial(gather, addrs[lo:hi], slots[lo:hi], counts[lo:hi], blocks, None, admit)
-            for lo, hi, blocks in self._batches(addrs, batch)
+            for lo, hi, blocks in self._batches(addrs, counts, batch)
         ]
         return self._pipelined(addrs, jobs)
 
@@ -359,7 +445,7 @@ class BlockReader:
         """
         admit = self._admits(counts)
         runs = _runs(addrs)
-        steps = [(r, min(r + batch, runs.size - 1)) for r in range(0, runs.size - 1, batch)]
+        steps = _run_batches(runs, counts, batch)
         found_batches = self._pipelined(
             addrs, [functools.partial(self._blocks, addrs[runs[r:e]].tolist(), admit) for r, e in steps]
         )
@@ -374,18 +460,30 @@ class BlockReader:
             wants = np.add.reduceat(counts[runs[r] : runs[r_end]], first - runs[r]).tolist()
             ts: list[np.ndarray] = []
             vs: list[np.ndarray] = []
-            for block, s0, s1, want in zip(
-                parts, slots[first].tolist(), slots[last].tolist(), wants, strict=True
+            for block, a, b, s0, s1, want in zip(
+                parts,
+                first.tolist(),
+                last.tolist(),
+                slots[first].tolist(),
+                slots[last].tolist(),
+                wants,
+                strict=True,
             ):
                 if block.bounds is None:
                     ts.append(block.t)
                     vs.append(block.v)
                     continue
                 i, j = int(block.bounds[s0]), int(block.bounds[s1 + 1])
-                if j - i != want:
-                    raise RuntimeError(f"a leaf group holds {j - i} points where its references count {want}")
-                ts.append(block.t[i:j])
-                vs.append(block.v[i:j])
+                if j - i == want:
+                    ts.append(block.t[i:j])
+                    vs.append(block.v[i:j])
+                    continue
+                # The group holds points no reference wants between these slots (a leaf deleted or
+                # rewritten since the group was written): one slice per referenced slot.
+                for slot in slots[a : b + 1].tolist():
+                    i, j = int(block.bounds[slot]), int(block.bounds[slot + 1])
+                    ts.append(block.t[i:j])
+                    vs.append(block.v[i:j])
             yield ts, vs
 
     def all_cached(self, addrs: np.ndarray) -> bool:
@@ -415,7 +513,7 @@ class BlockReader:
         pos = 0
         admit = self._admits(counts)
         jobs: list[Callable[[], Leaf]] = []
-        for lo, hi, blocks in self._batches(addrs, batch):
+        for lo, hi, blocks in self._batches(addrs, counts, batch):
             size = int(counts[lo:hi].sum())
             part = (out_t[pos : pos + size], out_v[pos : pos + size])
             refs = (addrs[lo:hi], slots[lo:hi], counts[lo:hi])

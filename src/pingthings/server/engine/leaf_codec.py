@@ -8,6 +8,9 @@ Layout of an encoded leaf body (before compression)::
 
 * Times: ``step`` is the greatest common divisor of the gaps (1000 for microsecond timestamps), so the
   second differences of a regular or jittered grid are tiny integers.
+* Grid times (flag 4, block format 4): when smaller, the times are instead coded against a regular
+  grid fitted to them (see :mod:`.time_grid`); then ``d0`` holds the grid's slope, ``tplanes`` the
+  residuals' whole byte planes, and the times section is the one :mod:`.time_grid` describes.
 * Values: when every value is exactly a float32 (as IEEE C37.118 PMUs report), the float32 bit patterns
   are used (flag 1), otherwise the float64 ones. Consecutive bit patterns are subtracted as integers (with
   wrap-around), zigzag-coded so small negative steps stay small, and split into byte planes; planes above
@@ -40,6 +43,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pingthings.server.engine import time_grid
 from pingthings.server.engine.codec import pack, unpack
 from pingthings.server.engine.value_transform import Scaled, find_integers, restore
 
@@ -51,6 +55,7 @@ KIND_GROUP = 3
 POINT_KINDS = (KIND_LEAF, KIND_GROUP)
 _FLAG_F32 = 1
 _FLAG_SCALED = 2
+_FLAG_GRID = 4
 _SCALED_EXT = struct.Struct("<BB2xId")
 
 
@@ -66,30 +71,17 @@ def _unzigzag(z: np.ndarray) -> np.ndarray:
     return (z >> 1).view(signed.dtype) ^ -(signed & 1)
 
 
-def _unzigzag_u64(z: np.ndarray) -> np.ndarray:
-    """Zigzag decoding of a uint64 array (also right for values zigzagged at 32 bits) into int64.
-
-    ``z`` is used as scratch space. Written with in-place signed operations: the textbook
-    ``(z >> 1) ^ (0 - (z & 1))`` on uint64 measured 8x slower in numpy.
-    """
-    out = (z >> np.uint64(1)).view(np.int64)
-    sign = z.view(np.int64)
-    sign &= 1
-    np.negative(sign, out=sign)
-    out ^= sign
-    return out
-
-
 def _segmented_cumsum(x: np.ndarray, starts: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Running sum of int64 ``x`` (in place) that restarts at every index in ``starts`` (sorted, first 0).
+    """Running sum of integers ``x`` (in place) that restarts at every index in ``starts`` (sorted, first 0).
 
     Each segment's first element is reduced by the previous segment's total, so one plain cumsum does it;
-    int64 wrap-around cancels exactly. The result goes to ``out`` when given.
+    wrap-around at the width of ``x`` (int64, or int32 for float32 bit patterns) cancels exactly. The
+    result goes to ``out`` when given.
     """
     if starts.size > 1:
-        totals = np.add.reduceat(x, starts)
+        totals = np.add.reduceat(x, starts, dtype=x.dtype)
         x[starts[1:]] -= totals[:-1]
-    return np.cumsum(x, out=x if out is None else out)
+    return np.cumsum(x, dtype=x.dtype, out=x if out is None else out)
 
 
 def _spread(per_segment: np.ndarray, starts: np.ndarray, total: int) -> np.ndarray:
@@ -99,12 +91,16 @@ def _spread(per_segment: np.ndarray, starts: np.ndarray, total: int) -> np.ndarr
     return np.cumsum(steps, out=steps)
 
 
+def _plane_count(z: np.ndarray) -> int:
+    """Byte planes :func:`_planes` keeps for a non-empty unsigned array (at least one)."""
+    return max(1, (int(z.max()).bit_length() + 7) // 8)
+
+
 def _planes(z: np.ndarray) -> tuple[int, bytes]:
     """Byte planes of an unsigned array, dropping the all-zero high planes."""
     if z.size == 0:
         return 0, b""
-    top = int(z.max())
-    nplanes = max(1, (top.bit_length() + 7) // 8)
+    nplanes = _plane_count(z)
     as_bytes = z.view(np.uint8).reshape(z.size, z.dtype.itemsize)[:, :nplanes]
     return nplanes, as_bytes.T.tobytes()
 
@@ -117,6 +113,39 @@ def _from_planes(buf: bytes | memoryview, offset: int, n: int, nplanes: int, dty
         planes = np.frombuffer(buf, dtype=np.uint8, count=n * nplanes, offset=offset)
         out[:, :nplanes] = planes.reshape(nplanes, n).T
     return out.view(dtype).reshape(n)
+
+
+def _interleave(planes: np.ndarray) -> np.ndarray:
+    """Unsigned integers (a fresh array) whose byte ``j`` is row ``j`` of the ``(k, n)`` uint8 ``planes``.
+
+    They are as narrow as 1, 2, 4 or 8 bytes allow for ``k`` planes, and are filled with one strided
+    copy per plane (3x faster than placing each leaf's planes at an 8-byte stride).
+    """
+    k, n = planes.shape
+    if k <= 1:
+        return planes[0].copy() if k else np.zeros(n, dtype=np.uint8)
+    width = 2 if k == 2 else 4 if k <= 4 else 8
+    wide = np.zeros((n, width), dtype=np.uint8)
+    for j in range(k):
+        wide[:, j] = planes[j]
+    return wide.view(f"<u{width}").reshape(n)
+
+
+def _unzigzag_planes(planes: np.ndarray) -> np.ndarray:
+    """Signed integers (a fresh array) from the ``(k, n)`` uint8 byte planes of their zigzag codes.
+
+    Decoded at the width of :func:`_interleave`: a zigzag code below ``2**(8 * w)`` decodes to the
+    same number at width ``w`` as at 64 bits, so the caller may sign-extend it (with ``astype``) to
+    any wider type. Narrow widths make every pass cheaper (one byte per point for a one-plane time
+    column instead of eight).
+    """
+    codes = _interleave(planes)
+    width = codes.itemsize
+    out = (codes >> 1).view(f"<i{width}")
+    sign = codes.view(f"<i{width}") & 1
+    np.negative(sign, out=sign)
+    out ^= sign
+    return out
 
 
 def encode_leaf(times: np.ndarray, values: np.ndarray) -> bytes:
@@ -159,7 +188,15 @@ def _leaf_body(times: np.ndarray, values: np.ndarray) -> bytes:
             gaps = gaps // step
         d0 = int(gaps[0])
         if n >= 3:
-            tplanes, tbody = _planes(_zigzag(np.diff(gaps)))
+            dod = _zigzag(np.diff(gaps))
+            units = np.zeros(n, dtype=np.int64)
+            np.cumsum(gaps, out=units[1:])
+            grid = time_grid.fit(units)
+            if grid is not None and len(grid.body) <= (n - 2) * _plane_count(dod):
+                flags |= _FLAG_GRID
+                tplanes, tbody, d0 = grid.low, grid.body, grid.slope
+            else:
+                tplanes, tbody = _planes(dod)
     with np.errstate(over="ignore", invalid="ignore"):
         v32 = values.astype(np.float32)
     ext = b""
@@ -273,23 +310,47 @@ def _decode_bodies(
         raise ValueError(f"leaves hold {total} points, output has room for {out[0].size}")
     if total == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-    tz = np.zeros((total, 8), dtype=np.uint8)
-    vz = np.zeros((total, 8), dtype=np.uint8)
+    # Byte planes are first gathered plane by plane (one contiguous copy per leaf and section), then
+    # interleaved into 8-byte integers with one strided copy per plane for the whole batch: measured
+    # 3x faster than placing each leaf's planes at a stride of 8 bytes directly.
+    grid = [h[1] & _FLAG_GRID != 0 for h in heads]
+    tplanes_of = [(h[2], g) for h, g in zip(heads, grid, strict=True)]
+    tp = np.zeros((max((k for k, g in tplanes_of if not g), default=0), total), dtype=np.uint8)
+    gp = np.zeros((max((k for k, g in tplanes_of if g), default=0), total), dtype=np.uint8)
+    vp = np.zeros((max(h[3] for h in heads), total), dtype=np.uint8)
+    gtop = np.zeros(total + 8 if any(grid) else 0, dtype=np.uint8)
+    grid_ext: list[tuple[int, int, int, int]] = []  # (frac, top, base, low) a leaf; zeros if not grid
     first = 0
     scaled: list[_ScaledLeaf] = []
+    header = _HEADER.size
     for body, (_, flags, tplanes, vplanes, n, _, _, _) in zip(bodies, heads, strict=True):
-        off = _HEADER.size
+        raw = np.frombuffer(body, dtype=np.uint8)
+        off = header
         if flags & _FLAG_SCALED:
             ext = _SCALED_EXT.unpack_from(body, off)
             scaled.append((first, n, ext, off + _SCALED_EXT.size, body))
             off += _SCALED_EXT.size + 12 * ext[2]
-        if n >= 3 and tplanes:
-            planes = np.frombuffer(body, dtype=np.uint8, count=(n - 2) * tplanes, offset=off)
-            tz[first + 2 : first + n, :tplanes] = planes.reshape(tplanes, n - 2).T
-            off += (n - 2) * tplanes
+        if flags & _FLAG_GRID:
+            frac, top, base = time_grid.EXT.unpack_from(body, off)
+            grid_ext.append((frac, top, base, tplanes))
+            off += time_grid.EXT.size
+            end = off + n * tplanes
+            if tplanes:
+                gp[:tplanes, first : first + n] = raw[off:end].reshape(tplanes, n)
+            off = end
+            if top:
+                end = off + time_grid.packed_size(n, top)
+                time_grid.unpack_bits(raw[off:end], top, gtop[first:])
+                gtop[first + n : first + n + 8] = 0  # the padding of the last byte
+                off = end
+        else:
+            grid_ext.append((0, 0, 0, 0))
+            if n >= 3 and tplanes:
+                end = off + (n - 2) * tplanes
+                tp[:tplanes, first + 2 : first + n] = raw[off:end].reshape(tplanes, n - 2)
+                off = end
         if n and vplanes:
-            planes = np.frombuffer(body, dtype=np.uint8, count=n * vplanes, offset=off)
-            vz[first : first + n, :vplanes] = planes.reshape(vplanes, n).T
+            vp[:vplanes, first : first + n] = raw[off : off + n * vplanes].reshape(vplanes, n)
         first += n
     n_arr = np.array(counts, dtype=np.int64)
     used = n_arr > 0
@@ -298,33 +359,32 @@ def _decode_bodies(
     np.cumsum(n_u[:-1], out=starts[1:])
     head = np.array([h[5:8] for h in heads], dtype=np.int64)[used]  # t0, step, d0
 
-    # Times: second differences with d0 planted after each leaf start, then two segmented running sums.
-    z = _unzigzag_u64(tz.view(np.uint64).reshape(total))
-    two = n_u >= 2
-    z[starts[two] + 1] = head[two, 2]
-    gaps = _segmented_cumsum(z, starts)  # per leaf: 0, d0, d0 + dod0, ...
-    t0, steps = head[:, 0], head[:, 1]
-    step = int(steps[0])
-    rem = t0 % step
-    if (steps == step).all() and (rem == rem[0]).all():
-        # Common case (one step, e.g. whole microseconds): count in steps from 0 and plant each t0 // step
-        # at its leaf start, so one running sum gives the times without a per-point addition of t0.
-        gaps[starts] = t0 // step
-        offs = _segmented_cumsum(gaps, starts, None if out is None else out[0])
-        if step != 1:
-            offs *= step
-        if rem[0]:
-            offs += rem[0]
+    is_grid = np.array(grid, dtype=bool)[used]
+    grid_args = np.array(grid_ext, dtype=np.int64)[used]
+    t_out = None if out is None else out[0]
+    if is_grid.all():
+        offs = _grid_times(gp, gtop, grid_args, head, starts, n_u, t_out)
     else:
-        offs = _segmented_cumsum(gaps, starts, None if out is None else out[0])
-        offs *= np.repeat(steps, n_u)
-        offs += _spread(t0, starts, total)
+        offs = _delta_times(_unzigzag_planes(tp).astype(np.int64, copy=False), head, starts, n_u, t_out)
+        if is_grid.any():
+            gt = _grid_times(gp, gtop, grid_args, head, starts, n_u, None)
+            np.copyto(offs, gt, where=np.repeat(is_grid, n_u))
 
     # Values: integer deltas whose first entry per leaf is the full bit pattern.
-    bits = _segmented_cumsum(_unzigzag_u64(vz.view(np.uint64).reshape(total)), starts)
+    f32 = np.array([h[1] & _FLAG_F32 for h in heads], dtype=bool)[used]
+    deltas = _unzigzag_planes(vp)
+    if f32.all() and not scaled and deltas.itemsize <= 4:
+        # float32 bit patterns: running sums at 32 bits (their wrap-around is the encoder's), one
+        # conversion to float64.
+        bits32 = _segmented_cumsum(deltas.astype(np.int32, copy=False), starts)
+        values32 = bits32.view(np.float32)
+        if out is not None:
+            np.copyto(out[1], values32)
+            return offs, out[1]
+        return offs, values32.astype(np.float64)
+    bits = _segmented_cumsum(deltas.astype(np.int64, copy=False), starts)
     if scaled:
         return offs, _scaled_values(heads, bits, scaled, n_u, used, None if out is None else out[1])
-    f32 = np.array([h[1] & _FLAG_F32 for h in heads], dtype=bool)[used]
     if out is not None and (f32.all() or not f32.any()):
         narrow = bits.astype(np.uint32).view(np.float32) if f32.all() else bits.view(np.float64)
         np.copyto(out[1], narrow)
@@ -341,6 +401,116 @@ def _decode_bodies(
         np.copyto(out[1], values)
         return offs, out[1]
     return offs, values
+
+
+def _delta_times(
+    z: np.ndarray, head: np.ndarray, starts: np.ndarray, n_u: np.ndarray, out: np.ndarray | None
+) -> np.ndarray:
+    """Times of delta-of-delta coded leaves from their second differences ``z`` (int64, in place).
+
+    ``head`` holds each leaf's ``(t0, step, d0)``; ``d0`` is planted after each leaf start, then two
+    segmented running sums rebuild the times.
+    """
+    total = z.size
+    two = n_u >= 2
+    z[starts[two] + 1] = head[two, 2]
+    gaps = _segmented_cumsum(z, starts)  # per leaf: 0, d0, d0 + dod0, ...
+    t0, steps = head[:, 0], head[:, 1]
+    step = int(steps[0])
+    rem = t0 % step
+    if (steps == step).all() and (rem == rem[0]).all():
+        # Common case (one step, e.g. whole microseconds): count in steps from 0 and plant each t0 // step
+        # at its leaf start, so one running sum gives the times without a per-point addition of t0.
+        gaps[starts] = t0 // step
+        offs = _segmented_cumsum(gaps, starts, out)
+        if step != 1:
+            offs *= step
+        if rem[0]:
+            offs += rem[0]
+        return offs
+    offs = _segmented_cumsum(gaps, starts, out)
+    offs *= np.repeat(steps, n_u)
+    offs += _spread(t0, starts, total)
+    return offs
+
+
+def _wrap(x: int) -> int:
+    """``x`` modulo 2**64 as a signed int64 value (numpy's array arithmetic wraps the same way)."""
+    return ((x + (1 << 63)) & ((1 << 64) - 1)) - (1 << 63)
+
+
+def _grid_times(
+    planes: np.ndarray,
+    top: np.ndarray,
+    ext: np.ndarray,
+    head: np.ndarray,
+    starts: np.ndarray,
+    n_u: np.ndarray,
+    out: np.ndarray | None,
+) -> np.ndarray:
+    """Times of grid-coded leaves (see :mod:`.time_grid`), all leaves at once.
+
+    ``planes`` and ``top`` hold the residuals' low byte planes and unpacked top bits, ``ext`` each
+    leaf's ``(frac, top bits, base, low planes)``, ``head`` its ``(t0, step, slope)``. Two numpy calls
+    per leaf (its grid, its offset) and a few passes over the batch: measured faster than spreading
+    every per-leaf quantity over the points with ``np.repeat``. Integer arithmetic wraps modulo
+    2**64, so only the grid product (kept below 2**62 by the encoder) must not overflow.
+    """
+    total = int(n_u.sum())
+    t = np.empty(total, dtype=np.int64) if out is None else out
+    ramp = np.arange(int(n_u.max()), dtype=np.int64)
+    leaves = list(
+        zip(
+            starts.tolist(),
+            n_u.tolist(),
+            head[:, 0].tolist(),
+            head[:, 1].tolist(),
+            head[:, 2].tolist(),
+            ext[:, 0].tolist(),
+            ext[:, 2].tolist(),
+            strict=True,
+        )
+    )
+    frac0, step0 = int(ext[0, 0]), int(head[0, 1])
+    uniform = bool((ext[:, 0] == frac0).all() and (head[:, 1] == step0).all())
+    for a, n, _, _, slope, frac, _ in leaves:
+        seg = t[a : a + n]
+        np.multiply(ramp[:n], slope, out=seg)
+        if not uniform and frac:
+            seg += 1 << (frac - 1)
+            seg >>= frac
+    if uniform and frac0:
+        t += 1 << (frac0 - 1)
+        t >>= frac0
+    lows = ext[:, 3]
+    has_top = bool(top.size and ext[:, 1].any())
+    if has_top and planes.shape[0] <= 1 and (lows == planes.shape[0]).all():
+        # The usual case (12-bit residuals: one byte plane and a 4-bit top): the residuals are put
+        # together as uint16, a third of the memory traffic of int64 passes.
+        resid = top[:total].astype(np.uint16)
+        if planes.shape[0]:
+            resid <<= np.uint16(8)
+            resid |= planes[0]
+        t += resid
+    else:
+        if planes.shape[0]:
+            t += planes[0] if planes.shape[0] == 1 else _interleave(planes)
+        if has_top:
+            high = top[:total].astype(np.int64)
+            high <<= int(8 * lows[0]) if (lows == lows[0]).all() else np.repeat(8 * lows, n_u)
+            t += high
+    if uniform:
+        if step0 != 1:
+            t *= step0
+        for a, n, t0, _, _, _, base in leaves:
+            t[a : a + n] += _wrap(t0 + base * step0)
+    else:
+        for a, n, t0, step, _, _, base in leaves:
+            seg = t[a : a + n]
+            seg += base
+            seg *= step
+            seg += t0
+    return t
 
 
 #: A scaled-integer leaf being decoded: first point, points, header extension, offset of its

@@ -46,10 +46,11 @@ _IN_CHUNK = 900
 #: SQLite page size of a new database.
 PAGE_SIZE = 16384
 #: Version of the block encodings (leaf_codec, node); stored in engine_meta and checked on open.
-#: Format 2 added leaf groups; format 3 scaled-integer values (a leaf flag, see leaf_codec). Older
-#: databases are valid format 3 and are restamped when opened, so older code refuses them afterwards.
-FORMAT_VERSION = 3
-_READABLE_FORMATS = (1, 2, 3)
+#: Format 2 added leaf groups; format 3 scaled-integer values (a leaf flag, see leaf_codec); format 4
+#: grid-coded times (a leaf flag, see time_grid). Older databases are valid format 4 and are restamped
+#: when opened, so older code refuses them afterwards.
+FORMAT_VERSION = 4
+_READABLE_FORMATS = (1, 2, 3, 4)
 #: WAL growth (bytes of committed blocks) after which the background checkpointer runs.
 CHECKPOINT_BYTES = 16 << 20
 #: WAL file size after which the checkpointer waits for readers to finish so the log can start over
