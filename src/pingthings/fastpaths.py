@@ -1,7 +1,7 @@
 """The record of fast paths that rely on other libraries' private attributes.
 
-A few hot paths reach into h2, hyperframe, grpclib or anyio internals (zero-copy DATA frames, direct
-reply sends, draining after GOAWAY, reading anyio's TLS buffer, the gRPC server's listening socket).
+A few hot paths reach into h2, grpclib or anyio internals (direct reply sends, reading anyio's TLS
+buffer, the gRPC server's listening socket).
 Each checks what it needs first and, when the library no longer looks as expected, falls back to the
 library's public behaviour: slower, never wrong. :func:`report_fallback` is how a fast path says so:
 one debug-level log line per fast path and process (the logger is ``pingthings.fastpaths``), and a
@@ -20,8 +20,6 @@ log = logging.getLogger("pingthings.fastpaths")
 
 #: The fast paths, by the name each reports under, with the library internals each one relies on.
 FAST_PATHS: dict[str, str] = {
-    "zero-copy-frames": "h2 H2Connection._frame_dispatch_table, incoming_buffer and FrameBuffer internals",
-    "goaway-drain": "h2 H2Connection.state_machine._transitions",
     "tls-drain": "anyio TLSStream._read_bio",
     "direct-send": "grpclib server Stream._stream, _dispatch, ... and h2 _prepare_for_sending",
     "server-listener": "grpclib Server._server",

@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
 import anyio.lowlevel
-from h2.errors import ErrorCodes
+
+from pingthings.wire.http2.frames import ErrorCode, error_code
 
 from .compression import compress_request
-from .connection import Connection, StreamState
+from .connection import Connection
 from .errors import GrpcStatus, GrpcStatusError, TransportError
 from .framing import PREFIX
-from .metadata import check_response_headers, encode_timeout, header_dict, response_status
+from .metadata import check_response_headers, encode_timeout_header, header_dict, response_status
+from .stream_state import StreamState
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -36,14 +38,16 @@ class CallSite(Protocol):
         """The connection a new call should use (opened or replaced as needed)."""
         ...
 
-    def request_headers(self, method: str, metadata: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        """The request headers of a call to ``method`` with ``metadata``, without ``grpc-timeout``."""
+    def request_block(self, method: str, metadata: list[tuple[bytes, bytes]]) -> bytes:
+        """The encoded request header block of a call to ``method`` with ``metadata``, without
+        ``grpc-timeout``."""
         ...
 
     @property
     def request_compression(self) -> str | None:
         """``"gzip"`` when request messages are compressed, None when they go as they are."""
         ...
+
 
 _FLUSH_EVERY = 1 << 20  # bytes of request DATA queued in h2 before writing them out
 
@@ -146,15 +150,14 @@ class Call:
     async def _start(self, first_message: bytes | memoryview | None, end: bool) -> None:
         """Open the stream (connecting if needed) and send the first message and END_STREAM if asked."""
         conn = await self._channel.connection()
-        headers = self._channel.request_headers(self._method, self._metadata)
-        if self._deadline is not None:
-            remaining = max(self._deadline - anyio.current_time(), 0.0)
-            headers = [*headers, (b"grpc-timeout", encode_timeout(remaining).encode("ascii"))]
         if not conn.has_stream_slot():
             await conn.wait_until(None, conn.has_stream_slot)
             if conn.failure is not None:
                 raise _copy_error(conn.failure)
-        state = conn.open_stream(headers, end_stream=end and first_message is None)
+        block = self._channel.request_block(self._method, self._metadata)
+        if self._deadline is not None:
+            block += encode_timeout_header(max(self._deadline - anyio.current_time(), 0.0))
+        state = conn.open_stream(block, end_stream=end and first_message is None)
         self._conn, self._state = conn, state
         if first_message is not None:
             await self._send_message(first_message, end)
@@ -269,10 +272,8 @@ class Call:
                 raise GrpcStatusError(problem[0], problem[1], self._endpoint, self._method)
         if state.reset_code is not None and not state.ended:
             # A reset after END_STREAM (e.g. NO_ERROR: "stop sending") does not change the outcome.
-            try:
-                reason = ErrorCodes(state.reset_code).name
-            except ValueError:
-                reason = str(state.reset_code)
+            code = error_code(state.reset_code)
+            reason = code.name if isinstance(code, ErrorCode) else str(code)
             raise TransportError(f"server reset the stream of {self._method} ({reason})", self._endpoint)
         status = response_status(header_dict(state.trailers)) if state.trailers else response_status(headers)
         if status is None:
