@@ -28,6 +28,7 @@ from pingthings.server import Server
 from pingthings.server.listener import bind_listener, start_listening
 from pingthings.server.service.codec import PassThroughCodec
 from pingthings.server.service.direct_send import direct_sender
+from pingthings.timeseries.transport.direct_write import direct_writer
 from pingthings.timeseries.transport.tls_buffer import tls_read_buffer
 
 POINTS = 400_000  # a raw read of several MiB: many TLS records, direct sends of large replies
@@ -112,7 +113,7 @@ async def test_grpclib_server_listener_is_reached() -> None:
 
 
 def test_every_fast_path_has_a_check_here() -> None:
-    checked = {"tls-drain", "direct-send", "server-listener"}
+    checked = {"tls-drain", "direct-write", "direct-send", "server-listener"}
     assert set(FAST_PATHS) == checked
 
 
@@ -122,12 +123,12 @@ def test_a_fallback_is_logged_once_at_debug_level(caplog: pytest.LogCaptureFixtu
     stale = types.SimpleNamespace()  # a grpclib stream without any of the expected internals
     assert direct_sender(stale) is None  # type: ignore[arg-type]
     assert direct_sender(stale) is None  # type: ignore[arg-type]
-    report_fallback("tls-drain", "a stand-in reason")
+    assert direct_writer(stale) is None  # type: ignore[arg-type]  # not an anyio stream
     report_fallback("direct-send", "again")
     records = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "pingthings.fastpaths"]
     assert [level for level, _ in records] == [logging.DEBUG, logging.DEBUG]
-    assert "'direct-send'" in records[0][1] and "'tls-drain'" in records[1][1]
-    assert fallbacks_taken() == {"direct-send", "tls-drain"}
+    assert "'direct-send'" in records[0][1] and "'direct-write'" in records[1][1]
+    assert fallbacks_taken() == {"direct-send", "direct-write"}
     forget_fallbacks()
 
 
@@ -136,6 +137,31 @@ def test_tls_buffer_fallback_when_anyio_hides_it() -> None:
     assert tls_read_buffer(types.SimpleNamespace()) is None  # type: ignore[arg-type]
     assert fallbacks_taken() == {"tls-drain"}
     forget_fallbacks()
+
+
+@pytest.mark.anyio
+async def test_plain_tcp_streams_get_a_direct_writer() -> None:
+    received = bytearray()
+    arrived = anyio.Event()
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with anyio.create_task_group() as tg:
+
+            async def serve(peer: anyio.abc.SocketStream) -> None:
+                async with peer:
+                    received.extend(await peer.receive())
+                    arrived.set()
+
+            tg.start_soon(listener.serve, serve)
+            async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+                write = direct_writer(stream)
+                assert write is not None
+                assert write(b"direct") == 6
+                with anyio.fail_after(10):
+                    await arrived.wait()
+            tg.cancel_scope.cancel()
+    assert bytes(received) == b"direct"
+    assert "direct-write" not in fallbacks_taken()
 
 
 # grpclib servers run on asyncio only.

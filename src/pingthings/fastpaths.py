@@ -1,7 +1,7 @@
 """The record of fast paths that rely on other libraries' private attributes.
 
 A few hot paths reach into h2, grpclib or anyio internals (direct reply sends, reading anyio's TLS
-buffer, the gRPC server's listening socket).
+buffer, writing past anyio's socket stream, the gRPC server's listening socket).
 Each checks what it needs first and, when the library no longer looks as expected, falls back to the
 library's public behaviour: slower, never wrong. :func:`report_fallback` is how a fast path says so:
 one debug-level log line per fast path and process (the logger is ``pingthings.fastpaths``), and a
@@ -21,6 +21,7 @@ log = logging.getLogger("pingthings.fastpaths")
 #: The fast paths, by the name each reports under, with the library internals each one relies on.
 FAST_PATHS: dict[str, str] = {
     "tls-drain": "anyio TLSStream._read_bio",
+    "direct-write": "anyio asyncio SocketStream._transport and _protocol.write_event",
     "direct-send": "grpclib server Stream._stream, _dispatch, ... and h2 _prepare_for_sending",
     "server-listener": "grpclib Server._server",
 }

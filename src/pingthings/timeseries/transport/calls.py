@@ -52,6 +52,16 @@ class CallSite(Protocol):
 _FLUSH_EVERY = 1 << 20  # bytes of request DATA queued in h2 before writing them out
 
 
+_PLAIN_REPLY_HEADERS = (
+    [(b":status", b"200"), (b"content-type", b"application/grpc")],
+    [(b":status", b"200"), (b"content-type", b"application/grpc+proto")],
+)
+"""The reply headers of most gRPC servers, accepted without building a dict."""
+
+_OK_TRAILERS = [(b"grpc-status", b"0")]
+"""The trailers of a successful call from most servers."""
+
+
 def _copy_error(error: BaseException) -> BaseException:
     """A fresh instance of a stored error, so each task raising it gets its own traceback."""
     return error.fresh() if isinstance(error, TransportError) else error
@@ -211,10 +221,14 @@ class Call:
 
     # ------------------------------------------------------------------ receiving
 
-    async def _receive(self) -> bytes | memoryview | None:
-        """Return the next reply message, or None once the server ended the call with status OK."""
-        # Honour a pending cancellation even when a message is already queued (no scheduling cost).
-        await anyio.lowlevel.checkpoint_if_cancelled()
+    async def _receive(self, checkpoint: bool = True) -> bytes | memoryview | None:
+        """Return the next reply message, or None once the server ended the call with status OK.
+
+        Unless ``checkpoint`` is false, a pending cancellation is honoured even when a message is
+        already queued (no scheduling cost).
+        """
+        if checkpoint:
+            await anyio.lowlevel.checkpoint_if_cancelled()
         while True:
             state, conn = self._state, self._conn
             assert state is not None and conn is not None
@@ -242,6 +256,8 @@ class Call:
         state = self._state
         assert state is not None and state.headers is not None
         self._headers_checked = True
+        if state.headers in _PLAIN_REPLY_HEADERS:
+            return
         problem = check_response_headers(header_dict(state.headers))
         if problem is not None:
             raise GrpcStatusError(problem[0], problem[1], self._endpoint, self._method)
@@ -265,6 +281,15 @@ class Call:
         assert state is not None
         if state.error is not None:
             raise _copy_error(state.error)
+        if state.trailers == _OK_TRAILERS and self._headers_checked and state.ended:
+            if state.reader.partial:
+                raise GrpcStatusError(
+                    GrpcStatus.INTERNAL,
+                    "server ended the call in the middle of a message",
+                    self._endpoint,
+                    self._method,
+                )
+            return  # the usual end: checked headers, then trailers saying only "OK"
         headers = header_dict(state.headers) if state.headers is not None else {}
         if state.headers is not None:
             problem = check_response_headers(headers)
@@ -288,6 +313,12 @@ class Call:
             raise self._deadline_error(f"server: {status[1]}" if status[1] else "reported by the server")
         if status[0] != 0:
             raise GrpcStatusError(status[0], status[1], self._endpoint, self._method)
+        self._fail_if_partial()
+
+    def _fail_if_partial(self) -> None:
+        """Raise if the server ended the call with part of a message still buffered."""
+        state = self._state
+        assert state is not None
         if state.reader.partial:
             raise GrpcStatusError(
                 GrpcStatus.INTERNAL,
@@ -347,7 +378,7 @@ class UnaryCall(Call):
             raise GrpcStatusError(
                 GrpcStatus.INTERNAL, "server sent no reply message", self._endpoint, self._method
             )
-        extra = await self._receive()
+        extra = await self._receive(checkpoint=False)  # the first receive was the cancellation point
         if extra is not None:
             raise GrpcStatusError(
                 GrpcStatus.INTERNAL, "server sent more than one reply message", self._endpoint, self._method

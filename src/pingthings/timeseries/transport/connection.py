@@ -30,6 +30,7 @@ import anyio.streams.tls
 
 from pingthings.wire.http2.frames import ConnectionProtocolError, ErrorCode, error_code
 
+from .direct_write import direct_writer
 from .errors import (
     LOW_LEVEL_ERRORS,
     PeerUnresponsiveError,
@@ -100,6 +101,7 @@ class Connection:
     ) -> None:
         self._stream = stream
         self._raw_socket = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        self._direct_write = direct_writer(stream)
         self._is_tls = isinstance(stream, anyio.streams.tls.TLSStream)
         self._read_bio = tls_read_buffer(stream) if isinstance(stream, anyio.streams.tls.TLSStream) else None
         self.endpoint = endpoint
@@ -209,6 +211,17 @@ class Connection:
         """Write bytes to the socket, shielded; a failure or a blocked write kills the connection."""
         if not data or self._closed or self._failure is not None:
             return
+        direct = self._direct_write
+        if direct is not None:
+            try:
+                with translate_errors(self.endpoint, "sending"):
+                    sent = direct(data)
+            except TransportError as exc:
+                self.fail(exc)
+                return
+            if sent == len(data):
+                return  # the usual case: no await, no scope
+            data = data[sent:]  # the socket is full (rare): anyio's send waits for the rest
         # One scope: shielded from the caller's cancellation, yet ended by its own deadline.
         with anyio.CancelScope(shield=True, deadline=anyio.current_time() + WRITE_TIMEOUT) as scope:
             try:
