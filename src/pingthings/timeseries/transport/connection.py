@@ -279,7 +279,7 @@ class Connection:
         if self._failure is None and not self._closed:
             with contextlib.suppress(TransportError):
                 await self.flush()
-        self._wake(None)
+        self._wake(set())  # a stream slot came free: only the tasks waiting for one need to look
         if self._retire_when_idle and not self.streams:
             await self.aclose()
 

@@ -222,7 +222,11 @@ class ClientProtocol:
     # ------------------------------------------------------------------ receiving
 
     def receive(self, data: bytes | memoryview) -> set[int] | None:
-        """Process received bytes; return the ids of the streams that changed (None: wake everybody).
+        """Process received bytes; return the ids of the streams that changed (None: all of them).
+
+        A stream that ended frees a slot; the tasks waiting for one wait on the connection, not on a
+        stream, and are woken after every read anyway, so only the stream's own waiter is named. With
+        many calls in flight, waking them all at every stream end cost O(calls) task switches per end.
 
         Raises
         ------
@@ -248,17 +252,19 @@ class ClientProtocol:
                     self.saw_content = True
                     self._on_headers(state, headers, flags & fr.END_STREAM != 0)
                     touched.add(stream_id)
-                    if state.closed:
-                        wake_all = True
                 elif kind == fr.RST_STREAM:
-                    wake_all |= self._on_reset(stream_id, payload)
+                    if self._on_reset(stream_id, payload):
+                        touched.add(stream_id)
                 elif kind == fr.SETTINGS:
                     if not flags & fr.ACK:
                         self._on_settings(payload)
                         wake_all = True
                 elif kind == fr.WINDOW_UPDATE:
                     self._on_window_update(stream_id, payload)
-                    wake_all = True
+                    if stream_id:
+                        touched.add(stream_id)
+                    else:
+                        wake_all = True  # every stream may send more
                 elif kind == fr.PING:
                     if not flags & fr.ACK:
                         self._out.append(fr.ping(bytes(payload), True))
