@@ -139,7 +139,9 @@ def _as_bytes(request: bytes | bytearray | memoryview | betterproto2.Message) ->
         kind = type(request)
         fieldless = _FIELDLESS.get(kind)
         if fieldless is None:
-            fieldless = _FIELDLESS[kind] = not dataclasses.fields(request)
+            fieldless = _FIELDLESS[kind] = dataclasses.is_dataclass(request) and not dataclasses.fields(
+                request
+            )
         return b"" if fieldless else bytes(request)  # e.g. InfoParams: no encoder run per call
     raise TypeError(f"a request must be bytes or a message, got {type(request).__name__}")
 
