@@ -187,19 +187,22 @@ class Connection:
     async def flush(self) -> None:
         """Send everything queued; shielded from cancellation, bounded by :data:`WRITE_TIMEOUT`.
 
-        Bytes are always taken out of the protocol state by the task holding the send lock, so they reach
-        the socket in the order they were queued.
+        Bytes are taken out of the protocol state either by a task that writes them all at once without
+        an ``await`` (:meth:`_write_now`) or by the task holding the send lock, so they reach the socket
+        in the order they were queued.
         """
         lock = self._send_lock
         if not lock.locked():
             data = self._proto.data_to_send()
             if not data:
                 return
-            lock.acquire_nowait()
-            try:
-                await self._write(data)
-            finally:
-                lock.release()
+            rest = self._write_now(data)
+            if rest:
+                lock.acquire_nowait()
+                try:
+                    await self._write(rest)
+                finally:
+                    lock.release()
         else:
             with anyio.CancelScope(shield=True):
                 async with lock:
@@ -207,22 +210,28 @@ class Connection:
         if self._failure is not None:
             raise self._failure.fresh()
 
+    def _write_now(self, data: bytes) -> bytes:
+        """Hand ``data`` to the socket without waiting (:mod:`.direct_write`); return what is left."""
+        direct = self._direct_write
+        if direct is None or self._closed or self._failure is not None:
+            return data
+        try:
+            with translate_errors(self.endpoint, "sending"):
+                sent = direct(data)
+        except TransportError as exc:
+            self.fail(exc)
+            return b""
+        return data[sent:] if sent else data  # the usual case: everything went, no await, no scope
+
     async def _write(self, data: bytes) -> None:
         """Write bytes to the socket, shielded; a failure or a blocked write kills the connection."""
         if not data or self._closed or self._failure is not None:
             return
-        direct = self._direct_write
-        if direct is not None:
-            try:
-                with translate_errors(self.endpoint, "sending"):
-                    sent = direct(data)
-            except TransportError as exc:
-                self.fail(exc)
-                return
-            if sent == len(data):
-                return  # the usual case: no await, no scope
-            data = data[sent:]  # the socket is full (rare): anyio's send waits for the rest
-        # One scope: shielded from the caller's cancellation, yet ended by its own deadline.
+        data = self._write_now(data)
+        if not data:
+            return
+        # The socket is full (rare): one scope, shielded from the caller's cancellation, yet ended by its
+        # own deadline, while anyio's send waits to write the rest.
         with anyio.CancelScope(shield=True, deadline=anyio.current_time() + WRITE_TIMEOUT) as scope:
             try:
                 with translate_errors(self.endpoint, "sending"):

@@ -72,7 +72,13 @@ class MessageReader:
         out: list[memoryview | bytes] = []
         if not len(data):
             return out
-        self._queue.append(memoryview(data).cast("B"))
+        view = memoryview(data).cast("B")
+        if self._need < 0 and not self._queue.size and len(view) >= PREFIX_SIZE:
+            # The usual small reply: exactly one whole uncompressed message in one DATA frame.
+            flag, length = PREFIX.unpack_from(view)
+            if flag == 0 and length == len(view) - PREFIX_SIZE and length <= self._max:
+                return [view[PREFIX_SIZE:]]
+        self._queue.append(view)
         while True:
             if self._need < 0:
                 if self._queue.size < PREFIX_SIZE:
