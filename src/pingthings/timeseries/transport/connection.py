@@ -121,6 +121,7 @@ class Connection:
         self._waiters: dict[anyio.Event, int] = {}
         self._failure: TransportError | None = None
         self._goaway = False
+        self._goaway_seen: tuple[int, int, bytes] | None = None  # the GOAWAY last acted upon
         self._closed = False
         self._ping_outstanding = False
         self._last_ping: float | None = None
@@ -389,7 +390,10 @@ class Connection:
         if proto.saw_content:
             proto.saw_content = False
             self._quiet_pings = 0
-        if proto.goaway is not None and not self._goaway:
+        if proto.goaway is not None and proto.goaway != self._goaway_seen:
+            # Every GOAWAY counts: a graceful shutdown sends one with the largest stream id first and the
+            # real last stream later.
+            self._goaway_seen = proto.goaway
             self._on_goaway(*proto.goaway)
         return touched
 
