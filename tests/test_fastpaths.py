@@ -17,8 +17,6 @@ from pathlib import Path
 
 import anyio
 import anyio.streams.tls
-import h2.config
-import h2.connection
 import numpy as np
 import pytest
 import trustme
@@ -26,7 +24,7 @@ import trustme
 import pingthings.timeseries as pt
 from pingthings.fastpaths import FAST_PATHS, fallbacks_taken, forget_fallbacks, report_fallback
 from pingthings.server import Server
-from pingthings.timeseries.transport import frame_buffer, goaway_drain
+from pingthings.timeseries.transport.direct_write import direct_writer
 from pingthings.timeseries.transport.tls_buffer import tls_read_buffer
 
 POINTS = 400_000  # a raw read of several MiB: many TLS records, direct sends of large replies
@@ -55,15 +53,11 @@ def tls_server(
         yield srv
 
 
-def _h2_client() -> h2.connection.H2Connection:
-    return h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-
-
 @pytest.mark.anyio
 async def test_real_traffic_through_every_fast_path_takes_no_fallback(
     tls_server: Server, tls_files: tuple[Path, Path, Path]
 ) -> None:
-    # Every client connection goes through the frame buffer and the GOAWAY drain; every TLS connection
+    # Every client connection writes through the direct writer and every TLS connection reads
     # through the TLS buffer. Any of them that cannot work reports a fallback.
     times = np.arange(POINTS, dtype=np.int64) * 1_000 + 10**15
     values = np.sin(np.arange(POINTS) / 100.0)
@@ -76,16 +70,6 @@ async def test_real_traffic_through_every_fast_path_takes_no_fallback(
         await client.aclose()
     assert np.array_equal(table.column("value").to_numpy(), values)
     assert fallbacks_taken() == frozenset()
-
-
-def test_zero_copy_frame_buffer_installs() -> None:
-    conn = _h2_client()
-    assert frame_buffer.install(conn)
-    assert type(conn.incoming_buffer) is frame_buffer.ZeroCopyFrameBuffer
-
-
-def test_goaway_drain_installs() -> None:
-    assert goaway_drain.allow_draining(_h2_client())
 
 
 @pytest.mark.anyio
@@ -104,23 +88,22 @@ async def test_anyio_tls_stream_has_the_read_buffer(
 
 
 def test_every_fast_path_has_a_check_here() -> None:
-    checked = {"zero-copy-frames", "goaway-drain", "tls-drain"}
+    checked = {"tls-drain", "direct-write"}
     assert set(FAST_PATHS) == checked
 
 
 def test_a_fallback_is_logged_once_at_debug_level(caplog: pytest.LogCaptureFixture) -> None:
     forget_fallbacks()
     caplog.set_level(logging.DEBUG, logger="pingthings.fastpaths")
-    assert tls_read_buffer(types.SimpleNamespace()) is None  # type: ignore[arg-type]
-    assert tls_read_buffer(types.SimpleNamespace()) is None  # type: ignore[arg-type]
-    conn = _h2_client()
-    conn.incoming_buffer.add_data(b"\x00")  # bytes already received: the buffer must not be swapped
-    assert not frame_buffer.install(conn)
+    stale = types.SimpleNamespace()  # neither a TLS stream nor an anyio socket stream
+    assert tls_read_buffer(stale) is None  # type: ignore[arg-type]
+    assert tls_read_buffer(stale) is None  # type: ignore[arg-type]
+    assert direct_writer(stale) is None  # type: ignore[arg-type]
     report_fallback("tls-drain", "again")
     records = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "pingthings.fastpaths"]
     assert [level for level, _ in records] == [logging.DEBUG, logging.DEBUG]
-    assert "'tls-drain'" in records[0][1] and "'zero-copy-frames'" in records[1][1]
-    assert fallbacks_taken() == {"tls-drain", "zero-copy-frames"}
+    assert "'tls-drain'" in records[0][1] and "'direct-write'" in records[1][1]
+    assert fallbacks_taken() == {"tls-drain", "direct-write"}
     forget_fallbacks()
 
 
@@ -129,3 +112,28 @@ def test_tls_buffer_fallback_when_anyio_hides_it() -> None:
     assert tls_read_buffer(types.SimpleNamespace()) is None  # type: ignore[arg-type]
     assert fallbacks_taken() == {"tls-drain"}
     forget_fallbacks()
+
+
+@pytest.mark.anyio
+async def test_plain_tcp_streams_get_a_direct_writer() -> None:
+    received = bytearray()
+    arrived = anyio.Event()
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with anyio.create_task_group() as tg:
+
+            async def serve(peer: anyio.abc.SocketStream) -> None:
+                async with peer:
+                    received.extend(await peer.receive())
+                    arrived.set()
+
+            tg.start_soon(listener.serve, serve)
+            async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+                write = direct_writer(stream)
+                assert write is not None
+                assert write(b"direct") == 6
+                with anyio.fail_after(10):
+                    await arrived.wait()
+            tg.cancel_scope.cancel()
+    assert bytes(received) == b"direct"
+    assert "direct-write" not in fallbacks_taken()

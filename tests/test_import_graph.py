@@ -175,7 +175,7 @@ def test_the_graph_is_read() -> None:
     graph = _import_graph()
     assert "pingthings.wire.devices" in graph["pingthings.server.metadata.devices"]
     assert (
-        "pingthings.timeseries.transport.frame_buffer" in graph["pingthings.timeseries.transport.connection"]
+        "pingthings.timeseries.transport.http2_client" in graph["pingthings.timeseries.transport.connection"]
     )
 
 

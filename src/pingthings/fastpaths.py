@@ -1,8 +1,8 @@
 """The record of fast paths that rely on other libraries' private attributes.
 
-A few hot paths of the client reach into h2, hyperframe or anyio internals (zero-copy DATA frames,
-draining after GOAWAY, reading anyio's TLS buffer); the embedded server uses none since it runs on
-its own HTTP/2 layer (``pingthings.wire.http2``).
+A few hot paths of the client reach into anyio internals (reading anyio's TLS buffer, writing past
+anyio's socket stream); the embedded server uses none since it runs on its own HTTP/2 layer
+(``pingthings.wire.http2``).
 Each checks what it needs first and, when the library no longer looks as expected, falls back to the
 library's public behaviour: slower, never wrong. :func:`report_fallback` is how a fast path says so:
 one debug-level log line per fast path and process (the logger is ``pingthings.fastpaths``), and a
@@ -21,9 +21,8 @@ log = logging.getLogger("pingthings.fastpaths")
 
 #: The fast paths, by the name each reports under, with the library internals each one relies on.
 FAST_PATHS: dict[str, str] = {
-    "zero-copy-frames": "h2 H2Connection._frame_dispatch_table, incoming_buffer and FrameBuffer internals",
-    "goaway-drain": "h2 H2Connection.state_machine._transitions",
     "tls-drain": "anyio TLSStream._read_bio",
+    "direct-write": "anyio asyncio SocketStream._transport and _protocol.write_event",
 }
 
 _taken: set[str] = set()

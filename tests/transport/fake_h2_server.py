@@ -24,6 +24,8 @@ import h2.settings
 from h2.errors import ErrorCodes
 
 from pingthings.timeseries.transport.framing import MessageReader, frame_message
+from pingthings.wire.http2 import frames
+from pingthings.wire.http2.hpack import HeaderEncoder
 
 
 @dataclasses.dataclass
@@ -38,6 +40,10 @@ class Script:
     hold_settings_until_streams: int = 0  # send nothing, SETTINGS included, until this many streams opened
     too_many_streams: bool = False  # set when the client opened more streams than the server allows
     reply_encoding: bytes | None = None  # the grpc-encoding header of every reply, if any
+    # On the first connection, once this many requests have arrived: GOAWAY(last = 2^31-1), the reply to the
+    # first request and a PING; once the client has answered the PING (so it read all that),
+    # GOAWAY(last = the first request's stream): the later requests are never processed.
+    two_step_goaway_after: int = 0
     request_headers: list[dict[bytes, bytes]] = dataclasses.field(default_factory=list)  # as received
     ping_acks: int = 0
     changed: anyio.Event = dataclasses.field(default_factory=anyio.Event)
@@ -140,12 +146,22 @@ async def serve_connection(stream: anyio.abc.ByteStream, script: Script) -> None
                     )
                     conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 elif isinstance(event, h2.events.StreamEnded) and event.stream_id in readers:
+                    if script.two_step_goaway_after and number == 1:
+                        deferred.append(event.stream_id)
+                        if len(deferred) == script.two_step_goaway_after:
+                            await send_pending()
+                            await stream.send(_two_step_goaway(deferred[0], requests[deferred[0]]))
+                            script.streams_answered += 1
+                        continue
                     if holding:  # answered once SETTINGS go out: the stream stays open until then
                         deferred.append(event.stream_id)
                         continue
                     answer(event.stream_id)
                     replied = True
                 elif isinstance(event, h2.events.PingAckReceived):
+                    if event.ping_data == b"goaway-1":
+                        await stream.send(frames.goaway(deferred[0], 0))
+                        continue
                     script.ping_acks += 1
                     script.note()
             if holding:
@@ -155,6 +171,22 @@ async def serve_connection(stream: anyio.abc.ByteStream, script: Script) -> None
                         answer(sid)
             if not holding and (replied or not script.hold_output_until_reply):
                 await send_pending()
+
+
+def _two_step_goaway(first: int, messages: list[bytes]) -> bytes:
+    """A graceful shutdown as grpc-go does it, built by hand (h2 sends nothing after its own GOAWAY)."""
+    encoder = HeaderEncoder()
+    head = encoder.encode([(b":status", b"200"), (b"content-type", b"application/grpc")])
+    body = b"".join(frame_message(b"echo:" + m) for m in messages)
+    return b"".join(
+        [
+            frames.goaway(2**31 - 1, 0),
+            *frames.headers_frames(first, head, False, 16384),
+            frames.data_header(first, len(body), False) + body,
+            *frames.headers_frames(first, encoder.encode([(b"grpc-status", b"0")]), True, 16384),
+            frames.ping(b"goaway-1", False),
+        ]
+    )
 
 
 async def start(task_group: anyio.abc.TaskGroup, script: Script) -> int:

@@ -54,3 +54,15 @@ def test_invalid_flag_is_rejected() -> None:
 def test_message_above_limit_is_rejected_before_buffering() -> None:
     with pytest.raises(FramingError, match="above the limit"):
         MessageReader(10).feed(PREFIX.pack(0, 11))
+
+
+def test_one_whole_message_comes_back_as_a_view_of_the_received_bytes() -> None:
+    received = frame_message(b"reply")
+    out = MessageReader(1 << 20).feed(received)
+    assert len(out) == 1 and isinstance(out[0], memoryview)
+    assert out[0].obj is received and bytes(out[0]) == b"reply"
+
+
+def test_the_size_limit_holds_for_a_whole_message_too() -> None:
+    with pytest.raises(FramingError, match="above the limit"):
+        MessageReader(4).feed(frame_message(b"12345"))

@@ -33,6 +33,26 @@ async def test_goaway_before_processing_a_server_stream_is_retried() -> None:
     assert script.connections == 2
 
 
+async def test_a_second_goaway_refuses_the_streams_above_its_last_id() -> None:
+    # grpc-go's graceful shutdown: GOAWAY(2^31-1), finish some streams, GOAWAY(last processed stream).
+    script = fake_h2_server.Script(two_step_goaway_after=2)
+    results: dict[bytes, bytes] = {}
+    async with anyio.create_task_group() as tg:
+        port = await fake_h2_server.start(tg, script)
+        async with Channel("127.0.0.1", port) as ch:
+
+            async def one(request: bytes) -> None:
+                results[request] = await ch.unary("/t.S/M", request, timeout=5)
+
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as calls:
+                    calls.start_soon(one, b"a")
+                    calls.start_soon(one, b"b")
+        tg.cancel_scope.cancel()
+    assert results == {b"a": b"echo:a", b"b": b"echo:b"}
+    assert script.connections == 2  # the refused call went again on a new connection
+
+
 async def test_refused_stream_is_retried_once() -> None:
     script = fake_h2_server.Script(refuse_first_stream=True)
     async with anyio.create_task_group() as tg:

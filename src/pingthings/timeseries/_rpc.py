@@ -28,6 +28,7 @@ The functions depend only on the small :class:`CallTarget` protocol, never on th
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from collections.abc import AsyncIterator
@@ -127,11 +128,21 @@ def method_path(method: str, service: str = BTRDB_SERVICE) -> str:
     return f"/{service}/{method}"
 
 
+_FIELDLESS: dict[type, bool] = {}
+"""Whether a message class has no fields at all (its encoding is always empty), by class."""
+
+
 def _as_bytes(request: bytes | bytearray | memoryview | betterproto2.Message) -> bytes:
     if isinstance(request, bytes | bytearray | memoryview):
         return bytes(request)
     if isinstance(request, betterproto2.Message):
-        return bytes(request)
+        kind = type(request)
+        fieldless = _FIELDLESS.get(kind)
+        if fieldless is None:
+            fieldless = _FIELDLESS[kind] = dataclasses.is_dataclass(request) and not dataclasses.fields(
+                request
+            )
+        return b"" if fieldless else bytes(request)  # e.g. InfoParams: no encoder run per call
     raise TypeError(f"a request must be bytes or a message, got {type(request).__name__}")
 
 

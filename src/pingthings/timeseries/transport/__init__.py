@@ -1,4 +1,4 @@
-"""anyio-native gRPC client channel on h2, for asyncio and trio alike.
+"""anyio-native gRPC client channel on our own HTTP/2 client state, for asyncio and trio alike.
 
 >>> ch = Channel("localhost", 4410, metadata=(("authorization", "Bearer key"),))
 >>> reply = await ch.unary("/v5api.BTrDB/Info", request_bytes, timeout=5)        # doctest: +SKIP

@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
 import anyio.lowlevel
-from h2.errors import ErrorCodes
+
+from pingthings.wire.http2.frames import ErrorCode, error_code
 
 from .compression import compress_request
-from .connection import Connection, StreamState
+from .connection import Connection
 from .errors import GrpcStatus, GrpcStatusError, TransportError
 from .framing import PREFIX
-from .metadata import check_response_headers, encode_timeout, header_dict, response_status
+from .metadata import check_response_headers, encode_timeout_header, header_dict, response_status
+from .stream_state import StreamState
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -36,8 +38,9 @@ class CallSite(Protocol):
         """The connection a new call should use (opened or replaced as needed)."""
         ...
 
-    def request_headers(self, method: str, metadata: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        """The request headers of a call to ``method`` with ``metadata``, without ``grpc-timeout``."""
+    def request_block(self, method: str, metadata: list[tuple[bytes, bytes]]) -> bytes:
+        """The encoded request header block of a call to ``method`` with ``metadata``, without
+        ``grpc-timeout``."""
         ...
 
     @property
@@ -45,7 +48,18 @@ class CallSite(Protocol):
         """``"gzip"`` when request messages are compressed, None when they go as they are."""
         ...
 
+
 _FLUSH_EVERY = 1 << 20  # bytes of request DATA queued in h2 before writing them out
+
+
+_PLAIN_REPLY_HEADERS = (
+    [(b":status", b"200"), (b"content-type", b"application/grpc")],
+    [(b":status", b"200"), (b"content-type", b"application/grpc+proto")],
+)
+"""The reply headers of most gRPC servers, accepted without building a dict."""
+
+_OK_TRAILERS = [(b"grpc-status", b"0")]
+"""The trailers of a successful call from most servers."""
 
 
 def _copy_error(error: BaseException) -> BaseException:
@@ -146,15 +160,14 @@ class Call:
     async def _start(self, first_message: bytes | memoryview | None, end: bool) -> None:
         """Open the stream (connecting if needed) and send the first message and END_STREAM if asked."""
         conn = await self._channel.connection()
-        headers = self._channel.request_headers(self._method, self._metadata)
-        if self._deadline is not None:
-            remaining = max(self._deadline - anyio.current_time(), 0.0)
-            headers = [*headers, (b"grpc-timeout", encode_timeout(remaining).encode("ascii"))]
         if not conn.has_stream_slot():
             await conn.wait_until(None, conn.has_stream_slot)
             if conn.failure is not None:
                 raise _copy_error(conn.failure)
-        state = conn.open_stream(headers, end_stream=end and first_message is None)
+        block = self._channel.request_block(self._method, self._metadata)
+        if self._deadline is not None:
+            block += encode_timeout_header(max(self._deadline - anyio.current_time(), 0.0))
+        state = conn.open_stream(block, end_stream=end and first_message is None)
         self._conn, self._state = conn, state
         if first_message is not None:
             await self._send_message(first_message, end)
@@ -208,10 +221,14 @@ class Call:
 
     # ------------------------------------------------------------------ receiving
 
-    async def _receive(self) -> bytes | memoryview | None:
-        """Return the next reply message, or None once the server ended the call with status OK."""
-        # Honour a pending cancellation even when a message is already queued (no scheduling cost).
-        await anyio.lowlevel.checkpoint_if_cancelled()
+    async def _receive(self, checkpoint: bool = True) -> bytes | memoryview | None:
+        """Return the next reply message, or None once the server ended the call with status OK.
+
+        Unless ``checkpoint`` is false, a pending cancellation is honoured even when a message is
+        already queued (no scheduling cost).
+        """
+        if checkpoint:
+            await anyio.lowlevel.checkpoint_if_cancelled()
         while True:
             state, conn = self._state, self._conn
             assert state is not None and conn is not None
@@ -239,6 +256,8 @@ class Call:
         state = self._state
         assert state is not None and state.headers is not None
         self._headers_checked = True
+        if state.headers in _PLAIN_REPLY_HEADERS:
+            return
         problem = check_response_headers(header_dict(state.headers))
         if problem is not None:
             raise GrpcStatusError(problem[0], problem[1], self._endpoint, self._method)
@@ -262,6 +281,15 @@ class Call:
         assert state is not None
         if state.error is not None:
             raise _copy_error(state.error)
+        if state.trailers == _OK_TRAILERS and self._headers_checked and state.ended:
+            if state.reader.partial:
+                raise GrpcStatusError(
+                    GrpcStatus.INTERNAL,
+                    "server ended the call in the middle of a message",
+                    self._endpoint,
+                    self._method,
+                )
+            return  # the usual end: checked headers, then trailers saying only "OK"
         headers = header_dict(state.headers) if state.headers is not None else {}
         if state.headers is not None:
             problem = check_response_headers(headers)
@@ -269,10 +297,8 @@ class Call:
                 raise GrpcStatusError(problem[0], problem[1], self._endpoint, self._method)
         if state.reset_code is not None and not state.ended:
             # A reset after END_STREAM (e.g. NO_ERROR: "stop sending") does not change the outcome.
-            try:
-                reason = ErrorCodes(state.reset_code).name
-            except ValueError:
-                reason = str(state.reset_code)
+            code = error_code(state.reset_code)
+            reason = code.name if isinstance(code, ErrorCode) else str(code)
             raise TransportError(f"server reset the stream of {self._method} ({reason})", self._endpoint)
         status = response_status(header_dict(state.trailers)) if state.trailers else response_status(headers)
         if status is None:
@@ -287,6 +313,12 @@ class Call:
             raise self._deadline_error(f"server: {status[1]}" if status[1] else "reported by the server")
         if status[0] != 0:
             raise GrpcStatusError(status[0], status[1], self._endpoint, self._method)
+        self._fail_if_partial()
+
+    def _fail_if_partial(self) -> None:
+        """Raise if the server ended the call with part of a message still buffered."""
+        state = self._state
+        assert state is not None
         if state.reader.partial:
             raise GrpcStatusError(
                 GrpcStatus.INTERNAL,
@@ -346,7 +378,7 @@ class UnaryCall(Call):
             raise GrpcStatusError(
                 GrpcStatus.INTERNAL, "server sent no reply message", self._endpoint, self._method
             )
-        extra = await self._receive()
+        extra = await self._receive(checkpoint=False)  # the first receive was the cancellation point
         if extra is not None:
             raise GrpcStatusError(
                 GrpcStatus.INTERNAL, "server sent more than one reply message", self._endpoint, self._method

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import anyio
 
+from pingthings.wire.http2.hpack import HeaderEncoder
+
 from .calls import BidiCall, ServerStreamCall, UnaryCall
 from .compression import check_request_compression
 from .connection import Connection
@@ -108,7 +110,8 @@ class Channel:
             "keepalive_interval": keepalive_interval,
             "max_message_size": max_message_size,
         }
-        self._headers: dict[str, list[tuple[bytes, bytes]]] = {}
+        self._blocks: dict[str, bytes] = {}  # encoded request headers per method (channel metadata only)
+        self._encoder = HeaderEncoder()
         self._conn: Connection | None = None
         self._connect_lock: anyio.Lock | None = None
         self._connect_attempts = 0
@@ -175,26 +178,30 @@ class Channel:
         """Start a bidirectional-streaming call; use as ``async with ch.bidi(...) as call``."""
         return BidiCall(self, method, timeout, self._call_metadata(method, timeout, metadata))
 
-    def request_headers(self, method: str, metadata: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        """The request headers of a call (``grpc-timeout`` aside), built once per method for calls that
-        carry only the channel's own metadata. The caller must not change the list."""
+    def request_block(self, method: str, metadata: list[tuple[bytes, bytes]]) -> bytes:
+        """The encoded request header block of a call (``grpc-timeout`` aside), encoded once per method for
+        calls that carry only the channel's own metadata.
+
+        The encoder never uses the HPACK dynamic table, so a block stays valid on every connection.
+        """
         if metadata is not self._metadata:
-            return request_headers(
-                method=method, authority=self.authority, scheme=self.scheme, timeout=None, metadata=metadata
-            )
-        headers = self._headers.get(method)
-        if headers is None:
-            if len(self._headers) >= _MAX_CACHED_METHODS:
-                self._headers.clear()
-            headers = self._headers[method] = request_headers(
-                method=method, authority=self.authority, scheme=self.scheme, timeout=None, metadata=metadata
-            )
-        return headers
+            return self._encoder.encode(self._header_list(method, metadata))
+        block = self._blocks.get(method)
+        if block is None:
+            if len(self._blocks) >= _MAX_CACHED_METHODS:
+                self._blocks.clear()
+            block = self._blocks[method] = self._encoder.encode(self._header_list(method, metadata))
+        return block
+
+    def _header_list(self, method: str, metadata: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        return request_headers(
+            method=method, authority=self.authority, scheme=self.scheme, timeout=None, metadata=metadata
+        )
 
     def _call_metadata(
         self, method: str, timeout: float | None, metadata: Sequence[tuple[str, MetadataValue]]
     ) -> list[tuple[bytes, bytes]]:
-        if method not in self._headers:
+        if method not in self._blocks:
             validate_method(method)
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be positive or None, got {timeout}")

@@ -1,9 +1,9 @@
 """A queue of received byte chunks, read from the front as views without copying.
 
-Both layers that cut the received byte stream — HTTP/2 frames (:mod:`.frame_buffer`) and gRPC messages
-(:mod:`.framing`) — need the same thing: keep what arrived as it arrived, and hand out the next ``n``
-bytes as views of it. A piece that lies inside one chunk is one view; a piece that straddles chunks is
-the list of views of its parts, for the caller to join or pass on.
+The gRPC message layer (:mod:`.framing`) cuts the received DATA bodies into messages. It keeps what
+arrived as it arrived and hands out the next ``n`` bytes as views of it. A piece that lies inside one
+chunk is one view; a piece that straddles chunks is the list of views of its parts, for the caller to
+join or pass on.
 """
 
 from __future__ import annotations

@@ -2,14 +2,15 @@
 
 There is no background reader task. A task that needs something from the server (a message, the end of its
 stream, send window, a free stream slot) calls :meth:`Connection.wait_until`. If nobody is reading the socket,
-that task becomes the reader for one round: it receives up to :data:`READ_SIZE` bytes, feeds them to h2 and
-dispatches every resulting event to the per-stream state, all without an ``await`` between receiving and
-dispatching, so a cancelled reader never loses or half-processes a frame. Then it wakes the tasks whose
+that task becomes the reader for one round: it receives up to :data:`READ_SIZE` bytes and feeds them to the
+connection's HTTP/2 state (:class:`~.http2_client.ClientProtocol`), which applies every frame to the
+per-stream state, all without an ``await`` between receiving and processing, so a cancelled reader never
+loses or half-processes a frame. Then it wakes the tasks whose
 streams changed. When a reader leaves (satisfied, cancelled or failed) while others still wait, it hands the
 reading role to one of them.
 
-Writes go through :meth:`Connection.flush`, which drains h2's output buffer under a lock, shielded from
-cancellation (a half-written frame would corrupt the connection) but bounded by a write timeout.
+Writes go through :meth:`Connection.flush`, which drains the protocol's output buffer under a lock, shielded
+from cancellation (a half-written frame would corrupt the connection) but bounded by a write timeout.
 
 Every low-level exception is turned into :class:`~.errors.TransportError` by
 :func:`~.errors.translate_errors`; a connection-level failure is recorded once and delivered to every stream.
@@ -17,23 +18,19 @@ Every low-level exception is turned into :class:`~.errors.TransportError` by
 
 from __future__ import annotations
 
+import contextlib
 import select
 import ssl
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 import anyio.abc
 import anyio.streams.tls
-import h2.config
-import h2.connection
-import h2.events
-import h2.exceptions
-import h2.settings
-from h2.errors import ErrorCodes
 
-from . import frame_buffer, goaway_drain
+from pingthings.wire.http2.frames import ConnectionProtocolError, ErrorCode, error_code
+
+from .direct_write import direct_writer
 from .errors import (
     LOW_LEVEL_ERRORS,
     PeerUnresponsiveError,
@@ -42,8 +39,8 @@ from .errors import (
     to_transport_error,
     translate_errors,
 )
-from .framing import MessageReader
-from .header_encoder import CachingHeaderEncoder
+from .http2_client import ClientProtocol
+from .stream_state import StreamState
 from .tls_buffer import tls_read_buffer
 
 READ_SIZE = 1 << 20
@@ -70,51 +67,6 @@ STREAMS_BEFORE_SETTINGS = 100
 
 _MAX_STREAM_ID = 2**31 - 1
 _MAX_TLS_RECORD = 16_384 + 256 + 5  # largest TLS ciphertext record, header included
-
-
-def _reply_encoding(headers: list[tuple[bytes, bytes]]) -> bytes | None:
-    """The ``grpc-encoding`` of a reply's headers (None when absent)."""
-    for name, value in headers:
-        if name == b"grpc-encoding":
-            return value
-    return None
-
-
-class StreamState:
-    """Everything the connection knows about one of its streams; the call objects read it.
-
-    Attributes are written by the reader task (from h2 events) and read by the call that owns the stream.
-    """
-
-    __slots__ = (
-        "ended",
-        "error",
-        "headers",
-        "messages",
-        "reader",
-        "refused",
-        "reset_code",
-        "stream_id",
-        "trailers",
-        "unacked",
-    )
-
-    def __init__(self, stream_id: int, max_message_size: int) -> None:
-        self.stream_id = stream_id
-        self.headers: list[tuple[bytes, bytes]] | None = None
-        self.trailers: list[tuple[bytes, bytes]] | None = None
-        self.messages: deque[bytes | memoryview] = deque()
-        self.reader = MessageReader(max_message_size)
-        self.ended = False
-        self.reset_code: int | None = None
-        self.error: BaseException | None = None
-        self.refused = False
-        self.unacked = 0
-
-    @property
-    def finished(self) -> bool:
-        """True once the server will send nothing more on this stream."""
-        return self.ended or self.reset_code is not None or self.error is not None
 
 
 class Connection:
@@ -149,44 +101,27 @@ class Connection:
     ) -> None:
         self._stream = stream
         self._raw_socket = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        self._direct_write = direct_writer(stream)
         self._is_tls = isinstance(stream, anyio.streams.tls.TLSStream)
         self._read_bio = tls_read_buffer(stream) if isinstance(stream, anyio.streams.tls.TLSStream) else None
         self.endpoint = endpoint
         self._keepalive = keepalive_interval
-        self._max_message_size = max_message_size
-        # Our request headers are built and validated by metadata.py, so h2 need not re-check them per call;
-        # replies are still validated.
-        config = h2.config.H2Configuration(
-            client_side=True,
-            header_encoding=None,
-            validate_outbound_headers=False,
-            normalize_outbound_headers=False,
+        self._proto = ClientProtocol(
+            max_frame_size=max_frame_size,
+            stream_window=stream_window,
+            connection_window=connection_window,
+            max_message_size=max_message_size,
+            endpoint=endpoint,
         )
-        self._h2 = h2.connection.H2Connection(config=config)
-        self._h2.encoder = CachingHeaderEncoder()  # type: ignore[assignment]
-        frame_buffer.install(self._h2)
-        goaway_drain.allow_draining(self._h2)
-        #: Whether the server's first SETTINGS frame has arrived (until then its stream limit is unknown).
-        self._settings_known = False
-        self._h2.initiate_connection()
-        self._h2.update_settings(
-            {
-                h2.settings.SettingCodes.MAX_FRAME_SIZE: max_frame_size,
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: stream_window,
-                h2.settings.SettingCodes.ENABLE_PUSH: 0,
-            }
-        )
-        # h2 applies a new inbound frame-size limit only when the server ACKs it, and reads the limit only at
-        # the start of receive_data(): an ACK followed by a big DATA frame in one read would fail. Accepting
-        # large frames right away is safe since we announced the setting before anything else.
-        self._h2.max_inbound_frame_size = max_frame_size
-        self._h2.increment_flow_control_window(connection_window - 65_535)
-        self.streams: dict[int, StreamState] = {}
+        #: The streams of calls still running here, by id (shared with the protocol state).
+        self.streams: dict[int, StreamState] = self._proto.streams
+        self._poller: Any = None  # a poll object watching the socket, made on first use
         self._send_lock = anyio.Lock()
         self._reading = False
         self._waiters: dict[anyio.Event, int] = {}
         self._failure: TransportError | None = None
         self._goaway = False
+        self._goaway_seen: tuple[int, int, bytes] | None = None  # the GOAWAY last acted upon
         self._closed = False
         self._ping_outstanding = False
         self._last_ping: float | None = None
@@ -204,8 +139,7 @@ class Connection:
         """True if a new call may start here (alive, no GOAWAY, stream ids left, not closing)."""
         if self._failure is not None or self._goaway or self._closed or self._retire_when_idle:
             return False
-        highest = self._h2.highest_outbound_stream_id
-        return highest is None or highest < _MAX_STREAM_ID - 1000
+        return self._proto.next_stream_id < _MAX_STREAM_ID - 1000
 
     async def ready_for_new_stream(self) -> bool:
         """Like :meth:`accepts_new_streams`, but first catch up with what the server sent while idle.
@@ -239,8 +173,10 @@ class Connection:
             return False
         try:
             if hasattr(select, "poll"):  # no FD_SETSIZE limit, unlike select()
-                poller = select.poll()
-                poller.register(raw, select.POLLIN)
+                poller = self._poller
+                if poller is None:
+                    poller = self._poller = select.poll()
+                    poller.register(raw, select.POLLIN)
                 return bool(poller.poll(0))
             readable, _, _ = select.select([raw], [], [], 0)
         except (OSError, ValueError):
@@ -250,33 +186,53 @@ class Connection:
     # ------------------------------------------------------------------ writing
 
     async def flush(self) -> None:
-        """Send everything h2 has queued; shielded from cancellation, bounded by :data:`WRITE_TIMEOUT`.
+        """Send everything queued; shielded from cancellation, bounded by :data:`WRITE_TIMEOUT`.
 
-        Bytes are always taken out of h2 by the task holding the send lock, so they reach the socket in the
-        order h2 produced them.
+        Bytes are taken out of the protocol state either by a task that writes them all at once without
+        an ``await`` (:meth:`_write_now`) or by the task holding the send lock, so they reach the socket
+        in the order they were queued.
         """
         lock = self._send_lock
         if not lock.locked():
-            data = self._h2.data_to_send()
+            data = self._proto.data_to_send()
             if not data:
                 return
-            lock.acquire_nowait()
-            try:
-                await self._write(data)
-            finally:
-                lock.release()
+            rest = self._write_now(data)
+            if rest:
+                lock.acquire_nowait()
+                try:
+                    await self._write(rest)
+                finally:
+                    lock.release()
         else:
             with anyio.CancelScope(shield=True):
                 async with lock:
-                    await self._write(self._h2.data_to_send())
+                    await self._write(self._proto.data_to_send())
         if self._failure is not None:
             raise self._failure.fresh()
+
+    def _write_now(self, data: bytes) -> bytes:
+        """Hand ``data`` to the socket without waiting (:mod:`.direct_write`); return what is left."""
+        direct = self._direct_write
+        if direct is None or self._closed or self._failure is not None:
+            return data
+        try:
+            with translate_errors(self.endpoint, "sending"):
+                sent = direct(data)
+        except TransportError as exc:
+            self.fail(exc)
+            return b""
+        return data[sent:] if sent else data  # the usual case: everything went, no await, no scope
 
     async def _write(self, data: bytes) -> None:
         """Write bytes to the socket, shielded; a failure or a blocked write kills the connection."""
         if not data or self._closed or self._failure is not None:
             return
-        # One scope: shielded from the caller's cancellation, yet ended by its own deadline.
+        data = self._write_now(data)
+        if not data:
+            return
+        # The socket is full (rare): one scope, shielded from the caller's cancellation, yet ended by its
+        # own deadline, while anyio's send waits to write the rest.
         with anyio.CancelScope(shield=True, deadline=anyio.current_time() + WRITE_TIMEOUT) as scope:
             try:
                 with translate_errors(self.endpoint, "sending"):
@@ -286,16 +242,11 @@ class Connection:
         if scope.cancelled_caught:
             self.fail(TransportError(f"socket write blocked for {WRITE_TIMEOUT:.0f}s", self.endpoint))
 
-    def open_stream(self, headers: list[tuple[bytes, bytes]], end_stream: bool) -> StreamState:
-        """Start a stream with its request headers (queued; the caller flushes)."""
+    def open_stream(self, header_block: bytes, end_stream: bool) -> StreamState:
+        """Start a stream with its encoded request header block (queued; the caller flushes)."""
         if self._failure is not None:
             raise self._failure.fresh()
-        stream_id = self._h2.get_next_available_stream_id()
-        state = StreamState(stream_id, self._max_message_size)
-        with translate_errors(self.endpoint, "opening a stream"):
-            self._h2.send_headers(stream_id, headers, end_stream=end_stream)
-        self.streams[stream_id] = state
-        return state
+        return self._proto.open_stream(header_block, end_stream)
 
     def has_stream_slot(self) -> bool:
         """True if the server's SETTINGS_MAX_CONCURRENT_STREAMS allows one more stream now.
@@ -304,35 +255,24 @@ class Connection:
         yet a server that limits streams (h2 and grpclib: 100) resets the whole connection when a burst
         exceeds it. So until then at most :data:`STREAMS_BEFORE_SETTINGS` streams are opened.
         """
-        limit = self._h2.remote_settings.max_concurrent_streams
-        if not self._settings_known:
-            limit = min(limit, STREAMS_BEFORE_SETTINGS)
-        return self._h2.open_outbound_streams < limit
+        return self._proto.has_stream_slot(STREAMS_BEFORE_SETTINGS)
 
     def send_window(self, state: StreamState) -> int:
-        """Bytes of DATA we may send on ``state`` now (0 if none or if the stream is closed for sending)."""
-        try:
-            window = self._h2.local_flow_control_window(state.stream_id)
-        except h2.exceptions.H2Error:
-            return 0
-        return min(window, self._h2.max_outbound_frame_size)
+        """Bytes of DATA we may send on ``state`` now in one frame (0 if none or the stream is closed)."""
+        return self._proto.window_for(state)
 
     def queue_data(self, state: StreamState, data: memoryview | bytes, end_stream: bool) -> None:
-        """Queue a DATA frame (the caller checked the window and flushes)."""
-        with translate_errors(self.endpoint, "sending data"):
-            self._h2.send_data(state.stream_id, data, end_stream=end_stream)
+        """Queue DATA (the caller checked the window and flushes)."""
+        self._proto.send_data(state, data, end_stream)
 
     def queue_end_stream(self, state: StreamState) -> None:
         """Queue an empty DATA frame with END_STREAM (half-close the request side)."""
-        with translate_errors(self.endpoint, "ending the request stream"):
-            self._h2.end_stream(state.stream_id)
+        self._proto.end_stream(state)
 
     def acknowledge(self, state: StreamState) -> None:
-        """Give back the flow-control credit of the bytes the caller has consumed (h2 batches the updates)."""
+        """Give back the flow-control credit of the bytes the caller has consumed (updates are batched)."""
         if state.unacked:
-            amount, state.unacked = state.unacked, 0
-            with translate_errors(self.endpoint, "updating the flow-control window"):
-                self._h2.acknowledge_received_data(amount, state.stream_id)
+            self._proto.acknowledge(state)
 
     async def release(self, state: StreamState, *, reset: bool) -> None:
         """Forget a stream: reset it first if ``reset`` and it is still open, and give back its unread credit.
@@ -341,20 +281,15 @@ class Connection:
         socket write and lock wait are shielded) and :meth:`aclose` (shielded), cannot be interrupted, and
         nothing else awaits; so no cancel scope of its own is needed on this per-call path.
         """
-        if self.streams.pop(state.stream_id, None) is None:
+        if state.stream_id not in self.streams:
             return
-        try:
-            if reset and not self._closed and self._failure is None:
-                stream = self._h2.streams.get(state.stream_id)
-                if stream is not None and not stream.closed:
-                    with translate_errors(self.endpoint, "cancelling a stream"):
-                        self._h2.reset_stream(state.stream_id, ErrorCodes.CANCEL)
-            if self._failure is None and not self._closed:
-                self.acknowledge(state)
+        if reset and not self._closed and self._failure is None:
+            self._proto.reset_stream(state, ErrorCode.CANCEL)
+        self._proto.forget(state)
+        if self._failure is None and not self._closed:
+            with contextlib.suppress(TransportError):
                 await self.flush()
-        except TransportError:
-            pass
-        self._wake(None)
+        self._wake(set())  # a stream slot came free: only the tasks waiting for one need to look
         if self._retire_when_idle and not self.streams:
             await self.aclose()
 
@@ -441,15 +376,26 @@ class Connection:
         return self._process(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def _process(self, data: bytes) -> set[int] | None:
-        """Feed received bytes to h2 and dispatch the events (synchronous: never half done)."""
+        """Feed received bytes to the protocol state (synchronous: never half done)."""
         self._ping_outstanding = False  # any traffic proves the peer is alive
-        try:
-            with translate_errors(self.endpoint, "receiving"):
-                events = self._h2.receive_data(data)
-        except TransportError as exc:
-            self.fail(exc)
+        proto = self._proto
+        if not data:
+            self.fail(TransportError("the server closed the connection while receiving", self.endpoint))
             return None
-        return self._dispatch(events)
+        try:
+            touched = proto.receive(data)
+        except ConnectionProtocolError as exc:
+            self.fail(to_transport_error(exc, self.endpoint, "receiving"))
+            return None
+        if proto.saw_content:
+            proto.saw_content = False
+            self._quiet_pings = 0
+        if proto.goaway is not None and proto.goaway != self._goaway_seen:
+            # Every GOAWAY counts: a graceful shutdown sends one with the largest stream id first and the
+            # real last stream later.
+            self._goaway_seen = proto.goaway
+            self._on_goaway(*proto.goaway)
+        return touched
 
     async def _drain_tls(self, chunks: list[bytes]) -> None:
         """Append to ``chunks`` the TLS records already received and buffered.
@@ -496,84 +442,19 @@ class Connection:
             self._last_ping = now
             self._quiet_pings += 1
             self._ping_outstanding = True
-            try:
-                self._h2.ping(b"pingthng")
-            except h2.exceptions.H2Error as exc:
-                self.fail(to_transport_error(exc, self.endpoint, "sending a keepalive ping"))
+            self._proto.ping(b"pingthng")
 
-    def _dispatch(self, events: list[h2.events.Event]) -> set[int] | None:
-        """Apply h2 events to the stream states; return the changed stream ids (None: everybody)."""
-        touched: set[int] = set()
-        wake_all = False
-        streams = self.streams
-        for event in events:
-            if isinstance(event, h2.events.DataReceived):
-                state = streams.get(event.stream_id)
-                if state is None:
-                    if event.flow_controlled_length:
-                        self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-                    continue
-                self._quiet_pings = 0
-                state.unacked += event.flow_controlled_length
-                try:
-                    state.messages.extend(state.reader.feed(event.data))
-                except ValueError as exc:
-                    state.error = TransportError(f"invalid gRPC framing: {exc}", self.endpoint)
-                    stream = self._h2.streams.get(event.stream_id)
-                    if stream is not None and not stream.closed:
-                        self._h2.reset_stream(event.stream_id, ErrorCodes.PROTOCOL_ERROR)
-                touched.add(event.stream_id)
-            elif isinstance(event, h2.events.ResponseReceived):
-                self._quiet_pings = 0
-                state = streams.get(event.stream_id)
-                if state is not None:
-                    state.headers = event.headers
-                    state.reader.set_encoding(_reply_encoding(event.headers))
-                    touched.add(event.stream_id)
-            elif isinstance(event, h2.events.TrailersReceived):
-                state = streams.get(event.stream_id)
-                if state is not None:
-                    state.trailers = event.headers
-                    touched.add(event.stream_id)
-            elif isinstance(event, h2.events.StreamEnded):
-                state = streams.get(event.stream_id)
-                if state is not None:
-                    state.ended = True
-                    touched.add(event.stream_id)
-                wake_all = True  # a stream slot became free
-            elif isinstance(event, h2.events.StreamReset):
-                state = streams.get(event.stream_id)
-                if state is not None:
-                    state.reset_code = int(event.error_code)
-                    state.refused = event.error_code == ErrorCodes.REFUSED_STREAM and state.headers is None
-                    touched.add(event.stream_id)
-                wake_all = True
-            elif isinstance(event, h2.events.ConnectionTerminated):
-                self._on_goaway(event)
-                wake_all = True
-            elif isinstance(event, h2.events.PingAckReceived):
-                self._ping_outstanding = False
-            elif isinstance(event, h2.events.RemoteSettingsChanged):
-                self._settings_known = True
-                wake_all = True
-            elif isinstance(event, h2.events.WindowUpdated):
-                wake_all = True
-        return None if wake_all else touched
-
-    def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
+    def _on_goaway(self, last: int, code: int, debug: bytes) -> None:
         """GOAWAY: no new streams; streams the server never saw fail as refused (safe to retry)."""
         self._goaway = True
-        last = event.last_stream_id if event.last_stream_id is not None else 0
-        try:
-            reason = ErrorCodes(int(event.error_code or 0)).name
-        except ValueError:
-            reason = str(event.error_code)
-        detail = f" ({event.additional_data.decode(errors='replace')})" if event.additional_data else ""
+        reason = error_code(code)
+        name = reason.name if isinstance(reason, ErrorCode) else str(reason)
+        detail = f" ({debug.decode(errors='replace')})" if debug else ""
         for state in self.streams.values():
             if state.stream_id > last and not state.finished:
                 state.refused = True
                 state.error = TransportError(
-                    f"server is closing the connection (GOAWAY {reason}{detail}) before processing the call",
+                    f"server is closing the connection (GOAWAY {name}{detail}) before processing the call",
                     self.endpoint,
                 )
 
@@ -635,11 +516,11 @@ class Connection:
             return
         with anyio.CancelScope(shield=True):
             if self._failure is None:
+                self._proto.close_connection()
                 try:
-                    self._h2.close_connection()
                     with anyio.move_on_after(1.0):
                         await self.flush()
-                except (TransportError, h2.exceptions.H2Error):
+                except TransportError:
                     pass
             self._closed = True
             self.fail(TransportError("channel closed", self.endpoint))

@@ -1,6 +1,6 @@
 """Exceptions raised by the gRPC channel, and the one place where low-level errors are translated.
 
-Nothing from ``h2``, ``ssl``, ``OSError`` or anyio's stream exceptions is allowed to reach a caller of
+Nothing from the HTTP/2 core, ``ssl``, ``OSError`` or anyio's stream exceptions may reach a caller of
 :class:`~pingthings.timeseries.transport.Channel`: every I/O boundary in the transport runs inside
 :func:`translate_errors`, which turns those into :class:`TransportError` naming the endpoint.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 import ssl
 
 import anyio
-import h2.exceptions
 
 from pingthings.wire.grpc_status import GrpcStatus, status_name
+from pingthings.wire.http2.frames import ConnectionProtocolError
 
 
 class ChannelError(Exception):
@@ -103,7 +103,7 @@ class PeerUnresponsiveError(TransportError):
         return copy
 
 
-_WORTH_SHOWING = (OSError, ssl.SSLError, ssl.CertificateError, h2.exceptions.H2Error)
+_WORTH_SHOWING = (OSError, ssl.SSLError, ssl.CertificateError, ConnectionProtocolError)
 """Low-level errors whose text helps a user (errno, TLS reason, protocol violation)."""
 
 
@@ -154,7 +154,7 @@ LOW_LEVEL_ERRORS: tuple[type[BaseException], ...] = (  # what translate_errors t
     OSError,
     ssl.SSLError,
     ssl.CertificateError,
-    h2.exceptions.H2Error,
+    ConnectionProtocolError,
     anyio.BrokenResourceError,
     anyio.ClosedResourceError,
     anyio.EndOfStream,
@@ -195,7 +195,7 @@ def to_transport_error(exc: BaseException, endpoint: str, action: str) -> Transp
     tls_errors = (ssl.SSLError, ssl.CertificateError)
     if isinstance(exc, tls_errors) or isinstance(exc.__cause__, tls_errors):
         what = f"TLS failure while {action}"
-    elif isinstance(exc, h2.exceptions.H2Error):
+    elif isinstance(exc, ConnectionProtocolError):
         what = f"HTTP/2 protocol error while {action}"
     elif isinstance(exc, anyio.EndOfStream):
         return TransportError(f"the server closed the connection while {action}", endpoint)

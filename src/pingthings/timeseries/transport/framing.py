@@ -15,7 +15,6 @@ import struct
 
 from .chunk_queue import ChunkQueue
 from .compression import IDENTITY, CompressionError, Inflater, check_encoding
-from .frame_buffer import SplitBody
 
 PREFIX = struct.Struct(">BI")
 PREFIX_SIZE = PREFIX.size
@@ -67,16 +66,19 @@ class MessageReader:
         """Bytes received but not yet returned as part of a message (prefixes already parsed excluded)."""
         return self._queue.size
 
-    def feed(self, data: bytes | memoryview | SplitBody) -> list[memoryview | bytes]:
-        """Add received bytes (one buffer, or the views of a :class:`SplitBody`) and return every
+    def feed(self, data: bytes | memoryview) -> list[memoryview | bytes]:
+        """Add received bytes (kept by reference: they must not change afterwards) and return every
         message they complete, in order."""
         out: list[memoryview | bytes] = []
         if not len(data):
             return out
-        if isinstance(data, SplitBody):
-            self._queue.extend(data.views)
-        else:
-            self._queue.append(memoryview(data).cast("B"))
+        view = memoryview(data).cast("B")
+        if self._need < 0 and not self._queue.size and len(view) >= PREFIX_SIZE:
+            # The usual small reply: exactly one whole uncompressed message in one DATA frame.
+            flag, length = PREFIX.unpack_from(view)
+            if flag == 0 and length == len(view) - PREFIX_SIZE and length <= self._max:
+                return [view[PREFIX_SIZE:]]
+        self._queue.append(view)
         while True:
             if self._need < 0:
                 if self._queue.size < PREFIX_SIZE:

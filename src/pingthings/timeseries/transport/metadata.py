@@ -57,6 +57,20 @@ def encode_timeout(seconds: float) -> str:
     return "99999999H"
 
 
+def encode_timeout_header(seconds: float) -> bytes:
+    """The HPACK encoding of a ``grpc-timeout`` header for ``seconds``, appended to a cached request block.
+
+    A literal "without indexing" with a literal name: it leaves the server's dynamic table alone, so the
+    block it is appended to stays valid.
+    """
+    value = encode_timeout(seconds).encode("ascii")
+    return _TIMEOUT_NAME + bytes((len(value),)) + value
+
+
+_TIMEOUT_NAME = b"\x00\x0cgrpc-timeout"
+"""``grpc-timeout`` as the start of a literal without indexing (flag byte 0, name length 12, name)."""
+
+
 def encode_metadata(metadata: Iterable[tuple[str, MetadataValue]]) -> HeaderList:
     """Validate user metadata and turn it into header pairs.
 
