@@ -17,7 +17,6 @@ from pingthings.server.engine import Buffering, Engine, MergePolicy
 from pingthings.server.engine.journal import journal_path
 from pingthings.server.errors import BadValue, StreamNotFound
 from pingthings.server.runtime import open_stores
-from pingthings.server.service import ingest_writer
 from pingthings.server.service.ingest_writer import IngestWriter
 from pingthings.wire.limits import FIRST_VERSION, MIN_TIME, TIME_LIMIT
 
@@ -113,7 +112,6 @@ def test_lone_inserts_take_no_thread_hop(stores: tuple[Engine, Any], monkeypatch
     engine, meta = stores
     (sid,) = make_streams(engine, meta, 1)
     writer = IngestWriter(engine, meta, Hub())
-    monkeypatch.setattr(ingest_writer, "BURST_GAP", 0.0)  # every insert arrives alone
     handed: list[int] = []
     real_hand_over = writer._hand_over
     monkeypatch.setattr(writer, "_hand_over", lambda jobs: handed.append(len(jobs)) or real_hand_over(jobs))

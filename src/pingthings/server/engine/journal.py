@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS entries(
     times BLOB NOT NULL, vals BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS entries_by_stream ON entries(sid, version);
 """
+_APPEND = "INSERT INTO entries(sid, version, policy, times, vals) VALUES(?,?,?,?,?)"
 #: WAL size after which an append that may wait, a merge or the background merger checkpoints the
 #: journal (an append from an event loop never does).
 CHECKPOINT_BYTES = 4 << 20
@@ -109,16 +110,17 @@ class Journal:
             if self._closed:
                 raise RuntimeError("the engine is closed")
             try:
-                self._conn.execute("BEGIN")
-                try:
-                    self._conn.executemany(
-                        "INSERT INTO entries(sid, version, policy, times, vals) VALUES(?,?,?,?,?)", encoded
-                    )
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    if self._conn.in_transaction:  # SQLite may have rolled back already
-                        self._conn.execute("ROLLBACK")
-                    raise
+                if len(encoded) == 1:  # autocommit: one statement is its own transaction
+                    self._conn.execute(_APPEND, encoded[0])
+                else:
+                    self._conn.execute("BEGIN")
+                    try:
+                        self._conn.executemany(_APPEND, encoded)
+                        self._conn.execute("COMMIT")
+                    except BaseException:
+                        if self._conn.in_transaction:  # SQLite may have rolled back already
+                            self._conn.execute("ROLLBACK")
+                        raise
             except sqlite3.Error as exc:
                 if _is_full(exc):
                     raise DiskFull("the disk is full: the inserts were not journaled") from None

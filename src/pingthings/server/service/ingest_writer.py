@@ -1,22 +1,20 @@
 """The ingest writer: inserts journaled in groups, in the event loop or in a thread of its own.
 
 Every insert handler hands its checked and decoded points to the writer and waits for its version.
-Small inserts of all streams are journaled in groups, one SQLite transaction each
-(``Engine.insert_group``: a group commit), and the writer picks where:
+The writer collects the inserts that arrive during one turn of the event loop and, at the end of
+the turn, journals the small ones of all streams in one SQLite transaction (``Engine.insert_group``:
+a group commit). Where depends on the load:
 
-* an insert that arrives alone (none in the last :data:`BURST_GAP` seconds, nothing waiting) is
-  journaled at once in the event loop, without waiting for anything (``wait=False``): no thread
-  hop and no extra loop turn. A thread hop costs more CPU than journaling a small insert (about
-  140 µs against 40 µs for a 120-point insert, measured on the 2-core machine), so a client
-  writing one call after another is served this way;
-* inserts that arrive in a burst are collected until the end of the loop turn; a few of them (at
-  most :data:`INLINE_GROUP`) are journaled together in the event loop, more go to the writer
-  thread as one group: one thread hop for the whole group;
-* an insert the engine leaves over (large ones, ones that need a merge first, a stream or the
-  journal busy in another thread), and everything that arrives while the thread still has work,
-  goes to the thread, in arrival order. There the group is journaled in one transaction and the
-  leftovers are committed one by one (``Engine.insert``). SQLite and numpy release the GIL, so the
-  event loop goes on serving calls meanwhile and ingest uses both cores.
+* a lone insert (the only one of its turn, the writer thread idle) is journaled right there in the
+  event loop, without waiting for anything (``wait=False``). A thread hop costs more CPU than
+  journaling one small insert (about 140 µs against 40 µs for a 120-point insert, measured on the
+  2-core machine), so a client writing one call after another never waits for a thread;
+* several inserts in one turn, an insert the engine leaves over (large ones, ones that need a
+  merge first, a stream or the journal busy in another thread) and everything that arrives while
+  the thread still has inserts go to the writer thread, in arrival order: one thread hop for the
+  whole group. There the group is journaled in one transaction and the leftovers are committed one
+  by one (``Engine.insert``). SQLite and numpy release the GIL, so the event loop goes on serving
+  calls meanwhile and a busy server uses both cores; the busier it is, the larger the groups.
 
 A group's results are handed back to the event loop in one callback, which publishes the written
 batches to subscribers and wakes the handlers. Only one group is written at a time, nothing is
@@ -49,10 +47,8 @@ from pingthings.server.engine import GroupInsert, MergePolicy
 
 log = logging.getLogger("pingthings.server")
 
-#: Seconds between two inserts below which they are taken as one burst and grouped.
-BURST_GAP = 200e-6
-#: Most inserts of one loop turn journaled in the event loop itself; larger groups go to the thread.
-INLINE_GROUP = 8
+#: Most inserts of one loop turn journaled in the event loop itself; more go to the thread.
+INLINE_GROUP = 1
 #: Seconds without work after which the writer thread ends.
 IDLE_SECONDS = 2.0
 #: Most inserts the thread journals in one transaction; more waiting ones form the next group.
@@ -118,7 +114,6 @@ class IngestWriter:
         self._activity: list[ActivityRecord] = []  # records of inserts journaled in the loop
         self._activity_timer: asyncio.TimerHandle | None = None
         self._in_thread = 0  # inserts handed to the thread and not yet settled
-        self._last_arrival = -BURST_GAP  # time.monotonic() of the last insert
         self._queue: queue.SimpleQueue[list[_Job] | _Barrier | _Activity] = queue.SimpleQueue()
         self._thread_lock = threading.Lock()
         self._thread_running = False
@@ -129,20 +124,10 @@ class IngestWriter:
     ) -> int:
         """Write one insert; returns its version once the points are durable."""
         loop = self._loop = asyncio.get_running_loop()
-        now = time.monotonic()
-        alone = now - self._last_arrival >= BURST_GAP and not self._pending and not self._in_thread
-        self._last_arrival = now
         future: asyncio.Future[int] = loop.create_future()
-        job = _Job(future, uuid, times, values, policy, round_bits)
-        if alone:  # nothing to group it with: journal it now, without a loop turn or a thread hop
-            self._write_here([job])
-            if future.done():
-                return future.result()
-        elif not self._pending:
+        if not self._pending:
             loop.call_soon(self._flush)
-            self._pending.append(job)
-        else:
-            self._pending.append(job)
+        self._pending.append(_Job(future, uuid, times, values, policy, round_bits))
         return await future
 
     async def wait(self) -> None:

@@ -29,12 +29,16 @@ POINTS_PER_MESSAGE = 5000
 RANGES_PER_MESSAGE = 1000
 
 
-def _merge_policy(value: int) -> Any:
-    known = {int(member.value): member.name for member in v5api.MergePolicy}
-    if value not in known:  # betterproto2 turns an unknown number into a nameless pseudo-member
-        choices = ", ".join(f"{number} ({label})" for number, label in sorted(known.items()))
+#: The merge policies by wire number.
+_POLICIES = {int(member.value): MergePolicy[member.name] for member in v5api.MergePolicy}
+
+
+def _merge_policy(value: int) -> MergePolicy:
+    policy = _POLICIES.get(value)
+    if policy is None:  # betterproto2 turns an unknown number into a nameless pseudo-member
+        choices = ", ".join(f"{number} ({p.name})" for number, p in sorted(_POLICIES.items()))
         raise WrongArgs(f"merge_policy: unknown value {value}; expected one of {choices}")
-    return MergePolicy[known[value]]
+    return policy
 
 
 async def apply_insert(
