@@ -151,3 +151,19 @@ def test_acknowledged_group_survives_a_crash(tmp_path: Path) -> None:
     assert journal_path(engine.path).exists()
     with Engine(engine.path) as reopened:
         assert [reopened.count(u, MIN_TIME, TIME_LIMIT - 1)[1] for u in uuids] == [240] * 10
+
+
+def test_wait_covers_inserts_of_its_own_loop_turn(stores: tuple[Engine, Any]) -> None:
+    engine, meta = stores
+    uuids = make_streams(engine, meta, 5)
+    writer = IngestWriter(engine, meta, Hub())
+
+    async def main() -> int:
+        calls = [asyncio.ensure_future(writer.insert(u, *second(0), MergePolicy.NEVER, None)) for u in uuids]
+        await asyncio.sleep(0)  # the calls hand their inserts over; their flush is not run yet
+        await writer.wait()
+        written = engine.buffered_points()
+        await asyncio.gather(*calls)
+        return written
+
+    assert asyncio.run(main()) == 5 * 120

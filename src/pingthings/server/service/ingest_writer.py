@@ -133,6 +133,7 @@ class IngestWriter:
     async def wait(self) -> None:
         """Until every insert handed over so far is written, activity columns included."""
         loop = self._loop = asyncio.get_running_loop()
+        self._flush()  # inserts of this turn first (the scheduled flush then finds nothing)
         self._send_activity()
         future: asyncio.Future[int] = loop.create_future()
         self._to_thread(_Barrier(future))
@@ -141,6 +142,8 @@ class IngestWriter:
     def _flush(self) -> None:
         """Write the inserts of the loop turn that just ended (see the module's description)."""
         jobs, self._pending = self._pending, []
+        if not jobs:
+            return
         if self._in_thread or len(jobs) > INLINE_GROUP:
             self._hand_over(jobs)
         else:
