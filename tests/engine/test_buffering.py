@@ -122,11 +122,17 @@ def test_insert_group_shares_one_journal_commit(path: Path) -> None:
         assert [eng.count(s)[1] for s in sids] == [240] * 3  # read-your-writes
 
 
+def second_of_points(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points in the second after :func:`second` (1)."""
+    t = T0 + 10**9 + np.arange(n, dtype=np.int64) * (10**9 // n)
+    return t, np.ones(n)
+
+
 def test_insert_group_leaves_what_it_cannot_buffer_to_insert(path: Path) -> None:
-    sid, other = uuid.uuid4().bytes, uuid.uuid4().bytes
+    sid, other, third = uuid.uuid4().bytes, uuid.uuid4().bytes, uuid.uuid4().bytes
     with Engine(path) as plain:
-        plain.create_stream(sid)
-        plain.create_stream(other)
+        for s in (sid, other, third):
+            plain.create_stream(s)
         assert plain.insert_group([GroupInsert(sid, *second(0))]) == [None]  # buffering off
     with Engine(path, buffering=Buffering(max_points=300, max_age=3600.0)) as eng:
         group = [
@@ -140,6 +146,9 @@ def test_insert_group_leaves_what_it_cannot_buffer_to_insert(path: Path) -> None
             GroupInsert(other, *second(1), merge=MergePolicy.NEVER),  # another policy: merge first
             GroupInsert(other, *second(0, 1)[:1], np.empty(0)),  # unequal lengths
             GroupInsert(sid, np.empty(0, np.int64), np.empty(0)),  # empty: left to insert()
+            GroupInsert(third, *second(0)),
+            GroupInsert(third, *second_of_points(300)),  # too big to buffer: left to insert()
+            GroupInsert(third, *second(2)),  # after a None of its stream: None too
         ]
         results = eng.insert_group(group)
         assert results[:4] == [FIRST_VERSION + 1, FIRST_VERSION + 1, None, None]
@@ -147,9 +156,9 @@ def test_insert_group_leaves_what_it_cannot_buffer_to_insert(path: Path) -> None
         assert isinstance(results[5], StreamNotFound)
         assert results[6:8] == [FIRST_VERSION + 1, None]
         assert isinstance(results[8], WrongArgs)
-        assert results[9] is None
-        assert eng.buffered_points() == 360 and journal_rows(path) == 3
-        assert [eng.count(s)[1] for s in (sid, other)] == [240, 120]
+        assert results[9:] == [None, FIRST_VERSION + 1, None, None]
+        assert eng.buffered_points() == 480 and journal_rows(path) == 4
+        assert [eng.count(s)[1] for s in (sid, other, third)] == [240, 120, 120]
 
 
 def test_insert_group_disk_full_fails_every_insert_of_the_group(path: Path) -> None:

@@ -442,6 +442,7 @@ class Engine:
         if cfg is None:
             return results
         checked: list[tuple[int, _Stream, np.ndarray, np.ndarray, MergePolicy]] = []
+        passed: set[int] = set()  # streams with a None: their later inserts are None too
         room = cfg.max_bytes - self._buffered_bytes
         for i, item in enumerate(inserts):
             try:
@@ -451,12 +452,13 @@ class Engine:
             except ServerError as exc:
                 results[i] = exc
                 continue
-            if st is None or not 0 < t.size < cfg.max_points:
+            if st is None:  # not loaded (wait=False): every insert of the stream is None
                 continue
             if not wait:
                 room -= 16 * int(t.size)
-                if room < 0:
-                    continue
+            if id(st) in passed or not 0 < t.size < cfg.max_points or room < 0:
+                passed.add(id(st))
+                continue
             checked.append((i, st, *prepare_batch(t, v, policy), policy))
         locked: list[_Stream] = []
         # A fixed order (by stream number): two callers can never deadlock on each other's locks.
