@@ -72,3 +72,11 @@ def test_read_insert_table_gives_the_same_points_either_way() -> None:
     for a, b in zip(fast, slow, strict=True):
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
+
+
+def test_larger_payloads_are_left_to_pyarrow_without_touching_the_frame_cache() -> None:
+    payload = arrow_insert.encode(*points(arrow_insert.MAX_ROWS + 1))
+    kept = arrow_insert.frame.cache_info().currsize
+    assert arrow_insert.decode(payload) is None
+    assert arrow_insert.decode(b"\0" * (16 * 10**6 + 392)) is None
+    assert arrow_insert.frame.cache_info().currsize == kept

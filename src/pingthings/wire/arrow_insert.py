@@ -96,6 +96,8 @@ def decode(payload: bytes | memoryview) -> tuple[np.ndarray, np.ndarray] | None:
     if extra <= 0 or extra % 16:
         return None
     rows = extra // 16
+    if rows > MAX_ROWS:  # asked before the cache, which keeps only row counts that may match
+        return None
     found = frame(rows)
     if found is None or found.size(rows) != len(payload):
         return None
