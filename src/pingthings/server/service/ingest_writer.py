@@ -260,13 +260,15 @@ class IngestWriter:
         self._record_activity([(j.uuid, now, j.times.size) for j, r in results if isinstance(r, int)])
 
     def _record_activity(self, records: list[ActivityRecord]) -> None:
-        for uuid, written_ns, points in records:
-            if not points:
-                continue
-            try:
-                self._meta.record_write(uuid, written_ns, int(points))
-            except Exception:  # the data is written; only the activity columns are late
-                log.exception("updating a stream's write-activity columns failed")
+        """Write activity records in one metadata transaction (the data is written already: a
+        failure only leaves the activity columns behind)."""
+        writes = [record for record in records if record[2]]
+        if not writes:
+            return
+        try:
+            self._meta.record_writes(writes)
+        except Exception:
+            log.exception("updating the streams' write-activity columns failed")
 
     def _call_in_loop(self, callback: Callable[[Any], None], argument: Any) -> None:
         loop = self._loop
