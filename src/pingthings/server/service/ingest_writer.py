@@ -26,7 +26,9 @@ the thread after its group, and for inserts journaled in the event loop in one b
 :data:`ACTIVITY_DELAY` seconds, sent to the thread. A clean stop waits for them (:meth:`wait`).
 
 The thread is started by the first group and ends after :data:`IDLE_SECONDS` without work. One
-writer serves one event loop (the server's).
+writer serves one event loop (the server's). What waits for it is bounded by the calls in flight
+(each holds one request's points, itself bounded by the server's insert limit), and one group by
+:data:`MAX_GROUP` inserts.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ class IngestWriter:
     engine
         The storage engine (``insert_group`` and ``insert``).
     meta
-        The metadata store (``record_write`` keeps the SQL view's activity columns).
+        The metadata store (``record_writes`` keeps the SQL view's activity columns).
     hub
         The subscription hub every written batch is published to.
     """
