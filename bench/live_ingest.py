@@ -7,12 +7,16 @@ with one client, stops it cleanly (SIGTERM) and then measures the data directory
   robin over the N streams, as fast as the server acknowledges (sustained inserts/s);
 * ``seq-btrdb``: the same with the official ``btrdb`` client (grpcio), ``Stream.insert`` of tuples;
 * ``live-async``: the async client in real time: every stream inserts its next second once per
-  wall-clock second (the N inserts spread evenly over the second), for ``--duration`` seconds.
+  wall-clock second (the N inserts spread evenly over the second), for ``--duration`` seconds;
+* ``live-burst``: the same, but every stream inserts its second at the start of each wall-clock
+  second, all at once (as a data concentrator forwards a second of many PMUs).
 
 Printed per scenario: inserts/s and points/s, p50/p99 acknowledgement latency, the server's CPU
-time per insert, the peak size of the SQLite WAL files and of the ingest journal while running,
-and disk bytes per point of the engine's files after the clean stop, next to a bulk load of the
-same points (500 000-point inserts) into another fresh server.
+time per insert (and, in brackets, the part of it spent in the event loop's thread: the rest ran
+in other threads, on the other core if there is one), the peak size of the SQLite WAL files and
+of the ingest journal while running, and disk bytes per point of the engine's files after the
+clean stop, next to a bulk load of the same points (500 000-point inserts) into another fresh
+server.
 
 The signal: 120 Hz with +-2 us uniform time jitter; values ``round(7200 + 3 sin + drift + N(0,
 0.05), 3)``: the noisy decimal PMU signal of issue 13.
@@ -70,6 +74,12 @@ def second_of(stream: int, second: int) -> tuple[np.ndarray, np.ndarray]:
     return t, np.round(v, 3)
 
 
+def _cpu_of(stat: Path) -> float:
+    """User + system CPU seconds from a /proc ``stat`` file."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class ServerProcess:
     """A ``pingthings serve`` child process on a fresh data directory."""
 
@@ -88,9 +98,12 @@ class ServerProcess:
         self.endpoint = line.strip().rsplit(" ", 1)[-1]
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the server process has used so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time the server process has used so far (every thread, live or ended)."""
+        return _cpu_of(Path(f"/proc/{self.proc.pid}/stat"))
+
+    def loop_cpu_seconds(self) -> float:
+        """CPU time of the server's main thread, the one that runs the event loop."""
+        return _cpu_of(Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/stat"))
 
     def stop(self) -> None:
         """Clean stop (SIGTERM: buffers are merged, files closed)."""
@@ -140,6 +153,7 @@ class Result:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     server_cpu: float = 0.0
+    loop_cpu: float = 0.0
     peak_wal: int = 0
     peak_journal: int = 0
     disk: int = 0
@@ -157,6 +171,7 @@ class Result:
             f"{self.label:<11} {self.inserts / self.seconds:8.0f} ins/s"
             f" {self.points / self.seconds / 1e3:8.1f} kpt/s  p50 {p50:6.2f} ms  p99 {p99:7.2f} ms"
             f"  server cpu {self.server_cpu / self.inserts * 1e6:6.0f} us/ins"
+            f" (loop {self.loop_cpu / self.inserts * 1e6:4.0f})"
             f"  WAL peak {self.peak_wal / 2**20:6.1f} MiB  journal peak {self.peak_journal / 2**20:5.1f} MiB"
             f"  disk {bpp:5.2f} B/pt{ratio}{late}"
         )
@@ -179,11 +194,12 @@ def run_scenario(
                 db.create(u, "bench/live", tags={"name": f"s{i}"})
             sampler = DiskSampler(data)
             sampler.start()
-            cpu0 = server.cpu_seconds()
+            cpu0, loop0 = server.cpu_seconds(), server.loop_cpu_seconds()
             wall0 = time.perf_counter()
             drive(server.endpoint, uuids, result)
             result.seconds = time.perf_counter() - wall0
             result.server_cpu = server.cpu_seconds() - cpu0
+            result.loop_cpu = server.loop_cpu_seconds() - loop0
             sampler.stop()
             result.peak_wal, result.peak_journal = sampler.peak_wal, sampler.peak_journal
         finally:
@@ -256,8 +272,9 @@ def sequential_btrdb(inserts: int) -> Callable[[str, list[uuid.UUID], Result], N
     return drive
 
 
-def live_async(duration: int) -> Callable[[str, list[uuid.UUID], Result], None]:
-    """Async pingthings client in real time: each stream inserts its next second once a second."""
+def live_async(duration: int, spread: bool = True) -> Callable[[str, list[uuid.UUID], Result], None]:
+    """Async pingthings client in real time: each stream inserts its next second once a second,
+    the N streams spread evenly over the second (``spread``) or all at its start."""
 
     def drive(endpoint: str, uuids: list[uuid.UUID], result: Result) -> None:
         import pingthings.timeseries as pt
@@ -271,7 +288,7 @@ def live_async(duration: int) -> Callable[[str, list[uuid.UUID], Result], None]:
 
                 async def feed(i: int) -> None:
                     for second in range(duration):
-                        due = start + second + i / n
+                        due = start + second + (i / n if spread else 0.0)
                         delay = due - time.perf_counter()
                         if delay > 0:
                             await asyncio.sleep(delay)
@@ -325,6 +342,7 @@ def main() -> None:
         "seq-sync": lambda: sequential_pingthings(args.inserts),
         "seq-btrdb": lambda: sequential_btrdb(args.inserts),
         "live-async": lambda: live_async(args.duration),
+        "live-burst": lambda: live_async(args.duration, spread=False),
     }
     print(
         f"N={args.streams} streams at {RATE} Hz, {RATE} points an insert; "
@@ -340,6 +358,7 @@ def main() -> None:
         "seq-sync": -(-args.inserts // args.streams),
         "seq-btrdb": -(-args.inserts // args.streams),
         "live-async": args.duration,
+        "live-burst": args.duration,
     }
     for name in wanted:
         bulk = bulk_bytes_per_point(args, seconds[name])

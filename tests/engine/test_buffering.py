@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pingthings.server.engine import Buffering, Engine, MergePolicy
+from pingthings.server.engine import Buffering, Engine, GroupInsert, MergePolicy
 from pingthings.server.engine.journal import journal_path
-from pingthings.server.errors import BadValue, DiskFull
+from pingthings.server.errors import BadValue, DiskFull, StreamNotFound, WrongArgs
 from pingthings.wire.limits import FIRST_VERSION, MIN_TIME, TIME_LIMIT
 
 T0 = 1_700_000_000 * 10**9
@@ -109,22 +109,77 @@ def test_all_buffers_together_stay_within_max_bytes(path: Path) -> None:
         assert all(eng.count(s)[1] == 600 for s in sids)
 
 
-def test_insert_nowait(path: Path) -> None:
-    sid = uuid.uuid4().bytes
-    with Engine(path) as plain:
-        plain.create_stream(sid)
-        assert plain.insert_nowait(sid, *second(0)) is None  # buffering off: never at once
+def test_insert_group_shares_one_journal_commit(path: Path) -> None:
+    sids = [uuid.uuid4().bytes for _ in range(3)]
     with Engine(path, buffering=Buffering(max_points=300, max_age=3600.0)) as eng:
-        assert eng.insert_nowait(sid, *second(0)) is None  # not loaded yet
-        assert eng.count(sid)[1] == 0
-        assert eng.insert_nowait(sid, *second(0)) == FIRST_VERSION + 1
-        assert eng.insert_nowait(sid, *second(1)) == FIRST_VERSION + 1
-        assert eng.insert_nowait(sid, *second(2)) is None  # would need a merge first
-        assert eng.buffered_points() == 240 and journal_rows(path) == 2
-        assert eng.insert(sid, *second(2)) == FIRST_VERSION + 2
-        with pytest.raises(BadValue):
-            eng.insert_nowait(sid, np.array([T0]), np.array([np.nan]))
-        assert eng.count(sid)[1] == 360
+        for s in sids:
+            eng.create_stream(s)
+        commits = eng._journal.commits
+        group = [GroupInsert(s, *second(i, k)) for i in range(2) for k, s in enumerate(sids)]
+        assert eng.insert_group(group) == [FIRST_VERSION + 1] * 6
+        assert eng._journal.commits == commits + 1  # six inserts, one transaction
+        assert eng.buffered_points() == 720 and journal_rows(path) == 6
+        assert [eng.count(s)[1] for s in sids] == [240] * 3  # read-your-writes
+
+
+def second_of_points(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points in the second after :func:`second` (1)."""
+    t = T0 + 10**9 + np.arange(n, dtype=np.int64) * (10**9 // n)
+    return t, np.ones(n)
+
+
+def test_insert_group_leaves_what_it_cannot_buffer_to_insert(path: Path) -> None:
+    sid, other, third = uuid.uuid4().bytes, uuid.uuid4().bytes, uuid.uuid4().bytes
+    with Engine(path) as plain:
+        for s in (sid, other, third):
+            plain.create_stream(s)
+        assert plain.insert_group([GroupInsert(sid, *second(0))]) == [None]  # buffering off
+    with Engine(path, buffering=Buffering(max_points=300, max_age=3600.0)) as eng:
+        group = [
+            GroupInsert(sid, *second(0)),
+            GroupInsert(sid, *second(1)),
+            GroupInsert(sid, *second(2)),  # would pass max_points: the buffer must merge first
+            GroupInsert(sid, *second(3)),  # after a None of its stream: None too, order is kept
+            GroupInsert(sid, np.array([T0]), np.array([np.nan])),  # its own error
+            GroupInsert(uuid.uuid4().bytes, *second(0)),  # unknown stream
+            GroupInsert(other, *second(0), merge=MergePolicy.REPLACE),
+            GroupInsert(other, *second(1), merge=MergePolicy.NEVER),  # another policy: merge first
+            GroupInsert(other, *second(0, 1)[:1], np.empty(0)),  # unequal lengths
+            GroupInsert(sid, np.empty(0, np.int64), np.empty(0)),  # empty: left to insert()
+            GroupInsert(third, *second(0)),
+            GroupInsert(third, *second_of_points(300)),  # too big to buffer: left to insert()
+            GroupInsert(third, *second(2)),  # after a None of its stream: None too
+        ]
+        results = eng.insert_group(group)
+        assert results[:4] == [FIRST_VERSION + 1, FIRST_VERSION + 1, None, None]
+        assert isinstance(results[4], BadValue)
+        assert isinstance(results[5], StreamNotFound)
+        assert results[6:8] == [FIRST_VERSION + 1, None]
+        assert isinstance(results[8], WrongArgs)
+        assert results[9:] == [None, FIRST_VERSION + 1, None, None]
+        assert eng.buffered_points() == 480 and journal_rows(path) == 4
+        assert [eng.count(s)[1] for s in (sid, other, third)] == [240, 120, 120]
+
+
+def test_insert_group_disk_full_fails_every_insert_of_the_group(path: Path) -> None:
+    sids = [uuid.uuid4().bytes for _ in range(2)]
+    with Engine(path, buffering=Buffering(max_age=3600.0)) as eng:
+        for s in sids:
+            eng.create_stream(s)
+        eng.insert_group([GroupInsert(s, *second(0, k)) for k, s in enumerate(sids)])
+        conn = eng._journal._conn
+        (pages,) = conn.execute("PRAGMA page_count").fetchone()
+        conn.execute(f"PRAGMA max_page_count={pages}")
+        for i in range(1, 200):
+            results = eng.insert_group([GroupInsert(s, *second(i, k)) for k, s in enumerate(sids)])
+            if not isinstance(results[0], int):
+                break
+        assert all(isinstance(r, DiskFull) for r in results), results
+        acknowledged = eng.buffered_points()
+        assert acknowledged == 2 * 120 * i  # the refused group left nothing behind
+        conn.execute("PRAGMA max_page_count=1000000")
+    with Engine(path) as eng:  # every acknowledged point is there, the refused ones are not
+        assert sum(eng.count(s)[1] for s in sids) == acknowledged
 
 
 def test_disk_full_journal_refuses_the_insert(path: Path) -> None:

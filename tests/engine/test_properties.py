@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from pingthings.server.engine import Buffering, Engine, MergePolicy
+from pingthings.server.engine import Buffering, Engine, GroupInsert, MergePolicy
 from pingthings.server.errors import NoSuchPoint
 from pingthings.wire.limits import FIRST_VERSION, MIN_TIME, TIME_LIMIT
 
@@ -294,6 +294,25 @@ class BufferedMachine(EngineMachine):
         """Asking for the latest version seals the open one, which later inserts no longer join."""
         self.model.seal()
         assert self.engine.latest_version(self.sid) == self.model.latest
+
+    @rule(
+        group=st.lists(st.tuples(batches(), st.sampled_from(list(MergePolicy))), min_size=1, max_size=4),
+        wait=st.booleans(),
+    )
+    def insert_group(
+        self, group: list[tuple[tuple[list[int], list[float]], MergePolicy]], wait: bool
+    ) -> None:
+        """A group commit, with what it leaves over inserted one by one after it (as the server's
+        ingest writer does), returns and stores what the inserts one after another would."""
+        inserts = [
+            GroupInsert(self.sid, np.array(times, dtype=np.int64), np.array(values), policy)
+            for (times, values), policy in group
+        ]
+        results = self.engine.insert_group(inserts, wait=wait)
+        for item, result in zip(inserts, results, strict=True):
+            if result is None:
+                result = self.engine.insert(item.uuid, item.times, item.values, item.merge)
+            assert result == self.model.insert(item.times.tolist(), item.values.tolist(), item.merge, None)
 
     def _open(self) -> Engine:
         path = Path(self.tmp.name) / "e.sqlite3"

@@ -87,3 +87,69 @@ def test_acknowledged_inserts_survive_sigkill(tmp_path: Path) -> None:
     assert set(acked) <= set(batches_present.tolist())
     for i in batches_present.tolist():  # any batch present is present whole (an insert is atomic)
         np.testing.assert_array_equal(times[values == i], batch_times(i))
+
+
+SMALL = 120
+
+
+def small_times(i: int) -> np.ndarray:
+    return np.arange(i * SMALL, (i + 1) * SMALL, dtype=np.int64) * 1_000_000
+
+
+def test_acknowledged_concurrent_small_inserts_survive_sigkill(tmp_path: Path) -> None:
+    """Many clients inserting at once: their inserts are journaled in shared groups by the ingest
+    writer; every acknowledged one is back after a SIGKILL, whole."""
+    process, endpoint = start_server(tmp_path)
+    writers = 8
+    acked: list[list[int]] = [[] for _ in range(writers)]
+    uuids: list[bytes] = []
+    enough = threading.Barrier(writers + 1)
+    try:
+        with RawClient(endpoint) as setup:
+            uuids = [create(setup, "crash-many") for _ in range(writers)]
+
+        def ingest(k: int) -> None:
+            i = 0
+            try:
+                with RawClient(endpoint) as client:
+                    while True:
+                        payload = points.encode_insert(uuids[k], small_times(i), np.full(SMALL, float(i)))
+                        if stat_code(client.unary("Insert", payload, timeout=10)) != 0:
+                            return
+                        acked[k].append(i)
+                        i += 1
+                        if i == 40:
+                            enough.wait(60)
+            except Exception:  # the server died under us: expected
+                return
+            finally:
+                if i < 40:
+                    enough.abort()
+
+        threads = [threading.Thread(target=ingest, args=(k,)) for k in range(writers)]
+        for thread in threads:
+            thread.start()
+        enough.wait(120)  # every writer has 40 acknowledged inserts and goes on inserting
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+        for thread in threads:
+            thread.join(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    process, endpoint = start_server(tmp_path)
+    try:
+        with RawClient(endpoint) as client:
+            for k, uu in enumerate(uuids):
+                replies = client.stream("RawValues", v5api.RawValuesParams(uuid=uu, start=0, end=10**15))
+                decoded = [points.decode_raw_values(p) for p in replies]
+                times = np.concatenate([d.times for d in decoded])
+                values = np.concatenate([d.values for d in decoded])
+                assert len(acked[k]) >= 40
+                assert set(acked[k]) <= set(np.unique(values).astype(int).tolist())
+                for i in np.unique(values).astype(int).tolist():  # present means present whole
+                    np.testing.assert_array_equal(times[values == i], small_times(i))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)

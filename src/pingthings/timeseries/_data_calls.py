@@ -55,6 +55,7 @@ from pingthings.timeseries._rpc import CallTarget, call_stream, call_unary, deco
 from pingthings.timeseries.constants import RAW_VALUES_SCHEMA, STAT_F64_SCHEMA
 from pingthings.timeseries.exceptions import NoSuchPointError, raise_for_status
 from pingthings.wire import arrow as wire_arrow
+from pingthings.wire import arrow_insert
 from pingthings.wire import points as wire_points
 from pingthings.wire.protowire import (
     LEN,
@@ -376,7 +377,7 @@ async def insert(
 ) -> int:
     """Insert / ArrowInsert of one batch; returns the stream's version after it."""
     if use_arrow(client):
-        ipc = wire_arrow.table_to_ipc(wire_arrow.raw_table(times, values))
+        ipc = arrow_insert.encode(times, values)
         resp = await call_unary(
             client,
             "ArrowInsert",

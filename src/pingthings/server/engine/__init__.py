@@ -31,9 +31,9 @@ Durability: a version is one SQLite transaction (blocks + superblock + stream ro
 loss can drop the last commits (never half of one).
 """
 
-from pingthings.server.engine.buffering import Buffering
+from pingthings.server.engine.buffering import Buffering, GroupInsert
 from pingthings.server.engine.engine import Engine
 from pingthings.server.engine.merge import MergePolicy
 from pingthings.server.engine.stats import StatWindows
 
-__all__ = ["Buffering", "Engine", "MergePolicy", "StatWindows"]
+__all__ = ["Buffering", "Engine", "GroupInsert", "MergePolicy", "StatWindows"]

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +55,17 @@ class Buffering:
             raise ValueError(f"max_age must be a positive number of seconds, got {self.max_age!r}")
         if not isinstance(self.max_bytes, int) or self.max_bytes < 16:
             raise ValueError(f"max_bytes must be an integer of at least 16, got {self.max_bytes!r}")
+
+
+@dataclass(frozen=True)
+class GroupInsert:
+    """One insert of a group handed to ``Engine.insert_group`` (the arguments of ``Engine.insert``)."""
+
+    uuid: Any
+    times: Any
+    values: Any
+    merge: MergePolicy | int = MergePolicy.NEVER
+    round_bits: int | None = None
 
 
 #: The settings a server uses unless told otherwise.

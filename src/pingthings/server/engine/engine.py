@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time as time_mod
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +21,7 @@ import numpy as np
 
 from pingthings.server.engine import query
 from pingthings.server.engine.blocks import DEFAULT_CACHE_BYTES, BlockReader, MissingBlock
-from pingthings.server.engine.buffering import AgeMerger, Buffering, StreamBuffer
+from pingthings.server.engine.buffering import AgeMerger, Buffering, GroupInsert, StreamBuffer
 from pingthings.server.engine.changes import changed_ranges
 from pingthings.server.engine.compaction import CompactResult, reachable_blocks
 from pingthings.server.engine.journal import Journal, JournalEntry, journal_path
@@ -122,6 +122,23 @@ def _aligned_keys(
 def _aligned_result(parts: Contributions, pw: int) -> StatWindows:
     keys, cnt, mn, mean, mx, std = parts.combine()
     return StatWindows(keys << pw, mn, mean, mx, cnt, std)
+
+
+def _policy(merge: MergePolicy | int) -> MergePolicy:
+    """``merge`` as a MergePolicy; WrongArgs for an unknown one."""
+    try:
+        return MergePolicy(merge)
+    except ValueError:
+        raise WrongArgs(f"unknown merge policy {merge!r}") from None
+
+
+def _checked_points(times: Any, values: Any, round_bits: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Insert input as int64 times (rounded when asked) and float64 values, every point storable."""
+    t, v = as_points(times, values)
+    if round_bits is not None:
+        t = round_times(t, round_bits)
+    check_insert(t, v)
+    return t, v
 
 
 class _Stream:
@@ -412,14 +429,8 @@ class Engine:
         lies outside ``[MIN_TIME, TIME_LIMIT - 1)`` (InvalidTimeRange) or any value is NaN/Inf (BadValue).
         """
         st = self._stream(uuid)
-        try:
-            policy = MergePolicy(merge)
-        except ValueError:
-            raise WrongArgs(f"unknown merge policy {merge!r}") from None
-        t, v = as_points(times, values)
-        if round_bits is not None:
-            t = round_times(t, round_bits)
-        check_insert(t, v)
+        policy = _policy(merge)
+        t, v = _checked_points(times, values, round_bits)
         if t.size == 0:
             return self.peek_version(uuid)
         t, v = prepare_batch(t, v, policy)
@@ -433,46 +444,108 @@ class Engine:
         self._trim_buffers()
         return version
 
-    def insert_nowait(
-        self,
-        uuid: Any,
-        times: Any,
-        values: Any,
-        merge: MergePolicy | int = MergePolicy.NEVER,
-        round_bits: int | None = None,
-    ) -> int | None:
-        """:meth:`insert`, if it can be done at once without waiting for anything; else None and
-        nothing is written (call :meth:`insert` then, from a worker thread).
+    def insert_group(
+        self, inserts: Sequence[GroupInsert], wait: bool = True
+    ) -> list[int | ServerError | None]:
+        """Journal and buffer several small inserts with one journal commit (a group commit).
 
-        At once means: buffering is on, the stream is loaded, the points fit in its buffer without
-        a merge (same policy, within ``max_points`` and ``max_bytes``) and neither the stream nor
-        the journal is busy in another thread. Then the cost is a validation, a sort of the batch
-        and one small journal row, cheap enough for an event loop. Argument errors raise as from
-        :meth:`insert`.
+        Concurrent inserters share the commit's cost: every insert waiting at one moment is
+        handed to one call. Each result is, in order:
+
+        * the pending version, once the insert is durable in the journal and in its stream's
+          buffer (it may be acknowledged now);
+        * a :class:`ServerError` for that insert alone (bad arguments, unknown stream, disk full);
+        * None: not done here, nothing written; call :meth:`insert` for it, in order. That is the
+          case with buffering off, for an empty insert, for one too big to buffer, for one that
+          needs its stream's buffer merged first (other policy, buffer full), and for every later
+          insert of a stream that had a None, so that each stream's inserts keep their order.
+
+        With ``wait=False`` (a caller in an event loop) nothing waits and nothing is merged: an
+        insert is None also when its stream is not loaded or is busy in another thread, when the
+        buffers are at ``max_bytes``, and every insert is None when the journal is busy.
         """
+        results: list[int | ServerError | None] = [None] * len(inserts)
         cfg = self.buffering
-        st = self._streams.get(as_uuid(uuid))
-        if cfg is None or st is None or st.dead:
-            return None
+        if cfg is None:
+            return results
+        checked: list[tuple[int, _Stream, np.ndarray, np.ndarray, MergePolicy]] = []
+        passed: set[int] = set()  # streams with a None: their later inserts are None too
+        room = cfg.max_bytes - self._buffered_bytes
+        for i, item in enumerate(inserts):
+            try:
+                st = self._stream(item.uuid) if wait else self._streams.get(as_uuid(item.uuid))
+                policy = _policy(item.merge)
+                t, v = _checked_points(item.times, item.values, item.round_bits)
+            except ServerError as exc:
+                results[i] = exc
+                continue
+            if st is None:  # not loaded (wait=False): every insert of the stream is None
+                continue
+            if not wait:
+                room -= 16 * int(t.size)
+            if id(st) in passed or not 0 < t.size < cfg.max_points or room < 0:
+                passed.add(id(st))
+                continue
+            checked.append((i, st, *prepare_batch(t, v, policy), policy))
+        locked: list[_Stream] = []
+        # A fixed order (by stream number): two callers can never deadlock on each other's locks.
+        for st in sorted({id(c[1]): c[1] for c in checked}.values(), key=lambda st: st.sid):
+            if st.lock.acquire(blocking=wait):
+                locked.append(st)
         try:
-            policy = MergePolicy(merge)
-        except ValueError:
-            raise WrongArgs(f"unknown merge policy {merge!r}") from None
-        t, v = as_points(times, values)
-        if round_bits is not None:
-            t = round_times(t, round_bits)
-        check_insert(t, v)
-        n = int(t.size)
-        if n == 0 or n >= cfg.max_points or self._buffered_bytes + 16 * n > cfg.max_bytes:
-            return None
-        if not st.lock.acquire(blocking=False):
-            return None
-        try:
-            if st.dead:
-                return None
-            return self._buffer_locked(st, *prepare_batch(t, v, policy), policy, wait=False)
+            held = {id(st) for st in locked}
+            self._journal_group([c for c in checked if id(c[1]) in held], cfg, results, wait)
         finally:
-            st.lock.release()
+            for st in locked:
+                st.lock.release()
+        if wait:
+            self._trim_buffers()
+        return results
+
+    def _journal_group(
+        self,
+        checked: list[tuple[int, _Stream, np.ndarray, np.ndarray, MergePolicy]],
+        cfg: Buffering,
+        results: list[int | ServerError | None],
+        wait: bool,
+    ) -> None:
+        """The locked part of :meth:`insert_group`: plan each stream's buffer, commit the rows,
+        then add the points to the buffers (every stream's ``lock`` held)."""
+        planned: dict[int, tuple[StreamBuffer, int]] = {}  # id(stream) -> (its buffer, points in it)
+        passed: set[int] = set()  # streams with a None: their later inserts are None too
+        rows: list[JournalEntry] = []
+        placed: list[tuple[int, _Stream, StreamBuffer, np.ndarray, np.ndarray]] = []
+        for i, st, t, v, policy in checked:
+            key = id(st)
+            if st.dead:
+                results[i] = StreamNotFound()
+                continue
+            if key in passed:
+                continue
+            buffer, points = planned.get(key) or (st.buffer, 0 if st.buffer is None else st.buffer.points)
+            if buffer is not None and (buffer.policy != policy or points + t.size > cfg.max_points):
+                passed.add(key)
+                continue
+            if buffer is None:
+                buffer = StreamBuffer(st.state[0] + 1, policy, int(self._clock()))
+            planned[key] = (buffer, points + int(t.size))
+            rows.append(JournalEntry(st.sid, buffer.version, int(policy), t, v))
+            placed.append((i, st, buffer, t, v))
+        try:
+            if not self._journal.append_many(rows, wait):
+                return  # the journal is busy: every insert stays None
+        except ServerError as exc:  # DiskFull: none of the rows was written
+            for i, *_ in placed:
+                results[i] = exc
+            return
+        for i, st, buffer, t, v in placed:
+            buffer.add(t, v)
+            with self._buffered_lock:
+                if st.buffer is not buffer:
+                    st.buffer = buffer
+                    self._buffered[st.uuid] = st
+                self._buffered_bytes += 16 * int(t.size)
+            results[i] = buffer.version
 
     def _commit_batch(
         self, st: _Stream, t: np.ndarray, v: np.ndarray, policy: MergePolicy, wall: int | None = None
@@ -486,26 +559,20 @@ class Engine:
         return gen
 
     # ----------------------------------------------------------------- buffering
-    def _buffer_locked(
-        self, st: _Stream, t: np.ndarray, v: np.ndarray, policy: MergePolicy, wait: bool = True
-    ) -> int | None:
+    def _buffer_locked(self, st: _Stream, t: np.ndarray, v: np.ndarray, policy: MergePolicy) -> int | None:
         """Journal and buffer prepared points (``st.lock`` held); their pending version, or None to
-        commit them now. With ``wait=False``, None also when a merge would be needed first or the
-        journal is busy, and then nothing has changed."""
+        commit them now."""
         cfg = self.buffering
         if cfg is None or t.size >= cfg.max_points:
             return None
         buffer = st.buffer
         if buffer is not None and (buffer.policy != policy or buffer.points + t.size > cfg.max_points):
-            if not wait:
-                return None
             self._merge_locked(st)
             buffer = None
         fresh = buffer is None
         if buffer is None:
             buffer = StreamBuffer(st.state[0] + 1, policy, int(self._clock()))
-        if not self._journal.append(st.sid, buffer.version, int(policy), t, v, wait=wait):
-            return None
+        self._journal.append(st.sid, buffer.version, int(policy), t, v)
         buffer.add(t, v)
         with self._buffered_lock:
             if fresh:

@@ -32,17 +32,18 @@ CREATE TABLE IF NOT EXISTS entries(
     times BLOB NOT NULL, vals BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS entries_by_stream ON entries(sid, version);
 """
-#: WAL size after which a merge or the background merger checkpoints the journal (appends never do:
-#: they may run in an event loop).
+_APPEND = "INSERT INTO entries(sid, version, policy, times, vals) VALUES(?,?,?,?,?)"
+#: WAL size after which an append that may wait, a merge or the background merger checkpoints the
+#: journal (an append from an event loop never does).
 CHECKPOINT_BYTES = 4 << 20
-#: Appends (by a caller that may wait) between two looks at the WAL's size.
+#: Appended rows between two looks at the WAL's size.
 CHECK_EVERY = 128
 #: Size the journal's WAL file is cut back to after each checkpoint.
 WAL_SIZE_LIMIT = 8 << 20
 
 
 class JournalEntry(NamedTuple):
-    """One journaled insert, in append order."""
+    """One journaled insert: stream number, pending version, merge policy and points."""
 
     sid: int
     version: int
@@ -82,31 +83,51 @@ class Journal:
         self._conn.executescript(_SCHEMA)
         self._closed = False
         self._appends = 0
+        #: Transactions committed by :meth:`append` and :meth:`append_many` (rows share them).
+        self.commits = 0
 
-    def append(
-        self, sid: int, version: int, policy: int, times: np.ndarray, values: np.ndarray, wait: bool = True
-    ) -> bool:
-        """Make one insert durable (one committed row); DiskFull when there is no room for it.
+    def append(self, sid: int, version: int, policy: int, times: np.ndarray, values: np.ndarray) -> None:
+        """Make one insert durable (one committed row); DiskFull when there is no room for it."""
+        self.append_many([JournalEntry(sid, version, policy, times, values)])
 
-        With ``wait=False`` nothing is written and False returned when another thread is using the
-        journal (a caller in an event loop then hands the insert to a worker thread).
+    def append_many(self, rows: list[JournalEntry], wait: bool = True) -> bool:
+        """Make several inserts durable in one transaction: all of them, or none (the error is
+        raised, DiskFull when there is no room). One commit for many rows is the group commit of
+        concurrent inserters: its cost is shared by every row.
+
+        With ``wait=False`` (a caller in an event loop) nothing is written and False returned when
+        another thread is using the journal; such a caller never checkpoints either.
         """
-        row = (sid, version, policy, times.astype("<i8").tobytes(), values.astype("<f8").tobytes())
+        if not rows:
+            return True
+        encoded = [
+            (sid, version, policy, times.astype("<i8").tobytes(), values.astype("<f8").tobytes())
+            for sid, version, policy, times, values in rows
+        ]
         if not self._lock.acquire(blocking=wait):
             return False
         try:
             if self._closed:
                 raise RuntimeError("the engine is closed")
             try:
-                self._conn.execute(
-                    "INSERT INTO entries(sid, version, policy, times, vals) VALUES(?,?,?,?,?)", row
-                )
+                if len(encoded) == 1:  # autocommit: one statement is its own transaction
+                    self._conn.execute(_APPEND, encoded[0])
+                else:
+                    self._conn.execute("BEGIN")
+                    try:
+                        self._conn.executemany(_APPEND, encoded)
+                        self._conn.execute("COMMIT")
+                    except BaseException:
+                        if self._conn.in_transaction:  # SQLite may have rolled back already
+                            self._conn.execute("ROLLBACK")
+                        raise
             except sqlite3.Error as exc:
                 if _is_full(exc):
-                    raise DiskFull("the disk is full: the insert was not journaled") from None
+                    raise DiskFull("the disk is full: the inserts were not journaled") from None
                 raise
-            self._appends += 1
-            if wait and self._appends % CHECK_EVERY == 0:  # a worker thread may checkpoint
+            self.commits += 1
+            before, self._appends = self._appends, self._appends + len(rows)
+            if wait and before // CHECK_EVERY != self._appends // CHECK_EVERY:
                 self._checkpoint_if_big()
         finally:
             self._lock.release()

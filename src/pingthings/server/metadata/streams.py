@@ -432,25 +432,31 @@ class StreamsMixin(StoreCore):
         of this call and ``previous_count_last_updated`` the one before. Unknown streams are
         ignored (the data path has already checked existence; a concurrent obliterate may win).
         """
-        uuid = check_uuid(uuid)
+        self.record_writes([(uuid, last_written_ns, points_added)])
+
+    def record_writes(self, writes: Iterable[tuple[bytes, int, int]]) -> None:
+        """:meth:`record_write` for each ``(uuid, last_written_ns, points_added)``, in order, in
+        one transaction (they share this call's wall-clock time)."""
         now = iso_from_ns(self._now_ns())
-        written = iso_from_ns(int(last_written_ns))
-        points = int(points_added)
+        rows = [
+            (
+                iso_from_ns(int(last_written_ns)),
+                int(points),
+                float(points),
+                1.0 - _AVERAGE_WEIGHT,
+                _AVERAGE_WEIGHT * int(points),
+                now,
+                check_uuid(uuid),
+            )
+            for uuid, last_written_ns, points in writes
+        ]
         with self._write() as conn:
-            conn.execute(
+            conn.executemany(
                 "UPDATE stream_meta SET previous_last_written = last_written, last_written = ?,"
                 " estimated_count_delta = ?,"
                 " long_term_autoregressive_average = CASE WHEN long_term_autoregressive_average IS NULL"
                 " THEN ? ELSE long_term_autoregressive_average * ? + ? END,"
                 " previous_count_last_updated = count_last_updated, count_last_updated = ?"
                 " WHERE uuid = ?",
-                (
-                    written,
-                    points,
-                    float(points),
-                    1.0 - _AVERAGE_WEIGHT,
-                    _AVERAGE_WEIGHT * points,
-                    now,
-                    uuid,
-                ),
+                rows,
             )

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from pingthings.server.errors import WrongArgs
 from pingthings.wire import arrow as wire_arrow
+from pingthings.wire import arrow_insert
 
 TIME_TYPE = wire_arrow.TIME_TYPE
 RAW_SCHEMA = wire_arrow.RAW_SCHEMA
@@ -67,7 +68,12 @@ def read_insert_table(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Decode ArrowInsert's payload into (int64 ns times, float64 values).
 
     Columns named ``time`` and ``value`` are used when present, else the first two by position.
+    A small payload framed as this package's clients write it is read without pyarrow (see
+    :mod:`pingthings.wire.arrow_insert`).
     """
+    framed = arrow_insert.decode(data)
+    if framed is not None:
+        return framed
     try:
         table = wire_arrow.ipc_to_table(data)
     except ValueError as exc:  # the wire helpers raise ValueError subclasses

@@ -6,8 +6,6 @@ encoded by :mod:`.payloads` (the numpy codecs). Blocking engine calls run in wor
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,8 +15,8 @@ from pingthings._proto import v5api
 from pingthings.server.engine import MergePolicy
 from pingthings.server.errors import InsertTooBig, InvalidPointWidth, WrongArgs
 from pingthings.server.service import payloads
-from pingthings.server.service.activity import ActivityRecorder
 from pingthings.server.service.convert import blocking
+from pingthings.server.service.ingest_writer import IngestWriter
 from pingthings.server.service.prefetch import produced
 from pingthings.server.service.stat_reads import aligned_windows_of
 from pingthings.server.service.state import ServiceState
@@ -32,12 +30,16 @@ POINTS_PER_MESSAGE = 5000
 RANGES_PER_MESSAGE = 1000
 
 
-def _merge_policy(value: int) -> Any:
-    known = {int(member.value): member.name for member in v5api.MergePolicy}
-    if value not in known:  # betterproto2 turns an unknown number into a nameless pseudo-member
-        choices = ", ".join(f"{number} ({label})" for number, label in sorted(known.items()))
+#: The merge policies by wire number.
+_POLICIES = {int(member.value): MergePolicy[member.name] for member in v5api.MergePolicy}
+
+
+def _merge_policy(value: int) -> MergePolicy:
+    policy = _POLICIES.get(value)
+    if policy is None:  # betterproto2 turns an unknown number into a nameless pseudo-member
+        choices = ", ".join(f"{number} ({p.name})" for number, p in sorted(_POLICIES.items()))
         raise WrongArgs(f"merge_policy: unknown value {value}; expected one of {choices}")
-    return MergePolicy[known[value]]
+    return policy
 
 
 async def apply_insert(
@@ -48,8 +50,9 @@ async def apply_insert(
     merge_policy: int = 0,
     round_bits: int | None = None,
 ) -> int:
-    """Insert points (shared by Insert and ArrowInsert): size check, engine write, metadata
-    bookkeeping and publication to subscribers. Returns the new version."""
+    """Insert points (shared by Insert and ArrowInsert): checks here, then the engine write,
+    publication to subscribers and metadata bookkeeping by the ingest writer thread (see
+    :mod:`.ingest_writer`). Returns the version the points are in."""
     count = len(times)
     if count > state.max_insert_points:
         raise InsertTooBig(f"insert of {count} points exceeds the limit of {state.max_insert_points}")
@@ -57,54 +60,9 @@ async def apply_insert(
         raise InvalidPointWidth(f"rounding bits must be within 0..{MAX_POINT_WIDTH}, got {round_bits}")
     require_visible(state.meta, uuid)
     policy = _merge_policy(merge_policy)
-
-    loop = asyncio.get_running_loop()
-    version = _insert_in_loop(state, loop, uuid, times, values, policy, round_bits)
-    if version is not None:
-        return version
-
-    def write() -> int:
-        # One worker-thread hop for both stores: the engine commit, then the SQL activity columns.
-        # Subscribers get batches in commit order: the commit and the hand-over to the loop (whose
-        # callbacks run first in, first out) happen under one lock.
-        with state.commit_order:
-            version = state.engine.insert(uuid, times, values, merge=policy, round_bits=round_bits)
-            if count:
-                loop.call_soon_threadsafe(state.hub.publish, uuid, times, values)
-        if count:
-            state.meta.record_write(uuid, time.time_ns(), count)
-        return int(version)
-
-    return await blocking(write)
-
-
-def _insert_in_loop(
-    state: ServiceState,
-    loop: asyncio.AbstractEventLoop,
-    uuid: bytes,
-    times: np.ndarray,
-    values: np.ndarray,
-    policy: Any,
-    round_bits: int | None,
-) -> int | None:
-    """Finish a small buffered insert here in the event loop (no worker-thread hop), when the
-    engine can do it without waiting (see ``Engine.insert_nowait``); else None, nothing done."""
-    insert_nowait = getattr(state.engine, "insert_nowait", None)
-    count = len(times)
-    if insert_nowait is None or count == 0 or not state.commit_order.acquire(blocking=False):
-        return None
-    try:
-        version = insert_nowait(uuid, times, values, merge=policy, round_bits=round_bits)
-        if version is not None:
-            loop.call_soon(state.hub.publish, uuid, times, values)
-    finally:
-        state.commit_order.release()
-    if version is None:
-        return None
-    if state.activity is None:
-        state.activity = ActivityRecorder(state.meta)
-    state.activity.note(uuid, time.time_ns(), count)
-    return int(version)
+    if state.ingest is None:
+        state.ingest = IngestWriter(state.engine, state.meta, state.hub)
+    return await state.ingest.insert(uuid, times, values, policy, round_bits)
 
 
 class PointHandlers:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +52,11 @@ class ServiceState:
     max_sql_bytes: int = DEFAULT_MAX_SQL_BYTES
     max_streams_per_request: int = DEFAULT_MAX_STREAMS_PER_REQUEST
     csv_seconds: float = DEFAULT_CSV_SECONDS
-    #: Held while an insert commits and queues its batch for subscribers (keeps pushes in commit order).
-    commit_order: threading.Lock = field(default_factory=threading.Lock)
-    #: Writes the activity columns of inserts finished in the event loop (created on first use).
-    activity: Any = None
+    #: Writes every insert in a thread of its own (created by the first insert).
+    ingest: Any = None
+
+    @property
+    def activity(self) -> Any:
+        """What a clean stop waits for before closing the stores: the ingest writer (None before
+        the first insert), whose ``wait()`` returns once every insert handed to it is written."""
+        return self.ingest
