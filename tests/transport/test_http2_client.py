@@ -216,3 +216,29 @@ def test_reset_and_forget_stop_counting_the_stream() -> None:
 
 def test_the_timeout_header_decodes() -> None:
     assert HeaderDecoder().decode(encode_timeout_header(0.25)) == [(b"grpc-timeout", b"250000u")]
+
+
+def test_a_new_header_table_size_is_acknowledged_in_the_next_block() -> None:
+    client, server = _pair()
+    server.update_settings({h2.settings.SettingCodes.HEADER_TABLE_SIZE: 0})
+    client.receive(server.data_to_send())
+    client.open_stream(BLOCK, end_stream=True)
+    client.open_stream(BLOCK, end_stream=True)
+    sent = client.data_to_send()
+    flags = fr.END_HEADERS | fr.END_STREAM
+    assert fr.frame_header(len(BLOCK) + 1, fr.HEADERS, flags, 1) + b"\x20" + BLOCK in sent  # size update to 0
+    assert sent.count(BLOCK) == 2 and sent.count(b"\x20" + BLOCK) == 1
+    events = server.receive_data(sent)
+    assert [e.headers for e in events if isinstance(e, h2.events.RequestReceived)] == [REQUEST, REQUEST]
+
+
+def test_informational_headers_are_skipped_but_may_not_end_the_stream() -> None:
+    client, _server = _pair()
+    encoder = HeaderEncoder()
+    state = client.open_stream(BLOCK, end_stream=True)
+    client.receive(fr.headers_frames(1, encoder.encode([(b":status", b"103")]), False, 16384)[0])
+    assert state.headers is None and state.error is None
+    ending = client.open_stream(BLOCK, end_stream=True)
+    client.receive(fr.headers_frames(3, encoder.encode([(b":status", b"100")]), True, 16384)[0])
+    assert isinstance(ending.error, TransportError) and "informational" in str(ending.error)
+    assert state.error is None

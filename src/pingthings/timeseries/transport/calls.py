@@ -49,7 +49,7 @@ class CallSite(Protocol):
         ...
 
 
-_FLUSH_EVERY = 1 << 20  # bytes of request DATA queued in h2 before writing them out
+_FLUSH_EVERY = 1 << 20  # bytes of request DATA queued before writing them out
 
 
 _PLAIN_REPLY_HEADERS = (

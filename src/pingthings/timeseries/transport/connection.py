@@ -379,9 +379,6 @@ class Connection:
         """Feed received bytes to the protocol state (synchronous: never half done)."""
         self._ping_outstanding = False  # any traffic proves the peer is alive
         proto = self._proto
-        if not data:
-            self.fail(TransportError("the server closed the connection while receiving", self.endpoint))
-            return None
         try:
             touched = proto.receive(data)
         except ConnectionProtocolError as exc:

@@ -28,6 +28,9 @@ MAX_HEADER_LIST_SIZE = 256 << 10
 
 MAX_WINDOW = fr.MAX_WINDOW
 
+_TABLE_SIZE_ZERO = b"\x20"
+"""An HPACK dynamic table size update to 0 (RFC 7541 6.3)."""
+
 _UNLIMITED = 2**31
 
 
@@ -82,6 +85,7 @@ class ClientProtocol:
         self._conn_credit = 0  # consumed bytes not yet given back to the connection window
         #: ``(last_stream_id, error_code, debug)`` of the server's GOAWAY, once one arrived.
         self.goaway: tuple[int, int, bytes] | None = None
+        self._table_update = False  # a dynamic table size update is owed to the server's decoder
         #: Set when HEADERS or DATA arrive (the caller clears it): the server is doing work.
         self.saw_content = False
         self._out: list[bytes | memoryview] = [
@@ -119,6 +123,11 @@ class ClientProtocol:
         """Start a stream with an encoded request header block (queued)."""
         stream_id = self.next_stream_id
         self.next_stream_id = stream_id + 2
+        if self._table_update:
+            # The server changed SETTINGS_HEADER_TABLE_SIZE: the next block starts with a dynamic table
+            # size update (RFC 7541 4.2). Ours is 0, always allowed: our encoder never uses the table.
+            self._table_update = False
+            header_block = _TABLE_SIZE_ZERO + header_block
         state = StreamState(stream_id, self._max_message_size, self._initial_send_window, self._stream_window)
         self._out.extend(fr.headers_frames(stream_id, header_block, end_stream, self.max_outbound_frame))
         self.streams[stream_id] = state
@@ -334,6 +343,10 @@ class ClientProtocol:
         if state.headers is None:
             status = _status(headers)
             if status is not None and status.startswith(b"1") and len(status) == 3:
+                if end:
+                    self._stream_error(
+                        state, fr.ErrorCode.PROTOCOL_ERROR, "an informational reply ended the stream"
+                    )
                 return  # informational (1xx): the real reply headers follow
             state.headers = headers
             state.reader.set_encoding(_value(headers, b"grpc-encoding"))
@@ -381,6 +394,8 @@ class ClientProtocol:
                         )
             elif ident == fr.MAX_FRAME_SIZE:
                 self.max_outbound_frame = value
+            elif ident == fr.HEADER_TABLE_SIZE:
+                self._table_update = True
         self.settings_known = True
         self._out.append(fr.settings_ack())
 
