@@ -144,3 +144,29 @@ def test_short_ranges_deep_in_the_tree_match_a_direct_computation(tmp_path: Path
     np.testing.assert_array_equal(windows.min, np.minimum.reduceat(v[inside], first))
     np.testing.assert_array_equal(windows.max, np.maximum.reduceat(v[inside], first))
     engine.close()
+
+
+def test_windows_from_memory_match_the_full_path_and_decline_as_aligned_windows_do(tmp_path: Path) -> None:
+    sid = uuid.uuid4().bytes
+    with Engine(tmp_path / "e.sqlite3", buffering=Buffering(max_age=3600.0)) as engine:
+        engine.create_stream(sid)
+        t, v = points(1200)
+        engine.insert(sid, t, v)
+        width = 700_000_000  # not a power of two: windows cut slots anywhere
+        lo, hi = T0 - 3 * width, T0 + 20 * width  # empty windows at both ends
+        expected = engine.windows(sid, lo, hi, width)  # merges the buffer, warms the cache
+        found = engine.windows_in_memory(sid, lo, hi, width)
+        assert found is not None and found[0] == expected[0]
+        same(found[1], expected[1])
+        assert len(found[1]) == 23 and int(found[1].count.sum()) == 1200
+        assert found[1].count[0] == 0 and found[1].count[-1] == 0
+        engine.insert(sid, *points(120, 1200))  # buffered: the full path must merge it first
+        assert engine.windows_in_memory(sid, lo, hi, width) is None
+        version, merged = engine.windows(sid, lo, hi, width)
+        assert version > expected[0] and int(merged.count.sum()) == 1320
+        assert engine.windows_in_memory(sid, lo, hi, width, version=expected[0]) is None  # older version
+        assert engine.windows_in_memory(sid, lo, lo + (IN_MEMORY_WINDOWS + 1) * 1000, 1000) is None  # bound
+        empty = engine.windows_in_memory(sid, hi, lo, width)
+        assert empty is not None and len(empty[1]) == 0
+        with pytest.raises(InvalidPointWidth):
+            engine.windows_in_memory(sid, lo, hi, 0)

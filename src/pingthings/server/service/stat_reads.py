@@ -8,7 +8,8 @@ and GIL hand-overs, so such a query is answered right here in the event loop. Th
 buffered inserts (a read must see them merged first, which writes, so that goes to a worker), at
 its latest version, with every block it needs cached, and within a fixed bound of windows, nodes
 and points, so the loop is never held for more than a couple of milliseconds. Anything else takes
-exactly one hop, as before.
+exactly one hop, as before. Windows queries do the same in :mod:`.window_slices`
+(``Engine.windows_in_memory``).
 """
 
 from __future__ import annotations
