@@ -793,7 +793,8 @@ class Engine:
             return None
         if lo >= hi:
             return latest, StatWindows.empty()
-        parts = query.cached_stats(self._reader, root, lo, hi, *_aligned_keys(pw), IN_MEMORY_BUDGET)
+        with self._guard(st):  # a block evicted and obliterated under the walk reads as a missing stream
+            parts = query.cached_stats(self._reader, root, lo, hi, *_aligned_keys(pw), IN_MEMORY_BUDGET)
         return None if parts is None else (latest, _aligned_result(parts, pw))
 
     def windows(
@@ -837,7 +838,8 @@ class Engine:
         if n > IN_MEMORY_WINDOWS:
             return None
         keys = _windows_keys(lo, w)
-        parts = query.cached_stats(self._reader, root, lo, lo + n * w, *keys, IN_MEMORY_BUDGET)
+        with self._guard(st):
+            parts = query.cached_stats(self._reader, root, lo, lo + n * w, *keys, IN_MEMORY_BUDGET)
         return None if parts is None else (latest, _windows_result(parts, lo, w, n))
 
     def nearest(self, uuid: Any, time: Any, backward: bool, version: Any = 0) -> tuple[int, int, float]:
