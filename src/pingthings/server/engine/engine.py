@@ -66,6 +66,8 @@ IN_MEMORY_WINDOWS = 4096
 #: What such a query may walk: internal nodes (cached) and raw points of partly covered leaves
 #: (cached). With these bounds one query costs at most ~2 ms of CPU (bench/RESULTS.md).
 IN_MEMORY_BUDGET = query.CachedBudget(nodes=256, points=1 << 17)
+#: Most nodes and leaves a Nearest answered in the caller's thread may visit.
+IN_MEMORY_NEAREST_BLOCKS = 64
 
 
 class RawChunks(Iterator[T]):
@@ -179,6 +181,23 @@ def _windows_result(parts: Contributions, lo: int, w: int, n: int) -> StatWindow
     out.count[keys] = cnt
     out.stddev[keys] = std
     return out
+
+
+def _nearest_time(time: Any) -> int:
+    """The checked time of a Nearest query."""
+    t = as_int(time, "time")
+    if t < MIN_TIME or t >= TIME_LIMIT:
+        raise InvalidTimeRange(f"time {t} is outside [{MIN_TIME}, {TIME_LIMIT})")
+    return t
+
+
+def _nearest_result(
+    ver: int, found: tuple[int, float] | None, t: int, backward: bool
+) -> tuple[int, int, float]:
+    if found is None:
+        side = "before" if backward else "at or after"
+        raise NoSuchPoint(f"no point {side} {t}")
+    return ver, found[0], found[1]
 
 
 class _Stream:
@@ -845,16 +864,32 @@ class Engine:
     def nearest(self, uuid: Any, time: Any, backward: bool, version: Any = 0) -> tuple[int, int, float]:
         """``(version, t, v)`` of the first point at/after ``time`` or the last point before it."""
         st = self._stream(uuid)
-        t = as_int(time, "time")
-        if t < MIN_TIME or t >= TIME_LIMIT:
-            raise InvalidTimeRange(f"time {t} is outside [{MIN_TIME}, {TIME_LIMIT})")
+        t = _nearest_time(time)
         ver, root = self._resolve(st, version)
         with self._guard(st):
             found = query.nearest(self._reader, root, t, bool(backward))
-        if found is None:
-            side = "before" if backward else "at or after"
-            raise NoSuchPoint(f"no point {side} {t}")
-        return ver, found[0], found[1]
+        return _nearest_result(ver, found, t, backward)
+
+    def nearest_in_memory(
+        self, uuid: Any, time: Any, backward: bool, version: Any = 0
+    ) -> tuple[int, int, float] | None:
+        """:meth:`nearest`, if it can be answered from cached blocks (loaded stream, no buffered
+        inserts, latest version, at most :data:`IN_MEMORY_NEAREST_BLOCKS` nodes and leaves
+        visited); else None. Raises as :meth:`nearest` does (NoSuchPoint included)."""
+        st = self._streams.get(as_uuid(uuid))
+        if st is None or st.dead or st.buffer is not None:
+            return None  # not loaded, going away, or buffered points to merge: the full path does it
+        t = _nearest_time(time)
+        ver = as_int(version, "version")
+        latest, root = st.state
+        if ver not in (0, latest):
+            return None
+        try:
+            with self._guard(st):
+                found = query.cached_nearest(self._reader, root, t, bool(backward), IN_MEMORY_NEAREST_BLOCKS)
+        except query.NotInMemory:
+            return None
+        return _nearest_result(latest, found, t, backward)
 
     def changes(
         self, uuid: Any, from_version: Any, to_version: Any, resolution: Any
