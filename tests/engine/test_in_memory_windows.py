@@ -1,6 +1,6 @@
-"""Aligned windows answered from memory: same answers as the full path, and declined whenever the
-full path must do something (read the store, merge buffered inserts, resolve an older version) or
-the work would exceed the bound an event loop can afford."""
+"""Aligned windows, Windows and Nearest answered from memory: same answers as the full path, and
+declined whenever the full path must do something (read the store, merge buffered inserts,
+resolve an older version) or the work would exceed the bound an event loop can afford."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pytest
 from pingthings.server.engine import Buffering, Engine
 from pingthings.server.engine.engine import IN_MEMORY_BUDGET, IN_MEMORY_WINDOWS
 from pingthings.server.engine.stats import StatWindows
-from pingthings.server.errors import InvalidPointWidth
+from pingthings.server.errors import InvalidPointWidth, InvalidTimeRange, NoSuchPoint
+from pingthings.wire.limits import MIN_TIME, TIME_LIMIT
 
 T0 = 1_700_000_000 * 10**9
 PERIOD = 8_333_333  # 120 Hz
@@ -144,3 +145,60 @@ def test_short_ranges_deep_in_the_tree_match_a_direct_computation(tmp_path: Path
     np.testing.assert_array_equal(windows.min, np.minimum.reduceat(v[inside], first))
     np.testing.assert_array_equal(windows.max, np.maximum.reduceat(v[inside], first))
     engine.close()
+
+
+def test_windows_from_memory_match_the_full_path_and_decline_as_aligned_windows_do(tmp_path: Path) -> None:
+    sid = uuid.uuid4().bytes
+    with Engine(tmp_path / "e.sqlite3", buffering=Buffering(max_age=3600.0)) as engine:
+        engine.create_stream(sid)
+        t, v = points(1200)
+        engine.insert(sid, t, v)
+        width = 700_000_000  # not a power of two: windows cut slots anywhere
+        lo, hi = T0 - 3 * width, T0 + 20 * width  # empty windows at both ends
+        expected = engine.windows(sid, lo, hi, width)  # merges the buffer, warms the cache
+        found = engine.windows_in_memory(sid, lo, hi, width)
+        assert found is not None and found[0] == expected[0]
+        same(found[1], expected[1])
+        assert len(found[1]) == 23 and int(found[1].count.sum()) == 1200
+        assert found[1].count[0] == 0 and found[1].count[-1] == 0
+        engine.insert(sid, *points(120, 1200))  # buffered: the full path must merge it first
+        assert engine.windows_in_memory(sid, lo, hi, width) is None
+        version, merged = engine.windows(sid, lo, hi, width)
+        assert version > expected[0] and int(merged.count.sum()) == 1320
+        assert engine.windows_in_memory(sid, lo, hi, width, version=expected[0]) is None  # older version
+        assert engine.windows_in_memory(sid, lo, lo + (IN_MEMORY_WINDOWS + 1) * 1000, 1000) is None  # bound
+        empty = engine.windows_in_memory(sid, hi, lo, width)
+        assert empty is not None and len(empty[1]) == 0
+        with pytest.raises(InvalidPointWidth):
+            engine.windows_in_memory(sid, lo, hi, 0)
+
+
+def test_nearest_from_memory_matches_the_full_path_and_declines_what_needs_the_store(tmp_path: Path) -> None:
+    path = tmp_path / "e.sqlite3"
+    sid = uuid.uuid4().bytes
+    with Engine(path, buffering=Buffering(max_age=3600.0)) as engine:
+        engine.create_stream(sid)
+        t, v = points(5000)
+        first = engine.insert(sid, t, v)
+        engine.raw_values(sid, MIN_TIME, TIME_LIMIT - 1)  # caches every block
+        probes = [int(t[0]) - 1, int(t[0]), int(t[2500]) + 1, int(t[-1]), int(t[-1]) + 1]
+        for when in probes:
+            for backward in (False, True):
+                try:
+                    expected: tuple[int, int, float] | None = engine.nearest(sid, when, backward)
+                except NoSuchPoint:
+                    expected = None
+                if expected is None:
+                    with pytest.raises(NoSuchPoint):
+                        engine.nearest_in_memory(sid, when, backward)
+                else:
+                    assert engine.nearest_in_memory(sid, when, backward) == expected
+        engine.insert(sid, *points(10, 5000))  # buffered: the full path must merge it first
+        assert engine.nearest_in_memory(sid, int(t[-1]) + 1, False) is None
+        version, when, _ = engine.nearest(sid, int(t[-1]) + 1, False)
+        assert version > first and when == T0 + 5000 * PERIOD  # read-your-writes
+        assert engine.nearest_in_memory(sid, int(t[0]), False, version=first) is None  # older version
+        engine._reader.cache.clear()
+        assert engine.nearest_in_memory(sid, int(t[0]), False) is None  # not cached
+        with pytest.raises(InvalidTimeRange):
+            engine.nearest_in_memory(sid, TIME_LIMIT, False)

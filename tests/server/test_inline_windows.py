@@ -77,3 +77,41 @@ async def test_a_hidden_streams_cached_windows_stay_hidden_from_a_non_admin_key(
         assert engine.aligned_windows_in_memory(stream.uuid.bytes, START, END, PW) is not None
         with pytest.raises(StreamNotFoundError):
             await user.stream_handle(stream.uuid).aligned_windows(START, END, PW)
+
+
+@pytest.mark.anyio
+async def test_precise_windows_from_memory_see_buffered_inserts(
+    server: Server, unique_collection: str
+) -> None:
+    engine = server.runtime.engine
+    width = 700_000_000
+    lo, hi = T0 - width, T0 + 20 * width
+    async with await pt.AsyncClient.connect(endpoint=server.endpoint) as client:
+        stream = await client.create(uuid.uuid4(), unique_collection, {"name": "precise"})
+        for i in range(10):
+            await stream.insert(second(i))
+        first = await stream.precise_windows(lo, hi, width)
+        assert first.num_rows == 21 and counts(first) == 1200
+        assert engine.windows_in_memory(stream.uuid.bytes, lo, hi, width) is not None
+        assert (await stream.precise_windows(lo, hi, width)).equals(first)  # from memory
+        await stream.insert(second(10))
+        after = await stream.precise_windows(lo, hi, width)
+        assert counts(after) == 1320
+
+
+@pytest.mark.anyio
+async def test_latest_point_from_memory_sees_buffered_inserts(server: Server, unique_collection: str) -> None:
+    engine = server.runtime.engine
+    async with await pt.AsyncClient.connect(endpoint=server.endpoint) as client:
+        stream = await client.create(uuid.uuid4(), unique_collection, {"name": "nearest"})
+        assert await stream.latest() is None  # empty stream: no point
+        await stream.insert(second(0))
+        latest = await stream.latest()  # worker path: merges the buffer
+        assert latest is not None and latest.time == int(second(0)[0][-1])
+        earliest = await stream.earliest()
+        assert earliest is not None and earliest.time == T0
+        assert engine.nearest_in_memory(stream.uuid.bytes, T0, False) is not None
+        assert await stream.earliest() == earliest  # from memory
+        await stream.insert(second(1))
+        after = await stream.latest()
+        assert after is not None and after.time == int(second(1)[0][-1])

@@ -66,6 +66,8 @@ IN_MEMORY_WINDOWS = 4096
 #: What such a query may walk: internal nodes (cached) and raw points of partly covered leaves
 #: (cached). With these bounds one query costs at most ~2 ms of CPU (bench/RESULTS.md).
 IN_MEMORY_BUDGET = query.CachedBudget(nodes=256, points=1 << 17)
+#: Most nodes and leaves a Nearest answered in the caller's thread may visit.
+IN_MEMORY_NEAREST_BLOCKS = 64
 
 
 class RawChunks(Iterator[T]):
@@ -139,6 +141,80 @@ def _checked_points(times: Any, values: Any, round_bits: int | None) -> tuple[np
         t = round_times(t, round_bits)
     check_insert(t, v)
     return t, v
+
+
+def _windows_args(start: Any, end: Any, width: Any, depth: Any) -> tuple[int, int, int]:
+    """The checked ``(width, start, end)`` of a Windows query."""
+    w = as_int(width, "width")
+    if w <= 0 or w > 1 << 63:
+        raise InvalidPointWidth(f"window width {w} is outside 1..2**63")
+    check_point_width(depth, "depth")
+    return w, as_int(start, "start"), as_int(end, "end")
+
+
+def _windows_count(lo: int, hi_req: int, w: int) -> int:
+    """How many whole windows of width ``w`` fit in ``[lo, hi_req)``; checks the range they cover."""
+    n = (hi_req - lo) // w if hi_req > lo else 0
+    if n <= 0:
+        return 0
+    hi = lo + n * w
+    if lo < MIN_TIME or hi >= TIME_LIMIT:
+        raise InvalidTimeRange(
+            f"time range out of bounds: [{lo}, {hi}) must lie within [{MIN_TIME}, {TIME_LIMIT})"
+        )
+    if n > MAX_WINDOWS:
+        raise InvalidPointWidth(f"{n} windows of width {w} are too many (at most {MAX_WINDOWS})")
+    return n
+
+
+def _windows_keys(
+    lo: int, w: int
+) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[int, np.ndarray], np.ndarray]]:
+    """``(key_of, slot_fits)`` of windows ``[lo + k·w, lo + (k+1)·w)`` for :func:`query.collect_stats`."""
+
+    def key_of(t: np.ndarray) -> np.ndarray:
+        return (t - lo) // w
+
+    def slot_fits(node_pw: int, bs: np.ndarray) -> np.ndarray:
+        return key_of(bs) == key_of(bs + ((1 << node_pw) - 1))
+
+    return key_of, slot_fits
+
+
+def _windows_result(parts: Contributions, lo: int, w: int, n: int) -> StatWindows:
+    """All ``n`` windows, the empty ones with zero statistics."""
+    keys, cnt, mn, mean, mx, std = parts.combine()
+    out = StatWindows(
+        lo + np.arange(n, dtype=np.int64) * w,
+        np.zeros(n),
+        np.zeros(n),
+        np.zeros(n),
+        np.zeros(n, dtype=np.uint64),
+        np.zeros(n),
+    )
+    out.min[keys] = mn
+    out.mean[keys] = mean
+    out.max[keys] = mx
+    out.count[keys] = cnt
+    out.stddev[keys] = std
+    return out
+
+
+def _nearest_time(time: Any) -> int:
+    """The checked time of a Nearest query."""
+    t = as_int(time, "time")
+    if t < MIN_TIME or t >= TIME_LIMIT:
+        raise InvalidTimeRange(f"time {t} is outside [{MIN_TIME}, {TIME_LIMIT})")
+    return t
+
+
+def _nearest_result(
+    ver: int, found: tuple[int, float] | None, t: int, backward: bool
+) -> tuple[int, int, float]:
+    if found is None:
+        side = "before" if backward else "at or after"
+        raise NoSuchPoint(f"no point {side} {t}")
+    return ver, found[0], found[1]
 
 
 class _Stream:
@@ -803,7 +879,8 @@ class Engine:
             return None
         if lo >= hi:
             return latest, StatWindows.empty()
-        parts = query.cached_stats(self._reader, root, lo, hi, *_aligned_keys(pw), IN_MEMORY_BUDGET)
+        with self._guard(st):  # a block evicted and obliterated under the walk reads as a missing stream
+            parts = query.cached_stats(self._reader, root, lo, hi, *_aligned_keys(pw), IN_MEMORY_BUDGET)
         return None if parts is None else (latest, _aligned_result(parts, pw))
 
     def windows(
@@ -815,61 +892,71 @@ class Engine:
         ``depth`` is accepted and ignored: results are always exact.
         """
         st = self._stream(uuid)
-        w = as_int(width, "width")
-        if w <= 0 or w > 1 << 63:
-            raise InvalidPointWidth(f"window width {w} is outside 1..2**63")
-        check_point_width(depth, "depth")
-        lo = as_int(start, "start")
-        hi_req = as_int(end, "end")
+        w, lo, hi_req = _windows_args(start, end, width, depth)
         ver, root = self._resolve(st, version)
-        n = (hi_req - lo) // w if hi_req > lo else 0
+        n = _windows_count(lo, hi_req, w)
         if n <= 0:
             return ver, StatWindows.empty()
-        hi = lo + n * w
-        if lo < MIN_TIME or hi >= TIME_LIMIT:
-            raise InvalidTimeRange(
-                f"time range out of bounds: [{lo}, {hi}) must lie within [{MIN_TIME}, {TIME_LIMIT})"
-            )
-        if n > MAX_WINDOWS:
-            raise InvalidPointWidth(f"{n} windows of width {w} are too many (at most {MAX_WINDOWS})")
-
-        def key_of(t: np.ndarray) -> np.ndarray:
-            return (t - lo) // w
-
-        def slot_fits(node_pw: int, bs: np.ndarray) -> np.ndarray:
-            return key_of(bs) == key_of(bs + ((1 << node_pw) - 1))
-
         with self._guard(st):
-            parts = query.collect_stats(self._reader, root, lo, hi, key_of, slot_fits)
-        keys, cnt, mn, mean, mx, std = parts.combine()
-        out = StatWindows(
-            lo + np.arange(n, dtype=np.int64) * w,
-            np.zeros(n),
-            np.zeros(n),
-            np.zeros(n),
-            np.zeros(n, dtype=np.uint64),
-            np.zeros(n),
-        )
-        out.min[keys] = mn
-        out.mean[keys] = mean
-        out.max[keys] = mx
-        out.count[keys] = cnt
-        out.stddev[keys] = std
-        return ver, out
+            parts = query.collect_stats(self._reader, root, lo, lo + n * w, *_windows_keys(lo, w))
+        return ver, _windows_result(parts, lo, w, n)
+
+    def windows_in_memory(
+        self, uuid: Any, start: Any, end: Any, width: Any, version: Any = 0, depth: Any = 0
+    ) -> tuple[int, StatWindows] | None:
+        """:meth:`windows`, if it can be answered from memory at a small, bounded cost; else None.
+
+        The conditions and bounds are those of :meth:`aligned_windows_in_memory` (at most
+        :data:`IN_MEMORY_WINDOWS` windows, empty ones included). Arguments are checked as by
+        :meth:`windows`.
+        """
+        st = self._streams.get(as_uuid(uuid))
+        if st is None or st.dead or st.buffer is not None:
+            return None  # not loaded, going away, or buffered points to merge: the full path does it
+        w, lo, hi_req = _windows_args(start, end, width, depth)
+        ver = as_int(version, "version")
+        latest, root = st.state
+        if ver not in (0, latest):
+            return None
+        n = _windows_count(lo, hi_req, w)
+        if n <= 0:
+            return latest, StatWindows.empty()
+        if n > IN_MEMORY_WINDOWS:
+            return None
+        keys = _windows_keys(lo, w)
+        with self._guard(st):
+            parts = query.cached_stats(self._reader, root, lo, lo + n * w, *keys, IN_MEMORY_BUDGET)
+        return None if parts is None else (latest, _windows_result(parts, lo, w, n))
 
     def nearest(self, uuid: Any, time: Any, backward: bool, version: Any = 0) -> tuple[int, int, float]:
         """``(version, t, v)`` of the first point at/after ``time`` or the last point before it."""
         st = self._stream(uuid)
-        t = as_int(time, "time")
-        if t < MIN_TIME or t >= TIME_LIMIT:
-            raise InvalidTimeRange(f"time {t} is outside [{MIN_TIME}, {TIME_LIMIT})")
+        t = _nearest_time(time)
         ver, root = self._resolve(st, version)
         with self._guard(st):
             found = query.nearest(self._reader, root, t, bool(backward))
-        if found is None:
-            side = "before" if backward else "at or after"
-            raise NoSuchPoint(f"no point {side} {t}")
-        return ver, found[0], found[1]
+        return _nearest_result(ver, found, t, backward)
+
+    def nearest_in_memory(
+        self, uuid: Any, time: Any, backward: bool, version: Any = 0
+    ) -> tuple[int, int, float] | None:
+        """:meth:`nearest`, if it can be answered from cached blocks (loaded stream, no buffered
+        inserts, latest version, at most :data:`IN_MEMORY_NEAREST_BLOCKS` nodes and leaves
+        visited); else None. Raises as :meth:`nearest` does (NoSuchPoint included)."""
+        st = self._streams.get(as_uuid(uuid))
+        if st is None or st.dead or st.buffer is not None:
+            return None  # not loaded, going away, or buffered points to merge: the full path does it
+        t = _nearest_time(time)
+        ver = as_int(version, "version")
+        latest, root = st.state
+        if ver not in (0, latest):
+            return None
+        try:
+            with self._guard(st):
+                found = query.cached_nearest(self._reader, root, t, bool(backward), IN_MEMORY_NEAREST_BLOCKS)
+        except query.NotInMemory:
+            return None
+        return _nearest_result(latest, found, t, backward)
 
     def changes(
         self, uuid: Any, from_version: Any, to_version: Any, resolution: Any

@@ -302,17 +302,61 @@ def count(reader: BlockReader, root: int, lo: int, hi: int) -> int:
     return total
 
 
+class NotInMemory(Exception):
+    """A walk from the cache alone needed a block that is not cached, or went past its budget."""
+
+
+class _Blocks:
+    """Node and leaf access for :func:`_nearest_in`: through the reader, or (with a ``budget`` of
+    blocks) from the cache alone, raising :class:`NotInMemory` instead of reading the store."""
+
+    def __init__(self, reader: BlockReader, budget: int | None) -> None:
+        self.reader = reader
+        self.left = budget
+
+    def _spend(self) -> None:
+        if self.left is not None:
+            self.left -= 1
+            if self.left < 0:
+                raise NotInMemory()
+
+    def node(self, addr: int) -> Node:
+        self._spend()
+        if self.left is None:
+            return self.reader.node(addr)
+        found = self.reader.cached_nodes([addr])
+        if found is None:
+            raise NotInMemory()
+        return found[0]
+
+    def leaf(self, addr: int, slot: int) -> tuple[np.ndarray, np.ndarray]:
+        self._spend()
+        if self.left is not None and not self.reader.all_cached(np.array([addr], dtype=np.int64)):
+            raise NotInMemory()
+        return self.reader.leaf(addr, slot)
+
+
 def nearest(reader: BlockReader, root: int, time: int, backward: bool) -> tuple[int, float] | None:
     """First point with ``t >= time`` (forward) or last point with ``t < time`` (backward)."""
     if not root:
         return None
-    return _nearest_in(reader, root, ROOT_PW, ROOT_START, time, backward)
+    return _nearest_in(_Blocks(reader, None), root, ROOT_PW, ROOT_START, time, backward)
+
+
+def cached_nearest(
+    reader: BlockReader, root: int, time: int, backward: bool, max_blocks: int
+) -> tuple[int, float] | None:
+    """Like :func:`nearest` from cached blocks alone, visiting at most ``max_blocks`` nodes and
+    leaves; raises :class:`NotInMemory` when it would need more or an uncached one."""
+    if not root:
+        return None
+    return _nearest_in(_Blocks(reader, max_blocks), root, ROOT_PW, ROOT_START, time, backward)
 
 
 def _nearest_in(
-    reader: BlockReader, addr: int, pw: int, start: int, time: int, backward: bool
+    blocks: _Blocks, addr: int, pw: int, start: int, time: int, backward: bool
 ) -> tuple[int, float] | None:
-    node = reader.node(addr)
+    node = blocks.node(addr)
     if backward:
         last = min(FANOUT - 1, (time - 1 - start) >> pw)
         if last < 0:
@@ -326,7 +370,7 @@ def _nearest_in(
     for i in slots:
         child = int(node.addr[i])
         if node.leaf[i]:
-            lt, lv = reader.leaf(child, i)
+            lt, lv = blocks.leaf(child, i)
             j = int(np.searchsorted(lt, time, side="left"))
             if backward:
                 if j > 0:
@@ -334,7 +378,7 @@ def _nearest_in(
             elif j < lt.size:
                 return int(lt[j]), float(lv[j])
         else:
-            found = _nearest_in(reader, child, pw - PW_STEP, start + (i << pw), time, backward)
+            found = _nearest_in(blocks, child, pw - PW_STEP, start + (i << pw), time, backward)
             if found is not None:
                 return found
     return None

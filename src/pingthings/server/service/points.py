@@ -18,7 +18,7 @@ from pingthings.server.service import payloads
 from pingthings.server.service.convert import blocking
 from pingthings.server.service.ingest_writer import IngestWriter
 from pingthings.server.service.prefetch import produced
-from pingthings.server.service.stat_reads import aligned_windows_of
+from pingthings.server.service.stat_reads import aligned_windows_of, nearest_of
 from pingthings.server.service.state import ServiceState
 from pingthings.server.service.visibility import require_visible, visible_uuid
 from pingthings.server.service.window_slices import windows_in_slices
@@ -143,8 +143,8 @@ class PointHandlers:
     async def nearest(self, request: v5api.NearestParams) -> bytes:
         """The first point at or after ``time`` (forward) or the last one before it (backward)."""
         uuid = visible_uuid(self.state.meta, request.uuid)
-        version, t, v = await blocking(
-            self.state.engine.nearest, uuid, request.time, request.backward, request.version_major
+        version, t, v = await nearest_of(
+            self.state.engine, uuid, request.time, request.backward, request.version_major
         )
         return payloads.encode_nearest(version, int(t), float(v))
 

@@ -28,11 +28,15 @@ async def windows_in_slices(
     """Yield ``(version, StatWindows)`` for consecutive slices of the windows of one request.
 
     Small requests (and the ones the engine refuses) go to the engine in one call, which keeps
-    its checks and messages; larger ones are checked here the same way first.
+    its checks and messages; larger ones are checked here the same way first. A small request
+    the engine can answer from memory within its bound (``Engine.windows_in_memory``: loaded
+    stream, no buffered inserts, latest version, cached blocks) is answered here without a
+    worker thread (see :mod:`.stat_reads`).
     """
     count = (end - start) // width if width > 0 and end > start else 0
     if count <= WINDOWS_PER_SLICE:
-        yield await blocking(engine.windows, uuid, start, end, width, version)
+        found = engine.windows_in_memory(uuid, start, end, width, version)  # small and cached: no hop
+        yield found if found is not None else await blocking(engine.windows, uuid, start, end, width, version)
         return
     stop = start + count * width
     if start < MIN_TIME or stop >= TIME_LIMIT:
