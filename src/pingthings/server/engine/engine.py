@@ -623,7 +623,7 @@ class Engine:
 
     def _merge_older_than(self, age: float) -> None:
         """Merge every buffer that has reached its merge age (:func:`.buffering.merge_age`: within
-        the second half of ``age``, fixed per stream), and keep the journal's WAL bounded while no
+        the last quarter of ``age``, fixed per stream), and keep the journal's WAL bounded while no
         merge happens (background thread)."""
         try:
             self._journal.checkpoint_if_big()
