@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from pingthings.server.engine import Buffering, Engine, GroupInsert, MergePolicy
+from pingthings.server.engine.buffering import merge_age
 from pingthings.server.engine.journal import journal_path
 from pingthings.server.errors import BadValue, DiskFull, StreamNotFound, WrongArgs
 from pingthings.wire.limits import FIRST_VERSION, MIN_TIME, TIME_LIMIT
@@ -198,3 +199,30 @@ def test_disk_full_journal_refuses_the_insert(path: Path) -> None:
         conn.execute("PRAGMA max_page_count=1000000")
     with Engine(path) as eng:  # every acknowledged point is there, the refused one is not
         assert eng.count(sid)[1] == acknowledged
+
+
+def test_merge_ages_of_streams_spread_over_the_last_quarter_of_max_age() -> None:
+    ages = [merge_age(uuid.UUID(int=k).bytes, 10.0) for k in range(2000)]
+    assert all(7.5 <= a <= 10.0 for a in ages)
+    assert merge_age(uuid.UUID(int=7).bytes, 10.0) == ages[7]  # the same for a stream every time
+    counts, _ = np.histogram(ages, bins=5, range=(7.5, 10.0))
+    assert counts.min() > 0.15 * len(ages), counts  # no fifth of the window is left (nearly) empty
+
+
+def test_streams_born_together_are_not_merged_all_at_once(path: Path) -> None:
+    # 200 buffers, all as old as 7/8 of max_age: about half of them have reached their merge age.
+    sids = [uuid.uuid4().bytes for _ in range(200)]
+    with Engine(path, buffering=Buffering(max_age=3600.0)) as eng:
+        for k, sid in enumerate(sids):
+            eng.create_stream(sid)
+            eng.insert(sid, *second(0, k))
+        for sid in sids:
+            buffer = eng._stream(sid).buffer
+            assert buffer is not None
+            buffer.born -= 0.875 * 3600.0
+        eng._merge_older_than(3600.0)
+        merged = [sid for sid in sids if eng._stream(sid).buffer is None]
+        assert 50 < len(merged) < 150
+        assert set(merged) == {sid for sid in sids if merge_age(sid, 3600.0) <= 0.875 * 3600.0}
+        for sid in sids:  # both halves read back whole
+            assert eng.count(sid)[1] == 120

@@ -51,12 +51,13 @@ from pingthings.timeseries._platform_codec import retention_to_dict
 from pingthings.timeseries._platform_rpc import call_platform
 from pingthings.timeseries._raw_annotations import STREAM_INFO_DESCRIPTOR, restore_in_response
 from pingthings.timeseries._results import Point
-from pingthings.timeseries._rpc import CallTarget, call_stream, call_unary, decode_checked
+from pingthings.timeseries._rpc import CallTarget, call_stream, call_unary, call_unary_payload, decode_checked
 from pingthings.timeseries.constants import RAW_VALUES_SCHEMA, STAT_F64_SCHEMA
 from pingthings.timeseries.exceptions import NoSuchPointError, raise_for_status
 from pingthings.wire import arrow as wire_arrow
 from pingthings.wire import arrow_insert
 from pingthings.wire import points as wire_points
+from pingthings.wire.insert_messages import read_insert_response
 from pingthings.wire.protowire import (
     LEN,
     VARINT,
@@ -377,20 +378,18 @@ async def insert(
 ) -> int:
     """Insert / ArrowInsert of one batch; returns the stream's version after it."""
     if use_arrow(client):
-        ipc = arrow_insert.encode(times, values)
-        resp = await call_unary(
-            client,
-            "ArrowInsert",
-            _arrow_insert_request(uuid, merge_policy, ipc),
-            InsertResponse,
-            idempotent=merge_policy in IDEMPOTENT_MERGE_POLICIES,
-        )
+        method = "ArrowInsert"
+        body = _arrow_insert_request(uuid, merge_policy, arrow_insert.encode(times, values))
     else:
+        method = "Insert"
         body = wire_points.encode_insert(uuid.bytes, times, values, merge_policy=merge_policy)
-        resp = await call_unary(
-            client, "Insert", body, InsertResponse, idempotent=merge_policy in IDEMPOTENT_MERGE_POLICIES
-        )
-    return int(resp.version_major)
+    payload = await call_unary_payload(
+        client, method, body, InsertResponse, idempotent=merge_policy in IDEMPOTENT_MERGE_POLICIES
+    )
+    version = read_insert_response(payload)  # a plain reply, read by hand
+    if version is None:
+        version = int(decode_checked(payload, InsertResponse).version_major)
+    return version
 
 
 async def delete(client: CallTarget, uuid: UUID, start: int, end: int) -> int:

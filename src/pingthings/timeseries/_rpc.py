@@ -270,7 +270,24 @@ async def call_unary(
     service: str = BTRDB_SERVICE,
     idempotent: bool | None = None,
 ) -> T:
-    """Make one unary call and return the decoded response.
+    """Make one unary call and return the decoded response (see :func:`call_unary_payload`)."""
+    payload = await call_unary_payload(
+        target, method, request, response_type, service=service, idempotent=idempotent
+    )
+    return decode_checked(payload, response_type)
+
+
+async def call_unary_payload(
+    target: CallTarget,
+    method: str,
+    request: betterproto2.Message | bytes,
+    response_type: type[betterproto2.Message],
+    *,
+    service: str = BTRDB_SERVICE,
+    idempotent: bool | None = None,
+) -> bytes:
+    """Make one unary call and return the response's payload, for callers that decode it
+    themselves (an insert's reply); :func:`decode_checked` decodes any other.
 
     Parameters
     ----------
@@ -281,7 +298,7 @@ async def call_unary(
     request
         The request message (or its encoded bytes).
     response_type
-        The response message class.
+        The response message class (its ``stat`` is read from a wrong-endpoint reply).
     service
         ``"v5api.BTrDB"`` (default) or ``"pingthings.platform.v1.Platform"``.
     idempotent
@@ -291,7 +308,7 @@ async def call_unary(
     Raises
     ------
     PingThingsError
-        The subclass for the response's ``stat`` code, or for the transport failure.
+        The subclass for the transport failure (the caller raises for the response's ``stat``).
     """
     path = f"/{service}/{method}"
     data = request if isinstance(request, bytes) else _as_bytes(request)
@@ -326,7 +343,7 @@ async def call_unary(
         stat = response_type.parse(payload).stat  # type: ignore[attr-defined]
         left = None if timeout == math.inf else max(deadline - anyio.current_time(), 0.001)
         payload = await unary_through_proxies(target, path, data, left, f"[405] {stat.msg}")
-    return decode_checked(payload, response_type)
+    return payload
 
 
 class StreamCall:

@@ -21,7 +21,14 @@ import numpy as np
 
 from pingthings.server.engine import query
 from pingthings.server.engine.blocks import DEFAULT_CACHE_BYTES, BlockReader, MissingBlock
-from pingthings.server.engine.buffering import AgeMerger, Buffering, GroupInsert, StreamBuffer
+from pingthings.server.engine.buffering import (
+    MERGE_SPREAD,
+    AgeMerger,
+    Buffering,
+    GroupInsert,
+    StreamBuffer,
+    merge_age,
+)
 from pingthings.server.engine.changes import changed_ranges
 from pingthings.server.engine.compaction import CompactResult, reachable_blocks
 from pingthings.server.engine.journal import Journal, JournalEntry, journal_path
@@ -691,16 +698,22 @@ class Engine:
                     self._merge_locked(oldest)
 
     def _merge_older_than(self, age: float) -> None:
-        """Merge every buffer whose first insert is ``age`` seconds old or more, and keep the
-        journal's WAL bounded while no merge happens (background thread)."""
+        """Merge every buffer that has reached its merge age (:func:`.buffering.merge_age`: within
+        the last quarter of ``age``, fixed per stream), and keep the journal's WAL bounded while no
+        merge happens (background thread)."""
         try:
             self._journal.checkpoint_if_big()
         except Exception:
             log.exception("checkpointing the ingest journal failed")
-        limit = time_mod.monotonic() - age
+        now = time_mod.monotonic()
+        youngest = now - age * (1.0 - MERGE_SPREAD)  # a buffer born later is not due yet
         with self._buffered_lock:
-            due = [st for st in self._buffered.values() if st.buffer is not None and st.buffer.born <= limit]
-        for st in due:
+            due = [
+                (st, now - merge_age(st.uuid, age))
+                for st in self._buffered.values()
+                if st.buffer is not None and st.buffer.born <= youngest
+            ]
+        for st, limit in due:
             try:
                 with st.lock:
                     buffer = st.buffer

@@ -35,8 +35,10 @@ from pingthings.server.service.stat_reads import aligned_windows_of
 from pingthings.server.service.state import ServiceState
 from pingthings.server.service.visibility import visible_uuid
 from pingthings.server.service.window_slices import windows_in_slices
+from pingthings.server.service.wire_check import decode_request
 from pingthings.wire import arrow as wire_arrow
 from pingthings.wire import arrow_insert
+from pingthings.wire.insert_messages import ArrowInsertRequest, encode_insert_response, read_arrow_insert
 from pingthings.wire.limits import MAX_POINT_WIDTH, MIN_TIME, TIME_LIMIT
 
 #: Rows per Arrow reply message.
@@ -225,8 +227,13 @@ class ArrowHandlers:
         table = arrow_io.cast_to_template(table, template)
         return arrow_reply_segments(0, table, MULTI_ARROW_BYTES_FIELD)
 
-    async def arrow_insert(self, request: v5api.ArrowInsertParams) -> v5api.InsertResponse:
-        """Insert the (time, value) table carried as an Arrow IPC stream."""
+    async def arrow_insert(self, data: bytes) -> bytes:
+        """Insert the (time, value) table carried as an Arrow IPC stream.
+
+        ``data`` is the ArrowInsertParams message; its plain shape is read by hand, anything else
+        by the message class (see :mod:`pingthings.wire.insert_messages`); so is the reply.
+        """
+        request = read_arrow_insert(data) or _strict_arrow_insert(data)
         uuid = visible_uuid(self.state.meta, request.uuid)
         payload = request.arrow_bytes
         framed = arrow_insert.decode(payload)  # our clients' framing: numpy views, at any size
@@ -236,6 +243,17 @@ class ArrowHandlers:
             times, values = arrow_io.read_insert_table(payload)
         else:
             times, values = await blocking(arrow_io.read_insert_table, payload)
-        bits = request.rounding.bits if request.rounding is not None else None
-        version = await apply_insert(self.state, uuid, times, values, int(request.merge_policy), bits)
-        return v5api.InsertResponse(version_major=version)
+        version = await apply_insert(
+            self.state, uuid, times, values, request.merge_policy, request.rounding_bits
+        )
+        return encode_insert_response(version)
+
+
+def _strict_arrow_insert(data: bytes) -> ArrowInsertRequest:
+    """An ArrowInsertParams of any other shape, checked and parsed by its message class (421 if
+    malformed)."""
+    request = decode_request(data, v5api.ArrowInsertParams)
+    bits = request.rounding.bits if request.rounding is not None else None
+    return ArrowInsertRequest(
+        request.uuid, request.sync, int(request.merge_policy), bits, request.arrow_bytes
+    )

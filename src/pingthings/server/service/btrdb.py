@@ -54,7 +54,7 @@ class BTrDBService:
             "Nearest": (p.nearest, v5api.NearestParams),
             "Insert": (p.insert, None),
             "Delete": (p.delete, v5api.DeleteParams),
-            "ArrowInsert": (a.arrow_insert, v5api.ArrowInsertParams),
+            "ArrowInsert": (a.arrow_insert, None),  # read by hand: wire/insert_messages.py
         }
         streaming: dict[str, tuple[Any, type[Any] | None]] = {
             "LookupStreams": (c.lookup_streams, v5api.LookupStreamsParams),

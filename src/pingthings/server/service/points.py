@@ -22,6 +22,7 @@ from pingthings.server.service.stat_reads import aligned_windows_of, nearest_of
 from pingthings.server.service.state import ServiceState
 from pingthings.server.service.visibility import require_visible, visible_uuid
 from pingthings.server.service.window_slices import windows_in_slices
+from pingthings.wire.insert_messages import encode_insert_response
 from pingthings.wire.limits import MAX_POINT_WIDTH
 
 #: Points per RawValues / AlignedWindows / Windows message, as the v4 server sent.
@@ -159,7 +160,7 @@ class PointHandlers:
             hi = lo + RANGES_PER_MESSAGE
             yield payloads.encode_changes(version, starts[lo:hi], ends[lo:hi])
 
-    async def insert(self, data: bytes) -> v5api.InsertResponse:
+    async def insert(self, data: bytes) -> bytes:
         """Insert a batch of points (decoded by the numpy codec)."""
         request = payloads.decode_insert(data)
         version = await apply_insert(
@@ -170,7 +171,7 @@ class PointHandlers:
             request.merge_policy,
             request.rounding_bits,
         )
-        return v5api.InsertResponse(version_major=version)
+        return encode_insert_response(version)
 
     async def delete(self, request: v5api.DeleteParams) -> v5api.DeleteResponse:
         """Delete the points in [start, end) in a new version."""
