@@ -1,0 +1,155 @@
+"""The aligned windows of many streams in one call: the platform service's MultiAlignedWindows.
+
+A StreamSet asking a thousand streams for a few windows each spends its time in a thousand calls'
+overhead, on the client and on the server. Servers that offer ``pingthings.platform.v1.Platform``
+with MultiAlignedWindows (the pingthings embedded server) answer all of them in one
+server-streaming call. Whether a server offers it is learnt from its first answer: a stock BTrDB
+server answers gRPC UNIMPLEMENTED, which is remembered per client, and the caller then uses the
+per-stream AlignedWindows calls (:func:`multi_aligned_windows` returns None).
+
+The results are exactly the per-stream path's: each stream's entries are decoded as
+AlignedWindowsResponse messages into the same float64 stat Tables, and a stream's error is raised
+as the error its own AlignedWindows call would raise, labelled with its uuid.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from uuid import UUID
+
+import pyarrow as pa
+
+from pingthings._proto.pingthings.platform.v1 import MultiAlignedWindowsParams
+from pingthings.timeseries._data_calls import concat_stat
+from pingthings.timeseries._fanout import _label_error
+from pingthings.timeseries._progress import Progress
+from pingthings.timeseries._rpc import PLATFORM_SERVICE, CallTarget, call_stream
+from pingthings.timeseries.exceptions import NotImplementedByServerError, raise_for_status
+from pingthings.wire import arrow as wire_arrow
+from pingthings.wire import points as wire_points
+from pingthings.wire.protowire import LEN, VARINT, read_key, read_length, read_varint, skip_field
+
+#: Most streams per request (the embedded server's default max_streams_per_request).
+MAX_STREAMS_PER_CALL = 1024
+
+_GRPC_UNIMPLEMENTED = 12
+_METHOD = "MultiAlignedWindows"
+
+#: Clients whose server answered UNIMPLEMENTED: they use the per-stream path from then on.
+_unsupported: weakref.WeakSet[object] = weakref.WeakSet()
+
+
+def offered(client: CallTarget) -> bool:
+    """False once ``client``'s server is known not to offer MultiAlignedWindows, or when calls may
+    go to proxies (those route stream by stream)."""
+    return client not in _unsupported and not client.proxy_endpoints
+
+
+def _entry_index(data: memoryview, pos: int, end: int) -> int:
+    """The ``index`` (field 5) of one StreamWindows entry; the server writes it first."""
+    while pos < end:
+        field, wire_type, pos = read_key(data, pos, end)
+        if field == 5 and wire_type == VARINT:
+            return read_varint(data, pos, end)[0]
+        pos = skip_field(data, pos, end, field, wire_type)
+    return 0
+
+
+async def _one_call(
+    client: CallTarget,
+    uuids: Sequence[UUID],
+    versions: Sequence[int],
+    start: int,
+    end: int,
+    point_width: int,
+    progress: Progress | None,
+) -> list[pa.Table]:
+    request = MultiAlignedWindowsParams(
+        uuids=[u.bytes for u in uuids],
+        version_majors=list(versions),
+        start=start,
+        end=end,
+        point_width=point_width,
+    )
+    chunks: list[list[pa.Table]] = [[] for _ in uuids]
+    errors: dict[int, tuple[int, str]] = {}
+    done = -1
+    async with call_stream(client, _METHOD, request, service=PLATFORM_SERVICE) as messages:
+        async for payload in messages:
+            data = memoryview(payload)
+            pos, size = 0, len(data)
+            while pos < size:
+                field, wire_type, pos = read_key(data, pos, size)
+                if wire_type != LEN:
+                    pos = skip_field(data, pos, size, field, wire_type)
+                    continue
+                lo, hi = read_length(data, pos, size, field)
+                pos = hi
+                if field == 1:
+                    stat = wire_points.decode_status(data[lo:hi])
+                    raise_for_status(stat.code, stat.msg)
+                if field != 2:
+                    continue
+                index = _entry_index(data, lo, hi)
+                if not 0 <= index < len(uuids):
+                    raise ValueError(f"{_METHOD} answered for stream #{index} of {len(uuids)}")
+                w = wire_points.decode_windows(data[lo:hi])
+                if w.stat is not None:
+                    errors.setdefault(index, (w.stat.code, w.stat.msg))
+                else:
+                    chunks[index].append(wire_arrow.stat_table(w))  # type: ignore[arg-type]
+                if progress is not None and index > done:
+                    progress.update(index - done)
+                    done = index
+    for index in sorted(errors):
+        code, msg = errors[index]
+        try:
+            raise_for_status(code, msg)
+        except Exception as exc:
+            _label_error(exc, str(uuids[index]))
+            raise
+    return [concat_stat(c) for c in chunks]
+
+
+async def multi_aligned_windows(
+    client: CallTarget,
+    uuids: Sequence[UUID],
+    versions: Sequence[int],
+    start: int,
+    end: int,
+    point_width: int,
+    progress: Progress | None = None,
+) -> list[pa.Table] | None:
+    """One float64 stat Table per stream (in order), or None when the server lacks the RPC.
+
+    Parameters
+    ----------
+    client
+        The client every stream belongs to.
+    uuids, versions
+        The streams (distinct) and the version of each (0: latest).
+    start, end, point_width
+        As for AlignedWindows.
+    progress
+        Told ``update(n)`` as streams are answered.
+
+    Raises
+    ------
+    PingThingsError
+        The first stream (in order) whose query failed, labelled ``stream <uuid>: ...``.
+    """
+    if not offered(client):
+        return None
+    tables: list[pa.Table] = []
+    for lo in range(0, len(uuids), MAX_STREAMS_PER_CALL):
+        hi = lo + MAX_STREAMS_PER_CALL
+        try:
+            part = await _one_call(client, uuids[lo:hi], versions[lo:hi], start, end, point_width, progress)
+        except NotImplementedByServerError as exc:
+            if exc.code != _GRPC_UNIMPLEMENTED or tables:
+                raise
+            _unsupported.add(client)
+            return None
+        tables.extend(part)
+    return tables
