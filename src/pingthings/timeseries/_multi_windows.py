@@ -18,6 +18,7 @@ import weakref
 from collections.abc import Sequence
 from uuid import UUID
 
+import numpy as np
 import pyarrow as pa
 
 from pingthings._proto.pingthings.platform.v1 import MultiAlignedWindowsParams
@@ -25,6 +26,7 @@ from pingthings.timeseries._data_calls import concat_stat
 from pingthings.timeseries._fanout import _label_error
 from pingthings.timeseries._progress import Progress
 from pingthings.timeseries._rpc import PLATFORM_SERVICE, CallTarget, call_stream
+from pingthings.timeseries.async_stream import _finish
 from pingthings.timeseries.exceptions import NotImplementedByServerError, raise_for_status
 from pingthings.wire import arrow as wire_arrow
 from pingthings.wire import points as wire_points
@@ -56,15 +58,54 @@ def _entry_index(data: memoryview, pos: int, end: int) -> int:
     return 0
 
 
+_COLUMNS = ("time", "min", "mean", "max", "count", "stddev")
+
+
+class _Collected:
+    """The windows of one call's streams, joined: each column as one array per reply message
+    (copied out of the message, whose buffer the transport may reuse), rows in stream order."""
+
+    def __init__(self, streams: int) -> None:
+        self.rows = [0] * streams
+        self.columns: list[list[np.ndarray]] = [[] for _ in _COLUMNS]
+        self.errors: dict[int, tuple[int, str]] = {}
+        self.last = -1
+
+    def add_message(self, decoded: list[tuple[int, wire_points.WindowsResult]]) -> None:
+        parts: list[list[np.ndarray]] = [[] for _ in _COLUMNS]
+        for index, w in decoded:
+            if index < self.last:
+                raise ValueError(f"{_METHOD} answered stream #{index} after stream #{self.last}")
+            self.last = index
+            if w.stat is not None:
+                self.errors.setdefault(index, (w.stat.code, w.stat.msg))
+                continue
+            self.rows[index] += len(w.time)
+            for part, name in zip(parts, _COLUMNS, strict=True):
+                part.append(getattr(w, name))
+        for column, part in zip(self.columns, parts, strict=True):
+            if part:
+                column.append(np.concatenate(part))
+
+    def tables(self, schema: pa.Schema | None) -> list[pa.Table]:
+        """One Table per stream, cast to ``schema`` once and sliced (no copy) per stream."""
+        if not sum(self.rows):
+            empty = _finish(concat_stat([]), schema)
+            return [empty] * len(self.rows)
+        joined = _finish(wire_arrow.stat_table(*(np.concatenate(c) for c in self.columns)), schema)
+        offsets = np.concatenate(([0], np.cumsum(self.rows)))
+        return [joined.slice(int(lo), n) for lo, n in zip(offsets[:-1], self.rows, strict=True)]
+
+
 async def _one_call(
     client: CallTarget,
     uuids: Sequence[UUID],
     versions: Sequence[int],
-    start: int,
-    end: int,
-    point_width: int,
+    window: tuple[int, int, int],
+    schema: pa.Schema | None,
     progress: Progress | None,
 ) -> list[pa.Table]:
+    start, end, point_width = window
     request = MultiAlignedWindowsParams(
         uuids=[u.bytes for u in uuids],
         version_majors=list(versions),
@@ -72,44 +113,45 @@ async def _one_call(
         end=end,
         point_width=point_width,
     )
-    chunks: list[list[pa.Table]] = [[] for _ in uuids]
-    errors: dict[int, tuple[int, str]] = {}
-    done = -1
+    collected = _Collected(len(uuids))
     async with call_stream(client, _METHOD, request, service=PLATFORM_SERVICE) as messages:
         async for payload in messages:
-            data = memoryview(payload)
-            pos, size = 0, len(data)
-            while pos < size:
-                field, wire_type, pos = read_key(data, pos, size)
-                if wire_type != LEN:
-                    pos = skip_field(data, pos, size, field, wire_type)
-                    continue
-                lo, hi = read_length(data, pos, size, field)
-                pos = hi
-                if field == 1:
-                    stat = wire_points.decode_status(data[lo:hi])
-                    raise_for_status(stat.code, stat.msg)
-                if field != 2:
-                    continue
-                index = _entry_index(data, lo, hi)
-                if not 0 <= index < len(uuids):
-                    raise ValueError(f"{_METHOD} answered for stream #{index} of {len(uuids)}")
-                w = wire_points.decode_windows(data[lo:hi])
-                if w.stat is not None:
-                    errors.setdefault(index, (w.stat.code, w.stat.msg))
-                else:
-                    chunks[index].append(wire_arrow.stat_table(w))  # type: ignore[arg-type]
-                if progress is not None and index > done:
-                    progress.update(index - done)
-                    done = index
-    for index in sorted(errors):
-        code, msg = errors[index]
+            done = collected.last
+            collected.add_message(_decode_message(payload, len(uuids)))
+            if progress is not None and collected.last > done:
+                progress.update(collected.last - done)
+    for index in sorted(collected.errors):
+        code, msg = collected.errors[index]
         try:
             raise_for_status(code, msg)
         except Exception as exc:
             _label_error(exc, str(uuids[index]))
             raise
-    return [concat_stat(c) for c in chunks]
+    return collected.tables(schema)
+
+
+def _decode_message(payload: bytes | memoryview, streams: int) -> list[tuple[int, wire_points.WindowsResult]]:
+    """The ``(index, windows)`` entries of one MultiAlignedWindowsResponse; raises for its ``stat``."""
+    data = memoryview(payload)
+    pos, size = 0, len(data)
+    entries = []
+    while pos < size:
+        field, wire_type, pos = read_key(data, pos, size)
+        if wire_type != LEN:
+            pos = skip_field(data, pos, size, field, wire_type)
+            continue
+        lo, hi = read_length(data, pos, size, field)
+        pos = hi
+        if field == 1:
+            stat = wire_points.decode_status(data[lo:hi])
+            raise_for_status(stat.code, stat.msg)
+        if field != 2:
+            continue
+        index = _entry_index(data, lo, hi)
+        if not 0 <= index < streams:
+            raise ValueError(f"{_METHOD} answered for stream #{index} of {streams}")
+        entries.append((index, wire_points.decode_windows(data[lo:hi])))
+    return entries
 
 
 async def multi_aligned_windows(
@@ -119,9 +161,12 @@ async def multi_aligned_windows(
     start: int,
     end: int,
     point_width: int,
+    schema: pa.Schema | None,
     progress: Progress | None = None,
 ) -> list[pa.Table] | None:
-    """One float64 stat Table per stream (in order), or None when the server lacks the RPC.
+    """One stat Table per stream (in order, cast to ``schema`` as
+    :meth:`~pingthings.timeseries.AsyncStream.aligned_windows` does), or None when the server
+    lacks the RPC.
 
     Parameters
     ----------
@@ -131,6 +176,8 @@ async def multi_aligned_windows(
         The streams (distinct) and the version of each (0: latest).
     start, end, point_width
         As for AlignedWindows.
+    schema
+        The stat schema of the results (None: the server's float64).
     progress
         Told ``update(n)`` as streams are answered.
 
@@ -145,7 +192,8 @@ async def multi_aligned_windows(
     for lo in range(0, len(uuids), MAX_STREAMS_PER_CALL):
         hi = lo + MAX_STREAMS_PER_CALL
         try:
-            part = await _one_call(client, uuids[lo:hi], versions[lo:hi], start, end, point_width, progress)
+            window = (start, end, point_width)
+            part = await _one_call(client, uuids[lo:hi], versions[lo:hi], window, schema, progress)
         except NotImplementedByServerError as exc:
             if exc.code != _GRPC_UNIMPLEMENTED or tables:
                 raise

@@ -25,7 +25,7 @@ from pingthings.timeseries._multi_windows import multi_aligned_windows, offered
 from pingthings.timeseries._progress import progress_bar
 from pingthings.timeseries._results import Point
 from pingthings.timeseries._timeargs import to_ns, to_point_width, to_version, to_width, window_kind
-from pingthings.timeseries.async_stream import AsyncStream, _finish
+from pingthings.timeseries.async_stream import AsyncStream
 from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32_SCHEMA
 from pingthings.timeseries.live import DEFAULT_RECONNECT_TIMEOUT, Subscription
 from pingthings.timeseries.utils.timez import currently_as_ns
@@ -335,9 +335,11 @@ class AsyncStreamSet:
         if client is not None and offered(client):
             pw = to_point_width(point_width)
             with progress_bar(len(vs), progress, "aligned windows") as bar:
-                tables = await multi_aligned_windows(client, self.uuids, vs, s, e, pw, bar)
+                tables = await multi_aligned_windows(
+                    client, self.uuids, vs, s, e, pw, single_stream_schema, bar
+                )
             if tables is not None:
-                return [_finish(t, single_stream_schema) for t in tables]
+                return tables
         pairs = zip(self._streams, vs, strict=True)
         calls = [(st.aligned_windows, s, e, point_width, v, single_stream_schema) for st, v in pairs]
         return await self._fan("aligned windows", calls, progress)
