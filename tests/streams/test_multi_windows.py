@@ -146,3 +146,18 @@ async def test_a_stream_split_over_several_replies_is_joined_back(
     _no_per_stream_calls(monkeypatch)
     got = await AsyncStreamSet(streams).aligned_windows(start, end, 19)
     assert all(g.equals(w) for g, w in zip(got, want, strict=True))
+
+
+async def test_a_server_taking_fewer_streams_per_request_is_asked_stream_by_stream(tmp_path: Any) -> None:
+    from pingthings.server import Server
+
+    with Server(tmp_path, listen="127.0.0.1:0", max_streams_per_request=2) as srv:
+        async with await AsyncClient.connect(endpoint=srv.endpoint) as c:
+            streams = [await new_stream(c, "narrow") for _ in range(3)]
+            for i, s in enumerate(streams):
+                await s.insert(random_points(100, seed=i))
+            want = [await s.aligned_windows(T0, T0 + 10**10, 30) for s in streams]
+            got = await AsyncStreamSet(streams).aligned_windows(T0, T0 + 10**10, 30)
+            assert all(g.equals(w) for g, w in zip(got, want, strict=True))
+            assert _multi_windows.offered(c)  # refused for its size, not unsupported
+            assert await AsyncStreamSet(streams[:2]).aligned_windows(T0, T0 + 10**10, 30)

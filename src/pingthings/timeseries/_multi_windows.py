@@ -5,7 +5,8 @@ overhead, on the client and on the server. Servers that offer ``pingthings.platf
 with MultiAlignedWindows (the pingthings embedded server) answer all of them in one
 server-streaming call. Whether a server offers it is learnt from its first answer: a stock BTrDB
 server answers gRPC UNIMPLEMENTED, which is remembered per client, and the caller then uses the
-per-stream AlignedWindows calls (:func:`multi_aligned_windows` returns None).
+per-stream AlignedWindows calls (:func:`multi_aligned_windows` returns None). So does a request
+the server refuses as a whole with 421 (a server configured for fewer streams per request).
 
 The results are exactly the per-stream path's: each stream's entries are decoded as
 AlignedWindowsResponse messages into the same float64 stat Tables, and a stream's error is raised
@@ -36,6 +37,7 @@ from pingthings.wire.protowire import LEN, VARINT, read_key, read_length, read_v
 MAX_STREAMS_PER_CALL = 1024
 
 _GRPC_UNIMPLEMENTED = 12
+_WRONG_ARGS = 421
 _METHOD = "MultiAlignedWindows"
 
 #: Clients whose server answered UNIMPLEMENTED: they use the per-stream path from then on.
@@ -56,6 +58,14 @@ def _entry_index(data: memoryview, pos: int, end: int) -> int:
             return read_varint(data, pos, end)[0]
         pos = skip_field(data, pos, end, field, wire_type)
     return 0
+
+
+class _Refused(Exception):
+    """The server refused the request as a whole (the reply's own ``stat``)."""
+
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(code, msg)
+        self.code, self.msg = code, msg
 
 
 _COLUMNS = ("time", "min", "mean", "max", "count", "stddev")
@@ -144,7 +154,7 @@ def _decode_message(payload: bytes | memoryview, streams: int) -> list[tuple[int
         pos = hi
         if field == 1:
             stat = wire_points.decode_status(data[lo:hi])
-            raise_for_status(stat.code, stat.msg)
+            raise _Refused(stat.code, stat.msg)
         if field != 2:
             continue
         index = _entry_index(data, lo, hi)
@@ -199,5 +209,9 @@ async def multi_aligned_windows(
                 raise
             _unsupported.add(client)
             return None
+        except _Refused as refused:
+            if refused.code == _WRONG_ARGS and not tables:
+                return None  # e.g. a server whose max_streams_per_request is lower: stream by stream
+            raise_for_status(refused.code, refused.msg)
         tables.extend(part)
     return tables
