@@ -126,7 +126,9 @@ class ServerRuntime:
                 max_streams_per_request=config.max_streams_per_request,
                 csv_seconds=config.csv_seconds,
             )
-            methods = MethodTable([BTrDBService(state), PlatformService(self.meta, self.engine)])
+            methods = MethodTable(
+                [BTrDBService(state), PlatformService(self.meta, self.engine, config.max_streams_per_request)]
+            )
             self.tracker = CallTracker()
             policy = ServerPolicy(KeyRing(config.api_keys), self.tracker, config.data_dir)
             self._grpc = GrpcServer(

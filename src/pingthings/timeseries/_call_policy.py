@@ -57,6 +57,7 @@ IDEMPOTENT_METHODS = frozenset(
         "Flush",
         # pingthings.platform.v1.Platform: reads
         "VersionAtTime",
+        "MultiAlignedWindows",
         "GetStreamRetention",
         "GetCollectionProperties",
         "GetDevice",

@@ -21,9 +21,10 @@ from pingthings.timeseries import export, frames
 from pingthings.timeseries._align import align
 from pingthings.timeseries._fanout import gather
 from pingthings.timeseries._filters import Matcher, check_filter_args, stream_matches
+from pingthings.timeseries._multi_windows import multi_aligned_windows, offered
 from pingthings.timeseries._progress import progress_bar
 from pingthings.timeseries._results import Point
-from pingthings.timeseries._timeargs import to_ns, to_version, to_width, window_kind
+from pingthings.timeseries._timeargs import to_ns, to_point_width, to_version, to_width, window_kind
 from pingthings.timeseries.async_stream import AsyncStream
 from pingthings.timeseries.constants import MAXIMUM_TIME, MINIMUM_TIME, STAT_F32_SCHEMA
 from pingthings.timeseries.live import DEFAULT_RECONNECT_TIMEOUT, Subscription
@@ -330,9 +331,25 @@ class AsyncStreamSet:
         table of that schema (never ``None``).
         """
         s, e, vs = to_ns(start, "start"), to_ns(end, "end"), self._versions(versions)
+        client = self._one_client()
+        if client is not None and offered(client):
+            pw = to_point_width(point_width)
+            with progress_bar(len(vs), progress, "aligned windows") as bar:
+                tables = await multi_aligned_windows(
+                    client, self.uuids, vs, s, e, pw, single_stream_schema, bar
+                )
+            if tables is not None:
+                return tables
         pairs = zip(self._streams, vs, strict=True)
         calls = [(st.aligned_windows, s, e, point_width, v, single_stream_schema) for st, v in pairs]
         return await self._fan("aligned windows", calls, progress)
+
+    def _one_client(self) -> Any:
+        """The client every stream talks through, or None (empty set, or several clients)."""
+        if not self._streams:
+            return None
+        client = self._streams[0].client
+        return client if all(st.client is client for st in self._streams) else None
 
     async def precise_windows(
         self,

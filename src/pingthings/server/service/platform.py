@@ -48,11 +48,13 @@ from pingthings._proto.pingthings.platform.v1 import (
 from pingthings._proto.v5api import Status
 from pingthings.server.errors import MissingParameter, UnrecognizedParameter
 from pingthings.server.grpc.dispatch import Method
+from pingthings.server.limits import DEFAULT_MAX_STREAMS_PER_REQUEST
 from pingthings.server.metadata.devices import DEVICE_FIELDS
 from pingthings.server.metadata.records import RetentionPolicy
 from pingthings.server.metadata.units import UNIT_FIELDS
 from pingthings.server.metadata.validation import check_uuid
 from pingthings.server.service import rpc
+from pingthings.server.service.multi_windows import MultiWindows
 from pingthings.server.service.replies import status_of
 from pingthings.server.service.visibility import require_visible
 
@@ -169,22 +171,29 @@ class PlatformService(PlatformBase):
         The :class:`~pingthings.server.engine.Engine` (for VersionAtTime).
     """
 
-    def __init__(self, meta: Any, engine: Any) -> None:
+    def __init__(
+        self, meta: Any, engine: Any, max_streams_per_request: int = DEFAULT_MAX_STREAMS_PER_REQUEST
+    ) -> None:
         self._meta = meta
         self._engine = engine
+        self._multi = MultiWindows(meta, engine, max_streams_per_request)
 
     def grpc_methods(self) -> dict[str, Method]:
         """Method path → :class:`~pingthings.server.grpc.dispatch.Method`, for the embedded server.
 
         The paths and request classes come from the generated service description; every
-        Platform RPC is unary and served by the method of the same (snake case) name.
+        Platform RPC is served by the method of the same (snake case) name: the unary ones here,
+        the server-streaming MultiAlignedWindows by :class:`.multi_windows.MultiWindows`.
         """
         methods: dict[str, Method] = {}
         for path, entry in self.__mapping__().items():
-            if entry.cardinality.name != "UNARY_UNARY":
-                raise TypeError(f"{path} is not a unary RPC; the Platform service has only unary ones")
             name = entry.func.__name__.removeprefix("__rpc_")
-            methods[path] = rpc.unary(getattr(self, name), entry.request_type)
+            if entry.cardinality.name == "UNARY_STREAM":
+                methods[path] = rpc.server_stream(getattr(self._multi, name), entry.request_type)
+            elif entry.cardinality.name == "UNARY_UNARY":
+                methods[path] = rpc.unary(getattr(self, name), entry.request_type)
+            else:
+                raise TypeError(f"{path}: the Platform service has no client-streaming RPCs")
         return methods
 
     @staticmethod

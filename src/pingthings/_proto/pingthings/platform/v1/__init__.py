@@ -16,6 +16,8 @@ __all__ = (
     "ListDevicesResponse",
     "ListUnitsParams",
     "ListUnitsResponse",
+    "MultiAlignedWindowsParams",
+    "MultiAlignedWindowsResponse",
     "ObjectId",
     "PlatformBase",
     "PlatformStub",
@@ -24,6 +26,7 @@ __all__ = (
     "SetStreamRetentionParams",
     "StatusResponse",
     "StreamRetentionResponse",
+    "StreamWindows",
     "Unit",
     "UnitResponse",
     "UpdateDeviceParams",
@@ -32,6 +35,7 @@ __all__ = (
     "VersionAtTimeResponse",
 )
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -248,6 +252,60 @@ default_message_pool.register_message(
 
 
 @dataclass(eq=False, repr=False)
+class MultiAlignedWindowsParams(betterproto2.Message):
+    """
+    ---------------------------------------------------------------------------------------------
+    Aligned windows of many streams
+    """
+
+    uuids: "list[bytes]" = betterproto2.field(1, betterproto2.TYPE_BYTES, repeated=True)
+    """
+    The streams. A repeated (uuid, version) pair counts once; one uuid at two versions, or more
+    distinct streams than the server's max_streams_per_request (1024 by default), is refused (421).
+    """
+
+    version_majors: "list[int]" = betterproto2.field(
+        2, betterproto2.TYPE_UINT64, repeated=True
+    )
+    """
+    One data version per uuid (0: latest), or none at all (every stream at its latest).
+    """
+
+    start: "int" = betterproto2.field(3, betterproto2.TYPE_SFIXED64)
+
+    end: "int" = betterproto2.field(4, betterproto2.TYPE_SFIXED64)
+
+    point_width: "int" = betterproto2.field(5, betterproto2.TYPE_UINT32)
+
+
+default_message_pool.register_message(
+    "pingthings.platform.v1", "MultiAlignedWindowsParams", MultiAlignedWindowsParams
+)
+
+
+@dataclass(eq=False, repr=False)
+class MultiAlignedWindowsResponse(betterproto2.Message):
+    stat: "___v5api__.Status | None" = betterproto2.field(
+        1, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    Set when the request as a whole is refused; a stream's own error is in its entry's stat.
+    """
+
+    streams: "list[StreamWindows]" = betterproto2.field(
+        2, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+    """
+    At most 5,000 windows and 256 entries per message.
+    """
+
+
+default_message_pool.register_message(
+    "pingthings.platform.v1", "MultiAlignedWindowsResponse", MultiAlignedWindowsResponse
+)
+
+
+@dataclass(eq=False, repr=False)
 class ObjectId(betterproto2.Message):
     id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
 
@@ -340,6 +398,37 @@ class StreamRetentionResponse(betterproto2.Message):
 
 default_message_pool.register_message(
     "pingthings.platform.v1", "StreamRetentionResponse", StreamRetentionResponse
+)
+
+
+@dataclass(eq=False, repr=False)
+class StreamWindows(betterproto2.Message):
+    """
+    One stream's windows, or its error. Fields 1-4 have AlignedWindowsResponse's layout, so each
+    entry decodes as one. A stream with many windows comes in several entries with the same index,
+    in time order; entries come in the order of the (distinct) streams of the request.
+    """
+
+    stat: "___v5api__.Status | None" = betterproto2.field(
+        1, betterproto2.TYPE_MESSAGE, optional=True
+    )
+
+    version_major: "int" = betterproto2.field(2, betterproto2.TYPE_UINT64)
+
+    version_minor: "int" = betterproto2.field(3, betterproto2.TYPE_UINT64)
+
+    values: "list[___v5api__.StatPoint]" = betterproto2.field(
+        4, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+
+    index: "int" = betterproto2.field(5, betterproto2.TYPE_UINT32)
+    """
+    The stream's position among the request's distinct (uuid, version) pairs.
+    """
+
+
+default_message_pool.register_message(
+    "pingthings.platform.v1", "StreamWindows", StreamWindows
 )
 
 
@@ -737,6 +826,29 @@ class PlatformStub(betterproto2_grpclib.ServiceStub):
             metadata=metadata,
         )
 
+    async def multi_aligned_windows(
+        self,
+        message: "MultiAlignedWindowsParams",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "AsyncIterator[MultiAlignedWindowsResponse]":
+        """
+        Aligned windows of many streams in one call (what a StreamSet asks for). Server-streaming:
+        every reply holds a bounded slice of the results (see MultiAlignedWindowsResponse).
+        """
+
+        async for response in self._unary_stream(
+            "/pingthings.platform.v1.Platform/MultiAlignedWindows",
+            message,
+            MultiAlignedWindowsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        ):
+            yield response
+
 
 from .... import v5api as ___v5api__
 
@@ -814,6 +926,17 @@ class PlatformBase(betterproto2_grpclib.ServiceBase):
         """
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def multi_aligned_windows(
+        self, message: "MultiAlignedWindowsParams"
+    ) -> "AsyncIterator[MultiAlignedWindowsResponse]":
+        """
+        Aligned windows of many streams in one call (what a StreamSet asks for). Server-streaming:
+        every reply holds a bounded slice of the results (see MultiAlignedWindowsResponse).
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+        yield MultiAlignedWindowsResponse()
 
     async def __rpc_create_device(
         self, stream: "grpclib.server.Stream[CreateDeviceParams, DeviceResponse]"
@@ -939,6 +1062,18 @@ class PlatformBase(betterproto2_grpclib.ServiceBase):
         response = await self.version_at_time(request)
         await stream.send_message(response)
 
+    async def __rpc_multi_aligned_windows(
+        self,
+        stream: "grpclib.server.Stream[MultiAlignedWindowsParams, MultiAlignedWindowsResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        await self._call_rpc_handler_server_stream(
+            self.multi_aligned_windows,
+            stream,
+            request,
+        )
+
     def __mapping__(self) -> "dict[str, grpclib.const.Handler]":
         return {
             "/pingthings.platform.v1.Platform/CreateDevice": grpclib.const.Handler(
@@ -1030,5 +1165,11 @@ class PlatformBase(betterproto2_grpclib.ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 VersionAtTimeParams,
                 VersionAtTimeResponse,
+            ),
+            "/pingthings.platform.v1.Platform/MultiAlignedWindows": grpclib.const.Handler(
+                self.__rpc_multi_aligned_windows,
+                grpclib.const.Cardinality.UNARY_STREAM,
+                MultiAlignedWindowsParams,
+                MultiAlignedWindowsResponse,
             ),
         }
