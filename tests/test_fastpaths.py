@@ -24,7 +24,9 @@ import trustme
 import pingthings.timeseries as pt
 from pingthings.fastpaths import FAST_PATHS, fallbacks_taken, forget_fallbacks, report_fallback
 from pingthings.server import Server
+from pingthings.timeseries.transport.connection import PLAIN_READ_SIZE
 from pingthings.timeseries.transport.direct_write import direct_writer
+from pingthings.timeseries.transport.read_size import widen_reads
 from pingthings.timeseries.transport.tls_buffer import tls_read_buffer
 
 POINTS = 400_000  # a raw read of several MiB: many TLS records, direct sends of large replies
@@ -88,7 +90,7 @@ async def test_anyio_tls_stream_has_the_read_buffer(
 
 
 def test_every_fast_path_has_a_check_here() -> None:
-    checked = {"tls-drain", "direct-write"}
+    checked = {"tls-drain", "direct-write", "large-reads"}
     assert set(FAST_PATHS) == checked
 
 
@@ -137,3 +139,22 @@ async def test_plain_tcp_streams_get_a_direct_writer() -> None:
             tg.cancel_scope.cancel()
     assert bytes(received) == b"direct"
     assert "direct-write" not in fallbacks_taken()
+
+
+def test_large_reads_fallback_when_anyio_hides_the_transport() -> None:
+    forget_fallbacks()
+    assert widen_reads(types.SimpleNamespace(), PLAIN_READ_SIZE) is False  # type: ignore[arg-type]
+    assert fallbacks_taken() == {"large-reads"}
+    forget_fallbacks()
+
+
+@pytest.mark.anyio
+async def test_plain_tcp_streams_read_large_pieces(anyio_backend_name: str) -> None:
+    # asyncio's transport reads 256 KiB per recv unless widened; trio reads what receive() asks.
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            assert widen_reads(stream, PLAIN_READ_SIZE) is True
+            if anyio_backend_name == "asyncio":
+                assert stream._transport.max_size == PLAIN_READ_SIZE  # type: ignore[attr-defined]
+    assert "large-reads" not in fallbacks_taken()
