@@ -40,16 +40,13 @@ from .errors import (
     translate_errors,
 )
 from .http2_client import ClientProtocol
-from .read_size import widen_reads
+from .read_size import read_size_for
 from .stream_state import StreamState
 from .tls_buffer import tls_read_buffer
 
 READ_SIZE = 1 << 20
-"""Bytes asked from the socket per read round (TLS, and when the transport cannot read more at once)."""
-
-PLAIN_READ_SIZE = 4 << 20
-"""Bytes asked from a plain TCP socket per read round: a 1 MiB DATA frame then usually arrives whole, and
-its message is a view of the received bytes instead of a joined copy (see :mod:`.read_size`)."""
+"""Bytes asked from the socket per read round (on plain TCP, while large replies stream in, up to
+4 MiB: see :mod:`.read_size`)."""
 
 MIN_PING_SPACING = 300.0
 """Seconds grpc-go and grpc core want between two pings by default. They tolerate two faster pings (their
@@ -109,9 +106,7 @@ class Connection:
         self._direct_write = direct_writer(stream)
         self._is_tls = isinstance(stream, anyio.streams.tls.TLSStream)
         self._read_bio = tls_read_buffer(stream) if isinstance(stream, anyio.streams.tls.TLSStream) else None
-        self._read_size = READ_SIZE
-        if not self._is_tls and widen_reads(stream, PLAIN_READ_SIZE):
-            self._read_size = PLAIN_READ_SIZE
+        self._read_size = None if self._is_tls else read_size_for(stream, READ_SIZE)
         self.endpoint = endpoint
         self._keepalive = keepalive_interval
         self._proto = ClientProtocol(
@@ -362,13 +357,15 @@ class Connection:
         timeout = self._keepalive if self._keepalive else None
         try:
             with anyio.move_on_after(timeout) as scope, translate_errors(self.endpoint, "receiving"):
-                data = await self._stream.receive(self._read_size)
+                data = await self._stream.receive(self._read_size.ask if self._read_size else READ_SIZE)
         except TransportError as exc:
             self.fail(exc)
             return None
         if scope.cancelled_caught:
             self._keepalive_due()
             return set()
+        if self._read_size is not None:
+            self._read_size.after_read(len(data))
         if not self._is_tls or len(data) >= READ_SIZE:
             return self._process(data)
         chunks = [data]
