@@ -24,7 +24,9 @@ import trustme
 import pingthings.timeseries as pt
 from pingthings.fastpaths import FAST_PATHS, fallbacks_taken, forget_fallbacks, report_fallback
 from pingthings.server import Server
+from pingthings.timeseries.transport.connection import READ_SIZE
 from pingthings.timeseries.transport.direct_write import direct_writer
+from pingthings.timeseries.transport.read_size import LARGE_READ, read_size_for
 from pingthings.timeseries.transport.tls_buffer import tls_read_buffer
 
 POINTS = 400_000  # a raw read of several MiB: many TLS records, direct sends of large replies
@@ -88,7 +90,7 @@ async def test_anyio_tls_stream_has_the_read_buffer(
 
 
 def test_every_fast_path_has_a_check_here() -> None:
-    checked = {"tls-drain", "direct-write"}
+    checked = {"tls-drain", "direct-write", "large-reads"}
     assert set(FAST_PATHS) == checked
 
 
@@ -137,3 +139,33 @@ async def test_plain_tcp_streams_get_a_direct_writer() -> None:
             tg.cancel_scope.cancel()
     assert bytes(received) == b"direct"
     assert "direct-write" not in fallbacks_taken()
+
+
+def test_large_reads_fallback_when_anyio_hides_the_transport() -> None:
+    forget_fallbacks()
+    assert read_size_for(types.SimpleNamespace(), READ_SIZE) is None  # type: ignore[arg-type]
+    assert fallbacks_taken() == {"large-reads"}
+    forget_fallbacks()
+
+
+@pytest.mark.anyio
+async def test_plain_tcp_reads_widen_while_they_come_back_full(anyio_backend_name: str) -> None:
+    # asyncio's transport reads 256 KiB per recv unless widened; trio reads what receive() asks.
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            size = read_size_for(stream, READ_SIZE)
+            assert size is not None
+            small = size.current
+            native = stream._transport.max_size if anyio_backend_name == "asyncio" else None  # type: ignore[attr-defined]
+            size.after_read(small)  # a full read: more is waiting
+            assert size.current == LARGE_READ
+            if native is not None:
+                assert stream._transport.max_size == LARGE_READ  # type: ignore[attr-defined]
+            else:
+                assert size.ask == LARGE_READ
+            size.after_read(100)  # a short read: back to ordinary reads
+            assert size.current == small
+            if native is not None:
+                assert stream._transport.max_size == native  # type: ignore[attr-defined]
+    assert "large-reads" not in fallbacks_taken()

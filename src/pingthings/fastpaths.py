@@ -23,6 +23,7 @@ log = logging.getLogger("pingthings.fastpaths")
 FAST_PATHS: dict[str, str] = {
     "tls-drain": "anyio TLSStream._read_bio",
     "direct-write": "anyio asyncio SocketStream._transport and _protocol.write_event",
+    "large-reads": "anyio asyncio SocketStream._transport and asyncio's transport.max_size",
 }
 
 _taken: set[str] = set()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from pingthings.server.config import DEFAULT_CACHE_MB, ServerConfig
 from pingthings.server.engine import Engine
 from pingthings.server.engine.block_cache import BlockCache
-from pingthings.server.engine.blocks import PointBlock, _own
+from pingthings.server.engine.blocks import BlockReader, PointBlock, _own
 from pingthings.server.engine.cache_size import (
     MAX_DEFAULT_BYTES,
     MIN_DEFAULT_BYTES,
@@ -209,3 +210,28 @@ def _count_in_child(path: str, sid: bytes) -> int:
         return int(engine.raw_values(sid, *ALL)[1].size)  # decoded in the pool: hangs without one
     finally:
         engine.close()
+
+
+def test_a_cold_chunked_read_decodes_in_its_own_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Decoding ahead in the pool only added thread hand-offs to a chunked read (its consumer works on
+    # the other core); a read into two arrays still decodes its batches in the pool.
+    n = 400_000
+    path = tmp_path / "e.sqlite3"
+    writer = Engine(path)
+    sid = new_stream(writer, n, 1000, 7)
+    writer.close()
+    threads: list[str] = []
+    original = BlockReader._blocks
+
+    def spy(self: BlockReader, *args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BlockReader, "_blocks", spy)
+    engine = Engine(path, cache_bytes=0)
+    chunks = list(engine.iter_raw_pieces(sid, *ALL, chunk=30_000)[1])
+    assert sum(rows for _, _, rows in chunks) == n
+    assert len(threads) > 1 and set(threads) == {threading.current_thread().name}
+    engine.close()

@@ -40,11 +40,13 @@ from .errors import (
     translate_errors,
 )
 from .http2_client import ClientProtocol
+from .read_size import read_size_for
 from .stream_state import StreamState
 from .tls_buffer import tls_read_buffer
 
 READ_SIZE = 1 << 20
-"""Bytes asked from the socket per read round."""
+"""Bytes asked from the socket per read round (on plain TCP, while large replies stream in, up to
+4 MiB: see :mod:`.read_size`)."""
 
 MIN_PING_SPACING = 300.0
 """Seconds grpc-go and grpc core want between two pings by default. They tolerate two faster pings (their
@@ -104,6 +106,7 @@ class Connection:
         self._direct_write = direct_writer(stream)
         self._is_tls = isinstance(stream, anyio.streams.tls.TLSStream)
         self._read_bio = tls_read_buffer(stream) if isinstance(stream, anyio.streams.tls.TLSStream) else None
+        self._read_size = None if self._is_tls else read_size_for(stream, READ_SIZE)
         self.endpoint = endpoint
         self._keepalive = keepalive_interval
         self._proto = ClientProtocol(
@@ -354,13 +357,15 @@ class Connection:
         timeout = self._keepalive if self._keepalive else None
         try:
             with anyio.move_on_after(timeout) as scope, translate_errors(self.endpoint, "receiving"):
-                data = await self._stream.receive(READ_SIZE)
+                data = await self._stream.receive(self._read_size.ask if self._read_size else READ_SIZE)
         except TransportError as exc:
             self.fail(exc)
             return None
         if scope.cancelled_caught:
             self._keepalive_due()
             return set()
+        if self._read_size is not None:
+            self._read_size.after_read(len(data))
         if not self._is_tls or len(data) >= READ_SIZE:
             return self._process(data)
         chunks = [data]
