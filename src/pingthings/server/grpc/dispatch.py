@@ -24,8 +24,8 @@ class Method:
 
     An eager handler runs its first step inside the connection's ``data_received``, with no task
     (see :mod:`.eager`): only a task is made if it has to wait. Its code up to its first real
-    suspension must therefore not need a current task (no anyio cancel scope, lock or
-    ``fail_after`` before its first await; ``anyio.to_thread`` is fine, it suspends first).
+    suspension must therefore not need a current task (nothing of anyio's before its first await,
+    unless :func:`~.eager.needs_task` is awaited first, as ``blocking`` does).
     """
 
     handler: Handler

@@ -11,26 +11,36 @@ behave as if the task had run it from the start.
 
 While the first step runs ``asyncio.current_task()`` is None; see
 :class:`~.dispatch.Method` for what an eager handler may therefore do before its first await.
-anyio finds its backend through sniffio, which looks at the current task: the first step's
-context therefore names asyncio in sniffio's context variable (when sniffio is installed; anyio
-asks the running loop otherwise), so ``anyio.to_thread.run_sync`` works there (it suspends
-before it needs the task).
+Code that needs one (anything of anyio's: it finds its backend through the current task) first
+awaits :func:`needs_task`, which suspends once during a first step, so that the rest runs in the
+task (``service/convert.py``'s ``blocking`` does).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import types
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
-_LIBRARY: contextvars.ContextVar[str | None] | None
-try:
-    from sniffio import current_async_library_cvar as _LIBRARY
-except ImportError:  # pragma: no cover - anyio then asks the running loop
-    _LIBRARY = None
-
 _NOTHING: Any = object()
+#: True while :func:`start_eager` runs a first step (steps of one thread never nest).
+_in_first_step = False
+
+
+@types.coroutine
+def _bare_yield() -> Generator[None, None, None]:
+    yield
+
+
+async def needs_task() -> None:
+    """Suspend once if this is an eager handler's first step (no current task); else nothing.
+
+    The task made for the handler resumes it in the next turn of the event loop.
+    """
+    if _in_first_step:
+        await _bare_yield()
 
 
 class Resumed(Coroutine[Any, None, None]):
@@ -108,14 +118,16 @@ def start_eager(
     BaseException
         Whatever the first step raised (a handler's own errors are caught inside ``coro``).
     """
+    global _in_first_step
     context = contextvars.copy_context()
-    if _LIBRARY is not None:
-        context.run(_LIBRARY.set, "asyncio")
+    _in_first_step = True
     try:
         pending = context.run(coro.send, None)
     except StopIteration:
         return None
+    finally:
+        _in_first_step = False
     return loop.create_task(Resumed(coro, pending, before_step, after_step), context=context)
 
 
-__all__ = ["Resumed", "start_eager"]
+__all__ = ["Resumed", "needs_task", "start_eager"]

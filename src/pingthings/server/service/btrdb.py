@@ -20,7 +20,7 @@ from pingthings.server.service.subscribe import SubscribeHandler
 
 _PREFIX = "/v5api.BTrDB/"
 #: Unary methods started eagerly (see ``grpc/eager.py``): the small calls a client repeats, whose
-#: handlers await nothing but plain futures and ``blocking`` (anyio's thread hop suspends first).
+#: handlers await nothing but plain futures and ``blocking`` (which awaits ``needs_task`` first).
 _EAGER = frozenset({"Info", "Insert", "ArrowInsert", "StreamInfo"})
 
 
