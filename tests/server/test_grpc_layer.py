@@ -54,7 +54,8 @@ class Policy:
 
 
 class Service:
-    """Echo (unary), Hang (unary, never answers), Big (one large streamed reply), Boom (raises)."""
+    """Echo (unary), Hang (unary, never answers), Big (one large streamed reply), Boom (raises);
+    Echo, Hang and Boom also as eager methods (``/t.T/Eager...``)."""
 
     def __init__(self) -> None:
         self.hanging = asyncio.Event()
@@ -86,7 +87,15 @@ class Service:
             "/t.T/Hang": Method(self.hang, unary=True),
             "/t.T/Big": Method(self.big, unary=False),
             "/t.T/Boom": Method(self.boom, unary=True),
+            # the same handlers started eagerly (grpc/eager.py): no task unless they wait
+            "/t.T/EagerEcho": Method(self.echo, unary=True, eager=True),
+            "/t.T/EagerHang": Method(self.hang, unary=True, eager=True),
+            "/t.T/EagerBoom": Method(self.boom, unary=True, eager=True),
         }
+
+
+#: Every call test runs with the handlers started in a task and started eagerly.
+_EAGER_OR_NOT = pytest.mark.parametrize("kind", ["", "Eager"])
 
 
 class Served:
@@ -116,15 +125,16 @@ async def _peer(served: Served, settings: dict[int, int] | None = None) -> RawPe
     return peer
 
 
+@_EAGER_OR_NOT
 @pytest.mark.anyio
-async def test_unary_call_round_trip_and_settings_ping_acks(served: Served) -> None:
+async def test_unary_call_round_trip_and_settings_ping_acks(served: Served, kind: str) -> None:
     peer = await _peer(served)
     ack = await peer.until(frames.SETTINGS)
     assert ack.flags & frames.ACK
     peer.send(frames.ping(b"pingpong", ack=False))
     pong = await peer.until(frames.PING)
     assert pong.flags & frames.ACK and pong.payload == b"pingpong"
-    peer.request(1, "/t.T/Echo")
+    peer.request(1, f"/t.T/{kind}Echo")
     peer.message(1, b"hello")
     headers, data, trailers = await peer.response(1)
     assert headers[b":status"] == b"200" and headers[b"content-type"] == b"application/grpc"
@@ -156,56 +166,62 @@ async def test_requests_that_are_not_grpc_get_an_http_status(
     await peer.close()
 
 
+@_EAGER_OR_NOT
 @pytest.mark.anyio
-async def test_unknown_method_refused_calls_and_handler_errors_get_grpc_statuses(served: Served) -> None:
+async def test_unknown_method_refused_calls_and_handler_errors_get_grpc_statuses(
+    served: Served, kind: str
+) -> None:
     peer = await _peer(served)
     peer.request(1, "/t.T/Nope", end=True)
     _, _, trailers = await peer.response(1)
     assert trailers[b"grpc-status"] == b"12" and b"/t.T/Nope" in trailers[b"grpc-message"]
-    peer.request(3, "/t.T/Echo", extra=[(b"x-refuse", b"1")], end=True)
+    peer.request(3, f"/t.T/{kind}Echo", extra=[(b"x-refuse", b"1")], end=True)
     _, _, trailers = await peer.response(3)
     assert trailers[b"grpc-status"] == b"7"
     assert trailers[b"grpc-message"] == b"refused: %C3%BCn%C3%AFcode %25 sign"
-    peer.request(5, "/t.T/Boom", end=True)
+    peer.request(5, f"/t.T/{kind}Boom", end=True)
     _, _, trailers = await peer.response(5)
     assert trailers[b"grpc-status"] == b"2" and b"Traceback" not in trailers[b"grpc-message"]
     assert served.policy.running == 0
     await peer.close()
 
 
+@_EAGER_OR_NOT
 @pytest.mark.anyio
-async def test_deadline_cancels_the_handler_and_answers_deadline_exceeded(served: Served) -> None:
+async def test_deadline_cancels_the_handler_and_answers_deadline_exceeded(served: Served, kind: str) -> None:
     peer = await _peer(served)
-    peer.request(1, "/t.T/Hang", extra=[(b"grpc-timeout", b"50m")])
+    peer.request(1, f"/t.T/{kind}Hang", extra=[(b"grpc-timeout", b"50m")])
     peer.message(1, b"")
     _, _, trailers = await peer.response(1)
     assert trailers[b"grpc-status"] == b"4"
-    assert served.service.cancelled == ["/t.T/Hang"]
-    peer.request(3, "/t.T/Hang", extra=[(b"grpc-timeout", b"soon")], end=True)
+    assert served.service.cancelled == [f"/t.T/{kind}Hang"]
+    peer.request(3, f"/t.T/{kind}Hang", extra=[(b"grpc-timeout", b"soon")], end=True)
     _, _, trailers = await peer.response(3)
     assert trailers[b"grpc-status"] == b"2" and b"grpc-timeout" in trailers[b"grpc-message"]
     await peer.close()
 
 
+@_EAGER_OR_NOT
 @pytest.mark.anyio
-async def test_client_reset_cancels_the_handler(served: Served) -> None:
+async def test_client_reset_cancels_the_handler(served: Served, kind: str) -> None:
     peer = await _peer(served)
-    peer.request(1, "/t.T/Hang")
+    peer.request(1, f"/t.T/{kind}Hang")
     peer.message(1, b"")
     await asyncio.wait_for(served.service.hanging.wait(), 10)
     assert served.policy.running == 1
     peer.send(frames.rst_stream(1, ErrorCode.CANCEL))
-    peer.request(3, "/t.T/Echo")  # answered after the reset was handled
+    peer.request(3, f"/t.T/{kind}Echo")  # answered after the reset was handled
     peer.message(3, b"x")
     await peer.response(3)
-    assert served.service.cancelled == ["/t.T/Hang"] and served.policy.running == 0
+    assert served.service.cancelled == [f"/t.T/{kind}Hang"] and served.policy.running == 0
     await peer.close()
 
 
+@_EAGER_OR_NOT
 @pytest.mark.anyio
-async def test_a_client_sending_past_the_stream_window_is_reset(served: Served) -> None:
+async def test_a_client_sending_past_the_stream_window_is_reset(served: Served, kind: str) -> None:
     peer = await _peer(served)
-    peer.request(1, "/t.T/Hang")
+    peer.request(1, f"/t.T/{kind}Hang")
     peer.message(1, b"", end=False)  # read by the handler, which then reads nothing more
     await asyncio.wait_for(served.service.hanging.wait(), 10)
     chunk = bytes(16384)
@@ -213,20 +229,21 @@ async def test_a_client_sending_past_the_stream_window_is_reset(served: Served) 
         peer.send(frames.data_header(1, len(chunk), False) + chunk)
     reset = await peer.until(frames.RST_STREAM, 1)
     assert frames.parse_rst_stream(reset.payload) == ErrorCode.FLOW_CONTROL_ERROR
-    peer.request(3, "/t.T/Echo")  # the connection window was given back: the connection still serves
+    peer.request(3, f"/t.T/{kind}Echo")  # the connection window was given back: the connection still serves
     peer.message(3, b"x")
     assert (await peer.response(3))[1].endswith(b"x")
-    assert served.service.cancelled == ["/t.T/Hang"]
+    assert served.service.cancelled == [f"/t.T/{kind}Hang"]
     await peer.close()
 
 
+@_EAGER_OR_NOT
 @pytest.mark.anyio
-async def test_streams_beyond_the_concurrency_limit_are_refused(served: Served) -> None:
+async def test_streams_beyond_the_concurrency_limit_are_refused(served: Served, kind: str) -> None:
     peer = await _peer(served)
     for i in range(MAX_CONCURRENT_STREAMS):
-        peer.request(1 + 2 * i, "/t.T/Hang")
+        peer.request(1 + 2 * i, f"/t.T/{kind}Hang")
     extra = 1 + 2 * MAX_CONCURRENT_STREAMS
-    peer.request(extra, "/t.T/Hang")
+    peer.request(extra, f"/t.T/{kind}Hang")
     reset = await peer.until(frames.RST_STREAM, extra)
     assert frames.parse_rst_stream(reset.payload) == ErrorCode.REFUSED_STREAM
     await peer.close()
@@ -300,10 +317,11 @@ async def test_replies_never_exceed_the_peer_windows(served: Served) -> None:
     await peer.close()
 
 
+@_EAGER_OR_NOT
 @pytest.mark.anyio
-async def test_close_sends_goaway_and_cancels_running_calls(served: Served) -> None:
+async def test_close_sends_goaway_and_cancels_running_calls(served: Served, kind: str) -> None:
     peer = await _peer(served)
-    peer.request(1, "/t.T/Hang")
+    peer.request(1, f"/t.T/{kind}Hang")
     peer.message(1, b"")
     await asyncio.wait_for(served.service.hanging.wait(), 10)
     served.server.close()
@@ -311,7 +329,7 @@ async def test_close_sends_goaway_and_cancels_running_calls(served: Served) -> N
     last, code, _ = frames.parse_goaway(away.payload)
     assert (last, code) == (1, ErrorCode.NO_ERROR)
     assert await served.server.wait_closed(5)
-    assert served.service.cancelled == ["/t.T/Hang"]
+    assert served.service.cancelled == [f"/t.T/{kind}Hang"]
     await peer.close()
 
 

@@ -19,10 +19,18 @@ Handler = Callable[[Call], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class Method:
-    """One RPC: its handler, and whether it replies with one message (unary) or a stream."""
+    """One RPC: its handler, whether it replies with one message (unary) or a stream, and whether
+    its handler may start eagerly.
+
+    An eager handler runs its first step inside the connection's ``data_received``, with no task
+    (see :mod:`.eager`): only a task is made if it has to wait. Its code up to its first real
+    suspension must therefore not need a current task (nothing of anyio's before its first await,
+    unless :func:`~.eager.needs_task` is awaited first, as ``blocking`` does).
+    """
 
     handler: Handler
     unary: bool
+    eager: bool = False
 
 
 class Servable(Protocol):

@@ -15,7 +15,8 @@ from typing import Any
 
 from pingthings.server.grpc import flow
 from pingthings.server.grpc.call import JOIN_BELOW, Call
-from pingthings.server.grpc.dispatch import ServerSide
+from pingthings.server.grpc.dispatch import Method, ServerSide
+from pingthings.server.grpc.eager import start_eager
 from pingthings.server.grpc.status import GrpcError, GrpcStatus
 from pingthings.server.grpc.timeout import parse_timeout
 from pingthings.server.service.compression import negotiate
@@ -60,6 +61,12 @@ class GrpcProtocol(asyncio.Protocol):
         self._preface = b""
         self._out: list[bytes] = []
         self._flush_scheduled = False
+        #: True while frames are handled or an eager call's task steps: ``write`` only queues,
+        #: and whoever set it writes the queue out when done (no ``call_soon`` per call).
+        self._batching = False
+        #: Calls admitted while handling received frames, started once all of them are handled
+        #: (a unary request's DATA and END_STREAM usually follow its HEADERS in the same read).
+        self._to_start: list[tuple[Call, Method, float | None]] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._gather: GatherWriter | None = None
 
@@ -80,11 +87,17 @@ class GrpcProtocol(asyncio.Protocol):
                 self._flush()
                 return
         self.reader.feed(data)
+        self._batching = True
         try:
-            for frame in self.reader:
-                self._handle(frame)
-        except ConnectionProtocolError as exc:
-            self.fail(exc.code, exc.message)
+            try:
+                for frame in self.reader:
+                    self._handle(frame)
+            except ConnectionProtocolError as exc:
+                self.fail(exc.code, exc.message)
+            if self._to_start:
+                self._start_calls()
+        finally:
+            self._batching = False
         self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -110,7 +123,7 @@ class GrpcProtocol(asyncio.Protocol):
         if self.closed:
             return
         self._out.append(data)
-        if not self._flush_scheduled:
+        if not self._flush_scheduled and not self._batching:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
 
@@ -344,8 +357,8 @@ class GrpcProtocol(asyncio.Protocol):
             http_status, message = refusal
             call.end(GrpcStatus.UNKNOWN, message, http_status)
             return
-        handler = server.methods.get(call.path)
-        if handler is None:
+        served = server.methods.get(call.path)
+        if served is None:
             call.end(GrpcStatus.UNIMPLEMENTED, f"unknown method {call.path}")
             return
         deadline = None
@@ -360,12 +373,57 @@ class GrpcProtocol(asyncio.Protocol):
         except GrpcError as exc:
             call.end(exc.status, exc.message)
             return
-        server.policy.started(call)
-        task = self.loop.create_task(self._serve(call, handler.handler))
-        call.task = task
-        task.add_done_callback(lambda _task: server.policy.finished(call))
         if deadline is not None:
-            call.deadline_timer = self.loop.call_later(deadline, self._deadline_passed, call)
+            deadline += self.loop.time()
+        self._to_start.append((call, served, deadline))
+
+    def _start_calls(self) -> None:
+        """Start the calls admitted while handling the frames of one read (see ``_to_start``)."""
+        starting, self._to_start = self._to_start, []
+        for call, method, deadline in starting:
+            if not call.reset and not call.ended:
+                self._start(call, method, deadline)
+
+    def _start(self, call: Call, method: Method, deadline: float | None) -> None:
+        policy = self.server.policy
+        policy.started(call)
+        if method.eager:
+            task = start_eager(
+                self.loop, self._serve_eager(call, method.handler), self._hold_writes, self._after_step
+            )
+            if task is None:
+                return  # replied already, in this turn
+        else:
+            task = self.loop.create_task(self._serve(call, method.handler))
+            task.add_done_callback(lambda _task: policy.finished(call))
+        call.task = task
+        if call.reset:  # reset while its first step ran
+            task.cancel()
+        elif deadline is not None and not call.ended:
+            call.deadline_timer = self.loop.call_at(deadline, self._deadline_passed, call)
+
+    def _hold_writes(self) -> None:
+        """Before each step of an eager call's task: writes are queued (see :meth:`_after_step`)."""
+        self._batching = True
+
+    def _after_step(self) -> None:
+        """After each step of an eager call's task: write what it queued, unless calls remain
+        that may still write in this turn (then one write later covers them all)."""
+        self._batching = False
+        if self._flush_scheduled or not self._out:
+            return
+        if not self.calls:
+            self._flush()
+        else:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    async def _serve_eager(self, call: Call, handler: Any) -> None:
+        """:meth:`_serve` for an eager call, which has no done callback: the call ends here."""
+        try:
+            await self._serve(call, handler)
+        finally:
+            self.server.policy.finished(call)
 
     async def _serve(self, call: Call, handler: Any) -> None:
         """Run the handler and end the call: every outcome of a handler is mapped here."""

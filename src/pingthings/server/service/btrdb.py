@@ -19,6 +19,9 @@ from pingthings.server.service.state import ServiceState
 from pingthings.server.service.subscribe import SubscribeHandler
 
 _PREFIX = "/v5api.BTrDB/"
+#: Unary methods started eagerly (see ``grpc/eager.py``): the small calls a client repeats, whose
+#: handlers await nothing but plain futures and ``blocking`` (which awaits ``needs_task`` first).
+_EAGER = frozenset({"Info", "Insert", "ArrowInsert", "StreamInfo"})
 
 
 class BTrDBService:
@@ -70,7 +73,7 @@ class BTrDBService:
             "ArrowWindows": (a.arrow_windows, v5api.WindowsParams),
             "GenerateCSV": (self.csv.generate_csv, v5api.GenerateCsvParams),
         }
-        mapping = {_PREFIX + name: rpc.unary(fn, cls) for name, (fn, cls) in unary.items()}
+        mapping = {_PREFIX + name: rpc.unary(fn, cls, name in _EAGER) for name, (fn, cls) in unary.items()}
         mapping.update({_PREFIX + name: rpc.server_stream(fn, cls) for name, (fn, cls) in streaming.items()})
         mapping[_PREFIX + "Subscribe"] = Method(self.subscriber.handle, unary=False)
         return mapping

@@ -45,10 +45,16 @@ class CallEncoding:
     request_encoding: str | None
 
 
+#: The encoding of almost every call (nothing compressed): one shared answer, no object per call.
+_PLAIN = CallEncoding(False, None)
+
+
 def negotiate(
     grpc_encoding: bytes | None, accept_encoding: bytes | None, compress_replies: bool
 ) -> CallEncoding:
     """The :class:`CallEncoding` of a call from its ``grpc-encoding`` and ``grpc-accept-encoding``."""
+    if grpc_encoding is None and not compress_replies:
+        return _PLAIN
     accepts = False
     if accept_encoding is not None and compress_replies:
         accepts = "gzip" in {part.strip().lower() for part in accept_encoding.decode("latin-1").split(",")}

@@ -10,6 +10,7 @@ import anyio.to_thread
 
 from pingthings._proto.v5api import KeyOptValue, OptValue, StreamDescriptor
 from pingthings.server.errors import WrongArgs
+from pingthings.server.grpc.eager import needs_task
 
 T = TypeVar("T")
 
@@ -76,4 +77,5 @@ async def drain_chunks(chunk_iter: Iterator[T]) -> AsyncGenerator[T, None]:
 
 async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a blocking engine or metadata call in a worker thread (the loop never blocks)."""
+    await needs_task()  # anyio needs the current task, which an eager handler's first step lacks
     return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))

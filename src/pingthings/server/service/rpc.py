@@ -35,8 +35,14 @@ async def _receive(call: Call, request_cls: type[betterproto2.Message] | None) -
     return decode_request(data, request_cls)
 
 
-def unary(fn: Callable[[Any], Awaitable[Reply]], request_cls: type[betterproto2.Message] | None) -> Method:
-    """Wrap a unary handler; ``request_cls=None`` hands the handler the raw request bytes."""
+def unary(
+    fn: Callable[[Any], Awaitable[Reply]], request_cls: type[betterproto2.Message] | None, eager: bool = False
+) -> Method:
+    """Wrap a unary handler; ``request_cls=None`` hands the handler the raw request bytes.
+
+    ``eager``: the handler starts in the turn its request arrived, without a task until it waits
+    (see :class:`~pingthings.server.grpc.dispatch.Method` for what such a handler may do).
+    """
 
     async def handle(call: Call) -> None:
         try:
@@ -47,7 +53,7 @@ def unary(fn: Callable[[Any], Awaitable[Reply]], request_cls: type[betterproto2.
         if not call.send_unary(reply):
             await call.send_message(reply)
 
-    return Method(handle, unary=True)
+    return Method(handle, unary=True, eager=eager)
 
 
 def server_stream(
