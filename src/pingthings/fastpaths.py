@@ -23,6 +23,7 @@ log = logging.getLogger("pingthings.fastpaths")
 FAST_PATHS: dict[str, str] = {
     "tls-drain": "anyio TLSStream._read_bio",
     "direct-write": "anyio asyncio SocketStream._transport and _protocol.write_event",
+    "backend-cache": "anyio._core._eventloop.get_async_backend",
 }
 
 _taken: set[str] = set()

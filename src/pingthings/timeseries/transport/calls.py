@@ -15,7 +15,7 @@ import anyio
 
 from pingthings.wire.http2.frames import ErrorCode, error_code
 
-from .backend import AsyncBackend
+from .backend import Backend
 from .compression import compress_request
 from .connection import Connection
 from .errors import GrpcStatus, GrpcStatusError, TransportError
@@ -34,7 +34,7 @@ class CallSite(Protocol):
 
     endpoint: str
 
-    def backend(self) -> type[AsyncBackend]:
+    def backend(self) -> Backend:
         """The anyio backend of the running event loop."""
         ...
 

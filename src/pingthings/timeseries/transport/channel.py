@@ -14,7 +14,7 @@ import anyio
 
 from pingthings.wire.http2.hpack import HeaderEncoder
 
-from .backend import AsyncBackend, current_backend
+from .backend import Backend, current_backend
 from .calls import BidiCall, ServerStreamCall, UnaryCall
 from .compression import check_request_compression
 from .connection import Connection
@@ -212,7 +212,7 @@ class Channel:
 
     # ------------------------------------------------------------------ connection
 
-    def backend(self) -> type[AsyncBackend]:
+    def backend(self) -> Backend:
         """The anyio backend of the running event loop: the open connection's (no look-up), else found now."""
         conn = self._conn
         return conn.backend if conn is not None else current_backend()

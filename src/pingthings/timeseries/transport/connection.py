@@ -30,7 +30,7 @@ import anyio.streams.tls
 
 from pingthings.wire.http2.frames import ConnectionProtocolError, ErrorCode, error_code
 
-from .backend import AsyncBackend, current_backend
+from .backend import Backend, current_backend
 from .direct_write import direct_writer
 from .errors import (
     LOW_LEVEL_ERRORS,
@@ -102,7 +102,7 @@ class Connection:
     ) -> None:
         self._stream = stream
         #: The anyio backend of the event loop the connection lives on (looked up once, not per call).
-        self.backend: type[AsyncBackend] = current_backend()
+        self.backend: Backend = current_backend()
         self._raw_socket = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
         self._direct_write = direct_writer(stream)
         self._is_tls = isinstance(stream, anyio.streams.tls.TLSStream)
