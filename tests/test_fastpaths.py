@@ -24,6 +24,7 @@ import trustme
 import pingthings.timeseries as pt
 from pingthings.fastpaths import FAST_PATHS, fallbacks_taken, forget_fallbacks, report_fallback
 from pingthings.server import Server
+from pingthings.timeseries.transport import backend as backend_module
 from pingthings.timeseries.transport.connection import READ_SIZE
 from pingthings.timeseries.transport.direct_write import direct_writer
 from pingthings.timeseries.transport.read_size import LARGE_READ, read_size_for
@@ -90,7 +91,7 @@ async def test_anyio_tls_stream_has_the_read_buffer(
 
 
 def test_every_fast_path_has_a_check_here() -> None:
-    checked = {"tls-drain", "direct-write", "large-reads"}
+    checked = {"tls-drain", "direct-write", "large-reads", "backend-cache"}
     assert set(FAST_PATHS) == checked
 
 
@@ -106,6 +107,32 @@ def test_a_fallback_is_logged_once_at_debug_level(caplog: pytest.LogCaptureFixtu
     assert [level for level, _ in records] == [logging.DEBUG, logging.DEBUG]
     assert "'tls-drain'" in records[0][1] and "'direct-write'" in records[1][1]
     assert fallbacks_taken() == {"tls-drain", "direct-write"}
+    forget_fallbacks()
+
+
+@pytest.mark.anyio
+async def test_the_running_backend_is_anyios_own_class() -> None:
+    forget_fallbacks()
+    backend = backend_module.current_backend()
+    assert backend is not backend_module.PublicBackend
+    assert backend.current_time() == pytest.approx(anyio.current_time(), abs=0.5)
+    assert "backend-cache" not in fallbacks_taken()
+
+
+@pytest.mark.anyio
+async def test_backend_fallback_uses_anyios_public_functions(monkeypatch: pytest.MonkeyPatch) -> None:
+    forget_fallbacks()
+    monkeypatch.setattr(backend_module, "_private_lookup", None)
+    backend = backend_module.current_backend()
+    assert backend is backend_module.PublicBackend
+    assert fallbacks_taken() == {"backend-cache"}
+    with backend.create_cancel_scope(deadline=backend.current_time() + 0.01) as scope:
+        await anyio.sleep(5)
+    assert scope.cancelled_caught
+    with backend.create_cancel_scope() as scope:
+        scope.cancel()
+        with pytest.raises(anyio.get_cancelled_exc_class()):
+            await backend.checkpoint_if_cancelled()
     forget_fallbacks()
 
 

@@ -24,6 +24,7 @@ FAST_PATHS: dict[str, str] = {
     "tls-drain": "anyio TLSStream._read_bio",
     "direct-write": "anyio asyncio SocketStream._transport and _protocol.write_event",
     "large-reads": "anyio asyncio SocketStream._transport and asyncio's transport.max_size",
+    "backend-cache": "anyio._core._eventloop.get_async_backend",
 }
 
 _taken: set[str] = set()

@@ -313,11 +313,12 @@ async def call_unary_payload(
     path = f"/{service}/{method}"
     data = request if isinstance(request, bytes) else _as_bytes(request)
     timeout = current_timeout(target, target.call_settings.timeout)
-    started = anyio.current_time()
+    channel = target.channel
+    clock = channel.backend().current_time  # no per-use backend look-up (see transport.backend)
+    started = clock()
     deadline = started + timeout  # inf when there is no limit
     borrower = object()
     await _admit(target, borrower, deadline, timeout, path)
-    channel = target.channel
     try:
         attempt = 0
         while True:
@@ -325,7 +326,7 @@ async def call_unary_payload(
                 if timeout == math.inf:
                     payload = await channel.unary(path, data)
                 else:
-                    remaining = deadline - anyio.current_time()
+                    remaining = deadline - clock()
                     if remaining <= 0:
                         raise _deadline_error(path, target.endpoint, timeout)
                     payload = await channel.unary(path, data, timeout=remaining)

@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
-import anyio.lowlevel
 
 from pingthings.wire.http2.frames import ErrorCode, error_code
 
+from .backend import Backend
 from .compression import compress_request
 from .connection import Connection
 from .errors import GrpcStatus, GrpcStatusError, TransportError
@@ -33,6 +33,10 @@ class CallSite(Protocol):
     """What a call needs from the channel that starts it: where it goes, and a connection to go on."""
 
     endpoint: str
+
+    def backend(self) -> Backend:
+        """The anyio backend of the running event loop."""
+        ...
 
     async def connection(self) -> Connection:
         """The connection a new call should use (opened or replaced as needed)."""
@@ -107,7 +111,8 @@ class Call:
         self._timeout = timeout
         self._idle_timeout = idle_timeout
         self._metadata = metadata
-        self._deadline = None if timeout is None else anyio.current_time() + timeout
+        self._backend = backend = channel.backend()
+        self._deadline = None if timeout is None else backend.current_time() + timeout
         self._replay = replay
         self._retried = False
         self._conn: Connection | None = None
@@ -128,13 +133,13 @@ class Call:
         if idle is None:
             if self._deadline is None:
                 return await func(*args)
-            with anyio.CancelScope(deadline=self._deadline):
+            with self._backend.create_cancel_scope(deadline=self._deadline):
                 return await func(*args)
             await self._release(reset=True)
             raise self._deadline_error()
-        idle_deadline = anyio.current_time() + idle
+        idle_deadline = self._backend.current_time() + idle
         deadline = idle_deadline if self._deadline is None else min(self._deadline, idle_deadline)
-        with anyio.CancelScope(deadline=deadline):
+        with self._backend.create_cancel_scope(deadline=deadline):
             return await func(*args)
         await self._release(reset=True)
         if self._deadline is not None and self._deadline <= idle_deadline:
@@ -166,7 +171,7 @@ class Call:
                 raise _copy_error(conn.failure)
         block = self._channel.request_block(self._method, self._metadata)
         if self._deadline is not None:
-            block += encode_timeout_header(max(self._deadline - anyio.current_time(), 0.0))
+            block += encode_timeout_header(max(self._deadline - self._backend.current_time(), 0.0))
         state = conn.open_stream(block, end_stream=end and first_message is None)
         self._conn, self._state = conn, state
         if first_message is not None:
@@ -228,7 +233,7 @@ class Call:
         already queued (no scheduling cost).
         """
         if checkpoint:
-            await anyio.lowlevel.checkpoint_if_cancelled()
+            await self._backend.checkpoint_if_cancelled()
         while True:
             state, conn = self._state, self._conn
             assert state is not None and conn is not None

@@ -14,6 +14,7 @@ import anyio
 
 from pingthings.wire.http2.hpack import HeaderEncoder
 
+from .backend import Backend, current_backend
 from .calls import BidiCall, ServerStreamCall, UnaryCall
 from .compression import check_request_compression
 from .connection import Connection
@@ -210,6 +211,11 @@ class Channel:
         return self._metadata + encode_metadata(metadata) if metadata else self._metadata
 
     # ------------------------------------------------------------------ connection
+
+    def backend(self) -> Backend:
+        """The anyio backend of the running event loop: the open connection's (no look-up), else found now."""
+        conn = self._conn
+        return conn.backend if conn is not None else current_backend()
 
     async def connection(self) -> Connection:
         """The connection for a new call: the current one if it takes new streams, else a fresh one."""

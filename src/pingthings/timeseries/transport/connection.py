@@ -30,6 +30,7 @@ import anyio.streams.tls
 
 from pingthings.wire.http2.frames import ConnectionProtocolError, ErrorCode, error_code
 
+from .backend import Backend, current_backend
 from .direct_write import direct_writer
 from .errors import (
     LOW_LEVEL_ERRORS,
@@ -102,6 +103,8 @@ class Connection:
         max_message_size: int,
     ) -> None:
         self._stream = stream
+        #: The anyio backend of the event loop the connection lives on (looked up once, not per call).
+        self.backend: Backend = current_backend()
         self._raw_socket = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
         self._direct_write = direct_writer(stream)
         self._is_tls = isinstance(stream, anyio.streams.tls.TLSStream)
@@ -354,16 +357,25 @@ class Connection:
 
     async def _read_round(self) -> set[int] | None:
         """Receive once and dispatch the events; return the stream ids that changed (None: wake everybody)."""
-        timeout = self._keepalive if self._keepalive else None
+        keepalive = self._keepalive
         try:
-            with anyio.move_on_after(timeout) as scope, translate_errors(self.endpoint, "receiving"):
-                data = await self._stream.receive(self._read_size.ask if self._read_size else READ_SIZE)
+            size = self._read_size.ask if self._read_size else READ_SIZE
+            if keepalive:
+                backend = self.backend
+                with (
+                    backend.create_cancel_scope(deadline=backend.current_time() + keepalive) as scope,
+                    translate_errors(self.endpoint, "receiving"),
+                ):
+                    data = await self._stream.receive(size)
+                if scope.cancelled_caught:
+                    self._keepalive_due()
+                    return set()
+            else:
+                with translate_errors(self.endpoint, "receiving"):
+                    data = await self._stream.receive(size)
         except TransportError as exc:
             self.fail(exc)
             return None
-        if scope.cancelled_caught:
-            self._keepalive_due()
-            return set()
         if self._read_size is not None:
             self._read_size.after_read(len(data))
         if not self._is_tls or len(data) >= READ_SIZE:
