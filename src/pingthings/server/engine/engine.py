@@ -159,7 +159,7 @@ def _windows_args(start: Any, end: Any, width: Any, depth: Any) -> tuple[int, in
     return w, as_int(start, "start"), as_int(end, "end")
 
 
-def _windows_count(lo: int, hi_req: int, w: int) -> int:
+def windows_count(lo: int, hi_req: int, w: int) -> int:
     """How many whole windows of width ``w`` fit in ``[lo, hi_req)``; checks the range they cover."""
     n = (hi_req - lo) // w if hi_req > lo else 0
     if n <= 0:
@@ -907,7 +907,7 @@ class Engine:
         st = self._stream(uuid)
         w, lo, hi_req = _windows_args(start, end, width, depth)
         ver, root = self._resolve(st, version)
-        n = _windows_count(lo, hi_req, w)
+        n = windows_count(lo, hi_req, w)
         if n <= 0:
             return ver, StatWindows.empty()
         with self._guard(st):
@@ -931,7 +931,7 @@ class Engine:
         latest, root = st.state
         if ver not in (0, latest):
             return None
-        n = _windows_count(lo, hi_req, w)
+        n = windows_count(lo, hi_req, w)
         if n <= 0:
             return latest, StatWindows.empty()
         if n > IN_MEMORY_WINDOWS:

@@ -13,10 +13,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from pingthings.server.engine.engine import MAX_WINDOWS
-from pingthings.server.errors import InvalidPointWidth, InvalidTimeRange
+from pingthings.server.engine.engine import windows_count
 from pingthings.server.service.convert import blocking
-from pingthings.wire.limits import MIN_TIME, TIME_LIMIT
 
 #: Windows computed per engine call.
 WINDOWS_PER_SLICE = 1 << 16
@@ -38,13 +36,7 @@ async def windows_in_slices(
         found = engine.windows_in_memory(uuid, start, end, width, version)  # small and cached: no hop
         yield found if found is not None else await blocking(engine.windows, uuid, start, end, width, version)
         return
-    stop = start + count * width
-    if start < MIN_TIME or stop >= TIME_LIMIT:
-        raise InvalidTimeRange(
-            f"time range out of bounds: [{start}, {stop}) must lie within [{MIN_TIME}, {TIME_LIMIT})"
-        )
-    if count > MAX_WINDOWS:
-        raise InvalidPointWidth(f"{count} windows of width {width} are too many (at most {MAX_WINDOWS})")
+    stop = start + windows_count(start, end, width) * width  # the engine's range and count checks
     step = WINDOWS_PER_SLICE * width
     for lo in range(start, stop, step):
         hi = min(lo + step, stop)
