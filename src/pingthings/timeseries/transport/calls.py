@@ -287,13 +287,7 @@ class Call:
         if state.error is not None:
             raise _copy_error(state.error)
         if state.trailers == _OK_TRAILERS and self._headers_checked and state.ended:
-            if state.reader.partial:
-                raise GrpcStatusError(
-                    GrpcStatus.INTERNAL,
-                    "server ended the call in the middle of a message",
-                    self._endpoint,
-                    self._method,
-                )
+            self._fail_if_partial()
             return  # the usual end: checked headers, then trailers saying only "OK"
         headers = header_dict(state.headers) if state.headers is not None else {}
         if state.headers is not None:
