@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pingthings._proto import v5api
 from pingthings.timeseries.transport import Channel, ChannelError
+from pingthings.wire.info_reply import InfoReply, decode_info
+from pingthings.wire.protowire import WireFormatError
 
 if TYPE_CHECKING:
     from pingthings.timeseries.transport.connection import Connection
@@ -42,7 +43,7 @@ class InfoOnFirstConnectChannel(Channel):
     def __init__(
         self,
         *args: object,
-        on_info: Callable[[v5api.InfoResponse], None],
+        on_info: Callable[[InfoReply], None],
         info_timeout: float,
         **kwargs: object,
     ) -> None:
@@ -64,14 +65,14 @@ class InfoOnFirstConnectChannel(Channel):
         self._info_state = _ASKING
         try:
             raw = await self.unary(INFO_PATH, b"", timeout=self._info_timeout)
-            response = v5api.InfoResponse.parse(raw)
-        except ChannelError:
+            response = decode_info(raw)
+        except (ChannelError, WireFormatError):
             self._info_state = _PENDING
             return conn
         except BaseException:
             self._info_state = _PENDING
             raise
-        if response.stat is not None and response.stat.code:
+        if response.stat_code:
             self._info_state = _PENDING
             return conn
         self._info_state = _KNOWN

@@ -38,6 +38,7 @@ from pingthings.timeseries._raw_annotations import LOOKUP_RESULTS, restore_in_re
 from pingthings.timeseries._rpc import (
     call_stream,
     call_unary,
+    call_unary_payload,
     collect_stream,
     decode_checked,
     translate_channel_error,
@@ -57,8 +58,11 @@ from pingthings.timeseries.exceptions import (
     ConnectionError,
     PermissionDeniedError,
     PingThingsError,
+    raise_for_status,
 )
 from pingthings.timeseries.transport import Channel, ChannelError, GrpcStatusError, client_ssl_context
+from pingthings.wire.info_reply import InfoReply, decode_info
+from pingthings.wire.protowire import WireFormatError
 
 if TYPE_CHECKING:
     from typing import Self
@@ -312,7 +316,12 @@ class AsyncClient(PlatformCalls):
         try:
             limit = INFO_TIMEOUT if call_settings is None else min(INFO_TIMEOUT, call_settings.timeout)
             raw = await channel.unary("/v5api.BTrDB/Info", b"", timeout=limit)
-            response = v5api.InfoResponse.parse(raw)
+            response = decode_info(raw)
+        except WireFormatError as exc:
+            await _close_quietly(channel)
+            raise ConnectionError(
+                f"the server at {endpoint} answered Info with a message that is not an InfoResponse ({exc})"
+            ) from None
         except ChannelError as exc:
             await _close_quietly(channel)
             error = translate_channel_error(exc, endpoint, "/v5api.BTrDB/Info")
@@ -326,10 +335,11 @@ class AsyncClient(PlatformCalls):
         except BaseException:
             await _close_quietly(channel)
             raise
-        if response.stat is not None and response.stat.code:
+        if response.stat_code:
             await _close_quietly(channel)
-            stat = response.stat
-            raise ConnectionError(f"the server at {endpoint} answered Info with [{stat.code}] {stat.msg}")
+            raise ConnectionError(
+                f"the server at {endpoint} answered Info with [{response.stat_code}] {response.stat_msg}"
+            )
         client = AsyncClient(channel, settings, _info_to_dict(response), insert_batch_size, call_settings)
         client._connect_timeout = connect_timeout
         return client
@@ -480,7 +490,10 @@ class AsyncClient(PlatformCalls):
             ``{'major_version': int, 'minor_version': int, 'build': str,
             'proxy': {'proxy_endpoints': [str, ...]}}``
         """
-        response = await call_unary(self, "Info", v5api.InfoParams(), v5api.InfoResponse)
+        payload = await call_unary_payload(self, "Info", b"", v5api.InfoResponse)
+        response = decode_info(payload)
+        if response.stat_code:
+            raise_for_status(response.stat_code, response.stat_msg)
         return _info_to_dict(response)
 
     # ----------------------------------------------------------------------------------- streams
@@ -769,7 +782,7 @@ def _lazy_client(
     """A client that has not talked to the server yet; it learns Info on its first connection."""
     client: AsyncClient | None = None
 
-    def learn(response: v5api.InfoResponse) -> None:
+    def learn(response: InfoReply) -> None:
         if client is not None:
             client._learn_info(_info_to_dict(response))
 
@@ -799,13 +812,12 @@ async def _close_quietly(channel: Channel) -> None:
             await channel.aclose()
 
 
-def _info_to_dict(response: v5api.InfoResponse) -> dict[str, Any]:
-    proxy = response.proxy
+def _info_to_dict(response: InfoReply) -> dict[str, Any]:
     return {
-        "major_version": int(response.major_version),
-        "minor_version": int(response.minor_version),
+        "major_version": response.major_version,
+        "minor_version": response.minor_version,
         "build": response.build,
-        "proxy": {"proxy_endpoints": list(proxy.proxy_endpoints) if proxy is not None else []},
+        "proxy": {"proxy_endpoints": response.proxy_endpoints},
     }
 
 
