@@ -28,6 +28,7 @@ from pingthings.timeseries.transport import backend as backend_module
 from pingthings.timeseries.transport.connection import READ_SIZE
 from pingthings.timeseries.transport.direct_write import direct_writer
 from pingthings.timeseries.transport.read_size import LARGE_READ, read_size_for
+from pingthings.timeseries.transport.steady_read import steady_reader
 from pingthings.timeseries.transport.tls_buffer import tls_read_buffer
 
 POINTS = 400_000  # a raw read of several MiB: many TLS records, direct sends of large replies
@@ -91,7 +92,7 @@ async def test_anyio_tls_stream_has_the_read_buffer(
 
 
 def test_every_fast_path_has_a_check_here() -> None:
-    checked = {"tls-drain", "direct-write", "large-reads", "backend-cache"}
+    checked = {"tls-drain", "direct-write", "large-reads", "backend-cache", "steady-read"}
     assert set(FAST_PATHS) == checked
 
 
@@ -196,3 +197,27 @@ async def test_plain_tcp_reads_widen_while_they_come_back_full(anyio_backend_nam
             if native is not None:
                 assert stream._transport.max_size == native  # type: ignore[attr-defined]
     assert "large-reads" not in fallbacks_taken()
+
+
+@pytest.mark.anyio
+async def test_calls_over_plain_tcp_take_no_fallback(server_endpoint: str) -> None:
+    # Plain TCP connections on asyncio read through the steady reader (trio reads the socket itself).
+    forget_fallbacks()
+    async with await pt.AsyncClient.connect(server_endpoint) as client:
+        for _ in range(3):
+            assert (await client.info())["major_version"] == 5
+    assert fallbacks_taken() == frozenset()
+
+
+def test_steady_read_fallback_when_anyio_hides_the_read_queue() -> None:
+    forget_fallbacks()
+    assert steady_reader(_AsyncioLooking(), None) is None  # type: ignore[arg-type]
+    assert fallbacks_taken() == {"steady-read"}
+    forget_fallbacks()
+
+
+class _AsyncioLooking:
+    """Claims to be anyio's asyncio stream (by module) but has none of its internals."""
+
+
+_AsyncioLooking.__module__ = "anyio._backends._asyncio"

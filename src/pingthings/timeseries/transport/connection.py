@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import select
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -42,6 +42,7 @@ from .errors import (
 )
 from .http2_client import ClientProtocol
 from .read_size import read_size_for
+from .steady_read import steady_reader
 from .stream_state import StreamState
 from .tls_buffer import tls_read_buffer
 
@@ -110,6 +111,11 @@ class Connection:
         self._is_tls = isinstance(stream, anyio.streams.tls.TLSStream)
         self._read_bio = tls_read_buffer(stream) if isinstance(stream, anyio.streams.tls.TLSStream) else None
         self._read_size = None if self._is_tls else read_size_for(stream, READ_SIZE)
+        self._steady = steady_reader(stream, None if self._read_size is None else self._read_size.after_read)
+        #: How a read round receives: from the steady reader (asyncio, plain TCP) or anyio's stream.
+        self._receive: Callable[[int], Awaitable[bytes]] = (
+            stream.receive if self._steady is None else self._steady.receive
+        )
         self.endpoint = endpoint
         self._keepalive = keepalive_interval
         self._proto = ClientProtocol(
@@ -174,6 +180,8 @@ class Connection:
 
     def _socket_readable(self) -> bool:
         """True if the socket has bytes or EOF pending (checked without blocking)."""
+        if self._steady is not None and self._steady.pending():
+            return True  # the transport already read it
         raw = self._raw_socket
         if raw is None:
             return False
@@ -366,17 +374,17 @@ class Connection:
                     backend.create_cancel_scope(deadline=backend.current_time() + keepalive) as scope,
                     translate_errors(self.endpoint, "receiving"),
                 ):
-                    data = await self._stream.receive(size)
+                    data = await self._receive(size)
                 if scope.cancelled_caught:
                     self._keepalive_due()
                     return set()
             else:
                 with translate_errors(self.endpoint, "receiving"):
-                    data = await self._stream.receive(size)
+                    data = await self._receive(size)
         except TransportError as exc:
             self.fail(exc)
             return None
-        if self._read_size is not None:
+        if self._read_size is not None and self._steady is None:
             self._read_size.after_read(len(data))
         if not self._is_tls or len(data) >= READ_SIZE:
             return self._process(data)
