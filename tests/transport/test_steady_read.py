@@ -134,3 +134,28 @@ async def test_end_of_stream_after_the_data(anyio_backend: str) -> None:
             assert data == b"last words"
             with pytest.raises(anyio.EndOfStream):
                 await reader.receive(100)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_nudge_returns_a_waiting_receive_empty_but_never_loses_data(anyio_backend: str) -> None:
+    async with pair() as (client, peer):
+        reader = steady_reader(client, None)
+        assert reader is not None
+        async with anyio.create_task_group() as tg:
+            results: list[bytes] = []
+
+            async def wait_once() -> None:
+                results.append(await reader.receive(100))
+
+            tg.start_soon(wait_once)
+            await anyio.wait_all_tasks_blocked()
+            reader.nudge()
+        assert results == [b""]
+        await peer.send(b"data")
+        await _until(reader.pending)
+        reader.nudge()  # data is queued: the nudge must not hide it
+        with anyio.fail_after(10):
+            assert await reader.receive(100) == b"data"
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(peer.send, b"more")
+                assert await reader.receive(100) == b"more"  # the nudge was used up

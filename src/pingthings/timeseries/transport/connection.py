@@ -18,6 +18,7 @@ Every low-level exception is turned into :class:`~.errors.TransportError` by
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import select
 import ssl
@@ -116,6 +117,11 @@ class Connection:
         self._receive: Callable[[int], Awaitable[bytes]] = (
             stream.receive if self._steady is None else self._steady.receive
         )
+        # With the steady reader (asyncio), keepalive is a timer that nudges a reader waiting too long,
+        # armed at most once per interval, instead of a cancel scope around every read.
+        self._loop = asyncio.get_running_loop() if self._steady is not None else None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._receiving_since: float | None = None
         self.endpoint = endpoint
         self._keepalive = keepalive_interval
         self._proto = ClientProtocol(
@@ -368,7 +374,13 @@ class Connection:
         keepalive = self._keepalive
         try:
             size = self._read_size.ask if self._read_size else READ_SIZE
-            if keepalive:
+            if keepalive and self._steady is not None:
+                with translate_errors(self.endpoint, "receiving"):
+                    data = await self._watched_receive(size)
+                if not data:  # the keepalive timer nudged this read: an interval of silence
+                    self._keepalive_due()
+                    return set()
+            elif keepalive:
                 backend = self.backend
                 with (
                     backend.create_cancel_scope(deadline=backend.current_time() + keepalive) as scope,
@@ -436,6 +448,31 @@ class Connection:
             more = await self._stream.receive(READ_SIZE - size)
             chunks.append(more)
             size += len(more)
+
+    async def _watched_receive(self, size: int) -> bytes:
+        """Receive through the steady reader, with the keepalive timer armed while it waits."""
+        loop = self._loop
+        assert loop is not None and self._keepalive is not None
+        self._receiving_since = loop.time()
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(self._keepalive, self._watchdog_fired)
+        try:
+            return await self._receive(size)
+        finally:
+            self._receiving_since = None
+
+    def _watchdog_fired(self) -> None:
+        """The keepalive timer: nudge a read that has waited a whole interval; re-arm while reads wait."""
+        self._watchdog = None
+        since, loop, steady, interval = self._receiving_since, self._loop, self._steady, self._keepalive
+        if since is None or loop is None or steady is None or interval is None or self._closed:
+            return  # nobody is waiting for the server: no pings on an idle connection
+        waited = loop.time() - since
+        if waited >= interval:
+            steady.nudge()
+            self._watchdog = loop.call_later(interval, self._watchdog_fired)
+        else:
+            self._watchdog = loop.call_later(interval - waited, self._watchdog_fired)
 
     def _keepalive_due(self) -> None:
         """Called after a keepalive interval of silence: ping, or fail if the last ping went unanswered.
@@ -545,6 +582,9 @@ class Connection:
                 except TransportError:
                     pass
             self._closed = True
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog = None
             self.fail(TransportError("channel closed", self.endpoint))
             try:
                 await anyio.aclose_forcefully(self._stream)

@@ -55,6 +55,7 @@ class SteadyReader:
     __slots__ = (
         "_event",
         "_limit",
+        "_nudged",
         "_on_chunk",
         "_paused",
         "_protocol",
@@ -81,6 +82,7 @@ class SteadyReader:
         self._limit = limit
         self._queued = sum(len(chunk) for chunk in self._queue)
         self._paused = False
+        self._nudged = False
         # The transport calls the instance's data_received, which now also counts and bounds the queue.
         protocol.data_received = self._data_received  # type: ignore[method-assign]
         transport.resume_reading()
@@ -95,14 +97,24 @@ class SteadyReader:
             self._paused = True
             self._transport.pause_reading()
 
+    def nudge(self) -> None:
+        """Make the receive that is waiting now (or the next one, if it would wait) return ``b""``.
+
+        The connection's keepalive timer uses it to get its reader back without a cancel scope per read.
+        """
+        self._nudged = True
+        self._event.set()
+
     def pending(self) -> bool:
         """True if bytes, end of stream or an error wait to be received."""
-        return bool(self._queue) or self._event.is_set()
+        protocol = self._protocol
+        return bool(self._queue) or protocol.is_at_eof or protocol.exception is not None  # type: ignore[attr-defined]
 
     async def receive(self, max_bytes: int) -> bytes:
         """The bytes queued (up to ``max_bytes``), waiting for some if there are none.
 
-        Raises what anyio's ``receive`` raises at end of stream, on a connection error or once closed.
+        Returns ``b""`` only after :meth:`nudge` when nothing arrived. Raises what anyio's ``receive``
+        raises at end of stream, on a connection error or once closed.
         """
         queue = self._queue
         if not queue:
@@ -112,10 +124,16 @@ class SteadyReader:
                 and protocol.exception is None  # type: ignore[attr-defined]
                 and not self._transport.is_closing()
             ):
-                self._event.clear()
-                await self._event.wait()
+                if not self._nudged:
+                    self._event.clear()
+                    await self._event.wait()
+                if self._nudged and not queue:
+                    self._nudged = False
+                    self._event.clear()
+                    return b""
             if not queue:
                 return await self._stream.receive(max_bytes)  # anyio raises EndOfStream or the error
+        self._nudged = False
         data = queue.popleft()
         if len(data) > max_bytes:
             data, rest = data[:max_bytes], data[max_bytes:]
