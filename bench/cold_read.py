@@ -253,9 +253,9 @@ def breakdown(work: Path, endpoint: str, n: int, e2e_server_cpu: float) -> list[
     from pingthings.server.engine import Engine, query
     from pingthings.server.engine.blocks import BlockReader, _run_batches, _runs
     from pingthings.server.engine.decode_pool import ahead
-    from pingthings.server.engine.leaf_codec import LeafView, decode_views
     from pingthings.server.service.arrow_reply import raw_pieces_reply
     from pingthings.server.service.prefetch import prefetched
+    from pingthings.wire.blocks.leaf_codec import LeafView, decode_views
 
     out: list[tuple[str, float]] = []
     engine = Engine(work / "engine.sqlite", cache_bytes=0)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from pingthings.server.engine import query
+from pingthings.server.engine import query, stored_reads
 from pingthings.server.engine.blocks import DEFAULT_CACHE_BYTES, BlockReader, MissingBlock
 from pingthings.server.engine.buffering import (
     MERGE_SPREAD,
@@ -34,7 +34,7 @@ from pingthings.server.engine.compaction import CompactResult, reachable_blocks
 from pingthings.server.engine.journal import Journal, JournalEntry, journal_path
 from pingthings.server.engine.merge import MergePolicy, prepare_batch
 from pingthings.server.engine.stats import Contributions, StatWindows
-from pingthings.server.engine.store import BlockStore
+from pingthings.server.engine.store import FORMAT_VERSION, BlockStore
 from pingthings.server.engine.tree import TreeWriter
 from pingthings.server.engine.validate import (
     as_int,
@@ -793,6 +793,32 @@ class Engine:
         they are). Views of cached blocks are read-only.
         """
         return self._run(self._plan_raw_read(uuid, start, end, version, chunk), query.iter_raw_pieces)
+
+    def iter_raw_stored(
+        self,
+        uuid: Any,
+        start: Any,
+        end: Any,
+        version: Any = 0,
+        max_bytes: int = 16 * DEFAULT_CHUNK,
+        send_blocks: bool = True,
+    ) -> tuple[int, RawChunks[list[stored_reads.Piece]]]:
+        """Like :meth:`iter_raw_pieces`, but as the tree stores the points: each step is one
+        message's pieces (at most ``max_bytes`` bytes), uncached blocks as their stored bytes unless
+        ``send_blocks`` is false (see :mod:`.stored_reads`). Checked and planned as
+        :meth:`iter_raw_values` (buffered points are merged first, as for every read).
+        """
+        plan = self._plan_raw_read(uuid, start, end, version, max(1, max_bytes // 16))
+
+        def produce(reader: BlockReader, refs: query.LeafRefs, lo: int, hi: int, _: int) -> Iterator[Any]:
+            return stored_reads.iter_stored_messages(reader, refs, lo, hi, max_bytes, send_blocks)
+
+        return self._run(plan, produce)
+
+    @property
+    def block_format(self) -> int:
+        """The format of the point blocks this engine stores (see :mod:`pingthings.wire.blocks`)."""
+        return FORMAT_VERSION
 
     def iter_raw_values_in_memory(
         self, uuid: Any, start: Any, end: Any, version: Any = 0, chunk: int = DEFAULT_CHUNK

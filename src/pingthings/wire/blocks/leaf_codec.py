@@ -43,9 +43,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pingthings.server.engine import time_grid
-from pingthings.server.engine.codec import pack, unpack
-from pingthings.server.engine.value_transform import Scaled, find_integers, restore
+from pingthings.wire.blocks import time_grid
+from pingthings.wire.blocks.codec import pack, unpack
+from pingthings.wire.blocks.value_transform import Scaled, find_integers, restore
 
 _HEADER = struct.Struct("<BBBBIqqq")
 _GROUP_HEADER = struct.Struct("<BB6x")
