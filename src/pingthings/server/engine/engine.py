@@ -32,6 +32,7 @@ from pingthings.server.engine.buffering import (
 from pingthings.server.engine.changes import changed_ranges
 from pingthings.server.engine.compaction import CompactResult, reachable_blocks
 from pingthings.server.engine.journal import Journal, JournalEntry, journal_path
+from pingthings.server.engine.late_admission import LateAdmission
 from pingthings.server.engine.merge import MergePolicy, prepare_batch
 from pingthings.server.engine.stats import Contributions, StatWindows
 from pingthings.server.engine.store import FORMAT_VERSION, BlockStore
@@ -289,6 +290,7 @@ class Engine:
         self._clock = clock
         self._store = BlockStore(p)
         self._reader = BlockReader(self._store, cache_bytes)
+        self._late = LateAdmission(self._reader, max(1, cache_bytes // 4))
         self._streams: dict[bytes, _Stream] = {}
         self._streams_lock = threading.Lock()
         self.buffering = buffering
@@ -308,6 +310,7 @@ class Engine:
 
     def close(self) -> None:
         """Merge every buffer, then close the database; the engine cannot be used afterwards."""
+        self._late.close()
         if self._merger is not None:
             self._merger.stop()
         try:
@@ -811,9 +814,15 @@ class Engine:
         plan = self._plan_raw_read(uuid, start, end, version, max(1, max_bytes // 16))
 
         def produce(reader: BlockReader, refs: query.LeafRefs, lo: int, hi: int, _: int) -> Iterator[Any]:
-            return stored_reads.iter_stored_messages(reader, refs, lo, hi, max_bytes, send_blocks)
+            late = self._late.submit if reader.cache.capacity else None
+            return stored_reads.iter_stored_messages(reader, refs, lo, hi, max_bytes, send_blocks, late)
 
         return self._run(plan, produce)
+
+    def admission_idle(self, timeout: float | None = None) -> bool:
+        """Wait until the blocks RawBlocks reads sent encoded are decoded into the cache (see
+        :mod:`.late_admission`); whether that happened within ``timeout`` seconds."""
+        return self._late.idle(timeout)
 
     @property
     def block_format(self) -> int:

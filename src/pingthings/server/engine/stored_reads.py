@@ -22,15 +22,15 @@ are not wanted at all (``send_blocks`` false: the reader does not decode this en
 block is larger than a message may be, or declares a larger body than a reader accepts.
 
 The pieces are grouped into messages of at most ``max_bytes`` bytes of pieces (a column piece is
-split across messages where needed). With ``admit`` (and a read the cache admits, as for the other
-raw reads) the blocks sent encoded are decoded into the cache after their messages were handed
-out, while the sender sends them, so a second read of the same data is served from memory: that
-decode costs server CPU, on the server's core, in parallel with the reader's decode.
+split across messages where needed). When the read is one the cache admits (as for the other raw
+reads), the blocks sent encoded are handed to ``admit_later`` after the last message, to be decoded
+into the cache in the background (:mod:`.late_admission`), so a second read of the same data is
+served from memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -152,7 +152,7 @@ def iter_stored_messages(
     hi: int,
     max_bytes: int,
     send_blocks: bool,
-    admit: bool = True,
+    admit_later: Callable[[list[int], dict[int, bytes]], object] | None = None,
 ) -> Iterator[list[Piece]]:
     """The pieces of the points with ``lo <= t < hi``, in time order, grouped into messages.
 
@@ -168,14 +168,16 @@ def iter_stored_messages(
         Most bytes of pieces in one message (a column piece counts 16 bytes a point).
     send_blocks
         Whether uncached blocks may go out as stored (False: every point as columns).
-    admit
-        Whether the blocks sent as stored are then decoded into the cache (when the read is one the
-        cache admits).
+    admit_later
+        Handed the blocks sent as stored (addresses and bytes) once the last message is out, when
+        the read is one the cache admits (see :mod:`.late_admission`); None: not cached.
     """
     addrs, slots, counts = refs
     runs = _runs(addrs)
     n_runs = runs.size - 1
-    admitted = admit and reader.admits(counts)
+    admitted = reader.admits(counts)
+    sent: list[int] = []
+    sent_raw: dict[int, bytes] = {}
     messages = _Messages(max_bytes)
     for r, r_end in _run_batches(runs, counts, BATCH_BLOCKS):
         first = runs[r:r_end].tolist()
@@ -187,14 +189,15 @@ def iter_stored_messages(
         local = [a for a in missing if not send_blocks or not _sendable(raw[a], max_bytes)]
         if local:
             found.update(reader.decode_encoded(local, raw, admitted))
-        sent: list[int] = []
         for k, (a, ra, rb) in enumerate(zip(blocks, first, ends, strict=True)):
             run_slots = slots[ra:rb]
             want = int(counts[ra:rb].sum())
             block = found.get(a)
             if block is None:
                 messages.stored(StoredPiece(raw[a], run_slots.astype(np.uint8).tobytes(), want))
-                sent.append(a)
+                if admitted and admit_later is not None:
+                    sent.append(a)
+                    sent_raw[a] = raw[a]
                 continue
             ts, vs = _slot_views(block, run_slots, want)
             if r + k == 0 or r + k == n_runs - 1:  # only the first and last leaves reach outside
@@ -202,6 +205,6 @@ def iter_stored_messages(
                 ts, vs = [c[0] for c in clipped], [c[1] for c in clipped]
             messages.columns(ts, vs)
         yield from messages.full()
-        if sent and admitted:
-            reader.decode_encoded(sent, raw, True)  # while the sender sends this batch
     yield from messages.rest()
+    if sent and admit_later is not None:
+        admit_later(sent, sent_raw)

@@ -28,6 +28,7 @@ from pingthings.wire.blocks.leaf_codec import (
     POINT_KINDS,
     LeafView,
 )
+from pingthings.wire.blocks.value_transform import MAX_EXPONENT, MODE_DECIMAL, MODE_SCALED
 
 #: Largest decompressed body a received block may declare (a stored block of 1,024 points holds at
 #: most ~30 KiB; only a leaf under the finest node can grow past that, and the server sends such a
@@ -70,32 +71,33 @@ def checked_view(block: bytes | memoryview) -> LeafView:
     if size > MAX_BODY_BYTES:
         raise BadBlock(f"block declares a body of {size} bytes, more than the {MAX_BODY_BYTES} allowed")
     try:
-        view = LeafView(block)  # type: ignore[arg-type]
-    except BadBlock:
-        raise
-    except Exception as exc:  # LZ4 refused it, or the group table is cut short
+        whole = memoryview(codec.unpack(block))  # type: ignore[arg-type]
+    except Exception as exc:  # LZ4 refused it
         raise BadBlock(f"block does not unpack: {exc}") from None
-    body = view.body
+    if len(whole) != size:
+        raise BadBlock(f"block body unpacks to {len(whole)} bytes, its frame says {size}")
     if block[0] == KIND_GROUP:
-        _check_group(memoryview(codec.unpack(block)), view)  # type: ignore[arg-type]
-    _check_leaf_body(body)
+        _check_group(whole)
+    elif len(whole) < _HEADER.size:
+        raise BadBlock(f"leaf body of {len(whole)} bytes is shorter than its {_HEADER.size}-byte header")
+    view = LeafView.from_body(block[0], whole)
+    _check_leaf_body(view.body)
     return view
 
 
-def _check_group(whole: memoryview, view: LeafView) -> None:
+def _check_group(whole: memoryview) -> None:
     if len(whole) < _GROUP_HEADER.size or whole[0] != KIND_GROUP:
         raise BadBlock("leaf group has no group header")
     k = whole[1]
     table = _GROUP_HEADER.size + 5 * k
-    if k == 0 or len(whole) < table:
-        raise BadBlock(f"leaf group of {k} entries has a table cut short")
+    table += -table % 8
+    if k == 0 or len(whole) < table + _HEADER.size:
+        raise BadBlock(f"leaf group of {k} entries has a table or leaf header cut short")
     counts = np.frombuffer(whole, dtype="<u4", count=k, offset=_GROUP_HEADER.size)
     slots = np.frombuffer(whole, dtype=np.uint8, count=k, offset=_GROUP_HEADER.size + 4 * k)
     if int(slots[-1]) >= 64 or (k > 1 and not (slots[1:] > slots[:-1]).all()):
         raise BadBlock("leaf group slots are not increasing slot numbers below 64")
-    if len(view.body) < _HEADER.size:
-        raise BadBlock("leaf group has no leaf header")
-    n = _HEADER.unpack_from(view.body, 0)[4]
+    n = _HEADER.unpack_from(whole, table)[4]
     if int(counts.sum(dtype=np.int64)) != n:
         raise BadBlock(f"leaf group counts add up to {int(counts.sum(dtype=np.int64))}, its leaf holds {n}")
 
@@ -118,9 +120,11 @@ def _check_leaf_body(body: memoryview) -> None:
     if flags & _FLAG_SCALED:
         if len(body) < off + _SCALED_EXT.size:
             raise BadBlock("scaled leaf has its extension cut short")
-        mode, _, exceptions, _ = _SCALED_EXT.unpack_from(body, off)
+        mode, exponent, exceptions, _ = _SCALED_EXT.unpack_from(body, off)
         off += _SCALED_EXT.size
-        if mode not in (0, 1) or exceptions > n or len(body) < off + 12 * exceptions:
+        if mode not in (MODE_DECIMAL, MODE_SCALED) or exponent > MAX_EXPONENT:
+            raise BadBlock(f"scaled leaf has mode {mode} and exponent {exponent}")
+        if exceptions > n or len(body) < off + 12 * exceptions:
             raise BadBlock(f"scaled leaf has mode {mode} and {exceptions} exceptions for {n} points")
         if exceptions:
             pos = np.frombuffer(body, dtype="<u4", count=exceptions, offset=off)

@@ -265,9 +265,18 @@ class LeafView:
     __slots__ = ("body", "bounds", "size")
 
     def __init__(self, block: bytes) -> None:
-        body = memoryview(unpack(block))
+        self._set(block[0], memoryview(unpack(block)))
+
+    @classmethod
+    def from_body(cls, kind: int, body: memoryview) -> LeafView:
+        """The view of a block of kind ``kind`` whose body was already unpacked."""
+        view = cls.__new__(cls)
+        view._set(kind, body)
+        return view
+
+    def _set(self, kind: int, body: memoryview) -> None:
         self.bounds: np.ndarray | None = None
-        if block[0] == KIND_GROUP:
+        if kind == KIND_GROUP:
             k = body[1]
             start = _GROUP_HEADER.size + 5 * k
             start += -start % 8
