@@ -265,7 +265,7 @@ def test_a_client_without_the_format_gets_columns(uncached: Setup) -> None:
             replies = _raw_call(raw, uuid, lo, hi, formats)
             assert not _has_stored_blocks(replies)
             reader = _raw_blocks._Reader(str(uuid), lo, hi)
-            times = np.concatenate([reader.message(r)[0] for r in replies])
+            times = np.concatenate([seg[0] for r in replies for seg in reader.message(r)])
             np.testing.assert_array_equal(times, _columns(_standard(uncached.plain, uuid, lo, hi, 0))[0])
 
 

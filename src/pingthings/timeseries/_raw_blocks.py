@@ -24,6 +24,7 @@ anything). Clients that route through proxies use the per-stream RPCs, as for Mu
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from collections.abc import AsyncGenerator
 from uuid import UUID
@@ -136,20 +137,23 @@ class _Reader:
             view = checked_view(piece.block)
         except BadBlock as exc:
             raise self._corrupt(piece.index, str(exc)) from None
-        slots = np.frombuffer(piece.slots, dtype=np.uint8)
-        if int(slots.max()) >= 64 or (slots.size > 1 and not (slots[1:] > slots[:-1]).all()):
+        slots = bytes(piece.slots)
+        if slots[-1] >= 64 or any(a >= b for a, b in itertools.pairwise(slots)):
             raise self._corrupt(piece.index, "slots are not increasing slot numbers below 64")
         if view.bounds is None:
             held = view.size
         else:
-            held = int((view.bounds[slots.astype(np.int64) + 1] - view.bounds[slots]).sum())
+            bounds = view.bounds.tolist()
+            held = sum(bounds[s + 1] - bounds[s] for s in slots)
         if held != piece.count:
             problem = f"the block's slots hold {held} points, the server said {piece.count}"
             raise self._corrupt(piece.index, problem)
         return view
 
-    def message(self, payload: bytes | memoryview) -> tuple[np.ndarray, np.ndarray]:
-        """The points of one reply message, clipped to the read's range (fresh arrays)."""
+    def message(self, payload: bytes | memoryview) -> list[Columns]:
+        """The points of one reply message, clipped to the read's range: consecutive runs of them
+        as views of one fresh pair of arrays (a run ends where a block holds points the read does
+        not want, which are left out without copying the rest)."""
         data = as_byteview(payload)
         pos, size = 0, len(data)
         block_format = 0
@@ -171,72 +175,98 @@ class _Reader:
                 pos = skip_field(data, pos, size, field, wire_type)
         return self._points(pieces, block_format)
 
-    def _points(self, pieces: list[Piece], block_format: int) -> tuple[np.ndarray, np.ndarray]:
-        """Decode and place every piece's points, in order, into two fresh arrays; then clip."""
-        total = sum(p.count if isinstance(p, _Stored) else p[0].size for p in pieces)
+    def _points(self, pieces: list[Piece], block_format: int) -> list[Columns]:
+        """Decode every piece into one pair of arrays, in order; the wanted runs of them, clipped."""
+        for piece in pieces:
+            if isinstance(piece, _Stored):
+                piece.view = self._check(piece, block_format)
+        total = sum(p.view.size if isinstance(p, _Stored) else p[0].size for p in pieces)  # type: ignore[union-attr]
         out = (np.empty(total, dtype=np.int64), np.empty(total, dtype=np.float64))
+        wanted: list[tuple[int, int]] = []  # spans of ``out`` the read wants, in order
         pos = 0
         run: list[_Stored] = []  # consecutive stored pieces, decoded together
         for piece in pieces:
             if isinstance(piece, _Stored):
-                piece.view = self._check(piece, block_format)
                 run.append(piece)
                 continue
-            pos = self._decode_run(run, out, pos)
+            pos = self._decode_run(run, out, pos, wanted)
             run = []
             n = piece[0].size
             out[0][pos : pos + n] = piece[0]
             out[1][pos : pos + n] = piece[1]
+            wanted.append((pos, pos + n))
             pos += n
-        self._decode_run(run, out, pos)
-        out_t, out_v = out
-        if total > 1 and bool((out_t[1:] < out_t[:-1]).any()):
-            first = pieces[0].index if isinstance(pieces[0], _Stored) else self.pieces - len(pieces)
-            raise self._corrupt(first, "the message's times are not in order")
-        a, b = np.searchsorted(out_t, [self.start, self.end])
-        return out_t[a:b], out_v[a:b]
+        self._decode_run(run, out, pos, wanted)
+        segments = self._segments(out, wanted)
+        first = self.pieces - len(pieces)
+        for k, (t, _) in enumerate(segments):
+            if (t.size > 1 and bool((t[1:] < t[:-1]).any())) or (k and segments[k - 1][0][-1] > t[0]):
+                raise self._corrupt(first, "the message's times are not in order")
+        return self._clip(segments)
 
-    def _decode(self, stored: list[_Stored], out: Columns | None) -> Columns:
+    @staticmethod
+    def _segments(out: Columns, wanted: list[tuple[int, int]]) -> list[Columns]:
+        """Views of ``out`` for the wanted spans, adjacent spans joined."""
+        joined: list[list[int]] = []
+        for i, j in wanted:
+            if j <= i:
+                continue
+            if joined and joined[-1][1] == i:
+                joined[-1][1] = j
+            else:
+                joined.append([i, j])
+        return [(out[0][i:j], out[1][i:j]) for i, j in joined]
+
+    def _clip(self, segments: list[Columns]) -> list[Columns]:
+        """The segments' points inside ``[start, end)`` (only the ends of a read reach outside)."""
+        while segments and segments[0][0][-1] < self.start:
+            segments = segments[1:]
+        while segments and segments[-1][0][0] >= self.end:
+            segments = segments[:-1]
+        if segments:
+            t, v = segments[0]
+            a = int(np.searchsorted(t, self.start))
+            segments[0] = (t[a:], v[a:])
+            t, v = segments[-1]
+            b = int(np.searchsorted(t, self.end))
+            segments[-1] = (t[:b], v[:b])
+        return [s for s in segments if s[0].size]
+
+    def _decode(self, stored: list[_Stored], out: Columns) -> None:
         try:
             with np.errstate(all="ignore"):  # numbers are numbers: only the structure can be checked
-                return decode_views([p.view for p in stored], out)  # type: ignore[misc]
+                decode_views([p.view for p in stored], out)  # type: ignore[misc]
         except Exception as exc:  # the checks passed, yet the decoder failed: say where
             first, last = stored[0].index, stored[-1].index
             raise self._corrupt(first, f"blocks #{first}-#{last} do not decode: {exc}") from None
 
-    def _decode_run(self, run: list[_Stored], out: Columns, pos: int) -> int:
-        """Decode consecutive stored pieces in batches of at most BATCH_POINTS decoded points; a
-        batch whose blocks are all wanted whole is decoded straight into ``out``."""
+    def _decode_run(self, run: list[_Stored], out: Columns, pos: int, wanted: list[tuple[int, int]]) -> int:
+        """Decode consecutive stored pieces straight into ``out`` from ``pos`` on, in batches of at
+        most BATCH_POINTS points (the engine's batch size), noting the spans the read wants."""
         i = 0
         while i < len(run):
-            j, size, want = i, 0, 0
+            j, size = i, 0
             while j < len(run) and (j == i or size + run[j].view.size <= BATCH_POINTS):  # type: ignore[union-attr]
                 size += run[j].view.size  # type: ignore[union-attr]
-                want += run[j].count
                 j += 1
-            batch = run[i:j]
-            if size == want:
-                self._decode(batch, (out[0][pos : pos + want], out[1][pos : pos + want]))
-                pos += want
-            else:
-                pos = self._place(batch, self._decode(batch, None), out, pos)
+            self._decode(run[i:j], (out[0][pos : pos + size], out[1][pos : pos + size]))
+            for piece in run[i:j]:
+                view = piece.view
+                assert view is not None
+                if view.bounds is None or view.size == piece.count:
+                    wanted.append((pos, pos + view.size))
+                else:
+                    wanted.extend((pos + a, pos + b) for a, b in _spans(view.bounds, piece))
+                pos += view.size
             i = j
         return pos
 
-    @staticmethod
-    def _place(batch: list[_Stored], decoded: Columns, out: Columns, pos: int) -> int:
-        """Copy the wanted slots' points of a decoded batch into ``out`` from ``pos`` on."""
-        base = 0
-        for piece in batch:
-            view = piece.view
-            assert view is not None
-            spans = [(0, view.size)] if view.bounds is None else _spans(view.bounds, piece)
-            for i, j in spans:
-                out[0][pos : pos + j - i] = decoded[0][base + i : base + j]
-                out[1][pos : pos + j - i] = decoded[1][base + i : base + j]
-                pos += j - i
-            base += view.size
-        return pos
+
+def _concat_tables(tables: list[pa.Table]) -> pa.Table:
+    """The segments of one message as one Table (its chunks; an empty one for none)."""
+    if not tables:
+        return wire_arrow.raw_table(np.empty(0, np.int64), np.empty(0, np.float64))
+    return pa.concat_tables(tables)
 
 
 def _spans(bounds: np.ndarray, piece: _Stored) -> list[tuple[int, int]]:
@@ -269,7 +299,11 @@ async def raw_block_tables(
         async with call_stream(client, _METHOD, request, service=PLATFORM_SERVICE) as messages:
             async for payload in messages:
                 answered = True
-                yield wire_arrow.raw_table(*reader.message(payload))
+                segments = reader.message(payload)
+                if len(segments) == 1:
+                    yield wire_arrow.raw_table(*segments[0])
+                else:
+                    yield _concat_tables([wire_arrow.raw_table(*s) for s in segments])
     except NotImplementedByServerError as exc:
         if exc.code != _GRPC_UNIMPLEMENTED or answered:
             raise

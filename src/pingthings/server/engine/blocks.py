@@ -259,9 +259,13 @@ class BlockReader:
                 raise MissingBlock(a)
         return raw
 
-    def decode_encoded(self, addrs: list[int], raw: dict[int, bytes], admit: bool) -> dict[int, PointBlock]:
-        """Decode the fetched blocks ``addrs`` of ``raw`` in one batch; cache them when ``admit``."""
-        views = [LeafView(raw[a]) for a in addrs]
+    def decode_encoded(
+        self, addrs: list[int], raw: dict[int, bytes], admit: bool, views: list[LeafView] | None = None
+    ) -> dict[int, PointBlock]:
+        """Decode the fetched blocks ``addrs`` of ``raw`` (or their ``views``) in one batch; cache
+        them when ``admit``."""
+        if views is None:
+            views = [LeafView(raw[a]) for a in addrs]
         t, v = decode_views(views)
         return dict(zip(addrs, self._keep(addrs, views, t, v, admit), strict=True))
 

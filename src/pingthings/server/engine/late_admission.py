@@ -19,11 +19,12 @@ import logging
 import threading
 from collections import deque
 
-from pingthings.server.engine.blocks import BlockReader
+from pingthings.server.engine.blocks import BATCH_POINTS, BlockReader
+from pingthings.wire.blocks.leaf_codec import LeafView
 
 log = logging.getLogger(__name__)
 
-#: Blocks decoded per batch (as a read decodes them).
+#: Most blocks decoded per batch (batches also stop at BATCH_POINTS points, as a read's do).
 BATCH = 128
 
 
@@ -82,15 +83,26 @@ class LateAdmission:
                 self._wake.notify_all()
 
     def _admit(self, addrs: list[int], raw: dict[int, bytes]) -> None:
+        """Decode the blocks not cached meanwhile, in batches of about BATCH_POINTS points."""
         reader = self._reader
-        for i in range(0, len(addrs), BATCH):
-            if self._closed:
-                return
-            part = addrs[i : i + BATCH]
-            cached = reader.cache.get_many(part)
-            missing = [a for a in part if a not in cached]
-            if missing:
-                reader.decode_encoded(missing, raw, True)
+        cached = reader.cache.get_many(addrs)
+        batch: list[int] = []
+        views: list[LeafView] = []
+        points = 0
+        for a in addrs:
+            if a in cached:
+                continue
+            view = LeafView(raw[a])
+            batch.append(a)
+            views.append(view)
+            points += view.size
+            if points >= BATCH_POINTS or len(batch) >= BATCH:
+                if self._closed:
+                    return
+                reader.decode_encoded(batch, raw, True, views)
+                batch, views, points = [], [], 0
+        if batch and not self._closed:
+            reader.decode_encoded(batch, raw, True, views)
 
     def close(self) -> None:
         """Stop the thread (blocks still queued are dropped)."""
