@@ -396,8 +396,10 @@ def block_breakdown(work: Path, n: int) -> list[tuple[str, float]]:
     payloads = [r.join() if isinstance(r, Segments) else bytes(r) for r in replies]
     out.append(("bytes on the wire per point", sum(len(p) for p in payloads) / n / 1e3))
     reader = _raw_blocks._Reader(str(LONG[0]), *ALL)
-    arrays = timed("client: checks + LZ4 + decode into the result", lambda: [reader.message(p) for p in payloads])
-    tables = timed("client: Arrow tables and join", lambda: concat_raw([wire_arrow.raw_table(*x) for x in arrays]))
+    decode = "client: checks + LZ4 + decode into the result"
+    segments = timed(decode, lambda: [seg for p in payloads for seg in reader.message(p)])
+    join = "client: Arrow tables and join"
+    tables = timed(join, lambda: concat_raw([wire_arrow.raw_table(*x) for x in segments]))
     assert tables.num_rows == n
     return out
 
