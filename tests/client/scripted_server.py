@@ -11,8 +11,8 @@ its next step from a per-method script, and repeats the last step once the scrip
   ``Reply(payloads, hang=True)`` sends them and then hangs.
 
 Platform's RawBlocks is served only once a test scripts it (else gRPC UNIMPLEMENTED, as from a stock
-server). The server records every attempt: the method, the ``grpc-timeout`` the client sent (as seconds left when
-the handler started) and whether the call was cancelled.
+server). The server records every attempt: the method, the ``grpc-timeout`` the client sent (as
+seconds left when the handler started) and whether the call was cancelled.
 """
 
 from __future__ import annotations

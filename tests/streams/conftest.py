@@ -3,7 +3,8 @@
 ``client`` is an :class:`AsyncClient` parametrized over the three data paths: ``blocks`` (raw
 reads through the platform's RawBlocks, the default against our server), ``arrow`` (the Arrow
 RPCs, which our server advertises) and ``protobuf`` (the classic RPCs, forced by clearing the
-client's Arrow flag); the last two read raw values without RawBlocks. ``conn`` is the synchronous :class:`Client` likewise.
+client's Arrow flag); the last two read raw values without RawBlocks. ``conn`` is the
+synchronous :class:`Client` likewise.
 """
 
 from __future__ import annotations

@@ -180,7 +180,13 @@ class _Reader:
         for piece in pieces:
             if isinstance(piece, _Stored):
                 piece.view = self._check(piece, block_format)
-        total = sum(p.view.size if isinstance(p, _Stored) else p[0].size for p in pieces)  # type: ignore[union-attr]
+        total = 0
+        for piece in pieces:
+            if isinstance(piece, _Stored):
+                assert piece.view is not None
+                total += piece.view.size
+            else:
+                total += piece[0].size
         out = (np.empty(total, dtype=np.int64), np.empty(total, dtype=np.float64))
         wanted: list[tuple[int, int]] = []  # spans of ``out`` the read wants, in order
         pos = 0

@@ -46,19 +46,19 @@ PIECE_OVERHEAD = 96
 
 
 class StoredPiece(NamedTuple):
-    """A block as stored, the slots of it the read wants (uint8 bytes) and their point count."""
+    """A block as stored, the slots of it the read wants (uint8 bytes) and how many points they hold."""
 
     block: bytes
     slots: bytes
-    count: int
+    points: int
 
 
 class ColumnPiece(NamedTuple):
-    """Consecutive points as time and value views (``count`` in all)."""
+    """Consecutive points as time and value views (``points`` in all)."""
 
     times: list[np.ndarray]
     values: list[np.ndarray]
-    count: int
+    points: int
 
 
 Piece = StoredPiece | ColumnPiece
@@ -122,7 +122,7 @@ class _Messages:
                 if isinstance(last, ColumnPiece):  # extend the open column piece
                     last.times.append(t[pos : pos + part])
                     last.values.append(v[pos : pos + part])
-                    self.pieces[-1] = ColumnPiece(last.times, last.values, last.count + part)
+                    self.pieces[-1] = ColumnPiece(last.times, last.values, last.points + part)
                     self.size += 16 * part
                 else:
                     self.pieces.append(ColumnPiece([t[pos : pos + part]], [v[pos : pos + part]], part))

@@ -38,7 +38,7 @@ def _stored(piece: StoredPiece) -> bytes:
             encode_varint(len(piece.slots)),
             piece.slots,
             _COUNT,
-            encode_varint(piece.count),
+            encode_varint(piece.points),
         )
     )
     return _PIECE + encode_varint(len(body)) + body
@@ -57,7 +57,7 @@ def raw_blocks_message(version: int, block_format: int, pieces: Sequence[Piece])
             head += _stored(piece)
             continue
         assert isinstance(piece, ColumnPiece)
-        column = 8 * piece.count
+        column = 8 * piece.points
         size_of = encode_varint(column)
         body = 2 * (1 + len(size_of) + column)
         head += _PIECE + encode_varint(body) + _TIMES + size_of
