@@ -176,18 +176,18 @@ class _Reader:
         return self._points(pieces, block_format)
 
     def _points(self, pieces: list[Piece], block_format: int) -> list[Columns]:
-        """Decode every piece into one pair of arrays, in order; the wanted runs of them, clipped."""
-        for piece in pieces:
-            if isinstance(piece, _Stored):
-                piece.view = self._check(piece, block_format)
+        """The wanted points of every piece, in order, as runs: the stored blocks decoded into one
+        fresh pair of arrays, the columns viewed in the message (not copied: the server aligns
+        them to 8 bytes within the message, which itself may lie anywhere in the received bytes,
+        as the IPC buffers of an ArrowRawValues reply do); then clipped."""
         total = 0
         for piece in pieces:
             if isinstance(piece, _Stored):
-                assert piece.view is not None
+                piece.view = self._check(piece, block_format)
                 total += piece.view.size
-            else:
-                total += piece[0].size
         out = (np.empty(total, dtype=np.int64), np.empty(total, dtype=np.float64))
+        first = self.pieces - len(pieces)
+        segments: list[Columns] = []
         wanted: list[tuple[int, int]] = []  # spans of ``out`` the read wants, in order
         pos = 0
         run: list[_Stored] = []  # consecutive stored pieces, decoded together
@@ -196,19 +196,24 @@ class _Reader:
                 run.append(piece)
                 continue
             pos = self._decode_run(run, out, pos, wanted)
-            run = []
-            n = piece[0].size
-            out[0][pos : pos + n] = piece[0]
-            out[1][pos : pos + n] = piece[1]
-            wanted.append((pos, pos + n))
-            pos += n
+            segments += self._ordered(self._segments(out, wanted), first)
+            run, wanted = [], []
+            if piece[0].size:
+                segments.append(piece)  # views of the message, as the Arrow path's IPC buffers
         self._decode_run(run, out, pos, wanted)
-        segments = self._segments(out, wanted)
-        first = self.pieces - len(pieces)
-        for k, (t, _) in enumerate(segments):
-            if (t.size > 1 and bool((t[1:] < t[:-1]).any())) or (k and segments[k - 1][0][-1] > t[0]):
+        segments += self._ordered(self._segments(out, wanted), first)
+        for k in range(1, len(segments)):
+            if segments[k - 1][0][-1] > segments[k][0][0]:
                 raise self._corrupt(first, "the message's times are not in order")
         return self._clip(segments)
+
+    def _ordered(self, decoded: list[Columns], first: int) -> list[Columns]:
+        """``decoded`` (runs of points decoded here), once their times are found in order (columns
+        are the server's own arrays, trusted as the Arrow path trusts its IPC buffers)."""
+        for t, _ in decoded:
+            if t.size > 1 and bool((t[1:] < t[:-1]).any()):
+                raise self._corrupt(first, "the message's times are not in order")
+        return decoded
 
     @staticmethod
     def _segments(out: Columns, wanted: list[tuple[int, int]]) -> list[Columns]:
@@ -224,15 +229,17 @@ class _Reader:
         return [(out[0][i:j], out[1][i:j]) for i, j in joined]
 
     def _clip(self, segments: list[Columns]) -> list[Columns]:
-        """The segments' points inside ``[start, end)`` (only the ends of a read reach outside)."""
+        """The segments' points inside ``[start, end)`` (only the ends of a read reach outside; a
+        segment is searched only when its first or last time says it must be cut)."""
         while segments and segments[0][0][-1] < self.start:
             segments = segments[1:]
         while segments and segments[-1][0][0] >= self.end:
             segments = segments[:-1]
-        if segments:
+        if segments and segments[0][0][0] < self.start:
             t, v = segments[0]
             a = int(np.searchsorted(t, self.start))
             segments[0] = (t[a:], v[a:])
+        if segments and segments[-1][0][-1] >= self.end:
             t, v = segments[-1]
             b = int(np.searchsorted(t, self.end))
             segments[-1] = (t[:b], v[:b])

@@ -325,6 +325,8 @@ class RawBlock(betterproto2.Message):
         leaf, the one slot it sits in), in slot order, clipped by the client to [start, end).
         `count` is how many points those slots hold (before clipping): a check for the client.
       times, values: little-endian int64 times and float64 values, already inside [start, end).
+      padding: ignored; the server puts it before `times` and `values` so that their data start at a
+        multiple of 8 bytes from the message's start (a client may then view them without a copy).
     """
 
     block: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
@@ -336,6 +338,8 @@ class RawBlock(betterproto2.Message):
     times: "bytes" = betterproto2.field(4, betterproto2.TYPE_BYTES)
 
     values: "bytes" = betterproto2.field(5, betterproto2.TYPE_BYTES)
+
+    padding: "bytes" = betterproto2.field(6, betterproto2.TYPE_BYTES)
 
 
 default_message_pool.register_message("pingthings.platform.v1", "RawBlock", RawBlock)
