@@ -16,8 +16,11 @@ is on a server whose database fits in memory. It measures, with the synchronous
 * the engine alone, no gRPC: a freshly opened engine reads the stream (the chunked zero-copy read the
   server streams from, and the read into two numpy arrays);
 * the breakdown of one cold read, stage by stage, each stage timed alone in this process, single
-  threaded (server: tree walk, SQLite fetch, LZ4, decode, cache admission, chunk assembly and reply
-  segments, thread hand-offs; the rest of the server's CPU is sending. Client: receive, Arrow, join).
+  threaded, for both read paths: RawBlocks (our client against our server: tree walk, SQLite fetch
+  and messages on the server, the late admission of the sent blocks; checks and decode, Arrow and
+  join on the client) and ArrowRawValues (btrdb, and our client against other servers: server tree
+  walk, SQLite fetch, LZ4, decode, cache admission, chunk assembly and reply segments, thread
+  hand-offs, the rest of the server's CPU being sending; client receive, Arrow, join).
 
 Each line prints the best and median of ``--rounds`` rounds, in million points per second, with the
 client's and the server's CPU time of the best run. The data directory is built once (``--data-dir``
@@ -253,9 +256,9 @@ def breakdown(work: Path, endpoint: str, n: int, e2e_server_cpu: float) -> list[
     from pingthings.server.engine import Engine, query
     from pingthings.server.engine.blocks import BlockReader, _run_batches, _runs
     from pingthings.server.engine.decode_pool import ahead
-    from pingthings.server.engine.leaf_codec import LeafView, decode_views
     from pingthings.server.service.arrow_reply import raw_pieces_reply
     from pingthings.server.service.prefetch import prefetched
+    from pingthings.wire.blocks.leaf_codec import LeafView, decode_views
 
     out: list[tuple[str, float]] = []
     engine = Engine(work / "engine.sqlite", cache_bytes=0)
@@ -355,6 +358,52 @@ def breakdown(work: Path, endpoint: str, n: int, e2e_server_cpu: float) -> list[
     return out
 
 
+def block_breakdown(work: Path, n: int) -> list[tuple[str, float]]:
+    """Seconds per stage of one cold RawBlocks read of LONG[0] (what our client uses against our
+    server), each stage timed alone in this thread."""
+    from pingthings.server.engine import Engine, query
+    from pingthings.server.service.arrow_reply import Segments
+    from pingthings.server.service.raw_block_reply import raw_blocks_message
+    from pingthings.timeseries import _raw_blocks
+    from pingthings.timeseries._data_calls import concat_raw
+    from pingthings.wire import arrow as wire_arrow
+
+    out: list[tuple[str, float]] = []
+    u = LONG[0].bytes
+
+    def timed(label: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.process_time()
+        got = fn()
+        out.append((label, time.process_time() - t0))
+        return got
+
+    engine = Engine(work / "engine.sqlite", cache_bytes=1 << 34)
+    root = engine._stream(u).state[1]
+    walk = "server: tree walk (internal nodes: fetch + decode)"
+    timed(walk, lambda: query.leaves_with_counts(engine._reader, root, *ALL))
+    engine.close()
+    engine = Engine(work / "engine.sqlite", cache_bytes=1 << 34)
+    engine.latest_version(u)
+
+    def produce() -> list[Any]:
+        version, chunks = engine.iter_raw_stored(u, *ALL)
+        return [raw_blocks_message(version, engine.block_format, c) for c in chunks]
+
+    replies = timed("server: tree walk + SQLite fetch + pieces + messages (no decode)", produce)
+    late = "server: late admission of the sent blocks (background, after the read)"
+    timed(late, lambda: engine.admission_idle(120))
+    engine.close()
+    payloads = [r.join() if isinstance(r, Segments) else bytes(r) for r in replies]
+    out.append(("bytes on the wire per point", sum(len(p) for p in payloads) / n / 1e3))
+    reader = _raw_blocks._Reader(str(LONG[0]), *ALL)
+    decode = "client: checks + LZ4 + decode into the result"
+    segments = timed(decode, lambda: [seg for p in payloads for seg in reader.message(p)])
+    join = "client: Arrow tables and join"
+    tables = timed(join, lambda: concat_raw([wire_arrow.raw_table(*x) for x in segments]))
+    assert tables.num_rows == n
+    return out
+
+
 # ------------------------------------------------------------------------------------------ main
 def main() -> None:
     parser = argparse.ArgumentParser(
@@ -438,7 +487,6 @@ def main() -> None:
                 print(sample.line(f"pingthings Stream.raw_values(), {label}", n))
                 del i
 
-        single_server_cpu = 0.0
         if "engine" not in skip:
             pieces, arrays = engine_cold(work, args.rounds, n)
             print(f"\n# engine alone, {n:,} points, freshly opened engine (default cache)")
@@ -446,18 +494,30 @@ def main() -> None:
             print(arrays.line("Engine.raw_values (into numpy)", n))
 
         if "breakdown" not in skip:
-            probe = Sample()
+            probe, theirs = Sample(), Sample()
             cold_call(work, ours_stream, probe, check_rows(n))
-            single_server_cpu = probe.runs[0][2]
-            with server(work) as (endpoint, _):
-                stages = breakdown(work, endpoint, n, single_server_cpu)
+            cold_call(work, btrdb_stream, theirs, check_rows(n))
             print(f"\n# breakdown of one cold read of {n:,} points (CPU ms, each stage alone, one thread)")
-            print(f"{'end to end (our client), wall':<66} {probe.runs[0][0] * 1e3:7.0f}")
-            print(f"{'end to end, server CPU':<66} {single_server_cpu * 1e3:7.0f}")
-            print(f"{'end to end, client CPU':<66} {probe.runs[0][1] * 1e3:7.0f}")
+            print("## RawBlocks: our client against our server (stored blocks sent, the client decodes)")
+            wall, client_cpu, server_cpu = probe.runs[0]
+            rows = [
+                ("end to end (our client), wall", wall),
+                ("end to end, server CPU (and what of the late admission ran meanwhile)", server_cpu),
+                ("end to end, client CPU", client_cpu),
+                *block_breakdown(work, n),
+            ]
+            for label, seconds in rows:
+                digits = 1 if "bytes" in label else 0
+                print(f"{label:<72} {seconds * 1e3:7.{digits}f}")
+            print("## ArrowRawValues: btrdb's arrow_values() (our client against servers without RawBlocks)")
+            wall, client_cpu, server_cpu = theirs.runs[0]
+            print(f"{'end to end (btrdb), wall':<72} {wall * 1e3:7.0f}")
+            print(f"{'end to end, server CPU':<72} {server_cpu * 1e3:7.0f}")
+            print(f"{'end to end, client CPU (btrdb)':<72} {client_cpu * 1e3:7.0f}")
+            with server(work) as (endpoint, _):
+                stages = breakdown(work, endpoint, n, theirs.runs[0][2])
             for label, seconds in stages:
-                print(f"{label:<66} {seconds * 1e3:7.0f}")
-
+                print(f"{label:<72} {seconds * 1e3:7.0f}")
 
 if __name__ == "__main__":
     main()

@@ -10,8 +10,9 @@ its next step from a per-method script, and repeats the last step once the scrip
 * ``Reply(payloads, gap)``: send each payload (one for a unary call), ``gap`` seconds apart, then end OK;
   ``Reply(payloads, hang=True)`` sends them and then hangs.
 
-The server records every attempt: the method, the ``grpc-timeout`` the client sent (as seconds left when
-the handler started) and whether the call was cancelled.
+Platform's RawBlocks is served only once a test scripts it (else gRPC UNIMPLEMENTED, as from a stock
+server). The server records every attempt: the method, the ``grpc-timeout`` the client sent (as
+seconds left when the handler started) and whether the call was cancelled.
 """
 
 from __future__ import annotations
@@ -134,6 +135,6 @@ class _Handler(grpc.GenericRpcHandler):
             return grpc.unary_unary_rpc_method_handler(lambda request, context: INFO)
         if name in UNARY:
             return grpc.unary_unary_rpc_method_handler(lambda _, context: self._server.unary(name, context))
-        if name in STREAMING:
+        if name in STREAMING or (name == "RawBlocks" and name in self._server.scripts):
             return grpc.unary_stream_rpc_method_handler(lambda _, context: self._server.stream(name, context))
         return None

@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 from pingthings.server.engine import Engine
 from pingthings.server.engine.blocks import BlockReader
 from pingthings.server.engine.layout import LEAF_MAX, PW_STEP, ROOT_PW, ROOT_START
-from pingthings.server.engine.leaf_codec import (
+from pingthings.server.engine.store import FORMAT_VERSION
+from pingthings.server.engine.tree import BULK_LEAF, GROUP_POINTS, SMALL_LEAF
+from pingthings.wire.blocks.leaf_codec import (
     KIND_GROUP,
     KIND_LEAF,
     LeafView,
@@ -25,8 +27,6 @@ from pingthings.server.engine.leaf_codec import (
     encode_group,
     encode_leaf,
 )
-from pingthings.server.engine.store import FORMAT_VERSION
-from pingthings.server.engine.tree import BULK_LEAF, GROUP_POINTS, SMALL_LEAF
 from pingthings.wire.limits import MIN_TIME, TIME_LIMIT
 
 T0 = 1_700_000_000 * 10**9
@@ -208,8 +208,8 @@ def test_node_layouts_round_trip() -> None:
     # Layout 2 (byte planes) is written now; layout 1 (plain arrays) is what format-1 files hold.
     import struct
 
-    from pingthings.server.engine.codec import pack
     from pingthings.server.engine.node import KIND_NODE, Node, decode_node, encode_node
+    from pingthings.wire.blocks.codec import pack
 
     rng = np.random.default_rng(9)
     node = Node()

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pingthings.server.engine.leaf_codec import KIND_GROUP, LeafView, decode_leaves, decode_views, encode_leaf
-from pingthings.server.engine.time_grid import MAX_BITS
+from pingthings.wire.blocks.leaf_codec import KIND_GROUP, LeafView, decode_leaves, decode_views, encode_leaf
+from pingthings.wire.blocks.time_grid import MAX_BITS
 
 T0 = 1_700_000_000_000_000_000
 FLAG_GRID = 4

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pingthings.server.engine import Engine
-from pingthings.server.engine.leaf_codec import POINT_KINDS, decode_leaf, decode_leaves, encode_leaf
+from pingthings.wire.blocks.leaf_codec import POINT_KINDS, decode_leaf, decode_leaves, encode_leaf
 from pingthings.wire.limits import MIN_TIME, TIME_LIMIT
 
 PERIOD = 8_333_333  # 120 Hz

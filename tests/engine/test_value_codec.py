@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pingthings.server.engine.leaf_codec import decode_leaves, encode_leaf
-from pingthings.server.engine.value_transform import MODE_DECIMAL, MODE_SCALED, find_integers
+from pingthings.wire.blocks.leaf_codec import decode_leaves, encode_leaf
+from pingthings.wire.blocks.value_transform import MODE_DECIMAL, MODE_SCALED, find_integers
 
 RNG = np.random.default_rng(2026)
 N = 1024

@@ -48,6 +48,11 @@ def _platform(client: RawClient, method: str, request: bytes) -> bytes:
     return call(request, metadata=client.metadata, timeout=30)
 
 
+def _platform_stream(client: RawClient, method: str, request: bytes) -> list[bytes]:
+    call = client.channel.unary_stream(PLATFORM + method)
+    return list(call(request, metadata=client.metadata, timeout=30))
+
+
 def _subscribe(client: RawClient, uu: bytes) -> list[bytes]:
     """Subscribe to ``uu``; a refusal ends the call with one status message."""
     update = bytes(v5api.SubscriptionUpdate(op=v5api.SubscriptionUpdateOp.ADD_UUIDS, uuid=[uu]))
@@ -135,6 +140,9 @@ CALLS: dict[str, Callable[[RawClient, bytes], list[bytes]]] = {
             ),
         )
     ],
+    "Platform.RawBlocks": lambda c, u: _platform_stream(
+        c, "RawBlocks", bytes(platform.RawBlocksParams(uuid=u, start=0, end=2 * T0, block_formats=[4]))
+    ),
     "Platform.VersionAtTime": lambda c, u: [
         _platform(c, "VersionAtTime", bytes(platform.VersionAtTimeParams(uuid=u, time=T0)))
     ],

@@ -126,9 +126,10 @@ class ServerRuntime:
                 max_streams_per_request=config.max_streams_per_request,
                 csv_seconds=config.csv_seconds,
             )
-            methods = MethodTable(
-                [BTrDBService(state), PlatformService(self.meta, self.engine, config.max_streams_per_request)]
+            platform = PlatformService(
+                self.meta, self.engine, config.max_streams_per_request, state.read_gate
             )
+            methods = MethodTable([BTrDBService(state), platform])
             self.tracker = CallTracker()
             policy = ServerPolicy(KeyRing(config.api_keys), self.tracker, config.data_dir)
             self._grpc = GrpcServer(

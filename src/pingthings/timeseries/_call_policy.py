@@ -58,6 +58,7 @@ IDEMPOTENT_METHODS = frozenset(
         # pingthings.platform.v1.Platform: reads
         "VersionAtTime",
         "MultiAlignedWindows",
+        "RawBlocks",
         "GetStreamRetention",
         "GetCollectionProperties",
         "GetDevice",

@@ -9,6 +9,7 @@ depends on ``client.arrow_enabled`` (what the server's Info advertised).
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from typing import Any
 from uuid import UUID
 
@@ -46,6 +47,7 @@ from pingthings._proto.v5api import (
     StreamInfoResponse,
     WindowsParams,
 )
+from pingthings.timeseries import _raw_blocks as raw_blocks
 from pingthings.timeseries._call_policy import IDEMPOTENT_MERGE_POLICIES
 from pingthings.timeseries._platform_codec import retention_to_dict
 from pingthings.timeseries._platform_rpc import call_platform
@@ -225,7 +227,16 @@ async def set_annotations(
 async def raw_values_chunks(
     client: CallTarget, uuid: UUID, start: int, end: int, version: int
 ) -> AsyncGenerator[pa.Table, None]:
-    """RawValues / ArrowRawValues, one Table per response message."""
+    """RawBlocks (when the server offers it), else RawValues / ArrowRawValues, one Table per
+    response message."""
+    if raw_blocks.offered(client):
+        try:
+            async with aclosing(raw_blocks.raw_block_tables(client, uuid, start, end, version)) as tables:
+                async for table in tables:
+                    yield table
+            return
+        except raw_blocks.Unsupported:
+            pass  # a stock server: the standard RPCs below, from now on
     if use_arrow(client):
         req: Any = ArrowRawValuesParams(uuid=uuid.bytes, start=start, end=end, version_major=version)
         async with call_stream(client, "ArrowRawValues", req) as messages:
@@ -247,8 +258,15 @@ async def raw_values_table(client: CallTarget, uuid: UUID, start: int, end: int,
 
     On the protobuf path the decoded arrays (views into the received messages) are joined with
     one ``np.concatenate`` per column and wrapped without a further copy; on the Arrow path the
-    received record batches become the chunks of the Table as they are.
+    received record batches become the chunks of the Table as they are. RawBlocks, when the
+    server offers it, comes first (see :mod:`._raw_blocks`).
     """
+    if raw_blocks.offered(client):
+        try:
+            async with aclosing(raw_blocks.raw_block_tables(client, uuid, start, end, version)) as tables:
+                return concat_raw([t async for t in tables])
+        except raw_blocks.Unsupported:
+            pass
     if use_arrow(client):
         return concat_raw([t async for t in raw_values_chunks(client, uuid, start, end, version)])
     times: list[np.ndarray] = []

@@ -33,6 +33,7 @@ __all__ = [
     "BadValue",
     "ClientClosedError",
     "ConnectionError",
+    "CorruptReplyError",
     "CredentialsError",
     "CredentialsFileNotFound",
     "DeadlineExceededError",
@@ -319,6 +320,11 @@ class WrongEndpointError(ServerError):
     A BTrDB cluster answers this from a node that does not hold the stream; the client retries through
     the proxy endpoints the server lists in Info when there are any.
     """
+
+
+class CorruptReplyError(PingThingsError, builtins.ValueError):
+    """The server sent point data the client cannot decode (the message names the stream, the
+    piece of the reply and what is wrong with it)."""
 
 
 class MetadataDecodeError(PingThingsError, builtins.ValueError):

@@ -32,9 +32,9 @@ import numpy as np
 from pingthings.server.engine.block_cache import BlockCache
 from pingthings.server.engine.cache_size import default_cache_bytes
 from pingthings.server.engine.decode_pool import ahead, decode_workers
-from pingthings.server.engine.leaf_codec import LeafView, decode_views
 from pingthings.server.engine.node import Node, decode_node
 from pingthings.server.engine.store import SEQ_BITS, BlockStore
+from pingthings.wire.blocks.leaf_codec import LeafView, decode_views
 
 Leaf = tuple[np.ndarray, np.ndarray]
 T = TypeVar("T")
@@ -249,6 +249,30 @@ class BlockReader:
             return [LeafView(raw[a]) for a in addrs]
         except KeyError as exc:
             raise MissingBlock(exc.args[0]) from None
+
+    def fetch_encoded(self, addrs: list[int]) -> dict[int, bytes]:
+        """The stored bytes of the blocks ``addrs`` (distinct), with one SQL query; nothing is decoded
+        or cached."""
+        raw = self.store.read_blocks(addrs)
+        for a in addrs:
+            if a not in raw:
+                raise MissingBlock(a)
+        return raw
+
+    def decode_encoded(
+        self, addrs: list[int], raw: dict[int, bytes], admit: bool, views: list[LeafView] | None = None
+    ) -> dict[int, PointBlock]:
+        """Decode the fetched blocks ``addrs`` of ``raw`` (or their ``views``) in one batch; cache
+        them when ``admit``."""
+        if views is None:
+            views = [LeafView(raw[a]) for a in addrs]
+        t, v = decode_views(views)
+        return dict(zip(addrs, self._keep(addrs, views, t, v, admit), strict=True))
+
+    def admits(self, counts: np.ndarray) -> bool:
+        """Whether a read of leaves with these point counts may add blocks to the cache (see
+        :meth:`_admits`)."""
+        return self._admits(counts)
 
     def _keep(
         self, addrs: list[int], views: list[LeafView], t: np.ndarray, v: np.ndarray, cache: bool = True

@@ -12,14 +12,14 @@ import logging
 import threading
 import time as time_mod
 from collections.abc import Callable, Generator, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from pingthings.server.engine import query
+from pingthings.server.engine import query, stored_reads
 from pingthings.server.engine.blocks import DEFAULT_CACHE_BYTES, BlockReader, MissingBlock
 from pingthings.server.engine.buffering import (
     MERGE_SPREAD,
@@ -32,9 +32,10 @@ from pingthings.server.engine.buffering import (
 from pingthings.server.engine.changes import changed_ranges
 from pingthings.server.engine.compaction import CompactResult, reachable_blocks
 from pingthings.server.engine.journal import Journal, JournalEntry, journal_path
+from pingthings.server.engine.late_admission import LateAdmission
 from pingthings.server.engine.merge import MergePolicy, prepare_batch
 from pingthings.server.engine.stats import Contributions, StatWindows
-from pingthings.server.engine.store import BlockStore
+from pingthings.server.engine.store import FORMAT_VERSION, BlockStore
 from pingthings.server.engine.tree import TreeWriter
 from pingthings.server.engine.validate import (
     as_int,
@@ -289,6 +290,7 @@ class Engine:
         self._clock = clock
         self._store = BlockStore(p)
         self._reader = BlockReader(self._store, cache_bytes)
+        self._late = LateAdmission(self._reader, max(1, cache_bytes // 4))
         self._streams: dict[bytes, _Stream] = {}
         self._streams_lock = threading.Lock()
         self.buffering = buffering
@@ -308,6 +310,7 @@ class Engine:
 
     def close(self) -> None:
         """Merge every buffer, then close the database; the engine cannot be used afterwards."""
+        self._late.close()
         if self._merger is not None:
             self._merger.stop()
         try:
@@ -794,6 +797,38 @@ class Engine:
         """
         return self._run(self._plan_raw_read(uuid, start, end, version, chunk), query.iter_raw_pieces)
 
+    def iter_raw_stored(
+        self,
+        uuid: Any,
+        start: Any,
+        end: Any,
+        version: Any = 0,
+        max_bytes: int = 16 * DEFAULT_CHUNK,
+        send_blocks: bool = True,
+    ) -> tuple[int, RawChunks[list[stored_reads.Piece]]]:
+        """Like :meth:`iter_raw_pieces`, but as the tree stores the points: each step is one
+        message's pieces (at most ``max_bytes`` bytes), uncached blocks as their stored bytes unless
+        ``send_blocks`` is false (see :mod:`.stored_reads`). Checked and planned as
+        :meth:`iter_raw_values` (buffered points are merged first, as for every read).
+        """
+        plan = self._plan_raw_read(uuid, start, end, version, max(1, max_bytes // 16))
+
+        def produce(reader: BlockReader, refs: query.LeafRefs, lo: int, hi: int, _: int) -> Iterator[Any]:
+            late = self._late.submit if reader.cache.capacity else None
+            return stored_reads.iter_stored_messages(reader, refs, lo, hi, max_bytes, send_blocks, late)
+
+        return self._run(plan, produce)
+
+    def admission_idle(self, timeout: float | None = None) -> bool:
+        """Wait until the blocks RawBlocks reads sent encoded are decoded into the cache (see
+        :mod:`.late_admission`); whether that happened within ``timeout`` seconds."""
+        return self._late.idle(timeout)
+
+    @property
+    def block_format(self) -> int:
+        """The format of the point blocks this engine stores (see :mod:`pingthings.wire.blocks`)."""
+        return FORMAT_VERSION
+
     def iter_raw_values_in_memory(
         self, uuid: Any, start: Any, end: Any, version: Any = 0, chunk: int = DEFAULT_CHUNK
     ) -> tuple[int, RawChunks[tuple[np.ndarray, np.ndarray]]] | None:
@@ -847,7 +882,7 @@ class Engine:
         """The version and the chunks of a planned raw read, made by ``produce`` when iterated."""
 
         def chunks() -> Generator[T, None, None]:
-            with self._guard(plan.stream):
+            with self._guard(plan.stream), self._late.serving() if plan.cached else nullcontext():
                 yield from produce(self._reader, plan.refs, plan.lo, plan.hi, plan.chunk)
 
         return plan.version, RawChunks(chunks(), plan.cached)

@@ -19,8 +19,8 @@ import struct
 
 import numpy as np
 
-from pingthings.server.engine.codec import pack, unpack
 from pingthings.server.engine.layout import FANOUT
+from pingthings.wire.blocks.codec import pack, unpack
 
 KIND_NODE = 2
 _HEADER = struct.Struct("<BB6x")

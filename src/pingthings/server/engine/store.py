@@ -27,6 +27,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from pingthings.wire.blocks import BLOCK_FORMAT
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blocks(addr INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS superblocks(
@@ -49,7 +51,7 @@ PAGE_SIZE = 16384
 #: Format 2 added leaf groups; format 3 scaled-integer values (a leaf flag, see leaf_codec); format 4
 #: grid-coded times (a leaf flag, see time_grid). Older databases are valid format 4 and are restamped
 #: when opened, so older code refuses them afterwards.
-FORMAT_VERSION = 4
+FORMAT_VERSION = BLOCK_FORMAT
 _READABLE_FORMATS = (1, 2, 3, 4)
 #: WAL growth (bytes of committed blocks) after which the background checkpointer runs.
 CHECKPOINT_BYTES = 16 << 20

@@ -21,9 +21,9 @@ import numpy as np
 
 from pingthings.server.engine.blocks import BlockReader, Leaf, PointBlock
 from pingthings.server.engine.layout import LEAF_MAX, PW_STEP, ROOT_PW, ROOT_START, can_split
-from pingthings.server.engine.leaf_codec import encode_group, encode_leaf
 from pingthings.server.engine.merge import MergePolicy, merge_points
 from pingthings.server.engine.node import EMPTY, Node, Summary, encode_node
+from pingthings.wire.blocks.leaf_codec import encode_group, encode_leaf
 
 #: Leaves with fewer points than this are stored in leaf groups (measured: below ~256 points per leaf the
 #: fixed cost of a block dominates insert and read time).

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -55,6 +55,8 @@ from pingthings.server.metadata.units import UNIT_FIELDS
 from pingthings.server.metadata.validation import check_uuid
 from pingthings.server.service import rpc
 from pingthings.server.service.multi_windows import MultiWindows
+from pingthings.server.service.raw_blocks import RawBlocks
+from pingthings.server.service.read_gate import ReadGate
 from pingthings.server.service.replies import status_of
 from pingthings.server.service.visibility import require_visible
 
@@ -172,24 +174,33 @@ class PlatformService(PlatformBase):
     """
 
     def __init__(
-        self, meta: Any, engine: Any, max_streams_per_request: int = DEFAULT_MAX_STREAMS_PER_REQUEST
+        self,
+        meta: Any,
+        engine: Any,
+        max_streams_per_request: int = DEFAULT_MAX_STREAMS_PER_REQUEST,
+        read_gate: ReadGate | None = None,
     ) -> None:
         self._meta = meta
         self._engine = engine
-        self._multi = MultiWindows(meta, engine, max_streams_per_request)
+        multi = MultiWindows(meta, engine, max_streams_per_request)
+        self._streaming: dict[str, Callable[[Any], AsyncIterator[Any]]] = {
+            "multi_aligned_windows": multi.multi_aligned_windows,
+            "raw_blocks": RawBlocks(meta, engine, read_gate).raw_blocks,
+        }
 
     def grpc_methods(self) -> dict[str, Method]:
         """Method path → :class:`~pingthings.server.grpc.dispatch.Method`, for the embedded server.
 
         The paths and request classes come from the generated service description; every
         Platform RPC is served by the method of the same (snake case) name: the unary ones here,
-        the server-streaming MultiAlignedWindows by :class:`.multi_windows.MultiWindows`.
+        the server-streaming MultiAlignedWindows by :class:`.multi_windows.MultiWindows` and
+        RawBlocks by :class:`.raw_blocks.RawBlocks`.
         """
         methods: dict[str, Method] = {}
         for path, entry in self.__mapping__().items():
             name = entry.func.__name__.removeprefix("__rpc_")
             if entry.cardinality.name == "UNARY_STREAM":
-                methods[path] = rpc.server_stream(getattr(self._multi, name), entry.request_type)
+                methods[path] = rpc.server_stream(self._streaming[name], entry.request_type)
             elif entry.cardinality.name == "UNARY_UNARY":
                 methods[path] = rpc.unary(getattr(self, name), entry.request_type)
             else:

@@ -21,6 +21,9 @@ __all__ = (
     "ObjectId",
     "PlatformBase",
     "PlatformStub",
+    "RawBlock",
+    "RawBlocksParams",
+    "RawBlocksResponse",
     "Retention",
     "SetCollectionRetentionParams",
     "SetStreamRetentionParams",
@@ -311,6 +314,102 @@ class ObjectId(betterproto2.Message):
 
 
 default_message_pool.register_message("pingthings.platform.v1", "ObjectId", ObjectId)
+
+
+@dataclass(eq=False, repr=False)
+class RawBlock(betterproto2.Message):
+    """
+    A run of points, in time order: either one stored block or columns.
+      block: a leaf or leaf-group block exactly as stored (<B kind><B codec>..., see
+        pingthings.wire.blocks.leaf_codec). Its points are those of the slots listed (for a plain
+        leaf, the one slot it sits in), in slot order, clipped by the client to [start, end).
+        `count` is how many points those slots hold (before clipping): a check for the client.
+      times, values: little-endian int64 times and float64 values, already inside [start, end).
+      padding: ignored; the server puts it before `times` and `values` so that their data start at a
+        multiple of 8 bytes from the message's start (a client may then view them without a copy).
+    """
+
+    block: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
+
+    slots: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+
+    count: "int" = betterproto2.field(3, betterproto2.TYPE_UINT32)
+
+    times: "bytes" = betterproto2.field(4, betterproto2.TYPE_BYTES)
+
+    values: "bytes" = betterproto2.field(5, betterproto2.TYPE_BYTES)
+
+    padding: "bytes" = betterproto2.field(6, betterproto2.TYPE_BYTES)
+
+
+default_message_pool.register_message("pingthings.platform.v1", "RawBlock", RawBlock)
+
+
+@dataclass(eq=False, repr=False)
+class RawBlocksParams(betterproto2.Message):
+    """
+    ---------------------------------------------------------------------------------------------
+    Raw points as stored blocks
+    """
+
+    uuid: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
+    """
+    As in v5api.RawValuesParams: points with start <= time < end, at version_major (0: latest).
+    The same checks (stream visible to the caller, range, version) and the same errors apply.
+    """
+
+    start: "int" = betterproto2.field(2, betterproto2.TYPE_SFIXED64)
+
+    end: "int" = betterproto2.field(3, betterproto2.TYPE_SFIXED64)
+
+    version_major: "int" = betterproto2.field(4, betterproto2.TYPE_UINT64)
+
+    block_formats: "list[int]" = betterproto2.field(
+        5, betterproto2.TYPE_UINT32, repeated=True
+    )
+    """
+    The block formats the client decodes (pingthings.wire.blocks.BLOCK_FORMAT; a reader of format
+    f reads formats 1..f). When the server's blocks are in none of them, every point comes as
+    columns, so an old client keeps working against a server with a newer encoding.
+    """
+
+
+default_message_pool.register_message(
+    "pingthings.platform.v1", "RawBlocksParams", RawBlocksParams
+)
+
+
+@dataclass(eq=False, repr=False)
+class RawBlocksResponse(betterproto2.Message):
+    stat: "___v5api__.Status | None" = betterproto2.field(
+        1, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    Set on the first message when the read fails (nothing else is sent then).
+    """
+
+    version_major: "int" = betterproto2.field(2, betterproto2.TYPE_UINT64)
+    """
+    The version read; in every message.
+    """
+
+    block_format: "int" = betterproto2.field(3, betterproto2.TYPE_UINT32)
+    """
+    The format of the blocks in this message (0 when there are none).
+    """
+
+    pieces: "list[RawBlock]" = betterproto2.field(
+        4, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+    """
+    Consecutive runs of points. A message holds at most ~800 kB of pieces (about the size of an
+    ArrowRawValues message of 50,000 points); a block over that size comes as columns.
+    """
+
+
+default_message_pool.register_message(
+    "pingthings.platform.v1", "RawBlocksResponse", RawBlocksResponse
+)
 
 
 @dataclass(eq=False, repr=False)
@@ -849,6 +948,30 @@ class PlatformStub(betterproto2_grpclib.ServiceStub):
         ):
             yield response
 
+    async def raw_blocks(
+        self,
+        message: "RawBlocksParams",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "AsyncIterator[RawBlocksResponse]":
+        """
+        The raw points of one stream as its tree stores them: each leaf block that was not decoded in
+        the server's cache is sent as its stored bytes (compressed, not decoded), the rest as time and
+        value columns; the client decodes the blocks. Same answers as v5api RawValues (see RawBlock).
+        """
+
+        async for response in self._unary_stream(
+            "/pingthings.platform.v1.Platform/RawBlocks",
+            message,
+            RawBlocksResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        ):
+            yield response
+
 
 from .... import v5api as ___v5api__
 
@@ -937,6 +1060,18 @@ class PlatformBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
         yield MultiAlignedWindowsResponse()
+
+    async def raw_blocks(
+        self, message: "RawBlocksParams"
+    ) -> "AsyncIterator[RawBlocksResponse]":
+        """
+        The raw points of one stream as its tree stores them: each leaf block that was not decoded in
+        the server's cache is sent as its stored bytes (compressed, not decoded), the rest as time and
+        value columns; the client decodes the blocks. Same answers as v5api RawValues (see RawBlock).
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+        yield RawBlocksResponse()
 
     async def __rpc_create_device(
         self, stream: "grpclib.server.Stream[CreateDeviceParams, DeviceResponse]"
@@ -1074,6 +1209,17 @@ class PlatformBase(betterproto2_grpclib.ServiceBase):
             request,
         )
 
+    async def __rpc_raw_blocks(
+        self, stream: "grpclib.server.Stream[RawBlocksParams, RawBlocksResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        await self._call_rpc_handler_server_stream(
+            self.raw_blocks,
+            stream,
+            request,
+        )
+
     def __mapping__(self) -> "dict[str, grpclib.const.Handler]":
         return {
             "/pingthings.platform.v1.Platform/CreateDevice": grpclib.const.Handler(
@@ -1171,5 +1317,11 @@ class PlatformBase(betterproto2_grpclib.ServiceBase):
                 grpclib.const.Cardinality.UNARY_STREAM,
                 MultiAlignedWindowsParams,
                 MultiAlignedWindowsResponse,
+            ),
+            "/pingthings.platform.v1.Platform/RawBlocks": grpclib.const.Handler(
+                self.__rpc_raw_blocks,
+                grpclib.const.Cardinality.UNARY_STREAM,
+                RawBlocksParams,
+                RawBlocksResponse,
             ),
         }

@@ -43,9 +43,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pingthings.server.engine import time_grid
-from pingthings.server.engine.codec import pack, unpack
-from pingthings.server.engine.value_transform import Scaled, find_integers, restore
+from pingthings.wire.blocks import time_grid
+from pingthings.wire.blocks.codec import pack, unpack
+from pingthings.wire.blocks.value_transform import Scaled, find_integers, restore
 
 _HEADER = struct.Struct("<BBBBIqqq")
 _GROUP_HEADER = struct.Struct("<BB6x")
@@ -265,9 +265,18 @@ class LeafView:
     __slots__ = ("body", "bounds", "size")
 
     def __init__(self, block: bytes) -> None:
-        body = memoryview(unpack(block))
+        self._set(block[0], memoryview(unpack(block)))
+
+    @classmethod
+    def from_body(cls, kind: int, body: memoryview) -> LeafView:
+        """The view of a block of kind ``kind`` whose body was already unpacked."""
+        view = cls.__new__(cls)
+        view._set(kind, body)
+        return view
+
+    def _set(self, kind: int, body: memoryview) -> None:
         self.bounds: np.ndarray | None = None
-        if block[0] == KIND_GROUP:
+        if kind == KIND_GROUP:
             k = body[1]
             start = _GROUP_HEADER.size + 5 * k
             start += -start % 8

@@ -1,0 +1,217 @@
+"""Raw reads handed out as the tree stores them: encoded blocks where the block is not decoded in
+memory, columns where it is (the RawBlocks RPC sends these, and the client decodes the blocks).
+
+A cold raw read spends most of its server time decoding blocks (about half) and sending 16 bytes a
+point (about a third). Handing out each uncached leaf block's stored bytes instead costs one SQL
+query per batch of blocks and ~3-5 bytes a point to send; the reader decodes them. Blocks that are
+decoded in the cache already go out as columns: a cached block costs the sender a memory reference,
+where re-reading its encoded bytes would make the reader decode it again (measured, see
+``docs/architecture.md``, cold reads).
+
+Each run of leaf references to one block becomes one piece, in time order:
+
+* :class:`StoredPiece`: the block's bytes, the slots of the run (a plain leaf has the one slot it
+  sits in) and how many points those slots hold; the reader decodes it, takes those slots' points in
+  slot order and clips them to the read's range (only the first and last blocks of a read reach
+  outside it);
+* :class:`ColumnPiece`: time and value views of a decoded block's points (read-only when cached),
+  already clipped.
+
+A block is decoded here and sent as columns also when the reader cannot take it as stored: blocks
+are not wanted at all (``send_blocks`` false: the reader does not decode this encoding), or the
+block is larger than a message may be, or declares a larger body than a reader accepts.
+
+The pieces are grouped into messages of at most ``max_bytes`` bytes of pieces (a column piece is
+split across messages where needed). When the read is one the cache admits (as for the other raw
+reads), the blocks sent encoded are handed to ``admit_later`` after the last message, to be decoded
+into the cache in the background (:mod:`.late_admission`), so a second read of the same data is
+served from memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+import numpy as np
+
+from pingthings.server.engine.blocks import BlockReader, PointBlock, _run_batches, _runs
+from pingthings.server.engine.query import LeafRefs
+from pingthings.wire.blocks.checked import MAX_BODY_BYTES, declared_body_size
+
+#: Hand sent blocks to the late admission batch by batch while the read goes on (True), or all
+#: at once after its last message (False, the default: measured faster for the cold read itself).
+ADMIT_AS_SENT = False
+#: Most blocks fetched with one SQL query (and decoded in one batch when they are).
+BATCH_BLOCKS = 128
+#: Bytes a stored piece adds to its block in a message (protobuf keys and lengths, slots).
+PIECE_OVERHEAD = 96
+
+
+class StoredPiece(NamedTuple):
+    """A block as stored, the slots of it the read wants (uint8 bytes) and how many points they hold."""
+
+    block: bytes
+    slots: bytes
+    points: int
+
+
+class ColumnPiece(NamedTuple):
+    """Consecutive points as time and value views (``points`` in all)."""
+
+    times: list[np.ndarray]
+    values: list[np.ndarray]
+    points: int
+
+
+Piece = StoredPiece | ColumnPiece
+
+
+def _clip(t: np.ndarray, v: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.searchsorted(t, [lo, hi])
+    return t[a:b], v[a:b]
+
+
+def _slot_views(
+    block: PointBlock, run_slots: np.ndarray, want: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The points of the slots ``run_slots`` of a decoded block (as :meth:`BlockReader.scan_runs`)."""
+    if block.bounds is None:
+        return [block.t], [block.v]
+    s0, s1 = int(run_slots[0]), int(run_slots[-1])
+    i, j = int(block.bounds[s0]), int(block.bounds[s1 + 1])
+    if j - i == want:
+        return [block.t[i:j]], [block.v[i:j]]
+    ts, vs = [], []
+    for slot in run_slots.tolist():
+        i, j = int(block.bounds[slot]), int(block.bounds[slot + 1])
+        ts.append(block.t[i:j])
+        vs.append(block.v[i:j])
+    return ts, vs
+
+
+class _Messages:
+    """Groups pieces into messages of at most ``max_bytes`` bytes of pieces."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.pieces: list[Piece] = []
+        self.size = 0
+        self.done: list[list[Piece]] = []
+
+    def _close(self) -> None:
+        if self.pieces:
+            self.done.append(self.pieces)
+            self.pieces, self.size = [], 0
+
+    def stored(self, piece: StoredPiece) -> None:
+        size = len(piece.block) + PIECE_OVERHEAD
+        if self.size + size > self.max_bytes:
+            self._close()
+        self.pieces.append(piece)
+        self.size += size
+
+    def columns(self, ts: list[np.ndarray], vs: list[np.ndarray]) -> None:
+        for t, v in zip(ts, vs, strict=True):
+            pos = 0
+            while pos < t.size:
+                room = (self.max_bytes - self.size - PIECE_OVERHEAD) // 16
+                if room <= 0 and self.pieces:
+                    self._close()
+                    continue
+                room = max(room, 1)
+                part = min(room, t.size - pos)
+                last = self.pieces[-1] if self.pieces else None
+                if isinstance(last, ColumnPiece):  # extend the open column piece
+                    last.times.append(t[pos : pos + part])
+                    last.values.append(v[pos : pos + part])
+                    self.pieces[-1] = ColumnPiece(last.times, last.values, last.points + part)
+                    self.size += 16 * part
+                else:
+                    self.pieces.append(ColumnPiece([t[pos : pos + part]], [v[pos : pos + part]], part))
+                    self.size += 16 * part + PIECE_OVERHEAD
+                pos += part
+
+    def full(self) -> list[list[Piece]]:
+        """The messages completed so far (taken)."""
+        done, self.done = self.done, []
+        return done
+
+    def rest(self) -> list[list[Piece]]:
+        """Every message left, the open one included."""
+        self._close()
+        return self.full()
+
+
+def _sendable(block: bytes, max_bytes: int) -> bool:
+    """Whether a reader may be sent this block as stored (it fits a message and its limits)."""
+    return len(block) + PIECE_OVERHEAD <= max_bytes and declared_body_size(block) <= MAX_BODY_BYTES
+
+
+def iter_stored_messages(
+    reader: BlockReader,
+    refs: LeafRefs,
+    lo: int,
+    hi: int,
+    max_bytes: int,
+    send_blocks: bool,
+    admit_later: Callable[[list[int], dict[int, bytes]], object] | None = None,
+) -> Iterator[list[Piece]]:
+    """The pieces of the points with ``lo <= t < hi``, in time order, grouped into messages.
+
+    Parameters
+    ----------
+    reader
+        The block reader (its cache and store).
+    refs
+        The leaves overlapping the range (:func:`.query.leaves_with_counts`).
+    lo, hi
+        The range.
+    max_bytes
+        Most bytes of pieces in one message (a column piece counts 16 bytes a point).
+    send_blocks
+        Whether uncached blocks may go out as stored (False: every point as columns).
+    admit_later
+        Handed the blocks sent as stored (addresses and bytes) once the last message is out, when
+        the read is one the cache admits (see :mod:`.late_admission`); None: not cached.
+    """
+    addrs, slots, counts = refs
+    runs = _runs(addrs)
+    n_runs = runs.size - 1
+    admitted = reader.admits(counts)
+    sent: list[int] = []
+    sent_raw: dict[int, bytes] = {}
+    messages = _Messages(max_bytes)
+    for r, r_end in _run_batches(runs, counts, BATCH_BLOCKS):
+        first = runs[r:r_end].tolist()
+        ends = runs[r + 1 : r_end + 1].tolist()
+        blocks = addrs[runs[r:r_end]].tolist()
+        found: dict[int, PointBlock] = reader.cache.get_many(blocks) if reader.cache.capacity else {}  # type: ignore[assignment]
+        missing = [a for a in blocks if a not in found]
+        raw = reader.fetch_encoded(missing) if missing else {}
+        local = [a for a in missing if not send_blocks or not _sendable(raw[a], max_bytes)]
+        if local:
+            found.update(reader.decode_encoded(local, raw, admitted))
+        for k, (a, ra, rb) in enumerate(zip(blocks, first, ends, strict=True)):
+            run_slots = slots[ra:rb]
+            want = int(counts[ra:rb].sum())
+            block = found.get(a)
+            if block is None:
+                messages.stored(StoredPiece(raw[a], run_slots.astype(np.uint8).tobytes(), want))
+                if admitted and admit_later is not None:
+                    sent.append(a)
+                    sent_raw[a] = raw[a]
+                continue
+            ts, vs = _slot_views(block, run_slots, want)
+            if r + k == 0 or r + k == n_runs - 1:  # only the first and last leaves reach outside
+                clipped = [_clip(t, v, lo, hi) for t, v in zip(ts, vs, strict=True)]
+                ts, vs = [c[0] for c in clipped], [c[1] for c in clipped]
+            messages.columns(ts, vs)
+        done = messages.full()
+        yield from done
+        if ADMIT_AS_SENT and done and sent and admit_later is not None:
+            admit_later(sent, sent_raw)
+            sent, sent_raw = [], {}
+    yield from messages.rest()
+    if sent and admit_later is not None:
+        admit_later(sent, sent_raw)
