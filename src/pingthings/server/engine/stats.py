@@ -75,10 +75,17 @@ class Contributions:
         """Add raw points whose keys are sorted, summarised per key first (two-pass M2 per group)."""
         if not keys.size:
             return
-        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-        lengths = np.diff(np.append(starts, keys.size))
+        # One array of the points' size is made here (the squared deviations, computed in place);
+        # the rest are per window. Large temporaries cost page faults as well as their passes.
+        cuts = np.flatnonzero(keys[1:] != keys[:-1])
+        starts = np.empty(cuts.size + 1, dtype=np.intp)
+        starts[0] = 0
+        np.add(cuts, 1, out=starts[1:])
+        lengths = np.diff(starts, append=keys.size)
         total = np.add.reduceat(values, starts)
-        dev = values - np.repeat(total / lengths, lengths)
+        dev = np.repeat(total / lengths, lengths)
+        np.subtract(values, dev, out=dev)
+        np.multiply(dev, dev, out=dev)
         self.parts.append(
             (
                 keys[starts],
@@ -86,7 +93,7 @@ class Contributions:
                 np.minimum.reduceat(values, starts),
                 np.maximum.reduceat(values, starts),
                 total,
-                np.add.reduceat(dev * dev, starts),
+                np.add.reduceat(dev, starts),
             )
         )
 
