@@ -22,7 +22,8 @@ How it is built (one module per job):
   named by (slot address, slot number). Warm raw reads cost a concatenation of cached arrays.
 * ``value_transform``: decimal and scaled-integer forms of leaf values (ALP-like), used by ``leaf_codec``.
 * ``buffering`` and ``journal``: buffered ingest (``Engine(buffering=Buffering(...))``): small inserts
-  journaled in their own SQLite file and merged into the tree as one version by size, age or a read.
+  journaled in an append-only file of their own and merged into the tree as one version by size, age
+  or a read.
 * ``compaction``: the blocks kept versions reach, for ``Engine.compact`` (``pingthings compact``).
 * ``engine``: the public class, validation in ``validate``.
 
