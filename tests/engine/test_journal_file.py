@@ -130,3 +130,24 @@ def test_the_sqlite_journal_of_earlier_versions_is_moved_into_the_file(tmp_path:
         np.testing.assert_array_equal(t, np.concatenate([p[0] for p in parts]))
         np.testing.assert_array_equal(v, np.concatenate([p[1] for p in parts]))
     assert read_entries(journal_path(db)) == []
+
+
+def test_a_move_from_the_earlier_format_cut_short_by_a_crash_is_not_applied_twice(tmp_path: Path) -> None:
+    path = tmp_path / "engine.journal.log"
+    legacy = tmp_path / "engine.journal.sqlite3"
+    rows = [entry(1, 2, 0), entry(1, 2, 1)]
+    with sqlite3.connect(legacy) as conn:
+        conn.execute(
+            "CREATE TABLE entries(seq INTEGER PRIMARY KEY, sid INTEGER NOT NULL, version INTEGER NOT NULL,"
+            " policy INTEGER NOT NULL, times BLOB NOT NULL, vals BLOB NOT NULL)"
+        )
+        for r in rows:
+            conn.execute(
+                "INSERT INTO entries(sid, version, policy, times, vals) VALUES(?, ?, ?, ?, ?)",
+                (r.sid, r.version, r.policy, r.times.tobytes(), r.values.tobytes()),
+            )
+    path.write_bytes(b"".join(encode_record(*r) for r in rows))  # moved, but not yet removed
+    journal = Journal(path, legacy=legacy)
+    same(list(journal.entries()), rows)
+    assert not legacy.exists()
+    journal.close()

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import sqlite3
 import struct
@@ -44,6 +45,8 @@ from typing import NamedTuple
 import numpy as np
 
 from pingthings.server.errors import DiskFull
+
+log = logging.getLogger("pingthings.server")
 
 #: Dead bytes (records already merged) the file may hold beyond its live records before it is
 #: rewritten with the live ones alone (or half the live bytes, if more: the file stays within
@@ -173,7 +176,11 @@ class Journal:
             for at, length, entry in found:
                 self._note(entry.sid, at, length, entry.version)
             if legacy is not None and legacy.exists():
-                self._take_legacy(legacy)
+                if not found:  # else a crash came between the move below and the removal
+                    self._take_legacy(legacy)
+                for suffix in ("", "-wal", "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(f"{legacy}{suffix}")
         except BaseException:
             os.close(self._fd)
             raise
@@ -183,13 +190,17 @@ class Journal:
         self._live_bytes += length
 
     def _take_legacy(self, legacy: Path) -> None:
+        """Move the rows of an earlier SQLite journal into this (empty) file: all of them at once,
+        through a synced file renamed into place, so that a crash leaves them in one place whole."""
         rows = _legacy_rows(legacy)
-        if rows:
-            self.append_many(rows)
-            os.fsync(self._fd)
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"{legacy}{suffix}")
+        if not rows:
+            return
+        encoded = [encode_record(*row) for row in rows]
+        self._replace_with(encoded)
+        at = 0
+        for row, record in zip(rows, encoded, strict=True):
+            self._note(row.sid, at, len(record), row.version)
+            at += len(record)
 
     def append(self, sid: int, version: int, policy: int, times: np.ndarray, values: np.ndarray) -> None:
         """Make one insert durable (one record); DiskFull when there is no room for it."""
@@ -269,41 +280,53 @@ class Journal:
                 self._compact_if_big()
 
     def _compact_if_big(self) -> None:
-        """(lock held) See :meth:`checkpoint_if_big`."""
-        if self._size and not self._live:
-            os.ftruncate(self._fd, 0)
-            self._size = 0
-        elif self._size - self._live_bytes >= max(CHECKPOINT_BYTES, self._live_bytes // 2):
-            self._rewrite_live()  # copies at most two live bytes per dead byte dropped
+        """(lock held) See :meth:`checkpoint_if_big`. A failure (a full disk) leaves the file as it
+        is, valid and only larger: it is logged, and tried again later."""
+        try:
+            if self._size and not self._live:
+                os.ftruncate(self._fd, 0)
+                self._size = 0
+            elif self._size - self._live_bytes >= max(CHECKPOINT_BYTES, self._live_bytes // 2):
+                self._rewrite_live()  # copies at most two live bytes per dead byte dropped
+        except OSError:
+            log.warning("compacting the ingest journal failed; it stays as it is", exc_info=True)
 
     def _rewrite_live(self) -> None:
         """Copy the live records into a new file, synced, and put it in the journal's place."""
         records = sorted(
             (at, length, sid, version) for sid, rs in self._live.items() for at, length, version in rs
         )
+        chunks = [os.pread(self._fd, length, at) for at, length, _, _ in records]
+        if any(len(c) != r[1] for c, r in zip(chunks, records, strict=True)):  # pragma: no cover
+            raise OSError(errno.EIO, f"short read of the ingest journal {self.path}")
+        self._replace_with(chunks)
+        live: dict[int, list[tuple[int, int, int]]] = {}
+        at = 0
+        for _, length, sid, version in records:
+            live.setdefault(sid, []).append((at, length, version))
+            at += length
+        self._live = live
+
+    def _replace_with(self, records: list[bytes]) -> None:
+        """Make ``records`` the whole file: written to a new file, synced, renamed over this one."""
         temporary = self.path.with_name(self.path.name + ".new")
-        fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            live: dict[int, list[tuple[int, int, int]]] = {}
-            at = 0
-            for old_at, length, sid, version in records:
-                chunk = os.pread(self._fd, length, old_at)
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view) :]
-                live.setdefault(sid, []).append((at, length, version))
-                at += length
+            view = memoryview(b"".join(records))
+            size = len(view)
+            while view:
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
             os.replace(temporary, self.path)
         except BaseException:
-            os.close(fd)
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
+        finally:
+            os.close(fd)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
-        os.close(fd)
-        self._live, self._size = live, at
+        self._size = size
 
     def entries(self) -> Iterator[JournalEntry]:
         """Every valid record, in append order (read when the engine opens)."""
