@@ -18,6 +18,9 @@ from pingthings.server.engine.node import Node
 from pingthings.server.engine.stats import Contributions
 
 _SLOTS = np.arange(FANOUT, dtype=np.int64)
+#: Most leaves a statistics query reads one by one from their blocks (more go through
+#: ``BlockReader.scan``'s batches, whose set-up costs more than a few leaves do).
+FEW_LEAVES = 8
 
 
 def _slot_range(start: int, pw: int, lo: int, hi: int) -> tuple[int, int]:
@@ -273,6 +276,17 @@ def _collect_stats(
     refs = _sorted_refs(leaf_refs)
     if budget is not None and (int(refs[2].sum()) > budget.points or not reader.all_cached(refs[0])):
         return None
+    if 0 < refs[0].size <= FEW_LEAVES:  # a short query: each leaf from its block, no scan batches
+        addrs, slots = refs[0].tolist(), refs[1].tolist()
+        blocks = reader.point_blocks(addrs)
+        pieces = [blocks[a].leaf(s) for a, s in zip(addrs, slots, strict=True)]
+        if len(pieces) == 1:
+            lt, lv = pieces[0]
+        else:
+            lt, lv = np.concatenate([p[0] for p in pieces]), np.concatenate([p[1] for p in pieces])
+        ct, cv = _clip(lt, lv, lo, hi)
+        out.add_points(key_of(ct), cv)
+        return out
     for lt, lv in reader.scan(*refs):
         ct, cv = _clip(lt, lv, lo, hi)
         out.add_points(key_of(ct), cv)
