@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
+import contextlib
+import resource
+import signal
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +15,7 @@ import pytest
 
 from pingthings.server.engine import Buffering, Engine, GroupInsert, MergePolicy
 from pingthings.server.engine.buffering import merge_age
-from pingthings.server.engine.journal import journal_path
+from pingthings.server.engine.journal import journal_path, read_entries
 from pingthings.server.errors import BadValue, DiskFull, StreamNotFound, WrongArgs
 from pingthings.wire.limits import FIRST_VERSION, MIN_TIME, TIME_LIMIT
 
@@ -27,8 +30,22 @@ def second(i: int, stream: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def journal_rows(path: Path) -> int:
-    with sqlite3.connect(journal_path(path)) as conn:
-        return int(conn.execute("SELECT count(*) FROM entries").fetchone()[0])
+    """Records in the journal file (a merged record stays until the file is cut back or rewritten)."""
+    return len(read_entries(journal_path(path)))
+
+
+@contextlib.contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """Within the block, this process cannot write a file past ``limit`` bytes (RLIMIT_FSIZE: the
+    write fails with EFBIG; the SIGXFSZ that comes with it is ignored meanwhile)."""
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    old = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old)
+        signal.signal(signal.SIGXFSZ, handler)
 
 
 def wait_until(condition: object, timeout: float = 30.0) -> None:
@@ -169,17 +186,15 @@ def test_insert_group_disk_full_fails_every_insert_of_the_group(path: Path) -> N
         for s in sids:
             eng.create_stream(s)
         eng.insert_group([GroupInsert(s, *second(0, k)) for k, s in enumerate(sids)])
-        conn = eng._journal._conn
-        (pages,) = conn.execute("PRAGMA page_count").fetchone()
-        conn.execute(f"PRAGMA max_page_count={pages}")
-        for i in range(1, 200):
-            results = eng.insert_group([GroupInsert(s, *second(i, k)) for k, s in enumerate(sids)])
-            if not isinstance(results[0], int):
-                break
-        assert all(isinstance(r, DiskFull) for r in results), results
-        acknowledged = eng.buffered_points()
-        assert acknowledged == 2 * 120 * i  # the refused group left nothing behind
-        conn.execute("PRAGMA max_page_count=1000000")
+        with file_size_limit(eng.journal_bytes() + 20_000):  # room for a few groups, not 200
+            for i in range(1, 200):
+                results = eng.insert_group([GroupInsert(s, *second(i, k)) for k, s in enumerate(sids)])
+                if not isinstance(results[0], int):
+                    break
+            assert all(isinstance(r, DiskFull) for r in results), results
+            acknowledged = eng.buffered_points()
+            assert acknowledged == 2 * 120 * i  # the refused group left nothing behind
+            assert len(read_entries(journal_path(path))) == 2 * i  # nor a torn record
     with Engine(path) as eng:  # every acknowledged point is there, the refused ones are not
         assert sum(eng.count(s)[1] for s in sids) == acknowledged
 
@@ -189,15 +204,12 @@ def test_disk_full_journal_refuses_the_insert(path: Path) -> None:
     with Engine(path, buffering=Buffering(max_age=3600.0)) as eng:
         eng.create_stream(sid)
         eng.insert(sid, *second(0))
-        # The journal may not grow: SQLite then fails with SQLITE_FULL, as on a full disk.
-        conn = eng._journal._conn
-        (pages,) = conn.execute("PRAGMA page_count").fetchone()
-        conn.execute(f"PRAGMA max_page_count={pages}")
-        with pytest.raises(DiskFull, match="disk is full"):
-            for i in range(1, 200):
-                eng.insert(sid, *second(i))
-        acknowledged = eng.buffered_points()
-        conn.execute("PRAGMA max_page_count=1000000")
+        # The journal may hardly grow: its write then fails with EFBIG, as with ENOSPC on a full disk.
+        with file_size_limit(eng.journal_bytes() + 10_000):
+            with pytest.raises(DiskFull, match="disk is full"):
+                for i in range(1, 200):
+                    eng.insert(sid, *second(i))
+            acknowledged = eng.buffered_points()
     with Engine(path) as eng:  # every acknowledged point is there, the refused one is not
         assert eng.count(sid)[1] == acknowledged
 

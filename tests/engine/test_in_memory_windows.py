@@ -202,3 +202,37 @@ def test_nearest_from_memory_matches_the_full_path_and_declines_what_needs_the_s
         assert engine.nearest_in_memory(sid, int(t[0]), False) is None  # not cached
         with pytest.raises(InvalidTimeRange):
             engine.nearest_in_memory(sid, TIME_LIMIT, False)
+
+
+def test_short_queries_read_leaf_by_leaf_with_the_batched_scans_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pingthings.server.engine import query
+
+    engine = Engine(tmp_path / "e.sqlite3")
+    sid = uuid.uuid4().bytes
+    engine.create_stream(sid)
+    n = 200_000
+    t, v = points(n)
+    for lo in range(0, n, 50_000):  # bulk inserts: leaves grouped in blocks
+        engine.insert(sid, t[lo : lo + 50_000], v[lo : lo + 50_000])
+    engine.insert(sid, t[:1000] + 1, np.ones(1000))  # a rewritten tail of a group
+    queries = [
+        (int(t[i]), int(t[i + span]), pw)
+        for i in range(0, n - 5000, 9100)
+        for span in (100, 700, 2500)
+        for pw in (20, 24, 27)
+    ]
+    monkeypatch.setattr(query, "FEW_LEAVES", 0)  # every query through BlockReader.scan
+    expected = [engine.aligned_windows(sid, lo, hi, pw)[1] for lo, hi, pw in queries]
+    monkeypatch.setattr(query, "FEW_LEAVES", 8)
+    from_memory = 0
+    for (lo, hi, pw), windows in zip(queries, expected, strict=True):
+        assert len(windows) > 0
+        same(engine.aligned_windows(sid, lo, hi, pw)[1], windows)
+        cached = engine.aligned_windows_in_memory(sid, lo, hi, pw)  # None past its bounds
+        if cached is not None:
+            same(cached[1], windows)
+            from_memory += 1
+    assert from_memory > len(queries) // 2
+    engine.close()

@@ -4,6 +4,7 @@ every stream keeps its order, and a lone insert takes no thread hop."""
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,7 +146,7 @@ def test_acknowledged_group_survives_a_crash(tmp_path: Path) -> None:
 
     asyncio.run(main())
     assert engine.buffered_points() == 2400  # nothing merged into the trees yet
-    engine._journal._conn.close()  # drop the engine as a crash would: no merge, no clean close
+    os.close(engine._journal._fd)  # drop the engine as a crash would: no merge, no clean close
     engine._store.close()
     meta.close()
     assert journal_path(engine.path).exists()

@@ -30,6 +30,7 @@ from pingthings.server.limits import (
     DEFAULT_SHUTDOWN_GRACE,
     DEFAULT_SQL_SECONDS,
 )
+from pingthings.server.malloc_tuning import keep_freed_memory
 from pingthings.server.runtime import ServerRuntime
 from pingthings.server.service.state import DEFAULT_MAX_INSERT_POINTS
 
@@ -243,8 +244,10 @@ def serve_forever(config: ServerConfig) -> None:
     """Run a server in the calling thread until SIGTERM or SIGINT, then stop gracefully.
 
     In-flight calls get ``config.shutdown_grace`` seconds to finish; everything they
-    committed is on disk when this returns.
+    committed is on disk when this returns. The process's allocator keeps freed memory for
+    later calls (see :mod:`.malloc_tuning`): this process is the server's own.
     """
+    keep_freed_memory()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

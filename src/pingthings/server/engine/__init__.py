@@ -26,7 +26,8 @@ How it is built (one module per job):
 * ``stored_reads``: raw reads handed out as stored blocks (uncached) and columns (cached), for RawBlocks;
   ``late_admission``: the background thread that decodes the blocks such a read sent into the cache.
 * ``buffering`` and ``journal``: buffered ingest (``Engine(buffering=Buffering(...))``): small inserts
-  journaled in their own SQLite file and merged into the tree as one version by size, age or a read.
+  journaled in an append-only file of their own and merged into the tree as one version by size, age
+  or a read.
 * ``compaction``: the blocks kept versions reach, for ``Engine.compact`` (``pingthings compact``).
 * ``engine``: the public class, validation in ``validate``.
 

@@ -45,7 +45,7 @@ class Buffering:
         thread (each stream's buffer at its own point of the last quarter, see :func:`merge_age`).
     max_bytes
         Bytes of buffered points (16 a point) of all streams together; past it the oldest buffers
-        are merged. This also bounds the journal's live rows.
+        are merged. This also bounds the journal's live records.
     """
 
     max_points: int = 32_768

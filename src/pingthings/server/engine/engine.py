@@ -31,7 +31,7 @@ from pingthings.server.engine.buffering import (
 )
 from pingthings.server.engine.changes import changed_ranges
 from pingthings.server.engine.compaction import CompactResult, reachable_blocks
-from pingthings.server.engine.journal import Journal, JournalEntry, journal_path
+from pingthings.server.engine.journal import Journal, JournalEntry, journal_path, legacy_journal_path
 from pingthings.server.engine.late_admission import LateAdmission
 from pingthings.server.engine.merge import MergePolicy, prepare_batch
 from pingthings.server.engine.stats import Contributions, StatWindows
@@ -298,7 +298,7 @@ class Engine:
         self._buffered_bytes = 0
         self._buffered_lock = threading.Lock()
         try:
-            self._journal = Journal(journal_path(p))
+            self._journal = Journal(journal_path(p), legacy=legacy_journal_path(p))
             self._replay_journal()
         except BaseException:
             self._store.close()
@@ -410,7 +410,7 @@ class Engine:
         return self._buffered_bytes // 16
 
     def journal_bytes(self) -> int:
-        """Bytes the ingest journal occupies on disk now (file and WAL)."""
+        """Bytes the ingest journal file occupies on disk now."""
         return self._journal.disk_bytes()
 
     def version_at_time(self, uuid: Any, wall_ns: Any) -> int:
@@ -702,7 +702,7 @@ class Engine:
 
     def _merge_older_than(self, age: float) -> None:
         """Merge every buffer that has reached its merge age (:func:`.buffering.merge_age`: within
-        the last quarter of ``age``, fixed per stream), and keep the journal's WAL bounded while no
+        the last quarter of ``age``, fixed per stream), and keep the journal file bounded while no
         merge happens (background thread)."""
         try:
             self._journal.checkpoint_if_big()

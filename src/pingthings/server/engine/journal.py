@@ -1,23 +1,43 @@
 """The ingest journal: small inserts made durable before they reach the tree.
 
-A buffered insert is acknowledged once its points are a row of this journal, a SQLite file of its
-own next to the block database (WAL, ``synchronous=NORMAL``: a committed row survives SIGKILL).
-Each row carries the stream number, the pending version its points will be merged into and the
-merge policy. Merging writes the tree version in the block database first and removes the rows
-afterwards, so a crash between the two leaves rows whose version is already committed; they are
-recognised (their version is not above the stream's latest) and dropped when the engine opens.
+A buffered insert is acknowledged once its points are a record of this journal: an append-only
+file next to the block database, written with one ``write`` per group of inserts and no
+``fsync``, which makes a record as durable as a SQLite commit in WAL mode with
+``synchronous=NORMAL`` (the previous journal): it survives SIGKILL, and after a power cut the
+file ends at some record boundary or in a torn record that the checksum rejects. An append costs
+one system call (about 4 µs for a 120-point insert against 30 µs for the SQLite row, measured on
+the 2-core machine).
 
-A file of its own, rather than a table beside the blocks, so that journal appends never wait
-behind a merge's write transaction, and the space the journal used is not left as free pages in
-the block database after a clean stop (an empty journal is vacuumed to a few pages on close).
+Each record carries the stream number, the pending version its points will be merged into, the
+merge policy and the points, behind a magic number, its length and a CRC-32. Merging writes the
+tree version first and forgets the records afterwards, so a crash between the two leaves records
+whose version is already committed; they are recognised (their version is not above the
+stream's latest) and dropped when the engine opens, as are the records of streams that no longer
+exist.
+
+Forgetting a record changes nothing on disk. The journal knows which of its records are live and
+how many bytes they take: when none is left the file is cut back to nothing, and when the file
+is more than :data:`CHECKPOINT_BYTES` (or half its live bytes) larger than its live records,
+they are copied into a new file that replaces it (written and synced before the rename, so a
+crash leaves the old file or the new one whole). The file is therefore bounded by 1.5 times the
+live records, themselves bounded by the engine's buffers, plus :data:`CHECKPOINT_BYTES`.
+
+Reading stops at the first record that is incomplete or fails its check (the tail a crash or a
+power cut tore); the file is cut back to the records before it when the journal opens. A journal
+of the earlier format (a SQLite file, ``engine.journal.sqlite``) is read once when the engine
+opens and its rows moved into this file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import os
 import sqlite3
+import struct
 import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -26,20 +46,20 @@ import numpy as np
 
 from pingthings.server.errors import DiskFull
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries(
-    seq INTEGER PRIMARY KEY, sid INTEGER NOT NULL, version INTEGER NOT NULL, policy INTEGER NOT NULL,
-    times BLOB NOT NULL, vals BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS entries_by_stream ON entries(sid, version);
-"""
-_APPEND = "INSERT INTO entries(sid, version, policy, times, vals) VALUES(?,?,?,?,?)"
-#: WAL size after which an append that may wait, a merge or the background merger checkpoints the
-#: journal (an append from an event loop never does).
+log = logging.getLogger("pingthings.server")
+
+#: Dead bytes (records already merged) the file may hold beyond its live records before it is
+#: rewritten with the live ones alone (or half the live bytes, if more: the file stays within
+#: 1.5 times its live records, and a rewrite copies at most two live bytes per dead one).
 CHECKPOINT_BYTES = 4 << 20
-#: Appended rows between two looks at the WAL's size.
-CHECK_EVERY = 128
-#: Size the journal's WAL file is cut back to after each checkpoint.
-WAL_SIZE_LIMIT = 8 << 20
+#: Start of every record.
+MAGIC = b"PTJ1"
+#: Record header: magic, body length, CRC-32 of the body.
+_HEAD = struct.Struct("<4sII")
+#: Body header: stream number, version, merge policy, point count (times and values follow).
+_BODY = struct.Struct("<qqqq")
+#: errno values that mean the disk, the quota or the file-size limit is full.
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 class JournalEntry(NamedTuple):
@@ -54,146 +74,286 @@ class JournalEntry(NamedTuple):
 
 def journal_path(engine_path: Path) -> Path:
     """Where the journal of the block database ``engine_path`` lives."""
+    return engine_path.with_name(f"{engine_path.stem}.journal.log")
+
+
+def legacy_journal_path(engine_path: Path) -> Path:
+    """Where the SQLite journal of earlier versions of the engine lived."""
     return engine_path.with_name(f"{engine_path.stem}.journal{engine_path.suffix}")
 
 
-def _is_full(exc: sqlite3.Error) -> bool:
-    """Whether a SQLite error means the disk (or the file's size limit) is full."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code == sqlite3.SQLITE_FULL or "disk is full" in str(exc) or "No space left" in str(exc)
+def encode_record(sid: int, version: int, policy: int, times: np.ndarray, values: np.ndarray) -> bytes:
+    """One journal record (header and body) for an insert."""
+    body = b"".join(
+        (
+            _BODY.pack(sid, version, policy, int(times.size)),
+            np.ascontiguousarray(times, dtype="<i8").tobytes(),
+            np.ascontiguousarray(values, dtype="<f8").tobytes(),
+        )
+    )
+    return _HEAD.pack(MAGIC, len(body), zlib.crc32(body)) + body
+
+
+def _parse(data: bytes) -> tuple[list[tuple[int, int, JournalEntry]], int]:
+    """``([(offset, length, entry), ...], end of the last valid record)`` of a journal's bytes."""
+    found: list[tuple[int, int, JournalEntry]] = []
+    view = memoryview(data)
+    at = 0
+    while at + _HEAD.size <= len(data):
+        magic, length, crc = _HEAD.unpack_from(data, at)
+        body_at = at + _HEAD.size
+        end = body_at + length
+        if magic != MAGIC or length < _BODY.size or end > len(data):
+            break
+        body = view[body_at:end]
+        if zlib.crc32(body) != crc:
+            break
+        sid, version, policy, count = _BODY.unpack_from(body)
+        if count < 0 or _BODY.size + 16 * count != length:
+            break
+        times = np.frombuffer(body, dtype="<i8", count=count, offset=_BODY.size).astype(np.int64)
+        values = np.frombuffer(body, dtype="<f8", count=count, offset=_BODY.size + 8 * count)
+        found.append((at, end - at, JournalEntry(sid, version, policy, times, values.astype(np.float64))))
+        at = end
+    return found, at
+
+
+def read_entries(path: Path) -> list[JournalEntry]:
+    """The valid records of a journal file, in append order (none if it does not exist)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    return [entry for _, _, entry in _parse(data)[0]]
+
+
+def _legacy_rows(path: Path) -> list[JournalEntry]:
+    """The rows of a SQLite journal of the earlier format, in append order."""
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        table = "SELECT 1 FROM sqlite_master WHERE type='table' AND name='entries'"
+        if conn.execute(table).fetchone() is None:
+            return []
+        rows = conn.execute("SELECT sid, version, policy, times, vals FROM entries ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+    return [
+        JournalEntry(
+            int(s), int(ver), int(p), np.frombuffer(t, "<i8").astype(np.int64), np.frombuffer(v, "<f8").copy()
+        )
+        for s, ver, p, t, v in rows
+    ]
 
 
 class Journal:
-    """Append-only log of buffered inserts, one SQLite file.
+    """Append-only log of buffered inserts, one file.
 
     Parameters
     ----------
     path
-        The journal file (created if missing).
+        The journal file (created if missing; a torn tail is cut off).
+    legacy
+        A SQLite journal of the earlier format whose rows are moved into this one, then removed
+        (with its ``-wal`` and ``-shm`` files), if it exists.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, legacy: Path | None = None) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=60.0)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA wal_autocheckpoint=0")
-        self._conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
-        self._conn.executescript(_SCHEMA)
         self._closed = False
-        self._appends = 0
-        #: Transactions committed by :meth:`append` and :meth:`append_many` (rows share them).
+        #: Groups written by :meth:`append` and :meth:`append_many` (records share them).
         self.commits = 0
+        #: Live records of each stream: ``[(offset, length, version), ...]`` in file order.
+        self._live: dict[int, list[tuple[int, int, int]]] = {}
+        self._live_bytes = 0
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            data = _read_fd(self._fd)
+            found, valid = _parse(data)
+            if valid < len(data):
+                os.ftruncate(self._fd, valid)  # a torn tail: it was never acknowledged
+            self._size = valid
+            for at, length, entry in found:
+                self._note(entry.sid, at, length, entry.version)
+            if legacy is not None and legacy.exists():
+                if not found:  # else a crash came between the move below and the removal
+                    self._take_legacy(legacy)
+                for suffix in ("", "-wal", "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(f"{legacy}{suffix}")
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def _note(self, sid: int, at: int, length: int, version: int) -> None:
+        self._live.setdefault(sid, []).append((at, length, version))
+        self._live_bytes += length
+
+    def _take_legacy(self, legacy: Path) -> None:
+        """Move the rows of an earlier SQLite journal into this (empty) file: all of them at once,
+        through a synced file renamed into place, so that a crash leaves them in one place whole."""
+        rows = _legacy_rows(legacy)
+        if not rows:
+            return
+        encoded = [encode_record(*row) for row in rows]
+        self._replace_with(encoded)
+        at = 0
+        for row, record in zip(rows, encoded, strict=True):
+            self._note(row.sid, at, len(record), row.version)
+            at += len(record)
 
     def append(self, sid: int, version: int, policy: int, times: np.ndarray, values: np.ndarray) -> None:
-        """Make one insert durable (one committed row); DiskFull when there is no room for it."""
+        """Make one insert durable (one record); DiskFull when there is no room for it."""
         self.append_many([JournalEntry(sid, version, policy, times, values)])
 
     def append_many(self, rows: list[JournalEntry], wait: bool = True) -> bool:
-        """Make several inserts durable in one transaction: all of them, or none (the error is
-        raised, DiskFull when there is no room). One commit for many rows is the group commit of
-        concurrent inserters: its cost is shared by every row.
+        """Make several inserts durable with one write: all of them, or none (the error is raised,
+        DiskFull when there is no room). One write for many records is the group commit of
+        concurrent inserters: its cost is shared by every record.
 
         With ``wait=False`` (a caller in an event loop) nothing is written and False returned when
-        another thread is using the journal; such a caller never checkpoints either.
+        another thread is using the journal; such a caller never compacts the file either.
         """
         if not rows:
             return True
-        encoded = [
-            (sid, version, policy, times.astype("<i8").tobytes(), values.astype("<f8").tobytes())
-            for sid, version, policy, times, values in rows
-        ]
+        encoded = [encode_record(*row) for row in rows]
+        data = encoded[0] if len(encoded) == 1 else b"".join(encoded)
         if not self._lock.acquire(blocking=wait):
             return False
         try:
             if self._closed:
                 raise RuntimeError("the engine is closed")
-            try:
-                if len(encoded) == 1:  # autocommit: one statement is its own transaction
-                    self._conn.execute(_APPEND, encoded[0])
-                else:
-                    self._conn.execute("BEGIN")
-                    try:
-                        self._conn.executemany(_APPEND, encoded)
-                        self._conn.execute("COMMIT")
-                    except BaseException:
-                        if self._conn.in_transaction:  # SQLite may have rolled back already
-                            self._conn.execute("ROLLBACK")
-                        raise
-            except sqlite3.Error as exc:
-                if _is_full(exc):
-                    raise DiskFull("the disk is full: the inserts were not journaled") from None
-                raise
+            at = self._size
+            self._write_all(data, at)
+            for row, record in zip(rows, encoded, strict=True):
+                self._note(row.sid, at, len(record), row.version)
+                at += len(record)
+            self._size = at
             self.commits += 1
-            before, self._appends = self._appends, self._appends + len(rows)
-            if wait and before // CHECK_EVERY != self._appends // CHECK_EVERY:
-                self._checkpoint_if_big()
+            if wait:
+                self._compact_if_big()
         finally:
             self._lock.release()
         return True
 
-    def remove(self, sid: int, up_to_version: int) -> None:
-        """Forget a stream's rows whose version is at most ``up_to_version`` (merged into the tree)."""
-        with self._lock:
-            if not self._closed:
-                self._conn.execute("DELETE FROM entries WHERE sid=? AND version<=?", (sid, up_to_version))
-                self._checkpoint_if_big()
-
-    def checkpoint_if_big(self) -> None:
-        """Fold the WAL into the file once it passes CHECKPOINT_BYTES (waits for the journal)."""
-        with self._lock:
-            if not self._closed:
-                self._checkpoint_if_big()
-
-    def _checkpoint_if_big(self) -> None:
-        """Fold the WAL into the file once it passes CHECKPOINT_BYTES (lock held). The journal has
-        one connection, so the checkpoint completes and the next append starts the WAL over."""
+    def _write_all(self, data: bytes, start: int) -> None:
+        """Append ``data`` at ``start`` (the end); on failure cut the file back to ``start``."""
+        view = memoryview(data)
         try:
-            size = os.path.getsize(f"{self.path}-wal")
-        except OSError:
-            return
-        if size >= CHECKPOINT_BYTES:
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, start)
+            if exc.errno in _FULL:
+                raise DiskFull("the disk is full: the inserts were not journaled") from None
+            raise
+
+    def remove(self, sid: int, up_to_version: int) -> None:
+        """Forget a stream's records whose version is at most ``up_to_version`` (merged into the tree)."""
+        with self._lock:
+            if self._closed:
+                return
+            records = self._live.get(sid)
+            if records:
+                kept = [r for r in records if r[2] > up_to_version]
+                self._live_bytes -= sum(r[1] for r in records) - sum(r[1] for r in kept)
+                if kept:
+                    self._live[sid] = kept
+                else:
+                    del self._live[sid]
+            self._compact_if_big()
 
     def remove_stream(self, sid: int) -> None:
-        """Forget every row of a stream (it was obliterated)."""
+        """Forget every record of a stream (it was obliterated)."""
         with self._lock:
             if not self._closed:
-                self._conn.execute("DELETE FROM entries WHERE sid=?", (sid,))
+                records = self._live.pop(sid, [])
+                self._live_bytes -= sum(r[1] for r in records)
+                self._compact_if_big()
+
+    def checkpoint_if_big(self) -> None:
+        """Rewrite the file with its live records once it holds CHECKPOINT_BYTES of dead ones, and
+        cut it back to nothing when none is live (waits for the journal)."""
+        with self._lock:
+            if not self._closed:
+                self._compact_if_big()
+
+    def _compact_if_big(self) -> None:
+        """(lock held) See :meth:`checkpoint_if_big`. A failure (a full disk) leaves the file as it
+        is, valid and only larger: it is logged, and tried again later."""
+        try:
+            if self._size and not self._live:
+                os.ftruncate(self._fd, 0)
+                self._size = 0
+            elif self._size - self._live_bytes >= max(CHECKPOINT_BYTES, self._live_bytes // 2):
+                self._rewrite_live()  # copies at most two live bytes per dead byte dropped
+        except OSError:
+            log.warning("compacting the ingest journal failed; it stays as it is", exc_info=True)
+
+    def _rewrite_live(self) -> None:
+        """Copy the live records into a new file, synced, and put it in the journal's place."""
+        records = sorted(
+            (at, length, sid, version) for sid, rs in self._live.items() for at, length, version in rs
+        )
+        chunks = [os.pread(self._fd, length, at) for at, length, _, _ in records]
+        if any(len(c) != r[1] for c, r in zip(chunks, records, strict=True)):  # pragma: no cover
+            raise OSError(errno.EIO, f"short read of the ingest journal {self.path}")
+        self._replace_with(chunks)
+        live: dict[int, list[tuple[int, int, int]]] = {}
+        at = 0
+        for _, length, sid, version in records:
+            live.setdefault(sid, []).append((at, length, version))
+            at += length
+        self._live = live
+
+    def _replace_with(self, records: list[bytes]) -> None:
+        """Make ``records`` the whole file: written to a new file, synced, renamed over this one."""
+        temporary = self.path.with_name(self.path.name + ".new")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(b"".join(records))
+            size = len(view)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        finally:
+            os.close(fd)
+        os.close(self._fd)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        self._size = size
 
     def entries(self) -> Iterator[JournalEntry]:
-        """Every row, in append order (read when the engine opens)."""
+        """Every valid record, in append order (read when the engine opens)."""
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT sid, version, policy, times, vals FROM entries ORDER BY seq"
-            ).fetchall()
-        for sid, version, policy, times, vals in rows:
-            yield JournalEntry(
-                int(sid),
-                int(version),
-                int(policy),
-                np.frombuffer(times, dtype="<i8").astype(np.int64),
-                np.frombuffer(vals, dtype="<f8").astype(np.float64),
-            )
+            data = _read_fd(self._fd)
+        for _, _, entry in _parse(data)[0]:
+            yield entry
 
     def disk_bytes(self) -> int:
-        """Bytes the journal occupies on disk now (file and WAL)."""
-        total = 0
-        for suffix in ("", "-wal"):
-            with contextlib.suppress(OSError):
-                total += os.path.getsize(f"{self.path}{suffix}")
-        return total
+        """Bytes the journal occupies on disk now."""
+        with contextlib.suppress(OSError):
+            return os.path.getsize(self.path)
+        return 0
 
     def close(self) -> None:
-        """Close the file; when no row is left, shrink it to its schema first."""
+        """Close the file; when no record is live, cut it back to nothing first."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            with contextlib.suppress(sqlite3.Error):
-                (left,) = self._conn.execute("SELECT count(*) FROM entries").fetchone()
-                if left == 0:
-                    self._conn.execute("VACUUM")
-                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._conn.close()
+            with contextlib.suppress(OSError):
+                if not self._live:
+                    os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+
+
+def _read_fd(fd: int) -> bytes:
+    """The whole content of an open file."""
+    size = os.fstat(fd).st_size
+    return os.pread(fd, size, 0) if size else b""

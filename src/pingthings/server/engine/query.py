@@ -18,6 +18,9 @@ from pingthings.server.engine.node import Node
 from pingthings.server.engine.stats import Contributions
 
 _SLOTS = np.arange(FANOUT, dtype=np.int64)
+#: Most leaves a statistics query reads one by one from their blocks (more go through
+#: ``BlockReader.scan``'s batches, whose set-up costs more than a few leaves do).
+FEW_LEAVES = 8
 
 
 def _slot_range(start: int, pw: int, lo: int, hi: int) -> tuple[int, int]:
@@ -52,6 +55,14 @@ def cached_leaves_with_counts(reader: BlockReader, root: int, lo: int, hi: int) 
     return _walk(reader, root, lo, hi, cached_only=True)
 
 
+def _level(nodes: list[Node], name: str) -> np.ndarray:
+    """One slot array of every node of a level as a ``(len(nodes), 64)`` matrix (a view when there
+    is one node: a short query's levels usually have one, and stacking costs more than the rest)."""
+    if len(nodes) == 1:
+        return getattr(nodes[0], name)[None, :]  # type: ignore[no-any-return]
+    return np.stack([getattr(n, name) for n in nodes])
+
+
 def _walk(reader: BlockReader, root: int, lo: int, hi: int, cached_only: bool) -> LeafRefs | None:
     found: list[tuple[np.ndarray, ...]] = []
     frontier = [(root, ROOT_PW, ROOT_START)] if root else []
@@ -61,12 +72,12 @@ def _walk(reader: BlockReader, root: int, lo: int, hi: int, cached_only: bool) -
         nodes = reader.cached_nodes(addrs) if cached_only else reader.nodes(addrs)
         if nodes is None:
             return None
-        addr = np.stack([n.addr for n in nodes])
+        addr = _level(nodes, "addr")
         bs = np.array([s for _, _, s in frontier], dtype=np.int64)[:, None] + (_SLOTS << pw)
         rows, cols = np.nonzero((addr != 0) & (bs + ((1 << pw) - 1) >= lo) & (bs < hi))
-        is_leaf = np.stack([n.leaf for n in nodes])[rows, cols]
+        is_leaf = _level(nodes, "leaf")[rows, cols]
         a, b = addr[rows, cols], bs[rows, cols]
-        cnt = np.stack([n.count for n in nodes])[rows, cols]
+        cnt = _level(nodes, "count")[rows, cols]
         found.append((b[is_leaf], a[is_leaf], cols[is_leaf], cnt[is_leaf]))
         inner = ~is_leaf
         frontier = [(x, pw - PW_STEP, y) for x, y in zip(a[inner].tolist(), b[inner].tolist(), strict=True)]
@@ -234,7 +245,7 @@ def _collect_stats(
             if below is not None:  # one inner slot, cut by the range: go down without the matrices
                 frontier = [below]
                 continue
-        counts = np.stack([n.count for n in nodes])
+        counts = _level(nodes, "count")
         bs = np.array([s for _, _, s in frontier], dtype=np.int64)[:, None] + (_SLOTS << pw)
         last = bs + ((1 << pw) - 1)
         live = (counts > 0) & (last >= lo) & (bs < hi)
@@ -245,16 +256,16 @@ def _collect_stats(
             out.add_slots(
                 key_of(bs[rows, cols]),
                 counts[rows, cols],
-                np.stack([n.min for n in nodes])[rows, cols],
-                np.stack([n.max for n in nodes])[rows, cols],
-                np.stack([n.sum for n in nodes])[rows, cols],
-                np.stack([n.m2 for n in nodes])[rows, cols],
+                _level(nodes, "min")[rows, cols],
+                _level(nodes, "max")[rows, cols],
+                _level(nodes, "sum")[rows, cols],
+                _level(nodes, "m2")[rows, cols],
             )
         nxt: list[tuple[int, int, int]] = []
         rows, cols = np.nonzero(live & ~whole)
         if rows.size:
-            addrs = np.stack([n.addr for n in nodes])[rows, cols]
-            is_leaf = np.stack([n.leaf for n in nodes])[rows, cols]
+            addrs = _level(nodes, "addr")[rows, cols]
+            is_leaf = _level(nodes, "leaf")[rows, cols]
             b = bs[rows, cols]
             leaf_refs.append((b[is_leaf], addrs[is_leaf], cols[is_leaf], counts[rows, cols][is_leaf]))
             inner = ~is_leaf
@@ -265,6 +276,17 @@ def _collect_stats(
     refs = _sorted_refs(leaf_refs)
     if budget is not None and (int(refs[2].sum()) > budget.points or not reader.all_cached(refs[0])):
         return None
+    if 0 < refs[0].size <= FEW_LEAVES:  # a short query: each leaf from its block, no scan batches
+        addrs, slots = refs[0].tolist(), refs[1].tolist()
+        blocks = reader.point_blocks(addrs)
+        pieces = [blocks[a].leaf(s) for a, s in zip(addrs, slots, strict=True)]
+        if len(pieces) == 1:
+            lt, lv = pieces[0]
+        else:
+            lt, lv = np.concatenate([p[0] for p in pieces]), np.concatenate([p[1] for p in pieces])
+        ct, cv = _clip(lt, lv, lo, hi)
+        out.add_points(key_of(ct), cv)
+        return out
     for lt, lv in reader.scan(*refs):
         ct, cv = _clip(lt, lv, lo, hi)
         out.add_points(key_of(ct), cv)

@@ -57,6 +57,8 @@ class Contributions:
 
     def __init__(self) -> None:
         self.parts: list[tuple[np.ndarray, ...]] = []
+        #: Parts added by :meth:`add_slots` (their keys may repeat within the part).
+        self.slot_parts = 0
 
     def add_slots(
         self,
@@ -70,15 +72,25 @@ class Contributions:
         """Add tree slots (already summarised buckets)."""
         if keys.size:
             self.parts.append((keys, count.astype(np.float64), mn, mx, sm, m2))
+            self.slot_parts += 1
 
     def add_points(self, keys: np.ndarray, values: np.ndarray) -> None:
         """Add raw points whose keys are sorted, summarised per key first (two-pass M2 per group)."""
         if not keys.size:
             return
-        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-        lengths = np.diff(np.append(starts, keys.size))
+        # One array of the points' size is made here (the squared deviations, computed in place);
+        # the rest are per window. Large temporaries cost page faults as well as their passes.
+        cuts = np.flatnonzero(keys[1:] != keys[:-1])
+        starts = np.empty(cuts.size + 1, dtype=np.intp)
+        starts[0] = 0
+        np.add(cuts, 1, out=starts[1:])
+        lengths = np.empty_like(starts)
+        np.subtract(starts[1:], starts[:-1], out=lengths[:-1])
+        lengths[-1] = keys.size - starts[-1]
         total = np.add.reduceat(values, starts)
-        dev = values - np.repeat(total / lengths, lengths)
+        dev = np.repeat(total / lengths, lengths)
+        np.subtract(values, dev, out=dev)
+        np.multiply(dev, dev, out=dev)
         self.parts.append(
             (
                 keys[starts],
@@ -86,7 +98,7 @@ class Contributions:
                 np.minimum.reduceat(values, starts),
                 np.maximum.reduceat(values, starts),
                 total,
-                np.add.reduceat(dev * dev, starts),
+                np.add.reduceat(dev, starts),
             )
         )
 
@@ -95,6 +107,10 @@ class Contributions:
         if not self.parts:
             e = np.empty(0, dtype=np.float64)
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64), e, e, e, e
+        if len(self.parts) == 1 and not self.slot_parts:
+            # Raw points alone (a short query, windows finer than the leaves): keys already unique.
+            keys, cnt, mn, mx, sm, m2 = self.parts[0]
+            return keys, cnt.astype(np.uint64), mn, sm / cnt, mx, np.sqrt(np.maximum(m2, 0.0) / cnt)
         cols = [np.concatenate([p[j] for p in self.parts]) for j in range(6)]
         keys, cnt, mn, mx, sm, m2 = cols
         if keys.size > 1 and not (keys[1:] >= keys[:-1]).all():

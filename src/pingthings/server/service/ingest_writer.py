@@ -2,7 +2,7 @@
 
 Every insert handler hands its checked and decoded points to the writer and waits for its version.
 The writer collects the inserts that arrive during one turn of the event loop and, at the end of
-the turn, journals the small ones of all streams in one SQLite transaction (``Engine.insert_group``:
+the turn, journals the small ones of all streams with one journal write (``Engine.insert_group``:
 a group commit). Where depends on the load:
 
 * a lone insert (the only one of its turn, the writer thread idle) is journaled right there in the
@@ -12,9 +12,9 @@ a group commit). Where depends on the load:
 * several inserts in one turn, an insert the engine leaves over (large ones, ones that need a
   merge first, a stream or the journal busy in another thread) and everything that arrives while
   the thread still has inserts go to the writer thread, in arrival order: one thread hop for the
-  whole group. There the group is journaled in one transaction and the leftovers are committed one
-  by one (``Engine.insert``). SQLite and numpy release the GIL, so the event loop goes on serving
-  calls meanwhile and a busy server uses both cores; the busier it is, the larger the groups.
+  whole group. There the group is journaled with one write and the leftovers are committed one
+  by one (``Engine.insert``). File writes, SQLite and numpy release the GIL, so the event loop
+  goes on serving calls meanwhile and a busy server uses both cores; the busier it is, the larger the groups.
 
 A group's results are handed back to the event loop in one callback, which publishes the written
 batches to subscribers and wakes the handlers. Only one group is written at a time, nothing is
@@ -53,7 +53,7 @@ log = logging.getLogger("pingthings.server")
 INLINE_GROUP = 1
 #: Seconds without work after which the writer thread ends.
 IDLE_SECONDS = 2.0
-#: Most inserts the thread journals in one transaction; more waiting ones form the next group.
+#: Most inserts the thread journals with one write; more waiting ones form the next group.
 MAX_GROUP = 1024
 #: Seconds the activity records of inserts journaled in the event loop wait to be sent together.
 ACTIVITY_DELAY = 0.2

@@ -141,6 +141,8 @@ def decode_request(data: bytes, cls: type[M]) -> M:
     cls
         The betterproto2 message class expected.
     """
+    if not data:  # an empty message (an Info call's) is the default one: nothing to check or parse
+        return cls()
     try:
         check_structure(data, cls)
         return cls.parse(data)
