@@ -24,6 +24,7 @@ from uuid import UUID
 import pyarrow as pa
 
 from pingthings.timeseries import _data_calls as dc
+from pingthings.timeseries._conform import conform
 from pingthings.timeseries._insert import merge_policy_value, prepare
 from pingthings.timeseries._insert_batches import check_batch_size, insert_in_batches
 from pingthings.timeseries._metadata import (
@@ -624,6 +625,4 @@ def _version_arg(value: Any, name: str) -> int:
 
 def _finish(table: pa.Table, schema: pa.Schema | None) -> pa.Table:
     """Cast a result table to the asked schema (no-op when it already matches or none is asked)."""
-    if schema is None or table.schema.equals(schema):
-        return table
-    return table.cast(schema)
+    return conform(table, schema)
