@@ -236,6 +236,12 @@ def test_streams_born_together_are_not_merged_all_at_once(path: Path) -> None:
         eng._merge_older_than(3600.0)
         merged = [sid for sid in sids if eng._stream(sid).buffer is None]
         assert 50 < len(merged) < 150
-        assert set(merged) == {sid for sid in sids if merge_age(sid, 3600.0) <= 0.875 * 3600.0}
+        # Time passes between the inserts and the look (up to a second or so on a busy machine), so a
+        # stream whose merge age lies just above 7/8 of max_age may be due too: only that slack is
+        # left unchecked.
+        due = {sid for sid in sids if merge_age(sid, 3600.0) <= 0.875 * 3600.0}
+        not_due = {sid for sid in sids if merge_age(sid, 3600.0) > 0.875 * 3600.0 + 30.0}
+        assert due <= set(merged)
+        assert not (not_due & set(merged))
         for sid in sids:  # both halves read back whole
             assert eng.count(sid)[1] == 120
