@@ -7,7 +7,7 @@ holding the full schema and zero rows.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 from uuid import UUID
 
@@ -29,7 +29,7 @@ from pingthings.server.service.convert import blocking, drain_chunks
 from pingthings.server.service.fanout import distinct_streams
 from pingthings.server.service.multi_join import MultiJoin
 from pingthings.server.service.points import apply_insert
-from pingthings.server.service.prefetch import inline, produced
+from pingthings.server.service.prefetch import chunk_replies, inline
 from pingthings.server.service.read_ahead import ReadAhead, start_reads
 from pingthings.server.service.stat_reads import aligned_windows_of
 from pingthings.server.service.state import ServiceState
@@ -92,24 +92,16 @@ class ArrowHandlers:
                 table = arrow_io.cast_to_template(arrow_io.raw_table(*chunk), template)
                 return arrow_reply_segments(version, table)
 
-        def encoded() -> Iterator[pa.Buffer | Segments]:
-            try:
-                for chunk in chunk_iter:
-                    yield encode(chunk)
-            finally:
-                chunk_iter.close()
+        def empty() -> pa.Buffer:
+            none = arrow_io.raw_table(np.empty(0, np.int64), np.empty(0, np.float64))
+            return arrow_reply(version, arrow_io.cast_to_template(none, template))
 
-        sent = False
-        replies = produced(encoded, cheap=chunk_iter.cached, gate=self.state.read_gate)
+        replies = chunk_replies(chunk_iter, encode, empty, self.state.read_gate)
         try:
             async for reply in replies:
                 yield reply
-                sent = True
         finally:
             await replies.aclose()
-        if not sent:
-            empty = arrow_io.raw_table(np.empty(0, np.int64), np.empty(0, np.float64))
-            yield arrow_reply(version, arrow_io.cast_to_template(empty, template))
 
     async def _windows_replies(self, version: int, windows: Any) -> AsyncIterator[pa.Buffer]:
         # ArrowAlignedWindowsResponse and ArrowWindowsResponse share ArrowRawValuesResponse's layout.

@@ -20,13 +20,26 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
 
 from pingthings.server.service.read_gate import ReadGate
 
 T = TypeVar("T")
+C = TypeVar("C")
+C_co = TypeVar("C_co", covariant=True)
+R = TypeVar("R")
+
+
+class Chunks(Protocol[C_co]):
+    """A read's chunks (the engine's ``RawChunks``): an iterator that says whether it is cheap."""
+
+    cached: bool
+
+    def __iter__(self) -> Iterator[C_co]: ...
+
+    def close(self) -> None: ...
 
 #: Items the worker may hold ready before it waits for the sender.
 DEFAULT_DEPTH = 2
@@ -147,3 +160,31 @@ def produced(
 ) -> AsyncGenerator[T, None]:
     """:func:`inline` when each item is ``cheap`` to compute, else :func:`prefetched` (with ``gate``)."""
     return inline(open_items) if cheap else prefetched(open_items, gate=gate)
+
+
+async def chunk_replies(
+    chunks: Chunks[C], encode: Callable[[C], R], empty: Callable[[], R], gate: ReadGate | None
+) -> AsyncGenerator[R, None]:
+    """Every chunk of a read encoded as one reply, produced as :func:`produced` decides; ``empty()``
+    when the read had no chunk (a streamed read always sends at least one message).
+
+    ``chunks`` is closed however the sending ends.
+    """
+
+    def encoded() -> Iterator[R]:
+        try:
+            for chunk in chunks:
+                yield encode(chunk)
+        finally:
+            chunks.close()
+
+    sent = False
+    replies = produced(encoded, cheap=chunks.cached, gate=gate)
+    try:
+        async for reply in replies:
+            yield reply
+            sent = True
+    finally:
+        await replies.aclose()
+    if not sent:
+        yield empty()

@@ -17,14 +17,14 @@ blocks go out as stored and the client decodes them (see :mod:`pingthings.server
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pingthings._proto.pingthings.platform.v1 import RawBlocksParams
 from pingthings.server.engine.stored_reads import ColumnPiece
 from pingthings.server.service.arrow_reply import Segments
 from pingthings.server.service.convert import blocking
-from pingthings.server.service.prefetch import produced
+from pingthings.server.service.prefetch import chunk_replies
 from pingthings.server.service.raw_block_reply import raw_blocks_message
 from pingthings.server.service.read_gate import ReadGate
 from pingthings.server.service.visibility import visible_uuid
@@ -76,20 +76,9 @@ class RawBlocks:
             def encode(chunk: Any) -> bytes | Segments:
                 return raw_blocks_message(read, block_format, chunk)
 
-        def encoded() -> Iterator[bytes | Segments]:
-            try:
-                for chunk in chunks:
-                    yield encode(chunk)
-            finally:
-                chunks.close()
-
-        sent = False
-        replies = produced(encoded, cheap=chunks.cached, gate=self._gate)
+        replies = chunk_replies(chunks, encode, lambda: raw_blocks_message(read, 0, []), self._gate)
         try:
             async for reply in replies:
                 yield reply
-                sent = True
         finally:
             await replies.aclose()
-        if not sent:
-            yield raw_blocks_message(read, 0, [])
