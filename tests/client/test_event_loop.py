@@ -25,10 +25,29 @@ async def add(a: int, b: int = 0) -> int:
     return a + b
 
 
-def test_call_runs_on_the_loop_thread(loop: ClientEventLoop) -> None:
+def test_a_free_loop_runs_in_the_calling_thread(loop: ClientEventLoop) -> None:
     assert loop.call(add, 2, b=3) == 5
-    assert loop.call(threading.get_ident) != threading.get_ident()
+    assert loop.call(threading.get_ident) == threading.get_ident()  # no hand-off to another thread
     assert loop.call(lambda: loop.in_loop_thread()) is True
+    assert loop.in_loop_thread() is False
+
+
+def test_a_busy_loop_takes_calls_on_its_own_thread(loop: ClientEventLoop) -> None:
+    release = threading.Event()
+
+    async def busy() -> None:
+        while not release.is_set():
+            await anyio.sleep(0.001)
+
+    future = loop.run_coroutine_threadsafe(busy())  # the loop thread runs the loop while this lasts
+    try:
+        assert loop.call(threading.get_ident) != threading.get_ident()
+        assert loop.call(add, 1, b=2) == 3
+    finally:
+        release.set()
+    assert future.result(timeout=10) is None
+    assert loop._owner.loop_thread_parked.wait(10)  # the loop thread lets go once no work is left
+    assert loop.call(threading.get_ident) == threading.get_ident()
 
 
 def test_run_coroutine_threadsafe_returns_a_future(loop: ClientEventLoop) -> None:

@@ -1,8 +1,9 @@
-"""``ClientEventLoop``: the background event loop behind the synchronous client.
+"""``ClientEventLoop``: the event loop behind the synchronous client.
 
-One anyio blocking portal (asyncio backend) runs on its own daemon thread per
-:class:`~pingthings.timeseries.client.Client`. Every thread that uses the client submits its calls
-to that one loop, so the client's single HTTP/2 connection and its concurrency limiter are shared.
+One asyncio loop per :class:`~pingthings.timeseries.client.Client`, shared by every thread that uses the
+client, so the client's single HTTP/2 connection and its concurrency limiter are shared. A blocking call runs
+the loop *in the calling thread* when the loop is free, and hands the call to the loop's own thread when
+another thread is running it (see :mod:`._loop_owner` for who runs the loop when, and why).
 
 Three ways in:
 
@@ -23,19 +24,24 @@ import concurrent.futures
 import contextlib
 import functools
 import inspect
+import signal
 import threading
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from contextlib import AbstractAsyncContextManager
+from types import FrameType
 from typing import Any, TypeVar, cast, overload
 
 import anyio
-from anyio.abc import TaskStatus
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from pingthings.timeseries._call_policy import active_scopes, install_scopes
+from pingthings.timeseries._loop_owner import LoopOwner
 from pingthings.timeseries.exceptions import ClientClosedError, SyncCallFromEventLoopError
+
+try:
+    import sniffio
+except ImportError:  # anyio then knows only asyncio
+    sniffio = None  # type: ignore[assignment]
 
 CO_RESULT_TYPE = TypeVar("CO_RESULT_TYPE")
 T = TypeVar("T")
@@ -44,24 +50,75 @@ _ITERATE_BUFFER = 1
 """Items the loop may fetch ahead of the sync consumer (keeps the network busy while it works)."""
 
 
-async def _await(coro: Awaitable[T]) -> T:
-    return await coro
+def _no_async_library_here() -> bool:
+    """True if this thread runs no event loop of any library (so it may run the client's loop itself)."""
+    if asyncio._get_running_loop() is not None:
+        return False
+    return sniffio is None or (
+        sniffio.thread_local.name is None and sniffio.current_async_library_cvar.get() is None
+    )
 
 
-async def _in_scopes(
-    scopes: Mapping[object, float], async_fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
-) -> T:
-    """Run ``async_fn`` with the caller thread's timeout scopes in force (this task's context only)."""
-    install_scopes(scopes)
-    return await async_fn(*args, **kwargs)
+async def _invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``fn(*args, **kwargs)``, awaited if it returns an awaitable."""
+    value = fn(*args, **kwargs)
+    if inspect.isawaitable(value):
+        value = await value
+    return value
+
+
+class _InterruptCancels:
+    """While the main thread runs the loop, a first Ctrl-C cancels the call instead of striking anywhere.
+
+    Python raises KeyboardInterrupt between any two bytecodes of the main thread, which, while it runs the
+    loop, could be in the middle of the transport's bookkeeping. So, while the default handler is in place,
+    a first SIGINT only cancels the call's task; the call then raises KeyboardInterrupt. A second SIGINT
+    raises at once, as usual.
+
+    A signal that lands just before the loop enters ``epoll_wait`` would only be seen at the next network
+    event, so, as asyncio does for its own signal handlers, the loop's self-pipe is made the signal wake-up
+    fd meanwhile: the signal writes a byte there and the loop wakes up to run the handler.
+    """
+
+    __slots__ = ("_loop", "_previous", "_previous_fd", "_task", "hit")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
+        self._loop, self._task, self.hit = loop, task, False
+        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        self._previous_fd = -2
+        wake = getattr(loop, "_csock", None)  # asyncio's self-pipe (selector loops)
+        if wake is not None:
+            self._previous_fd = signal.set_wakeup_fd(wake.fileno(), warn_on_full_buffer=False)
+
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        if self.hit or self._task.done():
+            raise KeyboardInterrupt
+        self.hit = True
+        self._task.cancel()
+        self._loop.call_soon_threadsafe(_nothing)  # wake the loop if it waits for the network
+
+    def restore(self) -> None:
+        if self._previous_fd != -2:
+            signal.set_wakeup_fd(self._previous_fd)
+        signal.signal(signal.SIGINT, self._previous)
+
+
+def _nothing() -> None:
+    return None
+
+
+def _guard_interrupts(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> _InterruptCancels | None:
+    if threading.current_thread() is not threading.main_thread():
+        return None  # signals reach only the main thread
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return None  # the application handles Ctrl-C its own way
+    return _InterruptCancels(loop, task)
 
 
 async def _pump(
     source: AsyncIterable[T] | AbstractAsyncContextManager[AsyncIterable[T]],
     send: MemoryObjectSendStream[T],
     eager: bool,
-    *,
-    task_status: TaskStatus[anyio.CancelScope],
 ) -> None:
     """Forward every item of ``source`` to ``send``; runs as one task on the loop.
 
@@ -69,24 +126,22 @@ async def _pump(
     makes without waiting (say, all those of one server message) stay together for the consumer.
     """
     forward = functools.partial(_send_eagerly, send) if eager else send.send
-    with anyio.CancelScope() as scope:
-        task_status.started(scope)
-        async with send:
-            if isinstance(source, AbstractAsyncContextManager) or (
-                hasattr(source, "__aenter__") and not hasattr(source, "__aiter__")
-            ):
-                async with cast(AbstractAsyncContextManager[AsyncIterable[T]], source) as iterable:
-                    async for item in iterable:
-                        await forward(item)
-            else:
-                iterator = cast(AsyncIterable[T], source).__aiter__()
-                try:
-                    async for item in iterator:
-                        await forward(item)
-                finally:
-                    aclose = getattr(iterator, "aclose", None)
-                    if aclose is not None:
-                        await aclose()
+    async with send:
+        if isinstance(source, AbstractAsyncContextManager) or (
+            hasattr(source, "__aenter__") and not hasattr(source, "__aiter__")
+        ):
+            async with cast(AbstractAsyncContextManager[AsyncIterable[T]], source) as iterable:
+                async for item in iterable:
+                    await forward(item)
+        else:
+            iterator = cast(AsyncIterable[T], source).__aiter__()
+            try:
+                async for item in iterator:
+                    await forward(item)
+            finally:
+                aclose = getattr(iterator, "aclose", None)
+                if aclose is not None:
+                    await aclose()
 
 
 async def _send_eagerly(send: MemoryObjectSendStream[T], item: T) -> None:
@@ -108,24 +163,19 @@ async def _receive_ready(receive: MemoryObjectReceiveStream[T], limit: int) -> l
 
 
 class _LoopCall:
-    """One blocking call from a thread into the loop: two wake-ups (one each way), nothing more.
+    """One blocking call handed to a loop that another thread runs: two wake-ups (one each way).
 
     The function starts in a loop callback that runs in a copy of the calling thread's context (so its
     ``contextvars``, such as timeout scopes, travel with it) and, if it returns an awaitable, continues
-    as one asyncio task; the task releases a lock as its last act, which wakes the caller. This costs a
-    fraction of a portal round trip (measured: ~21 µs of CPU against ~90 µs).
+    as one asyncio task; the task releases a lock as its last act, which wakes the caller.
     """
 
-    __slots__ = ("_args", "_done", "_error", "_fn", "_kwargs", "_loop", "_result", "_task")
+    __slots__ = ("_args", "_done", "_error", "_fn", "_kwargs", "_owner", "_result", "_task")
 
     def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        self, owner: LoopOwner, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
-        self._loop = loop
+        self._owner = owner
         self._fn, self._args, self._kwargs = fn, args, kwargs
         self._done = threading.Lock()
         self._done.acquire()
@@ -134,8 +184,8 @@ class _LoopCall:
         self._error: BaseException | None = None
 
     def submit(self) -> None:
-        """Hand the call to the loop."""
-        self._loop.call_soon_threadsafe(self._start)
+        """Hand the call to the loop (RuntimeError once the loop is closing)."""
+        self._owner.submit(self._start)
 
     def _start(self) -> None:
         try:
@@ -143,12 +193,15 @@ class _LoopCall:
         except BaseException as exc:
             self._error = exc
             self._done.release()
+            self._owner.park_if_idle()
             return
         if not (asyncio.iscoroutine(value) or inspect.isawaitable(value)):
             self._result = value
             self._done.release()
+            self._owner.park_if_idle()
             return
-        self._task = self._loop.create_task(self._drive(value))
+        self._task = task = self._owner.loop.create_task(self._drive(value))
+        task.add_done_callback(self._owner.task_done)
 
     async def _drive(self, awaitable: Awaitable[Any]) -> None:
         """Await the call and wake the caller in the same step of the task that finishes it (a done
@@ -176,40 +229,35 @@ class _LoopCall:
 
         Runs after :meth:`_start` on the loop (callbacks keep their order), so the task exists by then.
         """
-        with contextlib.suppress(RuntimeError):  # the loop is already closed
-            self._loop.call_soon_threadsafe(self._cancel_task)
+        with contextlib.suppress(RuntimeError):  # the loop is closing: it cancels everything itself
+            self._owner.submit(self._cancel_task)
 
     def _cancel_task(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
 
-def _stop_portal(
-    portal: BlockingPortal, manager: AbstractContextManager[BlockingPortal], loop_thread: int
-) -> None:
-    """Stop the loop, cancelling whatever still runs on it (used by close() and the finalizer)."""
-    if threading.get_ident() == loop_thread:
-        return  # cannot join the loop from itself; the daemon thread dies with the process
-    with contextlib.suppress(RuntimeError):  # already stopped
-        portal.call(portal.stop, True)
-    manager.__exit__(None, None, None)
+def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """On the loop: cancel every unfinished task (the loop is closing)."""
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
 
 
 class ClientEventLoop:
-    """The event loop (an anyio blocking portal on its own thread) that runs a client's coroutines.
+    """The event loop that runs a client's coroutines, shared by every thread that uses the client.
 
     Normally created by :func:`pingthings.timeseries.connect`; use it directly only to run your
     own coroutines next to the client's (:meth:`run_coroutine_threadsafe`).
     """
 
     def __init__(self) -> None:
-        self._manager = start_blocking_portal("asyncio", name="pingthings-client-loop")
-        self._portal = self._manager.__enter__()
-        self._loop_thread = self._portal.call(threading.get_ident)
-        self._asyncio_loop: asyncio.AbstractEventLoop = self._portal.call(asyncio.get_running_loop)
+        self._owner = owner = LoopOwner()
+        self._asyncio_loop: asyncio.AbstractEventLoop = owner.loop
         self._closed = False
         self._close_lock = threading.Lock()
-        self._finalizer = weakref.finalize(self, _stop_portal, self._portal, self._manager, self._loop_thread)
+        self._finalizer = weakref.finalize(
+            self, owner.close, functools.partial(_cancel_all_tasks, owner.loop)
+        )
 
     # ----------------------------------------------------------------------------------- state
     @property
@@ -218,19 +266,22 @@ class ClientEventLoop:
         return self._closed
 
     def in_loop_thread(self) -> bool:
-        """True when called from the loop's own thread (where blocking calls are impossible)."""
-        return threading.get_ident() == self._loop_thread
+        """True when called from code the loop is running (where blocking calls are impossible)."""
+        return self._owner.runs_here()
 
     def _check_blocking_allowed(self) -> None:
         if self._closed:
             raise ClientClosedError("the client's event loop is closed; connect again")
-        if threading.get_ident() == self._loop_thread:
+        if self._owner.runs_here():
             raise SyncCallFromEventLoopError(
                 "a synchronous pingthings Client method was called from the client's own event loop "
-                "thread (from async code running on it), where it can never finish; in async code "
+                "(from async code running on it), where it can never finish; in async code "
                 "await the AsyncClient instead (client.get_async_client(), or "
                 "await pingthings.timeseries.AsyncClient.connect(...))"
             )
+
+    def _closed_error(self) -> ClientClosedError:
+        return ClientClosedError("the client's event loop was closed during the call")
 
     # ------------------------------------------------------------------------------------ entry points
     def run_coroutine_threadsafe(
@@ -241,10 +292,34 @@ class ClientEventLoop:
         Cancelling the future cancels the coroutine. Safe to call from any thread, the loop's own
         included (but do not block on the future there).
         """
-        if self._closed:
+        future: concurrent.futures.Future[CO_RESULT_TYPE] = concurrent.futures.Future()
+        try:
+            if self._closed:
+                raise RuntimeError("closed")
+            self._owner.submit(self._start_task, coro, future, None)
+        except RuntimeError:
             coro.close()
-            raise ClientClosedError("the client's event loop is closed; connect again")
-        return self._portal.start_task_soon(_await, coro)
+            raise ClientClosedError("the client's event loop is closed; connect again") from None
+        return future
+
+    def _start_task(
+        self,
+        coro: Coroutine[Any, Any, T],
+        future: concurrent.futures.Future[T],
+        started: list[asyncio.Task[Any]] | None,
+    ) -> None:
+        """On the loop: run ``coro`` as a task whose outcome lands in ``future`` (and the other way round
+        for cancellation); the task is appended to ``started`` if given."""
+        if future.cancelled():
+            coro.close()
+            self._owner.park_if_idle()
+            return
+        task = self._asyncio_loop.create_task(coro)
+        if started is not None:
+            started.append(task)
+        task.add_done_callback(self._owner.task_done)
+        task.add_done_callback(functools.partial(_settle, future))
+        future.add_done_callback(functools.partial(_cancel_from_future, self._owner, task))
 
     @overload
     def call(self, async_fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T: ...
@@ -255,20 +330,55 @@ class ClientEventLoop:
     def call(self, async_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``async_fn(*args, **kwargs)`` on the loop and block until it returns.
 
-        A plain (non-async) function is run on the loop thread too, which is how loop-bound state
-        is changed safely. If the waiting thread is interrupted (e.g. ``KeyboardInterrupt``), the
-        call is cancelled on the loop before the interrupt propagates.
+        A plain (non-async) function is run on the loop too, which is how loop-bound state is changed
+        safely. The loop runs in this thread when no other thread runs it. If the waiting thread is
+        interrupted (e.g. ``KeyboardInterrupt``), the call is cancelled on the loop before the interrupt
+        propagates.
         """
         self._check_blocking_allowed()
-        call = _LoopCall(self._asyncio_loop, async_fn, args, kwargs)
+        owner = self._owner
+        if _no_async_library_here() and owner.try_take():
+            return self._run_here(async_fn, args, kwargs)
+        call = _LoopCall(owner, async_fn, args, kwargs)
         try:
             call.submit()
+        except RuntimeError:
+            raise ClientClosedError("the client's event loop is closed; connect again") from None
+        try:
             return call.result()
         except BaseException as exc:
             call.cancel()
             if isinstance(exc, asyncio.CancelledError) and self._closed:
-                raise ClientClosedError("the client's event loop was closed during the call") from None
+                raise self._closed_error() from None
             raise
+
+    def _run_here(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run the loop in this thread (its owner now) until the call is done, then give the loop up."""
+        owner = self._owner
+        loop = owner.loop
+        guard: _InterruptCancels | None = None
+        try:
+            task = loop.create_task(_invoke(fn, args, kwargs))
+            guard = _guard_interrupts(loop, task)
+            try:
+                return loop.run_until_complete(task)
+            except asyncio.CancelledError:
+                if guard is not None and guard.hit:
+                    raise KeyboardInterrupt from None
+                if self._closed:
+                    raise self._closed_error() from None
+                raise
+            except BaseException:
+                if not task.done():
+                    task.cancel()  # this thread still owns the loop; the loop thread finishes the unwinding
+                raise
+            finally:
+                if guard is not None:
+                    guard.restore()
+                    if guard.hit and task.done() and not task.cancelled():
+                        raise KeyboardInterrupt
+        finally:
+            owner.release()
 
     def iterate(
         self,
@@ -301,44 +411,44 @@ class ClientEventLoop:
             raise ValueError(f"read_ahead must be at least 1, got {read_ahead}")
         send, receive = anyio.create_memory_object_stream[Any](read_ahead)
         eager = read_ahead > 1
-        scopes = active_scopes()
-        if scopes:
-            future, scope = self._portal.start_task(
-                functools.partial(_in_scopes, scopes, _pump, source, send, eager), name="pingthings-iterate"
-            )
-        else:
-            future, scope = self._portal.start_task(_pump, source, send, eager, name="pingthings-iterate")
-        return self._drain(future, scope, receive, read_ahead)
+        finished: concurrent.futures.Future[None] = concurrent.futures.Future()
+        started: list[asyncio.Task[Any]] = []
+        # The pump starts in this thread's context, so timeout scopes in force here apply to it.
+        pump = _pump(source, send, eager)
+        try:
+            self._owner.submit(self._start_task, pump, finished, started)
+        except RuntimeError:
+            pump.close()
+            raise ClientClosedError("the client's event loop is closed; connect again") from None
+        return self._drain(finished, started, receive, read_ahead)
 
     def _drain(
         self,
-        future: concurrent.futures.Future[None],
-        scope: anyio.CancelScope,
+        finished: concurrent.futures.Future[None],
+        started: list[asyncio.Task[Any]],
         receive: Any,
         read_ahead: int,
     ) -> Iterator[Any]:
-        finished = False
+        done = False
         try:
             while True:
                 self._check_blocking_allowed()
                 try:
                     if read_ahead == 1:
-                        items = [self._portal.call(receive.receive)]
+                        items = [self.call(receive.receive)]
                     else:
-                        items = self._portal.call(_receive_ready, receive, read_ahead)
+                        items = self.call(_receive_ready, receive, read_ahead)
                 except anyio.EndOfStream:
                     break
                 yield from items
-            finished = True
-            future.result()  # raises the source's error, if it failed
+            done = True
+            finished.result()  # raises the source's error, if it failed
         finally:
             if not self._closed and not self.in_loop_thread():
-                if not finished:
-                    self._portal.call(scope.cancel)
-                    # The consumer stopped; whatever the source did after that is moot.
-                    with contextlib.suppress(concurrent.futures.CancelledError, Exception):
-                        future.result()
-                self._portal.call(receive.close)
+                if not done:
+                    # The consumer stopped; wait until the source is closed, whatever it did after that.
+                    self.call(_stop_task, started)
+                self.call(receive.close)
 
     # ---------------------------------------------------------------------------------------- close
     def close(self) -> None:
@@ -346,7 +456,7 @@ class ClientEventLoop:
         with self._close_lock:
             if self._closed:
                 return
-            if threading.get_ident() == self._loop_thread:
+            if self._owner.runs_here():
                 raise SyncCallFromEventLoopError(
                     "the client's event loop cannot be closed from its own thread"
                 )
@@ -362,3 +472,31 @@ class ClientEventLoop:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "running"
         return f"<ClientEventLoop {state}>"
+
+
+def _settle(future: concurrent.futures.Future[T], task: asyncio.Task[T]) -> None:
+    """Copy a finished task's outcome into the caller's future (unless the caller cancelled it)."""
+    if task.cancelled():
+        future.cancel()
+    if not future.set_running_or_notify_cancel():
+        return  # cancelled, by the caller or just above
+    if (error := task.exception()) is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(task.result())
+
+
+def _cancel_from_future(
+    owner: LoopOwner, task: asyncio.Task[Any], future: concurrent.futures.Future[Any]
+) -> None:
+    """The caller cancelled its future: cancel the task on the loop (from whatever thread this runs in)."""
+    if future.cancelled() and not task.done():
+        with contextlib.suppress(RuntimeError):  # the loop is closing and cancels everything itself
+            owner.submit(task.cancel)
+
+
+async def _stop_task(started: list[asyncio.Task[Any]]) -> None:
+    """On the loop: cancel an iteration's pump and wait until it has closed its source."""
+    if started and not started[0].done():
+        started[0].cancel()
+        await asyncio.wait(started)
