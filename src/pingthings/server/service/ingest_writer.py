@@ -150,9 +150,8 @@ class IngestWriter:
     ) -> int | None:
         """Journal the lone insert of a call's first step at once (no future, no second loop turn);
         None when the engine leaves it over (see :meth:`_write_here`). Its error is raised."""
-        insert = GroupInsert(uuid, times, values, policy, round_bits)
         try:
-            result = self._engine.insert_group([insert], wait=False)[0]
+            result = self._engine.insert_one(uuid, times, values, policy, round_bits, wait=False)
         except Exception:  # a bug: fail this call, not the loop
             log.exception("journaling an insert in the event loop failed")
             raise
