@@ -139,6 +139,8 @@ def _aligned_result(parts: Contributions, pw: int) -> StatWindows:
 
 def _policy(merge: MergePolicy | int) -> MergePolicy:
     """``merge`` as a MergePolicy; WrongArgs for an unknown one."""
+    if type(merge) is MergePolicy:
+        return merge
     try:
         return MergePolicy(merge)
     except ValueError:
