@@ -441,7 +441,9 @@ async def test_only_the_lone_call_of_a_read_runs_its_first_step_alone() -> None:
         _unary_request(3, b"/t.T/EagerAlone", encoder) + _unary_request(5, b"/t.T/EagerAlone", encoder)
     )
     conn.data_received(_unary_request(7, b"/t.T/Alone", encoder))  # a task's handler is never alone
-    await asyncio.sleep(0)
+    task = conn.calls[7].task
+    assert task is not None
+    await task
     assert service.alone == [True, False, False, False]
     assert not first_step_alone()
     conn.connection_lost(None)
