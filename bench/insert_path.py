@@ -140,7 +140,8 @@ def main() -> None:
         per_call = asyncio.run(run(args.calls, args.rounds, args.timeout, Path(data)))
     origin = os.environ.get("PYTHONPATH") or "installed package"
     print(
-        f"insert path, 120 points: {min(per_call):6.1f} us best, {statistics.median(per_call):6.1f} us median "
+        f"insert path, 120 points: {min(per_call):6.1f} us best, "
+        f"{statistics.median(per_call):6.1f} us median "
         f"of {args.rounds} rounds of {args.calls} (event loop thread CPU; load {os.getloadavg()[0]:.2f}; "
         f"code {origin})"
     )
