@@ -16,7 +16,7 @@ import pytest
 from pingthings.server.engine import Buffering, Engine, GroupInsert, MergePolicy
 from pingthings.server.engine.buffering import merge_age
 from pingthings.server.engine.journal import journal_path, read_entries
-from pingthings.server.errors import BadValue, DiskFull, StreamNotFound, WrongArgs
+from pingthings.server.errors import BadValue, DiskFull, InvalidTimeRange, StreamNotFound, WrongArgs
 from pingthings.wire.limits import FIRST_VERSION, MIN_TIME, TIME_LIMIT
 
 T0 = 1_700_000_000 * 10**9
@@ -178,6 +178,66 @@ def test_insert_group_leaves_what_it_cannot_buffer_to_insert(path: Path) -> None
         assert results[9:] == [None, FIRST_VERSION + 1, None, None]
         assert eng.buffered_points() == 480 and journal_rows(path) == 4
         assert [eng.count(s)[1] for s in (sid, other, third)] == [240, 120, 120]
+
+
+def test_insert_one_answers_as_a_group_of_one(path: Path) -> None:
+    sid, other = uuid.uuid4().bytes, uuid.uuid4().bytes
+    with Engine(path) as plain:
+        plain.create_stream(sid)
+        plain.create_stream(other)
+        assert plain.insert_one(sid, *second(0)) is None  # buffering off
+    with Engine(path, buffering=Buffering(max_points=300, max_age=3600.0)) as eng:
+        assert eng.insert_one(other, *second(0), wait=False) is None  # not loaded: never waits
+        assert isinstance(eng.insert_one(uuid.uuid4().bytes, *second(0)), StreamNotFound)
+        assert eng.insert_one(sid, *second(0)) == FIRST_VERSION + 1
+        t, v = second(1)
+        assert eng.insert_one(sid, t[::-1], v[::-1], wait=False) == FIRST_VERSION + 1  # sorted here
+        assert eng.insert_one(sid, *second(2)) is None  # would pass max_points: merge first
+        assert eng.insert_one(sid, np.empty(0, np.int64), np.empty(0)) is None
+        assert eng.insert_one(sid, *second_of_points(300)) is None  # too big to buffer
+        assert eng.insert_one(other, *second(0), merge=MergePolicy.REPLACE) == FIRST_VERSION + 1
+        assert eng.insert_one(other, *second(1)) is None  # another policy: merge first
+        assert isinstance(eng.insert_one(other, *second(0, 1)[:1], np.empty(0)), WrongArgs)
+        assert eng.buffered_points() == 360 and journal_rows(path) == 3
+        np.testing.assert_array_equal(eng.raw_values(sid, *ALL)[1], np.concatenate([second(0)[0], t]))
+        locked = eng._streams[sid].lock
+        locked.acquire()  # as another thread would hold it
+        try:
+            assert eng.insert_one(sid, *second(5), wait=False) is None
+        finally:
+            locked.release()
+
+
+def test_inserts_refuse_every_unstorable_batch_whole(path: Path) -> None:
+    """Times are checked at the ends of the sorted batch: every refusal is still found, time
+    ranges before values, also of points that resolving duplicates drops."""
+    sid = uuid.uuid4().bytes
+    t = np.array([T0 + 2, T0, T0 + 1, T0 + 1], dtype=np.int64)
+    with Engine(path, buffering=Buffering(max_age=3600.0)) as eng:
+        eng.create_stream(sid)
+        for insert in (
+            eng.insert,
+            eng.insert_one,
+            lambda *a, **k: eng.insert_group([GroupInsert(*a, **k)])[0],
+        ):
+            for times, values, merge, error in (
+                (t, [1.0, 2.0, np.nan, 3.0], MergePolicy.NEVER, BadValue),
+                (t, [1.0, 2.0, 3.0, np.inf], MergePolicy.RETAIN, BadValue),  # a dropped duplicate too
+                (t, [1.0, 2.0, -np.inf, np.inf], MergePolicy.NEVER, BadValue),
+                (t - T0 + MIN_TIME - 1, [1.0, 2.0, 3.0, 4.0], MergePolicy.NEVER, InvalidTimeRange),
+                (t - T0 + TIME_LIMIT - 3, [1.0, 2.0, 3.0, 4.0], MergePolicy.NEVER, InvalidTimeRange),
+                (t - T0 + TIME_LIMIT - 3, [np.nan] * 4, MergePolicy.NEVER, InvalidTimeRange),
+            ):
+                outcome: object = None
+                try:
+                    outcome = insert(sid, times, np.array(values), merge=merge)
+                except (BadValue, InvalidTimeRange) as exc:
+                    outcome = exc
+                assert isinstance(outcome, error), (insert, times, values, outcome)
+        assert eng.buffered_points() == 0
+        assert eng.insert_one(sid, t - T0 + MIN_TIME, np.ones(4)) == FIRST_VERSION + 1
+        assert eng.insert(sid, t - T0 + TIME_LIMIT - 4, np.ones(4)) == FIRST_VERSION + 1
+        assert eng.count(sid, *ALL)[1] == 8
 
 
 def test_insert_group_disk_full_fails_every_insert_of_the_group(path: Path) -> None:

@@ -43,3 +43,26 @@ def test_a_batch_equals_one_call_per_record(tmp_path: Path) -> None:
         assert activity(batched, uid)[0] is not None
     one_by_one.close()
     batched.close()
+
+
+def test_many_records_of_one_stream_fold_into_the_same_columns(tmp_path: Path) -> None:
+    """A stream written call after call sends many records per batch: folded into few UPDATEs,
+    they leave every column, the moving average bit for bit, as one call per record does."""
+    one_by_one = MetadataStore(tmp_path / "one-by-one.sqlite", clock=FakeClock())
+    batched = MetadataStore(tmp_path / "batched.sqlite", clock=FakeClock())
+    busy, quiet = uuidlib.uuid4().bytes, uuidlib.uuid4().bytes
+    for store in (one_by_one, batched):
+        store.create_stream(busy, "activity", {"name": "busy"})
+        store.create_stream(quiet, "activity", {"name": "quiet"})
+    base = 1_700_000_100 * 10**9
+    for batch in range(3):  # the first starts from NULL averages, the others from stored ones
+        size = (70, 33, 2)[batch]
+        writes = [(busy, base + (batch * 100 + k) * 10**6, 100 + 7 * k % 23) for k in range(size)]
+        writes.insert(5 % size, (quiet, base + batch * 10**9, 17 + batch))
+        for write in writes:
+            one_by_one.record_write(*write)
+        batched.record_writes(writes)
+        for uid in (busy, quiet):
+            assert activity(batched, uid) == activity(one_by_one, uid), (batch, uid == busy)
+    one_by_one.close()
+    batched.close()

@@ -15,6 +15,7 @@ import pytest
 
 from pingthings.server.grpc.call import Call
 from pingthings.server.grpc.dispatch import Handler, Method, MethodTable
+from pingthings.server.grpc.eager import first_step_alone
 from pingthings.server.grpc.flow import MAX_CONCURRENT_STREAMS, STREAM_WINDOW
 from pingthings.server.grpc.protocol import GrpcProtocol
 from pingthings.server.grpc.shutdown import GrpcServer
@@ -60,6 +61,11 @@ class Service:
     def __init__(self) -> None:
         self.hanging = asyncio.Event()
         self.cancelled: list[str] = []
+        self.alone: list[bool] = []
+
+    async def alone_echo(self, call: Call) -> None:
+        self.alone.append(first_step_alone())
+        await self.echo(call)
 
     async def echo(self, call: Call) -> None:
         request = await call.recv_message()
@@ -91,6 +97,8 @@ class Service:
             "/t.T/EagerEcho": Method(self.echo, unary=True, eager=True),
             "/t.T/EagerHang": Method(self.hang, unary=True, eager=True),
             "/t.T/EagerBoom": Method(self.boom, unary=True, eager=True),
+            "/t.T/EagerAlone": Method(self.alone_echo, unary=True, eager=True),
+            "/t.T/Alone": Method(self.alone_echo, unary=True),
         }
 
 
@@ -398,4 +406,44 @@ async def test_a_unary_reply_leaves_in_one_write() -> None:
         (b":status", b"200"),
         (b"content-type", b"application/grpc"),
     ]
+    conn.connection_lost(None)
+
+
+def _unary_request(stream_id: int, path: bytes, encoder: HeaderEncoder) -> bytes:
+    block = encoder.encode(
+        [
+            (b":method", b"POST"),
+            (b":scheme", b"http"),
+            (b":path", path),
+            (b"content-type", b"application/grpc"),
+            (b"te", b"trailers"),
+        ]
+    )
+    body = b"\x00\x00\x00\x00\x02hi"
+    return (
+        frames.headers_frames(stream_id, block, False, frames.DEFAULT_MAX_FRAME)[0]
+        + frames.data_header(stream_id, len(body), True)
+        + body
+    )
+
+
+@pytest.mark.anyio
+async def test_only_the_lone_call_of_a_read_runs_its_first_step_alone() -> None:
+    service, policy = Service(), Policy()
+    server = GrpcServer(MethodTable([service]), policy, max_message_bytes=MAX_MESSAGE)
+    conn = GrpcProtocol(server)
+    conn.connection_made(RecordingTransport())  # type: ignore[arg-type]
+    encoder = HeaderEncoder()
+    conn.data_received(
+        frames.PREFACE + frames.settings_frame({}) + _unary_request(1, b"/t.T/EagerAlone", encoder)
+    )
+    conn.data_received(
+        _unary_request(3, b"/t.T/EagerAlone", encoder) + _unary_request(5, b"/t.T/EagerAlone", encoder)
+    )
+    conn.data_received(_unary_request(7, b"/t.T/Alone", encoder))  # a task's handler is never alone
+    task = conn.calls[7].task
+    assert task is not None
+    await task
+    assert service.alone == [True, False, False, False]
+    assert not first_step_alone()
     conn.connection_lost(None)

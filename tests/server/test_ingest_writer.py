@@ -17,6 +17,7 @@ from pingthings.server.config import ServerConfig
 from pingthings.server.engine import Buffering, Engine, MergePolicy
 from pingthings.server.engine.journal import journal_path
 from pingthings.server.errors import BadValue, StreamNotFound
+from pingthings.server.grpc.eager import start_eager
 from pingthings.server.runtime import open_stores
 from pingthings.server.service.ingest_writer import IngestWriter
 from pingthings.wire.limits import FIRST_VERSION, MIN_TIME, TIME_LIMIT
@@ -125,6 +126,56 @@ def test_lone_inserts_take_no_thread_hop(stores: tuple[Engine, Any], monkeypatch
     assert asyncio.run(main()) == [FIRST_VERSION + 1] * 4
     assert handed == []
     assert engine.count(sid, MIN_TIME, TIME_LIMIT - 1)[1] == 480
+
+
+def test_the_lone_call_of_a_read_journals_in_its_first_step(stores: tuple[Engine, Any]) -> None:
+    """Started as the only call of a read, an insert is durable, published and answered before its
+    first step ends (no task); one the engine leaves over (its buffer full) goes to the thread."""
+    engine, meta = stores
+    (sid,) = make_streams(engine, meta, 1)
+    hub = Hub()
+    writer = IngestWriter(engine, meta, hub)
+    versions: list[int] = []
+
+    async def call(i: int) -> None:
+        versions.append(await writer.insert(sid, *second(i), MergePolicy.NEVER, None))
+
+    async def main() -> list[bool]:
+        loop = asyncio.get_running_loop()
+        finished = []
+        for i in range(6):  # max_points 600: the sixth second does not fit the buffer
+            task = start_eager(loop, call(i), lambda: None, lambda: None, alone=True)
+            finished.append(task is None)
+            if task is not None:
+                await task
+        await writer.wait()
+        return finished
+
+    assert asyncio.run(main()) == [True] * 5 + [False]
+    assert versions == [FIRST_VERSION + 1] * 5 + [FIRST_VERSION + 2]
+    assert [t for _, t in hub.batches] == [int(second(i)[0][0]) for i in range(6)]
+    assert engine.count(sid, MIN_TIME, TIME_LIMIT - 1)[1] == 720
+
+
+def test_a_lone_call_refused_by_the_engine_raises_its_error(stores: tuple[Engine, Any]) -> None:
+    engine, meta = stores
+    (sid,) = make_streams(engine, meta, 1)
+    writer = IngestWriter(engine, meta, Hub())
+    t, v = second(0)
+    v[3] = np.nan
+    errors: list[BaseException] = []
+
+    async def call() -> None:
+        try:
+            await writer.insert(sid, t, v, MergePolicy.NEVER, None)
+        except BadValue as exc:
+            errors.append(exc)
+
+    async def main() -> bool:
+        return start_eager(asyncio.get_running_loop(), call(), lambda: None, lambda: None, alone=True) is None
+
+    assert asyncio.run(main())
+    assert len(errors) == 1 and engine.buffered_points() == 0
 
 
 def test_acknowledged_group_survives_a_crash(tmp_path: Path) -> None:

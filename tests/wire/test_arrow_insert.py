@@ -24,11 +24,13 @@ def test_encode_writes_what_pyarrow_writes(rows: int) -> None:
     assert arrow_insert.encode(times, values) == wire_arrow.table_to_ipc(wire_arrow.raw_table(times, values))
 
 
+@pytest.mark.parametrize("as_view", [False, True])
 @pytest.mark.parametrize("rows", [1, 7, 120, arrow_insert.MAX_ROWS])
-def test_decode_reads_what_encode_wrote(rows: int) -> None:
+def test_decode_reads_what_encode_wrote(rows: int, as_view: bool) -> None:
     times, values = points(rows)
     values[0] = -0.0
-    decoded = arrow_insert.decode(arrow_insert.encode(times, values))
+    payload = arrow_insert.encode(times, values)
+    decoded = arrow_insert.decode(memoryview(payload) if as_view else payload)
     assert decoded is not None
     np.testing.assert_array_equal(decoded[0], times)
     assert decoded[1].view(np.int64).tolist() == values.view(np.int64).tolist()  # bit for bit
@@ -61,6 +63,7 @@ def test_decode_leaves_every_other_payload_to_pyarrow() -> None:
     }
     for name, payload in others.items():
         assert arrow_insert.decode(payload) is None, name
+        assert arrow_insert.decode(memoryview(payload)) is None, name
 
 
 def test_read_insert_table_gives_the_same_points_either_way() -> None:

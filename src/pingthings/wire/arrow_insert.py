@@ -101,19 +101,27 @@ def decode(payload: bytes | memoryview) -> tuple[np.ndarray, np.ndarray] | None:
     found = frame(rows)
     if found is None or found.size(rows) != len(payload):
         return None
-    data = memoryview(payload)
     head, between, tail = len(found.head), len(found.between), len(found.tail)
     t_end = head + 8 * rows
     v_at = t_end + between
-    if (
-        data[:head] != found.head
-        or data[t_end:v_at] != found.between
-        or data[len(payload) - tail :] != found.tail
-    ):
+    if isinstance(payload, bytes):  # compared in place, without a slice
+        framed = (
+            payload.startswith(found.head)
+            and payload.startswith(found.between, t_end)
+            and payload.endswith(found.tail)
+        )
+    else:
+        data = memoryview(payload)
+        framed = (
+            data[:head] == found.head
+            and data[t_end:v_at] == found.between
+            and data[len(payload) - tail :] == found.tail
+        )
+    if not framed:
         return None
     return (
-        np.frombuffer(data, dtype="<i8", count=rows, offset=head),
-        np.frombuffer(data, dtype="<f8", count=rows, offset=v_at),
+        np.frombuffer(payload, dtype="<i8", count=rows, offset=head),
+        np.frombuffer(payload, dtype="<f8", count=rows, offset=v_at),
     )
 
 

@@ -44,7 +44,10 @@ from pingthings.server.engine.validate import (
     check_insert,
     check_point_width,
     check_range,
+    check_sorted_times,
+    check_values,
     round_times,
+    values_finite,
 )
 from pingthings.server.errors import (
     InvalidPointWidth,
@@ -136,19 +139,35 @@ def _aligned_result(parts: Contributions, pw: int) -> StatWindows:
 
 def _policy(merge: MergePolicy | int) -> MergePolicy:
     """``merge`` as a MergePolicy; WrongArgs for an unknown one."""
+    if type(merge) is MergePolicy:
+        return merge
     try:
         return MergePolicy(merge)
     except ValueError:
         raise WrongArgs(f"unknown merge policy {merge!r}") from None
 
 
-def _checked_points(times: Any, values: Any, round_bits: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Insert input as int64 times (rounded when asked) and float64 values, every point storable."""
+def _input_points(times: Any, values: Any, round_bits: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Insert input as int64 times (rounded when asked) and float64 values, not yet checked."""
     t, v = as_points(times, values)
     if round_bits is not None:
         t = round_times(t, round_bits)
-    check_insert(t, v)
     return t, v
+
+
+def _prepared_points(t: np.ndarray, v: np.ndarray, policy: MergePolicy) -> tuple[np.ndarray, np.ndarray]:
+    """Input points checked (every point storable, as :func:`check_insert` does), sorted by time
+    and with the batch's own duplicates resolved (:func:`prepare_batch`).
+
+    The times are checked at the ends of the sorted batch (resolving duplicates drops no time that
+    is not kept too): no min or max pass.
+    """
+    finite = values_finite(v)  # of every value: resolving duplicates may drop some
+    t_sorted, v_sorted = prepare_batch(t, v, policy)
+    check_sorted_times(t_sorted)
+    if not finite:
+        check_values(v)
+    return t_sorted, v_sorted
 
 
 def _windows_args(start: Any, end: Any, width: Any, depth: Any) -> tuple[int, int, int]:
@@ -516,10 +535,9 @@ class Engine:
         """
         st = self._stream(uuid)
         policy = _policy(merge)
-        t, v = _checked_points(times, values, round_bits)
+        t, v = _prepared_points(*_input_points(times, values, round_bits), policy)
         if t.size == 0:
             return self.peek_version(uuid)
-        t, v = prepare_batch(t, v, policy)
         with st.lock:
             if st.dead:
                 raise StreamNotFound()
@@ -550,6 +568,9 @@ class Engine:
         insert is None also when its stream is not loaded or is busy in another thread, when the
         buffers are at ``max_bytes``, and every insert is None when the journal is busy.
         """
+        if len(inserts) == 1:
+            one = inserts[0]
+            return [self.insert_one(one.uuid, one.times, one.values, one.merge, one.round_bits, wait)]
         results: list[int | ServerError | None] = [None] * len(inserts)
         cfg = self.buffering
         if cfg is None:
@@ -561,7 +582,11 @@ class Engine:
             try:
                 st = self._stream(item.uuid) if wait else self._streams.get(as_uuid(item.uuid))
                 policy = _policy(item.merge)
-                t, v = _checked_points(item.times, item.values, item.round_bits)
+                t, v = _input_points(item.times, item.values, item.round_bits)
+                if 0 < t.size < cfg.max_points:
+                    t, v = _prepared_points(t, v, policy)
+                else:  # left over, sorted by insert: checked only
+                    check_insert(t, v)
             except ServerError as exc:
                 results[i] = exc
                 continue
@@ -572,7 +597,7 @@ class Engine:
             if id(st) in passed or not 0 < t.size < cfg.max_points or room < 0:
                 passed.add(id(st))
                 continue
-            checked.append((i, st, *prepare_batch(t, v, policy), policy))
+            checked.append((i, st, t, v, policy))
         locked: list[_Stream] = []
         # A fixed order (by stream number): two callers can never deadlock on each other's locks.
         for st in sorted({id(c[1]): c[1] for c in checked}.values(), key=lambda st: st.sid):
@@ -587,6 +612,72 @@ class Engine:
         if wait:
             self._trim_buffers()
         return results
+
+    def insert_one(
+        self,
+        uuid: Any,
+        times: Any,
+        values: Any,
+        merge: MergePolicy | int = MergePolicy.NEVER,
+        round_bits: int | None = None,
+        wait: bool = True,
+    ) -> int | ServerError | None:
+        """:meth:`insert_group` of one insert: its result alone, without a group's bookkeeping."""
+        cfg = self.buffering
+        if cfg is None:
+            return None
+        try:
+            st = self._stream(uuid) if wait else self._streams.get(as_uuid(uuid))
+            policy = _policy(merge)
+            t, v = _input_points(times, values, round_bits)
+            small = 0 < t.size < cfg.max_points
+            if small:
+                t, v = _prepared_points(t, v, policy)
+            else:  # left over, sorted by insert: checked only
+                check_insert(t, v)
+        except ServerError as exc:
+            return exc
+        if st is None or not small:
+            return None
+        if cfg.max_bytes - self._buffered_bytes - (0 if wait else 16 * int(t.size)) < 0:
+            return None
+        if not st.lock.acquire(blocking=wait):
+            return None
+        try:
+            result = self._journal_one(st, t, v, policy, cfg, wait)
+        finally:
+            st.lock.release()
+        if wait:
+            self._trim_buffers()
+        return result
+
+    def _journal_one(
+        self, st: _Stream, t: np.ndarray, v: np.ndarray, policy: MergePolicy, cfg: Buffering, wait: bool
+    ) -> int | ServerError | None:
+        """:meth:`_journal_group` of one insert (``st.lock`` held)."""
+        if st.dead:
+            return StreamNotFound()
+        buffer = st.buffer
+        if buffer is not None and (buffer.policy != policy or buffer.points + t.size > cfg.max_points):
+            return None
+        if buffer is None:
+            buffer = StreamBuffer(st.state[0] + 1, policy, int(self._clock()))
+        try:
+            if not self._journal.append_many([JournalEntry(st.sid, buffer.version, int(policy), t, v)], wait):
+                return None
+        except ServerError as exc:  # DiskFull: nothing was written
+            return exc
+        self._into_buffer(st, buffer, t, v)
+        return buffer.version
+
+    def _into_buffer(self, st: _Stream, buffer: StreamBuffer, t: np.ndarray, v: np.ndarray) -> None:
+        """Add journaled points to their stream's buffer (``st.lock`` held)."""
+        buffer.add(t, v)
+        with self._buffered_lock:
+            if st.buffer is not buffer:
+                st.buffer = buffer
+                self._buffered[st.uuid] = st
+            self._buffered_bytes += 16 * int(t.size)
 
     def _journal_group(
         self,
@@ -625,12 +716,7 @@ class Engine:
                 results[i] = exc
             return
         for i, st, buffer, t, v in placed:
-            buffer.add(t, v)
-            with self._buffered_lock:
-                if st.buffer is not buffer:
-                    st.buffer = buffer
-                    self._buffered[st.uuid] = st
-                self._buffered_bytes += 16 * int(t.size)
+            self._into_buffer(st, buffer, t, v)
             results[i] = buffer.version
 
     def _commit_batch(

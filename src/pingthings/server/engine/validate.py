@@ -94,3 +94,22 @@ def check_insert(t: np.ndarray, v: np.ndarray) -> None:
         if np.isnan(v).any():
             raise BadValue("insert contains NaN values")
         raise BadValue("insert contains Inf values")
+
+
+def values_finite(v: np.ndarray) -> bool:
+    """Whether every value is finite."""
+    return bool(np.isfinite(v).all())
+
+
+def check_values(v: np.ndarray) -> None:
+    """Every value finite (BadValue for NaN first, then for Inf)."""
+    if not values_finite(v):
+        if np.isnan(v).any():
+            raise BadValue("insert contains NaN values")
+        raise BadValue("insert contains Inf values")
+
+
+def check_sorted_times(t: np.ndarray) -> None:
+    """Every time of a sorted batch in ``[MIN_TIME, TIME_LIMIT - 1)``: its ends are."""
+    if t.size and (int(t[0]) < MIN_TIME or int(t[-1]) >= TIME_LIMIT - 1):
+        raise InvalidTimeRange("insert contains points outside valid time interval")

@@ -27,11 +27,23 @@ from typing import Any
 _NOTHING: Any = object()
 #: True while :func:`start_eager` runs a first step (steps of one thread never nest).
 _in_first_step = False
+#: True while that first step is of the only call its connection's read started.
+_alone = False
 
 
 @types.coroutine
 def _bare_yield() -> Generator[None, None, None]:
     yield
+
+
+def first_step_alone() -> bool:
+    """Whether the code running now is the first step of the only call one read started.
+
+    A handler may then finish work at once that it would otherwise put off to the end of the
+    loop turn to share with the other calls of that turn (the ingest writer journals such an
+    insert right away, see ``service/ingest_writer.py``).
+    """
+    return _alone
 
 
 async def needs_task() -> None:
@@ -110,24 +122,28 @@ def start_eager(
     coro: Coroutine[Any, None, None],
     before_step: Callable[[], None],
     after_step: Callable[[], None],
+    alone: bool = False,
 ) -> asyncio.Task[None] | None:
     """Run ``coro``'s first step now; return the task that carries on, or None if it finished.
+
+    ``alone``: the call is the only one its connection's read started (see :func:`first_step_alone`).
 
     Raises
     ------
     BaseException
         Whatever the first step raised (a handler's own errors are caught inside ``coro``).
     """
-    global _in_first_step
+    global _in_first_step, _alone
     context = contextvars.copy_context()
     _in_first_step = True
+    _alone = alone
     try:
         pending = context.run(coro.send, None)
     except StopIteration:
         return None
     finally:
-        _in_first_step = False
+        _in_first_step = _alone = False
     return loop.create_task(Resumed(coro, pending, before_step, after_step), context=context)
 
 
-__all__ = ["Resumed", "needs_task", "start_eager"]
+__all__ = ["Resumed", "first_step_alone", "needs_task", "start_eager"]

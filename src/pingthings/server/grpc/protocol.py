@@ -380,16 +380,17 @@ class GrpcProtocol(asyncio.Protocol):
     def _start_calls(self) -> None:
         """Start the calls admitted while handling the frames of one read (see ``_to_start``)."""
         starting, self._to_start = self._to_start, []
+        alone = len(starting) == 1
         for call, method, deadline in starting:
             if not call.reset and not call.ended:
-                self._start(call, method, deadline)
+                self._start(call, method, deadline, alone)
 
-    def _start(self, call: Call, method: Method, deadline: float | None) -> None:
+    def _start(self, call: Call, method: Method, deadline: float | None, alone: bool = False) -> None:
         policy = self.server.policy
         policy.started(call)
         if method.eager:
             task = start_eager(
-                self.loop, self._serve_eager(call, method.handler), self._hold_writes, self._after_step
+                self.loop, self._serve_eager(call, method.handler), self._hold_writes, self._after_step, alone
             )
             if task is None:
                 return  # replied already, in this turn

@@ -38,6 +38,41 @@ _RECORD_COLUMNS = "uuid, collection, tags, annotations, property_version, create
 
 #: Weight of the newest write in ``long_term_autoregressive_average``.
 _AVERAGE_WEIGHT = 0.05
+#: Most consecutive activity records of one stream folded into one UPDATE.
+_FOLD = 32
+
+
+def _folded_update(uuid: bytes, records: list[tuple[int, int]], now: str) -> tuple[str, tuple[object, ...]]:
+    """One UPDATE with the effect of one per ``(last_written_ns, points)`` record (two or more).
+
+    The moving average takes the same steps as those UPDATEs would (``avg * (1 - w) + w * points``
+    per record, nested in SQL when it is not NULL yet, computed here when it is), so it ends bit
+    for bit the same.
+    """
+    average = "long_term_autoregressive_average"
+    steps: list[float] = []
+    for _, points in records:
+        average = f"({average} * ? + ?)"
+        steps += [1.0 - _AVERAGE_WEIGHT, _AVERAGE_WEIGHT * points]
+    first = float(records[0][1])  # the NULL case: the first record sets it, the others step it
+    for _, points in records[1:]:
+        first = first * (1.0 - _AVERAGE_WEIGHT) + _AVERAGE_WEIGHT * points
+    sql = (
+        "UPDATE stream_meta SET previous_last_written = ?, last_written = ?, estimated_count_delta = ?,"
+        " long_term_autoregressive_average = CASE WHEN long_term_autoregressive_average IS NULL"
+        f" THEN ? ELSE {average} END, previous_count_last_updated = ?, count_last_updated = ? WHERE uuid = ?"
+    )
+    params = (
+        iso_from_ns(records[-2][0]),
+        iso_from_ns(records[-1][0]),
+        records[-1][1],
+        first,
+        *steps,
+        now,
+        now,
+        uuid,
+    )
+    return sql, params
 
 
 def _record(row: tuple) -> StreamRecord:
@@ -436,27 +471,47 @@ class StreamsMixin(StoreCore):
 
     def record_writes(self, writes: Iterable[tuple[bytes, int, int]]) -> None:
         """:meth:`record_write` for each ``(uuid, last_written_ns, points_added)``, in order, in
-        one transaction (they share this call's wall-clock time)."""
+        one transaction (they share this call's wall-clock time).
+
+        Consecutive records of one stream (a client writing one call after another sends a few
+        hundred between two batches) are folded into one UPDATE of up to :data:`_FOLD` records
+        whose moving average repeats the same floating-point steps, so the columns end exactly as
+        after one UPDATE per record (about 16 µs each) at a fraction of the cost.
+        """
         now = iso_from_ns(self._now_ns())
-        rows = [
-            (
-                iso_from_ns(int(last_written_ns)),
-                int(points),
-                float(points),
-                1.0 - _AVERAGE_WEIGHT,
-                _AVERAGE_WEIGHT * int(points),
-                now,
-                check_uuid(uuid),
-            )
-            for uuid, last_written_ns, points in writes
-        ]
+        per_stream: dict[bytes, list[tuple[int, int]]] = {}
+        for uuid, last_written_ns, points in writes:
+            per_stream.setdefault(check_uuid(uuid), []).append((int(last_written_ns), int(points)))
+        single: list[tuple[object, ...]] = []
+        folded: list[tuple[str, tuple[object, ...]]] = []
+        for uuid, records in per_stream.items():  # streams are rows of their own: any order
+            for at in range(0, len(records), _FOLD):
+                part = records[at : at + _FOLD]
+                if len(part) == 1:
+                    wall, points = part[0]
+                    single.append(
+                        (
+                            iso_from_ns(wall),
+                            points,
+                            float(points),
+                            1.0 - _AVERAGE_WEIGHT,
+                            _AVERAGE_WEIGHT * points,
+                            now,
+                            uuid,
+                        )
+                    )
+                else:
+                    folded.append(_folded_update(uuid, part, now))
         with self._write() as conn:
-            conn.executemany(
-                "UPDATE stream_meta SET previous_last_written = last_written, last_written = ?,"
-                " estimated_count_delta = ?,"
-                " long_term_autoregressive_average = CASE WHEN long_term_autoregressive_average IS NULL"
-                " THEN ? ELSE long_term_autoregressive_average * ? + ? END,"
-                " previous_count_last_updated = count_last_updated, count_last_updated = ?"
-                " WHERE uuid = ?",
-                rows,
-            )
+            for sql, params in folded:
+                conn.execute(sql, params)
+            if single:
+                conn.executemany(
+                    "UPDATE stream_meta SET previous_last_written = last_written, last_written = ?,"
+                    " estimated_count_delta = ?,"
+                    " long_term_autoregressive_average = CASE WHEN long_term_autoregressive_average IS NULL"
+                    " THEN ? ELSE long_term_autoregressive_average * ? + ? END,"
+                    " previous_count_last_updated = count_last_updated, count_last_updated = ?"
+                    " WHERE uuid = ?",
+                    single,
+                )

@@ -51,7 +51,8 @@ async def apply_insert(
     merge_policy: int = 0,
     round_bits: int | None = None,
 ) -> int:
-    """Insert points (shared by Insert and ArrowInsert): checks here, then the engine write,
+    """Insert points (shared by Insert and ArrowInsert) into a stream the caller may see (checked
+    by the caller: :func:`.visibility.visible_uuid`): checks here, then the engine write,
     publication to subscribers and metadata bookkeeping by the ingest writer thread (see
     :mod:`.ingest_writer`). Returns the version the points are in."""
     count = len(times)
@@ -59,7 +60,6 @@ async def apply_insert(
         raise InsertTooBig(f"insert of {count} points exceeds the limit of {state.max_insert_points}")
     if round_bits is not None and not 0 <= round_bits <= MAX_POINT_WIDTH:
         raise InvalidPointWidth(f"rounding bits must be within 0..{MAX_POINT_WIDTH}, got {round_bits}")
-    require_visible(state.meta, uuid)
     policy = _merge_policy(merge_policy)
     if state.ingest is None:
         state.ingest = IngestWriter(state.engine, state.meta, state.hub)
@@ -163,6 +163,7 @@ class PointHandlers:
     async def insert(self, data: bytes) -> bytes:
         """Insert a batch of points (decoded by the numpy codec)."""
         request = payloads.decode_insert(data)
+        require_visible(self.state.meta, request.uuid)
         version = await apply_insert(
             self.state,
             request.uuid,
