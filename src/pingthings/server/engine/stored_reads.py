@@ -21,11 +21,17 @@ A block is decoded here and sent as columns also when the reader cannot take it 
 are not wanted at all (``send_blocks`` false: the reader does not decode this encoding), or the
 block is larger than a message may be, or declares a larger body than a reader accepts.
 
+A share of the uncached batches (:data:`SERVER_SHARE` of their points, spread evenly by
+:class:`ServerShare`) is decoded here too and sent as columns: a cold read's decode then runs on
+both the server's and the reader's core instead of the reader's alone, and those blocks are cached
+at once (measured on a loaded 2-core machine, 10^7 points: 22-25 against 14-17 Mpt/s best, same runs).
+
 The pieces are grouped into messages of at most ``max_bytes`` bytes of pieces (a column piece is
 split across messages where needed). When the read is one the cache admits (as for the other raw
-reads), the blocks sent encoded are handed to ``admit_later`` after the last message, to be decoded
-into the cache in the background (:mod:`.late_admission`), so a second read of the same data is
-served from memory.
+reads), the blocks sent encoded are handed to the late admission after the last message, to be
+decoded into the cache in the background (:mod:`.late_admission`), so a second read of the same
+data is served from memory; blocks still waiting there that this read decodes itself are taken
+off its queue.
 """
 
 from __future__ import annotations
