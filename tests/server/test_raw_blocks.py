@@ -340,3 +340,28 @@ def test_the_reads_cover_partly_wanted_groups_and_columns(uncached: Setup, cache
     stream, _, (lo, hi) = cached.streams[0]
     with RawClient(cached.srv.endpoint) as raw:
         assert not _has_stored_blocks(_raw_call(raw, stream.uuid, lo, hi, [BLOCK_FORMAT]))  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+async def test_server_decoded_share_matches_on_both_backends(
+    uncached: Setup, share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cold reads whose batches the server decodes in part (columns) and sends in part (stored
+    blocks, decoded here): the same points as RawValues."""
+    from pingthings.server.engine import stored_reads
+
+    monkeypatch.setattr(stored_reads, "SERVER_SHARE", share)
+    stream, versions, (lo, hi) = uncached.streams[1]
+    uuid = stream.uuid  # type: ignore[attr-defined]
+    if share in (0.0, 1.0):
+        with RawClient(uncached.srv.endpoint) as raw:
+            assert _has_stored_blocks(_raw_call(raw, uuid, lo, hi, [BLOCK_FORMAT])) == (share == 0.0)
+    endpoint = uncached.srv.endpoint
+    async with await AsyncClient.connect(endpoint=endpoint) as client, await AsyncClient.connect(
+        endpoint=endpoint
+    ) as plain:
+        _raw_blocks.disable(plain)
+        mine, theirs = await client.stream_from_uuid(uuid), await plain.stream_from_uuid(uuid)
+        for start, end, version in ((lo, hi, 0), (lo + 7_777, hi - 4_321, versions[2])):
+            _same(await mine.raw_values(start, end, version), await theirs.raw_values(start, end, version))

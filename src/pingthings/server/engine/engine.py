@@ -891,17 +891,22 @@ class Engine:
         version: Any = 0,
         max_bytes: int = 16 * DEFAULT_CHUNK,
         send_blocks: bool = True,
+        server_share: float | None = None,
     ) -> tuple[int, RawChunks[list[stored_reads.Piece]]]:
         """Like :meth:`iter_raw_pieces`, but as the tree stores the points: each step is one
         message's pieces (at most ``max_bytes`` bytes), uncached blocks as their stored bytes unless
-        ``send_blocks`` is false (see :mod:`.stored_reads`). Checked and planned as
-        :meth:`iter_raw_values` (buffered points are merged first, as for every read).
+        ``send_blocks`` is false, except a share of them (``server_share``, None: the default
+        :data:`.stored_reads.SERVER_SHARE`) decoded here and cached at once (see
+        :mod:`.stored_reads`). Checked and planned as :meth:`iter_raw_values` (buffered points are
+        merged first, as for every read).
         """
         plan = self._plan_raw_read(uuid, start, end, version, max(1, max_bytes // 16))
 
         def produce(reader: BlockReader, refs: query.LeafRefs, lo: int, hi: int, _: int) -> Iterator[Any]:
-            late = self._late.submit if reader.cache.capacity else None
-            return stored_reads.iter_stored_messages(reader, refs, lo, hi, max_bytes, send_blocks, late)
+            late = self._late if reader.cache.capacity else None
+            return stored_reads.iter_stored_messages(
+                reader, refs, lo, hi, max_bytes, send_blocks, late, server_share
+            )
 
         return self._run(plan, produce)
 

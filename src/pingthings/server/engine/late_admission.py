@@ -51,7 +51,8 @@ class LateAdmission:
     def __init__(self, reader: BlockReader, max_pending: int) -> None:
         self._reader = reader
         self._max_pending = max_pending
-        self._jobs: deque[tuple[list[int], dict[int, bytes], int]] = deque()
+        self._jobs: deque[tuple[list[int], dict[int, bytes]]] = deque()
+        self._waiting: dict[int, int] = {}  # address -> bytes, of every queued block not yet decoded
         self._pending = 0
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -59,18 +60,39 @@ class LateAdmission:
         self._serving = 0
 
     def submit(self, addrs: list[int], raw: dict[int, bytes]) -> bool:
-        """Queue the blocks ``addrs`` (their bytes in ``raw``); False if they were not taken."""
-        size = sum(len(raw[a]) for a in addrs)
+        """Queue the blocks ``addrs`` (their bytes in ``raw``); False if they were not taken.
+
+        Blocks already queued are left out (a read that sent them again while they waited), and so
+        are repeats (a block referenced by two runs of a read)."""
         with self._wake:
+            addrs = [a for a in dict.fromkeys(addrs) if a not in self._waiting]
+            size = sum(len(raw[a]) for a in addrs)
             if self._closed or not addrs or self._pending + size > self._max_pending:
                 return False
-            self._jobs.append((addrs, raw, size))
+            self._jobs.append((addrs, raw))
+            self._waiting.update((a, len(raw[a])) for a in addrs)
             self._pending += size
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="late-admission", daemon=True)
                 self._thread.start()
             self._wake.notify()
         return True
+
+    def waiting(self, addrs: list[int]) -> list[int]:
+        """Those of the blocks ``addrs`` that are queued and not decoded yet."""
+        with self._wake:
+            if not self._waiting:
+                return []
+            return [a for a in addrs if a in self._waiting]
+
+    def taken(self, addrs: list[int]) -> None:
+        """A read decoded the blocks ``addrs`` into the cache itself: the thread skips them."""
+        with self._wake:
+            for a in addrs:
+                size = self._waiting.pop(a, None)
+                if size is not None:
+                    self._pending -= size
+            self._wake.notify_all()
 
     @contextmanager
     def serving(self) -> Iterator[None]:
@@ -97,19 +119,18 @@ class LateAdmission:
                 self._wake.wait_for(lambda: self._closed or bool(self._jobs))
                 if self._closed:
                     return
-                addrs, raw, size = self._jobs.popleft()
+                addrs, raw = self._jobs.popleft()
             try:
                 self._admit(addrs, raw)
             except Exception:  # an optimisation failed: the reads stay correct
                 log.exception("late admission of %d blocks failed", len(addrs))
-            with self._wake:
-                self._pending -= size
-                self._wake.notify_all()
+            finally:
+                self.taken(addrs)  # whatever is left of the job
 
     def _admit(self, addrs: list[int], raw: dict[int, bytes]) -> None:
-        """Decode the blocks not cached meanwhile, in batches of about BATCH_POINTS points."""
-        reader = self._reader
-        cached = reader.cache.get_many(addrs)
+        """Decode the blocks not cached meanwhile, in batches of about BATCH_POINTS points (at most
+        BATCH blocks); a block a read decoded itself in the meantime is skipped."""
+        cached = self._reader.cache.get_many(addrs)
         batch: list[int] = []
         views: list[LeafView] = []
         points = 0
@@ -121,12 +142,26 @@ class LateAdmission:
             views.append(view)
             points += view.size
             if points >= BATCH_POINTS or len(batch) >= BATCH:
-                if not self._wait_for_reads():
+                if not self._decode(batch, raw, views):
                     return
-                reader.decode_encoded(batch, raw, True, views)
                 batch, views, points = [], [], 0
-        if batch and self._wait_for_reads():
-            reader.decode_encoded(batch, raw, True, views)
+        if batch:
+            self._decode(batch, raw, views)
+
+    def _decode(self, batch: list[int], raw: dict[int, bytes], views: list[LeafView]) -> bool:
+        """Decode the blocks of ``batch`` still waiting, once no cached read is served; False once
+        closed."""
+        if not self._wait_for_reads():
+            return False
+        with self._wake:
+            keep = [k for k, a in enumerate(batch) if a in self._waiting]
+        if keep:
+            kept = [batch[k] for k in keep]
+            self._reader.decode_encoded(kept, raw, True, [views[k] for k in keep])
+            self.taken(kept)
+        for a in batch:
+            raw.pop(a, None)  # the bytes held are those still waiting
+        return True
 
     def _wait_for_reads(self) -> bool:
         """Wait while reads are served from the cache (at most MAX_PAUSE seconds in a row); False
@@ -140,6 +175,8 @@ class LateAdmission:
         with self._wake:
             self._closed = True
             self._jobs.clear()
+            self._waiting.clear()
+            self._pending = 0
             self._wake.notify_all()
             thread = self._thread
         if thread is not None:

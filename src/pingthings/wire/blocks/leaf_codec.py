@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from itertools import accumulate
 
 import numpy as np
 
@@ -57,6 +58,8 @@ _FLAG_F32 = 1
 _FLAG_SCALED = 2
 _FLAG_GRID = 4
 _SCALED_EXT = struct.Struct("<BB2xId")
+#: The entry counts of a group's table, by number of entries.
+_COUNTS = [struct.Struct(f"<{k}I") for k in range(256)]
 
 
 def _zigzag(d: np.ndarray) -> np.ndarray:
@@ -239,13 +242,16 @@ def decode_leaf(block: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _bounds(body: bytes | memoryview, k: int) -> np.ndarray:
-    """Slot bounds of a group: slot ``s`` owns points ``bounds[s]:bounds[s + 1]`` (65 int64)."""
+    """Slot bounds of a group: slot ``s`` owns points ``bounds[s]:bounds[s + 1]`` (65 int64).
+
+    Built from Python ints (a group has a few dozen entries at most): half the time of five numpy
+    calls on tiny arrays, which a cold read of 10^7 points pays ~1,500 times.
+    """
     off = _GROUP_HEADER.size
-    counts = np.frombuffer(body, dtype="<u4", count=k, offset=off).astype(np.int64)
-    slots = np.frombuffer(body, dtype=np.uint8, count=k, offset=off + 4 * k)
-    per_slot = np.zeros(65, dtype=np.int64)
-    per_slot[slots.astype(np.int64) + 1] = counts
-    return np.cumsum(per_slot, out=per_slot)
+    per_slot = [0] * 65
+    for slot, count in zip(body[off + 4 * k : off + 5 * k], _COUNTS[k].unpack_from(body, off), strict=True):
+        per_slot[slot + 1] = count
+    return np.array(list(accumulate(per_slot)), dtype=np.int64)
 
 
 class LeafView:
