@@ -237,3 +237,14 @@ def test_plain_functions_and_their_errors_cross_over(loop: ClientEventLoop) -> N
     assert loop.call(threading.get_ident) == loop.call(lambda: threading.get_ident())
     with pytest.raises(ZeroDivisionError):
         loop.call(lambda: 1 / 0)
+
+
+def test_a_thread_running_another_event_loop_hands_its_call_over(loop: ClientEventLoop) -> None:
+    import trio
+
+    async def from_trio() -> tuple[int, int]:
+        # Blocking inside trio is the caller's business; the client's loop must not run inside trio's.
+        return loop.call(threading.get_ident), threading.get_ident()
+
+    ran_in, trio_thread = trio.run(from_trio)
+    assert ran_in != trio_thread

@@ -25,6 +25,7 @@ import contextlib
 import functools
 import inspect
 import signal
+import sys
 import threading
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterator
@@ -38,11 +39,6 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from pingthings.timeseries._loop_owner import LoopOwner
 from pingthings.timeseries.exceptions import ClientClosedError, SyncCallFromEventLoopError
 
-try:
-    import sniffio
-except ImportError:  # anyio then knows only asyncio
-    sniffio = None  # type: ignore[assignment]
-
 CO_RESULT_TYPE = TypeVar("CO_RESULT_TYPE")
 T = TypeVar("T")
 
@@ -51,9 +47,14 @@ _ITERATE_BUFFER = 1
 
 
 def _no_async_library_here() -> bool:
-    """True if this thread runs no event loop of any library (so it may run the client's loop itself)."""
+    """True if this thread runs no event loop of any library (so it may run the client's loop itself).
+
+    Libraries other than asyncio (trio) announce themselves through sniffio, which anyio asks too; a
+    process that never imported sniffio runs none of them.
+    """
     if asyncio._get_running_loop() is not None:
         return False
+    sniffio = sys.modules.get("sniffio")
     return sniffio is None or (
         sniffio.thread_local.name is None and sniffio.current_async_library_cvar.get() is None
     )
