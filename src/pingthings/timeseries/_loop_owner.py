@@ -39,6 +39,9 @@ class LoopOwner:
 
     def __init__(self, name: str = "pingthings-client-loop") -> None:
         self.loop = asyncio.new_event_loop()
+        #: Tasks created on the loop so far, except callers' own (see :meth:`release`).
+        self.tasks_created = 0
+        self.loop.set_task_factory(self._new_task)
         self.lock = threading.Lock()
         #: Thread ident of the thread running the loop, :data:`LOOP_THREAD`, or None (parked).
         self.owner: int | None = None
@@ -54,6 +57,11 @@ class LoopOwner:
         self._thread.start()
 
     # ------------------------------------------------------------------ state
+
+    def _new_task(self, loop: asyncio.AbstractEventLoop, coro: Any, context: Any = None) -> asyncio.Task[Any]:
+        """The loop's task factory: count every task made through ``loop.create_task``."""
+        self.tasks_created += 1
+        return asyncio.Task(coro, loop=loop, context=context)
 
     def busy(self) -> bool:
         """True if the loop has callbacks queued or unfinished tasks (call holding :attr:`lock`, or as owner).
@@ -80,13 +88,24 @@ class LoopOwner:
                 return True
             return False
 
-    def release(self) -> None:
-        """Give the loop up after running it as a caller; the loop thread takes over any work left."""
+    def release(self, tasks_before: int) -> None:
+        """Give the loop up after running it as a caller; the loop thread takes over any work left.
+
+        ``tasks_before`` is :attr:`tasks_created` when the caller took the loop. A caller takes only a loop
+        with no unfinished task (whoever gave it up saw none), and makes its own task without the factory;
+        so if no task was created meanwhile, none can be unfinished and the costly scan is skipped.
+        """
         with self.lock:
-            if self.closing or self.busy():
-                self._hand_to_loop_thread()
+            loop = self.loop
+            if tasks_before == self.tasks_created and not self.closing:
+                ready = getattr(loop, "_ready", None)
+                idle = ready is not None and not ready
             else:
+                idle = not self.closing and not self.busy()
+            if idle:
                 self.owner = None
+            else:
+                self._hand_to_loop_thread()
 
     def submit(self, callback: Callable[..., Any], *args: Any) -> None:
         """Run ``callback(*args)`` on the loop soon, from any thread, in a copy of the caller's context.

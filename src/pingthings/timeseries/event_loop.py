@@ -60,12 +60,28 @@ def _no_async_library_here() -> bool:
     )
 
 
-async def _invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``fn(*args, **kwargs)``, awaited if it returns an awaitable."""
-    value = fn(*args, **kwargs)
-    if inspect.isawaitable(value):
-        value = await value
-    return value
+async def _invoke_then_stop(
+    loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """``fn(*args, **kwargs)``, awaited if it returns an awaitable; then stop the loop.
+
+    Stopping from inside the task ends the caller's ``run_forever`` in the turn that finishes the call; a
+    done callback (``run_until_complete``) would take one more turn of the loop, with its own system call.
+    """
+    try:
+        value = fn(*args, **kwargs)
+        if inspect.isawaitable(value):
+            value = await value
+        return value
+    finally:
+        loop.stop()
+
+
+try:  # the C functions under the signal module's, which convert every number to an enum (~5 µs a call)
+    from _signal import getsignal as _get_handler
+    from _signal import signal as _set_handler
+except ImportError:  # pragma: no cover - an interpreter without CPython's _signal
+    _get_handler, _set_handler = signal.getsignal, signal.signal
 
 
 class _InterruptCancels:
@@ -85,7 +101,7 @@ class _InterruptCancels:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
         self._loop, self._task, self.hit = loop, task, False
-        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        self._previous = _set_handler(signal.SIGINT, self._on_sigint)
         self._previous_fd = -2
         wake = getattr(loop, "_csock", None)  # asyncio's self-pipe (selector loops)
         if wake is not None:
@@ -96,22 +112,19 @@ class _InterruptCancels:
             raise KeyboardInterrupt
         self.hit = True
         self._task.cancel()
-        self._loop.call_soon_threadsafe(_nothing)  # wake the loop if it waits for the network
+        # Stop (and so wake) the loop: a task cancelled before its first step never reaches its own stop.
+        self._loop.call_soon_threadsafe(self._loop.stop)
 
     def restore(self) -> None:
         if self._previous_fd != -2:
             signal.set_wakeup_fd(self._previous_fd)
-        signal.signal(signal.SIGINT, self._previous)
-
-
-def _nothing() -> None:
-    return None
+        _set_handler(signal.SIGINT, self._previous)
 
 
 def _guard_interrupts(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> _InterruptCancels | None:
     if threading.current_thread() is not threading.main_thread():
         return None  # signals reach only the main thread
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    if _get_handler(signal.SIGINT) is not signal.default_int_handler:
         return None  # the application handles Ctrl-C its own way
     return _InterruptCancels(loop, task)
 
@@ -239,9 +252,13 @@ class _LoopCall:
 
 
 def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
-    """On the loop: cancel every unfinished task (the loop is closing)."""
+    """On the loop, run by a caller: cancel every unfinished task (the loop is closing).
+
+    Also stops the caller's run, since a task cancelled before its first step never stops it itself.
+    """
     for task in asyncio.all_tasks(loop):
         task.cancel()
+    loop.stop()
 
 
 class ClientEventLoop:
@@ -358,11 +375,15 @@ class ClientEventLoop:
         owner = self._owner
         loop = owner.loop
         guard: _InterruptCancels | None = None
+        tasks_before = owner.tasks_created
         try:
-            task = loop.create_task(_invoke(fn, args, kwargs))
+            # Not loop.create_task: the owner counts the tasks others make while this call runs.
+            task = asyncio.Task(_invoke_then_stop(loop, fn, args, kwargs), loop=loop)
             guard = _guard_interrupts(loop, task)
             try:
-                return loop.run_until_complete(task)
+                while not task.done():  # a stop from elsewhere (close, Ctrl-C) only ends one run
+                    loop.run_forever()
+                return task.result()
             except asyncio.CancelledError:
                 if guard is not None and guard.hit:
                     raise KeyboardInterrupt from None
@@ -379,7 +400,7 @@ class ClientEventLoop:
                     if guard.hit and task.done() and not task.cancelled():
                         raise KeyboardInterrupt
         finally:
-            owner.release()
+            owner.release(tasks_before)
 
     def iterate(
         self,
