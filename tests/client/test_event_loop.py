@@ -206,6 +206,8 @@ def test_breaking_out_of_a_read_ahead_loop_closes_the_source(loop: ClientEventLo
         if item == 40:
             break
     assert closed == [10**6]
+
+
 def test_interrupting_a_blocking_call_cancels_it_on_the_loop(loop: ClientEventLoop) -> None:
     import signal
 
@@ -248,3 +250,30 @@ def test_a_thread_running_another_event_loop_hands_its_call_over(loop: ClientEve
 
     ran_in, trio_thread = trio.run(from_trio)
     assert ran_in != trio_thread
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_is_told_to_connect_again(loop: ClientEventLoop) -> None:
+    import multiprocessing
+
+    assert loop.call(add, 1) == 1  # the parent has used the loop (it could share its sockets)
+    ctx = multiprocessing.get_context("fork")
+    parent_end, child_end = ctx.Pipe()
+
+    def child() -> None:
+        try:
+            loop.call(add, 2)
+        except ClientClosedError as exc:
+            child_end.send(str(exc))
+        else:
+            child_end.send("no error")
+
+    process = ctx.Process(target=child)
+    process.start()
+    try:
+        assert parent_end.poll(30)
+        message = parent_end.recv()
+    finally:
+        process.join(30)
+    assert "another process" in message and "connect again" in message
+    assert loop.call(add, 3) == 3  # the parent's loop is untouched

@@ -22,12 +22,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 LOOP_THREAD = -1
 """The owner value meaning "the loop's own thread" (thread idents are never negative)."""
+
+
+_OWNERS: weakref.WeakSet[LoopOwner] = weakref.WeakSet()
+"""Every live owner, so that a forked child can mark them all as its parent's."""
+
+
+def _mark_forked() -> None:
+    for owner in list(_OWNERS):
+        owner.forked = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_mark_forked)
 
 
 class LoopOwner:
@@ -47,6 +62,8 @@ class LoopOwner:
         self.owner: int | None = None
         #: Set once the loop is shutting down: no new work, and the loop thread finishes it off.
         self.closing = False
+        #: Set in a forked child: the loop, its sockets and its thread belong to the parent process.
+        self.forked = False
         self._shutting_down = False
         self._look_queued = False
         self._wake = threading.Event()
@@ -55,6 +72,7 @@ class LoopOwner:
         self.loop_thread_parked.set()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
+        _OWNERS.add(self)
 
     # ------------------------------------------------------------------ state
 

@@ -290,6 +290,12 @@ class ClientEventLoop:
     def _check_blocking_allowed(self) -> None:
         if self._closed:
             raise ClientClosedError("the client's event loop is closed; connect again")
+        if self._owner.forked:
+            raise ClientClosedError(
+                "this client was created in another process (this one was forked from it), and its "
+                "connection belongs to that process; connect again here, or hand the client to the "
+                "worker pickled (an unpickled client connects on its first call)"
+            )
         if self._owner.runs_here():
             raise SyncCallFromEventLoopError(
                 "a synchronous pingthings Client method was called from the client's own event loop "
