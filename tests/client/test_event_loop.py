@@ -277,3 +277,33 @@ def test_a_forked_child_is_told_to_connect_again(loop: ClientEventLoop) -> None:
         process.join(30)
     assert "another process" in message and "connect again" in message
     assert loop.call(add, 3) == 3  # the parent's loop is untouched
+
+
+def test_closing_while_threads_call_and_iterate_ends_every_call() -> None:
+    loop = ClientEventLoop()
+    stop, outcomes = threading.Event(), []
+
+    def busy_caller(seed: int) -> None:
+        try:
+            while not stop.is_set():
+                if seed % 2:
+                    assert loop.call(add, seed, b=1) == seed + 1
+                else:
+                    assert list(loop.iterate(numbers(20, []), read_ahead=4)) == list(range(20))
+        except ClientClosedError:
+            outcomes.append("closed")
+        except BaseException as exc:  # anything else is a failure of the close
+            outcomes.append(repr(exc))
+
+    threads = [threading.Thread(target=busy_caller, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    assert loop.call(add, 1) == 1
+    for _ in range(200):  # let the callers interleave with each other for a while
+        loop.call(add, 0)
+    loop.close()  # while the others are in the middle of calls and iterations
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+        assert not thread.is_alive(), "a call was left waiting after close()"
+    assert set(outcomes) <= {"closed"}, outcomes

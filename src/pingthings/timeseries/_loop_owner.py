@@ -204,15 +204,24 @@ class LoopOwner:
             self.loop.stop()
 
     def _shut_down(self) -> None:
-        """Cancel what still runs, let it unwind, and close the loop (on the loop thread, as its owner)."""
+        """Cancel what still runs, let it unwind, and close the loop (on the loop thread, as its owner).
+
+        Work handed over before :attr:`closing` was set may still sit in the queue and start tasks as it
+        runs, so this repeats until neither tasks nor queued callbacks are left.
+        """
         loop = self.loop
         self._shutting_down = True
         try:
-            tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            while True:
+                tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+                for task in tasks:
+                    task.cancel()
+                if tasks:
+                    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+                elif getattr(loop, "_ready", None):
+                    loop.run_until_complete(asyncio.sleep(0))  # run what is queued
+                else:
+                    break
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()

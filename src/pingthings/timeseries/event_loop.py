@@ -184,7 +184,18 @@ class _LoopCall:
     as one asyncio task; the task releases a lock as its last act, which wakes the caller.
     """
 
-    __slots__ = ("_args", "_done", "_error", "_fn", "_kwargs", "_owner", "_result", "_task")
+    __slots__ = (
+        "_args",
+        "_awaitable",
+        "_done",
+        "_error",
+        "_fn",
+        "_kwargs",
+        "_owner",
+        "_released",
+        "_result",
+        "_task",
+    )
 
     def __init__(
         self, owner: LoopOwner, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -196,6 +207,8 @@ class _LoopCall:
         self._task: asyncio.Task[Any] | None = None
         self._result: Any = None
         self._error: BaseException | None = None
+        self._released = False
+        self._awaitable: Awaitable[Any] | None = None
 
     def submit(self) -> None:
         """Hand the call to the loop (RuntimeError once the loop is closing)."""
@@ -214,8 +227,19 @@ class _LoopCall:
             self._done.release()
             self._owner.park_if_idle()
             return
+        self._awaitable = value
         self._task = task = self._owner.loop.create_task(self._drive(value))
         task.add_done_callback(self._owner.task_done)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[Any]) -> None:
+        """Wake the caller of a task cancelled before its first step (its ``_drive`` never ran)."""
+        if not self._released:
+            if asyncio.iscoroutine(self._awaitable):
+                self._awaitable.close()  # never started: no "never awaited" warning
+            self._error = asyncio.CancelledError() if task.cancelled() else task.exception()
+            self._released = True
+            self._done.release()
 
     async def _drive(self, awaitable: Awaitable[Any]) -> None:
         """Await the call and wake the caller in the same step of the task that finishes it (a done
@@ -228,6 +252,7 @@ class _LoopCall:
         except BaseException as exc:  # the caller raises it, cancellation included
             self._error = exc
         finally:
+            self._released = True
             self._done.release()
 
     def result(self) -> Any:
@@ -473,10 +498,12 @@ class ClientEventLoop:
             finished.result()  # raises the source's error, if it failed
         finally:
             if not self._closed and not self.in_loop_thread():
-                if not done:
-                    # The consumer stopped; wait until the source is closed, whatever it did after that.
-                    self.call(_stop_task, started)
-                self.call(receive.close)
+                # A close from another thread meanwhile cancels the pump itself.
+                with contextlib.suppress(ClientClosedError):
+                    if not done:
+                        # The consumer stopped; wait until the source is closed, whatever it did after that.
+                        self.call(_stop_task, started)
+                    self.call(receive.close)
 
     # ---------------------------------------------------------------------------------------- close
     def close(self) -> None:
