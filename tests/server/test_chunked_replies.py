@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import btrdb.grpcinterface.btrdb_pb2 as official
 import numpy as np
 import pyarrow as pa
 
@@ -74,7 +75,8 @@ def test_generate_csv_is_built_a_chunk_at_a_time(server_process: tuple[subproces
         request = _csv_request(first, 10**9)
         request.streams.append(v5api.StreamCsvConfig(uuid=second, label="b"))
         call = client.channel.unary_stream("/v5api.BTrDB/GenerateCSV")
-        rows = [v5api.GenerateCsvResponse.parse(r).row for r in call(bytes(request), timeout=300)]
+        # Parsed by the C++ protobuf decoder: 300,000 messages take 13 s in a pure-Python one.
+        rows = [official.GenerateCSVResponse.FromString(r).row for r in call(bytes(request), timeout=300)]
         grown = peak_rss(process.pid) - before
         assert rows[0] == ["Timestamp (ns)", "Human-Readable Time (UTC)", "a", "b"]
         assert len(rows) == 1 + CSV_POINTS + CSV_POINTS // 2

@@ -16,6 +16,7 @@ from pingthings.server.service.fanout import distinct
 from pingthings.server.service.state import ServiceState
 from pingthings.server.service.visibility import visible_uuid
 from pingthings.server.service.window_slices import windows_in_slices
+from pingthings.wire.csv_rows import encode_csv_row
 
 QueryType = v5api.GenerateCsvParamsQueryType
 _STAT_PARTS = ("Min", "Mean", "Max", "Count")
@@ -50,10 +51,10 @@ class CsvHandlers:
             return first[0], _stat_chunks(_prepend(first, slices))
         raise WrongArgs(f"unknown CSV query type {int(request.query_type)}")
 
-    async def generate_csv(
-        self, request: v5api.GenerateCsvParams
-    ) -> AsyncIterator[v5api.GenerateCsvResponse]:
+    async def generate_csv(self, request: v5api.GenerateCsvParams) -> AsyncIterator[bytes]:
         """Emit the header row, then one row per distinct (time, occurrence) across the streams.
+
+        Each row is a serialised ``GenerateCSVResponse`` (see :mod:`pingthings.wire.csv_rows`).
 
         Rows are built from a chunk of each stream at a time (see :mod:`.csv_merge`), and the
         request stops with 426 once it has run longer than the server's ``csv_seconds``.
@@ -91,9 +92,9 @@ class CsvHandlers:
             for config, version in zip(configs, versions, strict=True):
                 label = config.label + (f", ver. {version}" if request.include_versions else "")
                 header += [label] if raw else [f"{label} ({part})" for part in _STAT_PARTS]
-            yield v5api.GenerateCsvResponse(is_header=True, row=header)
+            yield encode_csv_row(header, is_header=True)
             async for row in merged_rows(sources, raw, check_time):
-                yield v5api.GenerateCsvResponse(row=row)
+                yield encode_csv_row(row)
         finally:
             for source in sources:
                 await source.aclose()  # type: ignore[attr-defined]

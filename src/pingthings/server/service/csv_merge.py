@@ -34,33 +34,57 @@ def occurrence(times: np.ndarray) -> np.ndarray:
 
 
 def format_rows(parts: list[Chunk], raw: bool) -> Iterator[list[str]]:
-    """CSV rows for pieces of the sources that together hold every point of their times."""
-    keys = [(times.astype(np.int64), occurrence(times)) for times, _ in parts]
-    all_times = np.concatenate([k[0] for k in keys]) if keys else np.empty(0, np.int64)
-    if not len(all_times):
+    """CSV rows for pieces of the sources that together hold every point of their times.
+
+    The join is done on arrays: each point gets the index of its ``(time, occurrence)`` row, each
+    stream a row -> point table. Only the row being formatted exists as Python strings, so memory is
+    a few arrays of the pieces' length, not an object per point.
+    """
+    sizes = [len(times) for times, _ in parts]
+    if not sum(sizes):
         return
-    all_occ = np.concatenate([k[1] for k in keys])
-    rows = np.unique(np.stack([all_times, all_occ], axis=1), axis=0)
-    per_stream: list[dict[tuple[int, int], list[Any]]] = [
-        {(int(t), int(o)): [c[i] for c in columns] for i, (t, o) in enumerate(zip(times, occ, strict=True))}
-        for (times, occ), (_, columns) in zip(keys, parts, strict=True)
-    ]
+    all_times = np.concatenate([times.astype(np.int64, copy=False) for times, _ in parts])
+    all_occ = np.concatenate([occurrence(times) for times, _ in parts])
+    order = np.lexsort((all_occ, all_times))
+    sorted_times, sorted_occ = all_times[order], all_occ[order]
+    starts = np.empty(len(order), dtype=bool)
+    starts[0] = True
+    np.not_equal(sorted_times[1:], sorted_times[:-1], out=starts[1:])
+    starts[1:] |= sorted_occ[1:] != sorted_occ[:-1]
+    row_of = np.empty(len(order), np.int64)
+    row_of[order] = np.cumsum(starts) - 1
+    row_times = sorted_times[starts].tolist()
+    del all_times, all_occ, order, sorted_times, sorted_occ, starts
+    # For each stream, the point on each row (-1 for none) and its columns as Python numbers.
+    slots: list[list[int]] = []
+    cells: list[list[list[Any]]] = []
+    offset = 0
+    for size, (_, columns) in zip(sizes, parts, strict=True):
+        point_on_row = np.full(len(row_times), -1, np.int64)
+        point_on_row[row_of[offset:offset + size]] = np.arange(size)
+        offset += size
+        slots.append(point_on_row.tolist())
+        cells.append([c.tolist() for c in columns])
     width = 1 if raw else 4
-    for t, o in rows:
-        key = (int(t), int(o))
-        row = [str(key[0]), human_time(key[0])]
-        for lookup in per_stream:
-            cells = lookup.get(key)
-            if cells is None:
-                row += [""] * width
+    empty = [""] * width
+    last_second, last_text = -1, ""
+    for r, t in enumerate(row_times):
+        second = t // 1_000_000_000
+        if second != last_second:
+            last_second, last_text = second, human_time(t)
+        row = [str(t), last_text]
+        for points_by_row, values in zip(slots, cells, strict=True):
+            i = points_by_row[r]
+            if i < 0:
+                row += empty
             elif raw:
-                row.append(f"{float(cells[0]):f}")
+                row.append(f"{float(values[0][i]):f}")
             else:
                 row += [
-                    f"{float(cells[0]):f}",
-                    f"{float(cells[1]):f}",
-                    f"{float(cells[2]):f}",
-                    f"{int(cells[3]):d}",
+                    f"{float(values[0][i]):f}",
+                    f"{float(values[1][i]):f}",
+                    f"{float(values[2][i]):f}",
+                    f"{int(values[3][i]):d}",
                 ]
         yield row
 
