@@ -161,3 +161,46 @@ def test_small_payload_parsers() -> None:
     assert f.parse_rst_stream(b"\x00\x00\x00\x08") == ErrorCode.CANCEL
     assert f.parse_goaway(f.goaway(3, 2, b"dbg")[9:]) == (3, 2, b"dbg")
     assert f.error_code(99) == 99 and f.error_code(1) is ErrorCode.PROTOCOL_ERROR
+
+
+def _frame_bytes(kind: str, stream: int, body: bytes) -> bytes:
+    """One frame (or HEADERS plus CONTINUATIONs) of a kind the reader may take by its fast path or not."""
+    if kind == "data":
+        return f.data_header(stream, len(body), end_stream=False) + body
+    if kind == "padded-data":
+        return f.frame_header(len(body) + 3, f.DATA, f.PADDED, stream) + b"\x02" + body + b"\0\0"
+    if kind == "headers":
+        return b"".join(f.headers_frames(stream, body, end_stream=True, max_frame=f.DEFAULT_MAX_FRAME))
+    if kind == "split-headers":
+        return b"".join(f.headers_frames(stream, body + b"x" * 40, end_stream=False, max_frame=16))
+    if kind == "ping":
+        return f.ping(b"8 bytes!", ack=False)
+    return f.window_update(stream, len(body) + 1)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["data", "padded-data", "headers", "split-headers", "ping", "window"]),
+            st.integers(1, 9),
+            st.binary(max_size=200),
+        ),
+        max_size=10,
+    ),
+    st.integers(1, 300),
+)
+def test_frames_read_the_same_whole_or_in_any_chunks(frames: list[tuple[str, int, bytes]], chunk: int) -> None:
+    # Whole, most frames go through the reader's fast path; in small chunks, through the general one.
+    raw = b"".join(_frame_bytes(kind, stream, body) for kind, stream, body in frames)
+    whole = [(fr.type, fr.flags, fr.stream_id, bytes(fr.payload)) for fr in _read_all(raw)]
+    chunked = [(fr.type, fr.flags, fr.stream_id, bytes(fr.payload)) for fr in _read_all(raw, chunk=chunk)]
+    assert whole == chunked and len(whole) == len(frames)
+    assert all(fr.flags & f.PADDED == 0 for fr in _read_all(raw))
+
+
+def test_a_whole_header_block_over_the_limit_is_refused_on_the_fast_path_too() -> None:
+    raw = b"".join(f.headers_frames(1, b"\x82" * 100, end_stream=True, max_frame=f.DEFAULT_MAX_FRAME))
+    with pytest.raises(ConnectionProtocolError, match="header block") as caught:
+        _read_all(raw, max_header_block=99)
+    assert caught.value.code == ErrorCode.ENHANCE_YOUR_CALM
+    assert _read_all(raw, max_header_block=100)[0].payload == b"\x82" * 100

@@ -112,6 +112,8 @@ class Frame(NamedTuple):
     payload: bytes | memoryview
 
 
+#: ``_frame(Frame, fields)`` makes a Frame without the named tuple's Python-level ``__new__`` (0.2 µs, not 0.8).
+_frame = tuple.__new__
 _HEADER = struct.Struct(">HBBBL")  # 24-bit length as 16+8 bits, type, flags, stream id
 _U32 = struct.Struct(">L")
 _SETTING = struct.Struct(">HL")
@@ -298,6 +300,27 @@ class FrameReader:
 
     def next_frame(self) -> Frame | None:
         """The next complete frame, or None until more bytes are fed."""
+        view, pos = self._view, self._pos
+        if pos == len(view) and self._current is None:
+            return None  # everything fed has been returned (a split header is kept in _head, not in view)
+        if self._current is None and not self._head and self._block is None and len(view) - pos >= HEADER_SIZE:
+            # Fast path for the frames of every reply, an unpadded DATA frame or a whole HEADERS block
+            # lying complete in the fed bytes: the checks of the general path that can apply to them,
+            # in one step (a small call's three reply frames cost 17 µs through the general path).
+            high, low, kind, flags, stream = _HEADER.unpack_from(view, pos)
+            length = (high << 8) | low
+            start = pos + HEADER_SIZE
+            end = start + length
+            stream &= MAX_WINDOW
+            if end <= len(view) and length <= self.max_frame_size and stream:
+                if kind == DATA and not flags & PADDED:
+                    self._pos = end
+                    self.last_padding = 0
+                    return _frame(Frame, (DATA, flags, stream, view[start:end]))
+                if kind == HEADERS and flags & END_HEADERS and not flags & (PADDED | PRIORITY_FLAG):
+                    self._check_block_size(length)
+                    self._pos = end
+                    return _frame(Frame, (HEADERS, flags, stream, bytes(view[start:end])))
         while True:
             raw = self._next_raw()
             if raw is None:
