@@ -12,11 +12,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 import pingthings.timeseries as pt
 from client.test_connect import free_port, start_server_process, stop_server_process
-from pingthings.timeseries.exceptions import ConnectionError
+from pingthings.timeseries.exceptions import ConnectionError, DeadlineExceededError
 
 INTERNALS = ("IndexError", "deque", "EndOfStream", "Traceback", "BrokenResourceError", "anyio")
 
@@ -54,6 +56,61 @@ def test_frozen_server_is_noticed_within_10_seconds(
     assert elapsed < 10, elapsed
     assert "stopped answering" in str(info.value) and "/v5api.BTrDB/Info" in str(info.value)
     assert_reads_well(info.value, endpoint)
+
+
+def test_a_call_to_a_frozen_server_ends_at_its_own_deadline(
+    server_process: tuple[subprocess.Popen[str], str],
+) -> None:
+    # The server cannot enforce the grpc-timeout it was sent: the client alone ends the call, on a warm
+    # connection (where a unary call checks its deadline in its waits instead of under a cancel scope).
+    proc, endpoint = server_process
+    with pt.connect(endpoint=endpoint, timeout=0.5, retries=0) as conn:
+        assert conn.info()["major_version"] == 5
+        os.kill(proc.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceededError) as info:
+            conn.info()
+        elapsed = time.monotonic() - started
+        os.kill(proc.pid, signal.SIGCONT)
+        assert conn.info()["major_version"] == 5  # the connection outlives the call
+    assert 0.5 <= elapsed < 2.5, elapsed
+    assert "0.5 s" in str(info.value) and "/v5api.BTrDB/Info" in str(info.value)
+    assert_reads_well(info.value, endpoint)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_concurrent_calls_to_a_frozen_server_each_end_at_their_deadline(
+    server_process: tuple[subprocess.Popen[str], str], backend: str
+) -> None:
+    # One call reads the socket, the others wait to be woken: each ends at its own deadline all the same.
+    proc, endpoint = server_process
+    ended: dict[float, float] = {}
+
+    async def scenario() -> None:
+        async with await pt.AsyncClient.connect(endpoint=endpoint, retries=0) as client:
+            assert (await client.info())["major_version"] == 5
+            os.kill(proc.pid, signal.SIGSTOP)
+            started = anyio.current_time()
+
+            async def call(limit: float) -> None:
+                with client.timeout(limit), pytest.raises(DeadlineExceededError):
+                    await client.info()
+                ended[limit] = anyio.current_time() - started
+
+            connection = client.channel._conn
+            assert connection is not None
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(call, 2.4)
+                while not connection._reading:  # the latest deadline reads: the others wait on it
+                    await anyio.lowlevel.checkpoint()
+                for limit in (0.4, 0.8):
+                    tg.start_soon(call, limit)
+            os.kill(proc.pid, signal.SIGCONT)
+            assert (await client.info())["major_version"] == 5
+
+    anyio.run(scenario, backend=backend)
+    for limit, elapsed in ended.items():
+        assert limit <= elapsed < limit + 0.8, ended
 
 
 def test_idle_connection_sends_no_pings(server_process: tuple[subprocess.Popen[str], str]) -> None:

@@ -17,7 +17,7 @@ from pingthings.wire.http2.frames import ErrorCode, error_code
 
 from .backend import Backend
 from .compression import compress_request
-from .connection import Connection
+from .connection import Connection, WaitExpired
 from .errors import GrpcStatus, GrpcStatusError, TransportError
 from .framing import PREFIX
 from .metadata import check_response_headers, encode_timeout_header, header_dict, response_status
@@ -40,6 +40,10 @@ class CallSite(Protocol):
 
     async def connection(self) -> Connection:
         """The connection a new call should use (opened or replaced as needed)."""
+        ...
+
+    def ready_connection(self) -> Connection | None:
+        """The current connection if a call can start on it without waiting, else None."""
         ...
 
     def request_block(self, method: str, metadata: list[tuple[bytes, bytes]]) -> bytes:
@@ -115,6 +119,8 @@ class Call:
         self._deadline = None if timeout is None else backend.current_time() + timeout
         self._replay = replay
         self._retried = False
+        #: The deadline the call's waits check themselves (see :meth:`UnaryCall.run`); None under a scope.
+        self._wait_deadline: float | None = None
         self._conn: Connection | None = None
         self._state: StreamState | None = None
         self._headers_checked = False
@@ -162,11 +168,15 @@ class Call:
 
     # ------------------------------------------------------------------ starting
 
-    async def _start(self, first_message: bytes | memoryview | None, end: bool) -> None:
-        """Open the stream (connecting if needed) and send the first message and END_STREAM if asked."""
-        conn = await self._channel.connection()
+    async def _start(
+        self, first_message: bytes | memoryview | None, end: bool, conn: Connection | None = None
+    ) -> None:
+        """Open the stream (connecting if needed, unless ``conn`` is given) and send the first message and
+        END_STREAM if asked."""
+        if conn is None:
+            conn = await self._channel.connection()
         if not conn.has_stream_slot():
-            await conn.wait_until(None, conn.has_stream_slot)
+            await conn.wait_until(None, conn.has_stream_slot, self._wait_deadline)
             if conn.failure is not None:
                 raise _copy_error(conn.failure)
         block = self._channel.request_block(self._method, self._metadata)
@@ -211,7 +221,9 @@ class Call:
                 if window <= 0:
                     await conn.flush()
                     queued = 0
-                    await conn.wait_until(state, lambda: conn.send_window(state) > 0 or state.finished)
+                    await conn.wait_until(
+                        state, lambda: conn.send_window(state) > 0 or state.finished, self._wait_deadline
+                    )
                     if conn.failure is not None:
                         raise _copy_error(conn.failure)
                     continue
@@ -254,7 +266,7 @@ class Call:
             if state.unacked:
                 conn.acknowledge(state)
                 await conn.flush()
-            await conn.wait_until(state, _has_news(state))
+            await conn.wait_until(state, _has_news(state), self._wait_deadline)
 
     def _check_headers(self) -> None:
         """Fail early if the reply headers are not a gRPC reply."""
@@ -277,7 +289,14 @@ class Call:
         await self._release(reset=True)
         self._done = False
         self._headers_checked = False
-        await self._start(self._replay, end=True)
+        if self._wait_deadline is None:
+            await self._start(self._replay, end=True)
+            return True
+        # This start may connect, which only a scope bounds by the call's deadline.
+        with self._backend.create_cancel_scope(deadline=self._wait_deadline) as scope:
+            await self._start(self._replay, end=True)
+        if scope.cancelled_caught:
+            raise WaitExpired
         return True
 
     def _raise_final(self) -> None:
@@ -363,15 +382,30 @@ class UnaryCall(Call):
     """A call with one request and one reply."""
 
     async def run(self, request: bytes | memoryview) -> bytes:
-        """Send the request, return the reply payload."""
+        """Send the request, return the reply payload.
+
+        The usual case, a deadline and a connection ready to take the call, enters no cancel scope: every
+        wait of the call (a stream slot, send window, the reply) is a :meth:`Connection.wait_until` given the
+        deadline, and the sends on the way are bounded by the connection's write timeout as under a scope
+        (they are shielded there). Otherwise (no ready connection: connecting is bounded only by a scope; an
+        idle limit) the whole call runs under a scope, as streaming calls do.
+        """
         self._replay = request
         try:
-            return await self._bounded(self._run, request)
+            conn = self._channel.ready_connection() if self._idle_timeout is None else None
+            if self._deadline is None or conn is None:
+                return await self._bounded(self._run, request)
+            self._wait_deadline = self._deadline
+            try:
+                return await self._run(request, conn)
+            except WaitExpired:
+                await self._release(reset=True)
+                raise self._deadline_error() from None
         finally:
             await self.aclose()
 
-    async def _run(self, request: bytes | memoryview) -> bytes:
-        await self._start(request, end=True)
+    async def _run(self, request: bytes | memoryview, conn: Connection | None = None) -> bytes:
+        await self._start(request, end=True, conn=conn)
         reply = await self._receive()
         if reply is None:
             raise GrpcStatusError(

@@ -217,6 +217,11 @@ class Channel:
         conn = self._conn
         return conn.backend if conn is not None else current_backend()
 
+    def ready_connection(self) -> Connection | None:
+        """The current connection if a new call can start on it now, without waiting; else None."""
+        conn = self._conn
+        return conn if conn is not None and not self._closed and conn.ready_now() else None
+
     async def connection(self) -> Connection:
         """The connection for a new call: the current one if it takes new streams, else a fresh one."""
         conn = self._conn

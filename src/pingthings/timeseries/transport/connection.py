@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import select
 import ssl
 from collections.abc import Awaitable, Callable
@@ -72,6 +73,15 @@ STREAMS_BEFORE_SETTINGS = 100
 
 _MAX_STREAM_ID = 2**31 - 1
 _MAX_TLS_RECORD = 16_384 + 256 + 5  # largest TLS ciphertext record, header included
+
+
+class WaitExpired(Exception):
+    """A :meth:`Connection.wait_until` with a deadline reached it first (the caller's call timed out).
+
+    Raised in place of a cancel scope around the whole call: a call's deadline is then checked by the waits
+    themselves, and a scope (10-20 µs to enter and leave) is entered only by a task that waits without
+    reading the socket.
+    """
 
 
 class Connection:
@@ -158,6 +168,12 @@ class Connection:
         if self._failure is not None or self._goaway or self._closed or self._retire_when_idle:
             return False
         return self._proto.next_stream_id < _MAX_STREAM_ID - 1000
+
+    def ready_now(self) -> bool:
+        """True if a new stream may go out at once: streams are taken and nothing waits to be read first."""
+        if not self.accepts_new_streams():
+            return False
+        return bool(self.streams) or self._reading or not self._socket_readable()
 
     async def ready_for_new_stream(self) -> bool:
         """Like :meth:`accepts_new_streams`, but first catch up with what the server sent while idle.
@@ -319,7 +335,9 @@ class Connection:
 
     # ------------------------------------------------------------------ reading
 
-    async def wait_until(self, state: StreamState | None, ready: Callable[[], bool]) -> None:
+    async def wait_until(
+        self, state: StreamState | None, ready: Callable[[], bool], deadline: float | None = None
+    ) -> None:
         """Return once ``ready()`` is true or the connection has failed, driving the socket if nobody else is.
 
         Parameters
@@ -329,10 +347,20 @@ class Connection:
             changes (send window, free stream slots).
         ready
             Condition re-checked after every change.
+        deadline
+            If given, the event loop's time at which to give up with :class:`WaitExpired`.
+
+        Raises
+        ------
+        WaitExpired
+            ``deadline`` passed first.
         """
         key = 0 if state is None else state.stream_id
+        clock = self.backend.current_time
         try:
             while not ready() and self._failure is None:
+                if deadline is not None and clock() >= deadline:
+                    raise WaitExpired
                 if state is not None and state.unacked and not state.messages:
                     # The caller has consumed everything received: give the credit back, or a message
                     # larger than the window could never complete.
@@ -346,14 +374,18 @@ class Connection:
                     event = anyio.Event()
                     self._waiters[event] = key
                     try:
-                        await event.wait()
+                        if deadline is None:
+                            await event.wait()
+                        else:
+                            with self.backend.create_cancel_scope(deadline=deadline):
+                                await event.wait()
                     finally:
                         del self._waiters[event]
                     continue
                 self._reading = True
                 touched: set[int] | None = None
                 try:
-                    touched = await self._read_round()
+                    touched = await self._read_round(deadline)
                 finally:
                     self._reading = False
                     self._wake(touched)
@@ -369,25 +401,36 @@ class Connection:
             if touched is None or key == 0 or key in touched:
                 event.set()
 
-    async def _read_round(self) -> set[int] | None:
-        """Receive once and dispatch the events; return the stream ids that changed (None: wake everybody)."""
+    async def _read_round(self, deadline: float | None = None) -> set[int] | None:
+        """Receive once and dispatch the events; return the stream ids that changed (None: wake everybody).
+
+        Raises :class:`WaitExpired` if ``deadline`` (event-loop time) passes before anything arrives.
+        """
         keepalive = self._keepalive
         try:
             size = self._read_size.ask if self._read_size else READ_SIZE
             if keepalive and self._steady is not None:
                 with translate_errors(self.endpoint, "receiving"):
-                    data = await self._watched_receive(size)
-                if not data:  # the keepalive timer nudged this read: an interval of silence
+                    data = await self._watched_receive(size, deadline)
+                if not data:  # a timer nudged this read: the call's deadline, or an interval of silence
+                    if deadline is not None and self.backend.current_time() >= deadline:
+                        raise WaitExpired
                     self._keepalive_due()
                     return set()
-            elif keepalive:
+            elif keepalive or deadline is not None:
+                # One scope bounds the read by the keepalive interval and the caller's deadline both.
                 backend = self.backend
+                limit = backend.current_time() + keepalive if keepalive else math.inf
+                if deadline is not None and deadline < limit:
+                    limit = deadline
                 with (
-                    backend.create_cancel_scope(deadline=backend.current_time() + keepalive) as scope,
+                    backend.create_cancel_scope(deadline=limit) as scope,
                     translate_errors(self.endpoint, "receiving"),
                 ):
                     data = await self._receive(size)
                 if scope.cancelled_caught:
+                    if deadline is not None and backend.current_time() >= deadline:
+                        raise WaitExpired
                     self._keepalive_due()
                     return set()
             else:
@@ -449,17 +492,29 @@ class Connection:
             chunks.append(more)
             size += len(more)
 
-    async def _watched_receive(self, size: int) -> bytes:
-        """Receive through the steady reader, with the keepalive timer armed while it waits."""
+    async def _watched_receive(self, size: int, deadline: float | None = None) -> bytes:
+        """Receive through the steady reader, with the keepalive timer armed while it waits.
+
+        With a ``deadline`` (loop time) a timer of its own nudges the read then: ``b""`` comes back, as for
+        the keepalive timer, and the caller tells the two apart by the time.
+        """
         loop = self._loop
         assert loop is not None and self._keepalive is not None
         self._receiving_since = loop.time()
         if self._watchdog is None:
             self._watchdog = loop.call_later(self._keepalive, self._watchdog_fired)
+        timer = None if deadline is None else loop.call_at(deadline, self._deadline_fired)
         try:
             return await self._receive(size)
         finally:
             self._receiving_since = None
+            if timer is not None:
+                timer.cancel()
+
+    def _deadline_fired(self) -> None:
+        """A waiting read's deadline timer: get the read back (it returns ``b""`` if nothing came)."""
+        if self._receiving_since is not None and self._steady is not None:
+            self._steady.nudge()
 
     def _watchdog_fired(self) -> None:
         """The keepalive timer: nudge a read that has waited a whole interval; re-arm while reads wait."""
