@@ -189,7 +189,9 @@ def _frame_bytes(kind: str, stream: int, body: bytes) -> bytes:
     ),
     st.integers(1, 300),
 )
-def test_frames_read_the_same_whole_or_in_any_chunks(frames: list[tuple[str, int, bytes]], chunk: int) -> None:
+def test_frames_read_the_same_whole_or_in_any_chunks(
+    frames: list[tuple[str, int, bytes]], chunk: int
+) -> None:
     # Whole, most frames go through the reader's fast path; in small chunks, through the general one.
     raw = b"".join(_frame_bytes(kind, stream, body) for kind, stream, body in frames)
     whole = [(fr.type, fr.flags, fr.stream_id, bytes(fr.payload)) for fr in _read_all(raw)]

@@ -112,7 +112,7 @@ class Frame(NamedTuple):
     payload: bytes | memoryview
 
 
-#: ``_frame(Frame, fields)`` makes a Frame without the named tuple's Python-level ``__new__`` (0.2 µs, not 0.8).
+#: ``_frame(Frame, fields)`` makes a Frame without the named tuple's Python ``__new__`` (0.2 µs, not 0.8).
 _frame = tuple.__new__
 _HEADER = struct.Struct(">HBBBL")  # 24-bit length as 16+8 bits, type, flags, stream id
 _U32 = struct.Struct(">L")
@@ -303,7 +303,8 @@ class FrameReader:
         view, pos = self._view, self._pos
         if pos == len(view) and self._current is None:
             return None  # everything fed has been returned (a split header is kept in _head, not in view)
-        if self._current is None and not self._head and self._block is None and len(view) - pos >= HEADER_SIZE:
+        whole = self._current is None and not self._head and self._block is None
+        if whole and len(view) - pos >= HEADER_SIZE:
             # Fast path for the frames of every reply, an unpadded DATA frame or a whole HEADERS block
             # lying complete in the fed bytes: the checks of the general path that can apply to them,
             # in one step (a small call's three reply frames cost 17 µs through the general path).
