@@ -9,10 +9,12 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import numpy as np
 import anyio.lowlevel
 import pytest
 
@@ -75,6 +77,26 @@ def test_a_call_to_a_frozen_server_ends_at_its_own_deadline(
         assert conn.info()["major_version"] == 5  # the connection outlives the call
     assert 0.5 <= elapsed < 2.5, elapsed
     assert "0.5 s" in str(info.value) and "/v5api.BTrDB/Info" in str(info.value)
+    assert_reads_well(info.value, endpoint)
+
+
+def test_a_streaming_read_from_a_frozen_server_ends_at_its_deadline(
+    server_process: tuple[subprocess.Popen[str], str],
+) -> None:
+    proc, endpoint = server_process
+    with pt.connect(endpoint=endpoint, retries=0) as conn:
+        stream = conn.create(uuid.uuid4(), "frozen/stream", {"name": "s"})
+        stream.insert((np.arange(1, 1001, dtype=np.int64), np.ones(1000)))
+        assert stream.raw_values(0, 2000).num_rows == 1000  # warm: connected, the stream's reads known
+        os.kill(proc.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        with conn.timeout(0.5), pytest.raises(DeadlineExceededError) as info:
+            stream.raw_values(0, 2000).num_rows
+        elapsed = time.monotonic() - started
+        os.kill(proc.pid, signal.SIGCONT)
+        assert stream.raw_values(0, 2000).num_rows == 1000
+    assert 0.5 <= elapsed < 2.5, elapsed
+    assert "0.5 s" in str(info.value)
     assert_reads_well(info.value, endpoint)
 
 
