@@ -183,3 +183,22 @@ def test_insert_table_integer_times_and_chunks() -> None:
 def test_insert_table_errors_name_the_problem(table: pa.Table, words: str) -> None:
     with pytest.raises(arrow.ArrowFormatError, match=words):
         arrow.table_to_points(table)
+
+
+def test_the_server_and_its_tables_do_not_import_pandas() -> None:
+    # pyarrow imports pandas (0.4 s) the first time pa.array converts a numpy array; the server imported
+    # it at start through wire.arrow_insert, and a client's first table paid it again.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np\n"
+        "import pingthings.server.app\n"
+        "from pingthings.wire import arrow\n"
+        "arrow.raw_table(np.arange(3), np.ones(3))\n"
+        "arrow.stat_table(np.arange(3), *[np.ones(3)] * 3, np.ones(3, np.uint64), np.ones(3))\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -93,6 +93,10 @@ def float_array(values: ArrayLike) -> pa.Array:
 def raw_table(times: ArrayLike, values: ArrayLike) -> pa.Table:
     """A table in :data:`RAW_SCHEMA` from equal-length time and value arrays (no copy when possible).
 
+    Columns are built from the arrays' buffers, as :func:`time_array` explains: ``pa.array`` would import
+    pandas (0.4 s) in the first call, which was the server's start (``wire.arrow_insert`` builds a table
+    when it is imported).
+
     Parameters
     ----------
     times
@@ -101,7 +105,8 @@ def raw_table(times: ArrayLike, values: ArrayLike) -> pa.Table:
         ``float64`` values (other numeric dtypes are converted).
     """
     time_column = time_array(times)
-    value_column = pa.array(_numpy_column(values, np.float64, "values", len(time_column)))
+    column = _numpy_column(values, np.float64, "values", len(time_column))
+    value_column = pa.Array.from_buffers(pa.float64(), len(column), [None, pa.py_buffer(column)])
     return pa.Table.from_arrays([time_column, value_column], schema=RAW_SCHEMA)
 
 
@@ -139,7 +144,9 @@ def stat_table(
         ("stddev", stddev, np.float64),
     )
     for name, values, dtype in arrays:
-        columns.append(pa.array(_numpy_column(values, dtype, name, n)))
+        column = _numpy_column(values, dtype, name, n)
+        arrow_type = pa.from_numpy_dtype(column.dtype)
+        columns.append(pa.Array.from_buffers(arrow_type, n, [None, pa.py_buffer(column)]))
     return pa.Table.from_arrays(columns, schema=STAT_SCHEMA)
 
 
