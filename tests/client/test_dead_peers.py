@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -60,6 +60,20 @@ def test_frozen_server_is_noticed_within_10_seconds(
     assert_reads_well(info.value, endpoint)
 
 
+def frozen_call_times_out(
+    proc: subprocess.Popen[str], call: Callable[[], object]
+) -> tuple[float, DeadlineExceededError]:
+    """Freeze the server, make ``call`` (it must time out), thaw the server; the seconds and the error."""
+    os.kill(proc.pid, signal.SIGSTOP)
+    started = time.monotonic()
+    try:
+        with pytest.raises(DeadlineExceededError) as info:
+            call()
+        return time.monotonic() - started, info.value
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+
+
 def test_a_call_to_a_frozen_server_ends_at_its_own_deadline(
     server_process: tuple[subprocess.Popen[str], str],
 ) -> None:
@@ -68,16 +82,11 @@ def test_a_call_to_a_frozen_server_ends_at_its_own_deadline(
     proc, endpoint = server_process
     with pt.connect(endpoint=endpoint, timeout=0.5, retries=0) as conn:
         assert conn.info()["major_version"] == 5
-        os.kill(proc.pid, signal.SIGSTOP)
-        started = time.monotonic()
-        with pytest.raises(DeadlineExceededError) as info:
-            conn.info()
-        elapsed = time.monotonic() - started
-        os.kill(proc.pid, signal.SIGCONT)
+        elapsed, error = frozen_call_times_out(proc, conn.info)
         assert conn.info()["major_version"] == 5  # the connection outlives the call
     assert 0.5 <= elapsed < 2.5, elapsed
-    assert "0.5 s" in str(info.value) and "/v5api.BTrDB/Info" in str(info.value)
-    assert_reads_well(info.value, endpoint)
+    assert "0.5 s" in str(error) and "/v5api.BTrDB/Info" in str(error)
+    assert_reads_well(error, endpoint)
 
 
 def test_a_streaming_read_from_a_frozen_server_ends_at_its_deadline(
@@ -88,16 +97,12 @@ def test_a_streaming_read_from_a_frozen_server_ends_at_its_deadline(
         stream = conn.create(uuid.uuid4(), "frozen/stream", {"name": "s"})
         stream.insert((np.arange(1, 1001, dtype=np.int64), np.ones(1000)))
         assert stream.raw_values(0, 2000).num_rows == 1000  # warm: connected, the stream's reads known
-        os.kill(proc.pid, signal.SIGSTOP)
-        started = time.monotonic()
-        with conn.timeout(0.5), pytest.raises(DeadlineExceededError) as info:
-            stream.raw_values(0, 2000)
-        elapsed = time.monotonic() - started
-        os.kill(proc.pid, signal.SIGCONT)
+        with conn.timeout(0.5):
+            elapsed, error = frozen_call_times_out(proc, lambda: stream.raw_values(0, 2000))
         assert stream.raw_values(0, 2000).num_rows == 1000
     assert 0.5 <= elapsed < 2.5, elapsed
-    assert "0.5 s" in str(info.value)
-    assert_reads_well(info.value, endpoint)
+    assert "0.5 s" in str(error)
+    assert_reads_well(error, endpoint)
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])

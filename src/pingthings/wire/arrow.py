@@ -83,19 +83,22 @@ def time_array(times: ArrayLike) -> pa.Array:
     return pa.Array.from_buffers(TIME_TYPE, len(column), [None, pa.py_buffer(column)])
 
 
-def float_array(values: ArrayLike) -> pa.Array:
-    """A ``float64`` array viewing the memory of a numpy array (built from its buffer, as
+def _viewing(column: np.ndarray) -> pa.Array:
+    """An Arrow array of ``column``'s type viewing its memory (built from its buffer, as
     :func:`time_array`: ``pa.array`` of a numpy array imports pandas on its first call)."""
-    column = _numpy_column(values, np.float64, "values")
-    return pa.Array.from_buffers(pa.float64(), len(column), [None, pa.py_buffer(column)])
+    return pa.Array.from_buffers(pa.from_numpy_dtype(column.dtype), len(column), [None, pa.py_buffer(column)])
+
+
+def float_array(values: ArrayLike) -> pa.Array:
+    """A ``float64`` array viewing the memory of a numpy array."""
+    return _viewing(_numpy_column(values, np.float64, "values"))
 
 
 def raw_table(times: ArrayLike, values: ArrayLike) -> pa.Table:
     """A table in :data:`RAW_SCHEMA` from equal-length time and value arrays (no copy when possible).
 
-    Columns are built from the arrays' buffers, as :func:`time_array` explains: ``pa.array`` would import
-    pandas (0.4 s) in the first call, which was the server's start (``wire.arrow_insert`` builds a table
-    when it is imported).
+    Columns view the arrays' buffers (:func:`_viewing`): ``pa.array`` would import pandas (0.4 s) in the
+    first call, which was the server's start (``wire.arrow_insert`` builds a table when it is imported).
 
     Parameters
     ----------
@@ -105,8 +108,7 @@ def raw_table(times: ArrayLike, values: ArrayLike) -> pa.Table:
         ``float64`` values (other numeric dtypes are converted).
     """
     time_column = time_array(times)
-    column = _numpy_column(values, np.float64, "values", len(time_column))
-    value_column = pa.Array.from_buffers(pa.float64(), len(column), [None, pa.py_buffer(column)])
+    value_column = _viewing(_numpy_column(values, np.float64, "values", len(time_column)))
     return pa.Table.from_arrays([time_column, value_column], schema=RAW_SCHEMA)
 
 
@@ -144,9 +146,7 @@ def stat_table(
         ("stddev", stddev, np.float64),
     )
     for name, values, dtype in arrays:
-        column = _numpy_column(values, dtype, name, n)
-        arrow_type = pa.from_numpy_dtype(column.dtype)
-        columns.append(pa.Array.from_buffers(arrow_type, n, [None, pa.py_buffer(column)]))
+        columns.append(_viewing(_numpy_column(values, dtype, name, n)))
     return pa.Table.from_arrays(columns, schema=STAT_SCHEMA)
 
 

@@ -120,7 +120,7 @@ class Call:
         self._deadline = None if timeout is None else backend.current_time() + timeout
         self._replay = replay
         self._retried = False
-        #: The deadline the call's waits check themselves (see :meth:`UnaryCall.run`); None under a scope.
+        #: The deadline the call's waits check themselves (see :meth:`_unscoped`); None under a scope.
         self._wait_deadline: float | None = None
         self._conn: Connection | None = None
         self._state: StreamState | None = None
@@ -134,59 +134,53 @@ class Call:
 
     # ------------------------------------------------------------------ deadline
 
-    async def _bounded(self, func: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """Run ``func(*args)`` under the call's deadline; on expiry reset the stream and raise status 4."""
+    def _step_deadline(self) -> tuple[float | None, float]:
+        """The deadline of the next step (the call's, or the idle limit from now if sooner; None: none) and
+        the idle limit alone (inf without one)."""
         idle = self._idle_timeout
         if idle is None:
-            if self._deadline is None:
-                return await func(*args)
-            with self._backend.create_cancel_scope(deadline=self._deadline):
-                return await func(*args)
-            await self._release(reset=True)
-            raise self._deadline_error()
+            return self._deadline, math.inf
         idle_deadline = self._backend.current_time() + idle
-        deadline = idle_deadline if self._deadline is None else min(self._deadline, idle_deadline)
-        with self._backend.create_cancel_scope(deadline=deadline):
-            return await func(*args)
+        step = idle_deadline if self._deadline is None else min(self._deadline, idle_deadline)
+        return step, idle_deadline
+
+    async def _expired(self, idle_deadline: float) -> GrpcStatusError:
+        """Reset the stream after a step ran out of time; the error saying which limit it was."""
         await self._release(reset=True)
         if self._deadline is not None and self._deadline <= idle_deadline:
-            raise self._deadline_error()
-        raise GrpcStatusError(
+            return self._deadline_error()
+        return GrpcStatusError(
             GrpcStatus.DEADLINE_EXCEEDED,
-            f"no reply message within {idle:g}s",
+            f"no reply message within {self._idle_timeout:g}s",
             self._endpoint,
             self._method,
         )
 
+    async def _bounded(self, func: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run ``func(*args)`` under the step's deadline; on expiry reset the stream and raise status 4."""
+        deadline, idle_deadline = self._step_deadline()
+        if deadline is None:
+            return await func(*args)
+        with self._backend.create_cancel_scope(deadline=deadline):
+            return await func(*args)
+        raise await self._expired(idle_deadline)
+
     async def _unscoped(self, func: Callable[..., Awaitable[T]], *args: Any) -> T:
         """:meth:`_bounded` without a cancel scope, for a call on a connection that was ready for it.
 
-        ``func``'s waits (:meth:`Connection.wait_until`) check the step's deadline themselves: the call's,
-        or the idle limit from now if that comes first. Entering and leaving a scope costs 14 µs on asyncio
-        and 15-21 µs on trio, a good part of a small call (``docs/architecture.md``). Only waits that never
-        connect may run here (a connect is bounded only by a scope: :meth:`_retry_if_refused` takes one).
+        ``func``'s waits (:meth:`Connection.wait_until`) check the step's deadline themselves. Entering and
+        leaving a scope costs 14 µs on asyncio and 15-21 µs on trio, a good part of a small call
+        (``docs/architecture.md``). Only waits that never connect may run here (a connect is bounded only by
+        a scope: :meth:`_retry_if_refused` takes one).
         """
-        idle = self._idle_timeout
-        deadline = self._deadline
-        idle_deadline = math.inf
-        if idle is not None:
-            idle_deadline = self._backend.current_time() + idle
-            deadline = idle_deadline if deadline is None else min(deadline, idle_deadline)
+        deadline, idle_deadline = self._step_deadline()
         if deadline is None:
             return await func(*args)
         self._wait_deadline = deadline
         try:
             return await func(*args)
         except WaitExpired:
-            await self._release(reset=True)
-            if self._deadline is not None and self._deadline <= idle_deadline:
-                raise self._deadline_error() from None
-            raise GrpcStatusError(
-                GrpcStatus.DEADLINE_EXCEEDED,
-                f"no reply message within {idle:g}s",
-                self._endpoint,
-                self._method,
-            ) from None
+            raise await self._expired(idle_deadline) from None
         finally:
             self._wait_deadline = None
 
@@ -417,15 +411,14 @@ class UnaryCall(Call):
     async def run(self, request: bytes | memoryview) -> bytes:
         """Send the request, return the reply payload.
 
-        The usual case, a deadline and a connection ready to take the call, enters no cancel scope: every
-        wait of the call (a stream slot, send window, the reply) is a :meth:`Connection.wait_until` given the
-        deadline, and the sends on the way are bounded by the connection's write timeout as under a scope
-        (they are shielded there). Otherwise (no ready connection: connecting is bounded only by a scope; an
-        idle limit) the whole call runs under a scope, as streaming calls do.
+        On a connection ready to take the call, no cancel scope is entered: every wait of the call (a stream
+        slot, send window, the reply) is a :meth:`Connection.wait_until` given the deadline, and the sends on
+        the way are bounded by the connection's write timeout as under a scope (they are shielded there).
+        Without a ready connection the whole call runs under a scope: connecting is bounded only by one.
         """
         self._replay = request
         try:
-            conn = self._channel.ready_connection() if self._idle_timeout is None else None
+            conn = self._channel.ready_connection()
             if conn is None:
                 return await self._bounded(self._run, request)
             return await self._unscoped(self._run, request, conn)
