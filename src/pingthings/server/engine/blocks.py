@@ -237,6 +237,9 @@ class BlockReader:
 
     def cached_nodes(self, addrs: Sequence[int]) -> list[Node] | None:
         """Internal nodes for ``addrs`` if every one is cached, else None (never reads the store)."""
+        if len(addrs) == 1:  # the levels of a short walk: no dict of hits
+            node = self.cache.get(addrs[0])
+            return None if node is None else [node]  # type: ignore[list-item]
         hits = self.cache.get_many(addrs)
         if any(a not in hits for a in addrs):
             return None
@@ -514,6 +517,12 @@ class BlockReader:
                     ts.append(block.t[i:j])
                     vs.append(block.v[i:j])
             yield ts, vs
+
+    def holds(self, blocks: list[int]) -> bool:
+        """Whether every one of the decoded blocks ``blocks`` (addresses, repeats allowed) is cached."""
+        if not self.cache.capacity:
+            return not blocks
+        return self.cache.holds_all(blocks)
 
     def all_cached(self, addrs: np.ndarray) -> bool:
         """Whether every block of the leaf references ``addrs`` is decoded in the cache."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,8 @@ _SLOTS = np.arange(FANOUT, dtype=np.int64)
 #: Most leaves a statistics query reads one by one from their blocks (more go through
 #: ``BlockReader.scan``'s batches, whose set-up costs more than a few leaves do).
 FEW_LEAVES = 8
+#: Most slots of a level's lone node that a statistics walk looks at one by one (more: as arrays).
+SCALAR_SLOTS = 8
 
 
 def _slot_range(start: int, pw: int, lo: int, hi: int) -> tuple[int, int]:
@@ -84,7 +87,13 @@ def _walk(reader: BlockReader, root: int, lo: int, hi: int, cached_only: bool) -
     return _sorted_refs(found)
 
 
-def _clip(t: np.ndarray, v: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+def clip(t: np.ndarray, v: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """The points of sorted times ``t`` (values ``v``) with ``lo <= t < hi``, as views.
+
+    Most arrays clipped lie inside the range already (only a read's first and last leaves reach
+    outside it); two scalar comparisons find that for less than a searchsorted costs."""
+    if not t.size or (t[0] >= lo and t[-1] < hi):
+        return t, v
     a, b = np.searchsorted(t, [lo, hi])
     return t[a:b], v[a:b]
 
@@ -92,7 +101,7 @@ def _clip(t: np.ndarray, v: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, n
 def raw_values(reader: BlockReader, root: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
     """Every point with ``lo <= t < hi`` as fresh ``(times, values)`` arrays."""
     t, v = reader.read_into(*leaves_with_counts(reader, root, lo, hi))
-    return _clip(t, v, lo, hi)
+    return clip(t, v, lo, hi)
 
 
 #: One chunk of a raw read as the blocks hold it: the time views, the value views, and the point count.
@@ -115,9 +124,9 @@ def iter_raw_pieces(reader: BlockReader, refs: LeafRefs, lo: int, hi: int, chunk
     first = True
     for bt, bv in reader.scan_runs(*refs):
         if first:
-            bt[0], bv[0] = _clip(bt[0], bv[0], lo, hi)
+            bt[0], bv[0] = clip(bt[0], bv[0], lo, hi)
             first = False
-        bt[-1], bv[-1] = _clip(bt[-1], bv[-1], lo, hi)
+        bt[-1], bv[-1] = clip(bt[-1], bv[-1], lo, hi)
         ts += bt
         vs += bv
         held += sum(t.size for t in bt)
@@ -194,23 +203,45 @@ def cached_stats(
     return _collect_stats(reader, root, lo, hi, key_of, slot_fits, budget)
 
 
-def _single_child(node: Node, start: int, pw: int, lo: int, hi: int) -> tuple[int, int, int] | None:
-    """``(address, point width, start)`` of the one child to visit below ``node``, when exactly one
-    of its slots overlaps ``[lo, hi)``, holds points, is an internal node and is cut by the range
-    (so it contributes nothing by itself); else None, for the general step.
+def _scalar_step(
+    node: Node,
+    start: int,
+    pw: int,
+    bounds: tuple[int, int],
+    lo: int,
+    hi: int,
+    key_of: Callable[[Any], Any],
+    slots: list[tuple[int, int, float, float, float, float]],
+    leaves: list[tuple[int, int, int, int]],
+    below: list[tuple[int, int, int]],
+) -> None:
+    """The general step for one node whose slots overlapping ``[lo, hi)`` (``bounds``, the first
+    and the last) are few, in Python scalars.
 
-    The top levels of a short query are all like this; scalar arithmetic here replaces a dozen
-    small numpy operations per level (a 10-window query of a 1,200-point stream has four of them).
+    Each overlapping slot that holds points either lies inside the range and inside one window
+    (its summary goes to ``slots``), or is a leaf to read (``leaves``, as (bucket start, address,
+    slot, count)), or an inner node to visit (``below``). The top levels of a short query, and every
+    level of a query over a small stream, are like this; a dozen numpy operations on 64-slot arrays
+    cost more than the handful of slots they look at (a 10-window query of a 1,200-point stream
+    visits five levels).
     """
-    first, last = _slot_range(start, pw, lo, hi)
-    if first != last:
-        return None
-    bucket = start + (first << pw)
-    if bucket >= lo and bucket + (1 << pw) - 1 < hi:
-        return None  # inside the range: the general step decides whether it fits one window
-    if node.count[first] == 0 or node.leaf[first]:
-        return None
-    return int(node.addr[first]), pw - PW_STEP, bucket
+    first, last = bounds
+    span = (1 << pw) - 1
+    for i, c in enumerate(node.count[first : last + 1].tolist(), first):
+        if not c:
+            continue
+        b = start + (i << pw)
+        if b >= lo and b + span < hi and key_of(b) == key_of(b + span):
+            slots.append((key_of(b), c, *_summary(node, i)))
+        elif node.leaf[i]:
+            leaves.append((b, int(node.addr[i]), i, c))
+        else:
+            below.append((int(node.addr[i]), pw - PW_STEP, b))
+
+
+def _summary(node: Node, i: int) -> tuple[float, float, float, float]:
+    """``(min, max, sum, m2)`` of slot ``i`` of ``node``, as Python floats."""
+    return float(node.min[i]), float(node.max[i]), float(node.sum[i]), float(node.m2[i])
 
 
 def _collect_stats(
@@ -227,6 +258,8 @@ def _collect_stats(
         return out
     frontier = [(root, ROOT_PW, ROOT_START)]
     leaf_refs: list[tuple[np.ndarray, ...]] = []  # (bucket start, address, slot, count), sorted later
+    slots: list[tuple[int, int, float, float, float, float]] = []  # whole slots of scalar steps
+    leaves: list[tuple[int, int, int, int]] = []  # leaves of scalar steps, as in leaf_refs
     visited = 0
     while frontier:
         # All nodes of one level share a point width: handle their 64 slots each as one (k, 64) matrix.
@@ -241,15 +274,17 @@ def _collect_stats(
                 return None
             nodes = found
         if len(nodes) == 1:
-            below = _single_child(nodes[0], frontier[0][2], pw, lo, hi)
-            if below is not None:  # one inner slot, cut by the range: go down without the matrices
-                frontier = [below]
+            start = frontier[0][2]
+            first, last = _slot_range(start, pw, lo, hi)
+            if last - first < SCALAR_SLOTS:
+                frontier = []
+                _scalar_step(nodes[0], start, pw, (first, last), lo, hi, key_of, slots, leaves, frontier)
                 continue
         counts = _level(nodes, "count")
         bs = np.array([s for _, _, s in frontier], dtype=np.int64)[:, None] + (_SLOTS << pw)
-        last = bs + ((1 << pw) - 1)
-        live = (counts > 0) & (last >= lo) & (bs < hi)
-        whole = live & (bs >= lo) & (last < hi)
+        last_times = bs + ((1 << pw) - 1)
+        live = (counts > 0) & (last_times >= lo) & (bs < hi)
+        whole = live & (bs >= lo) & (last_times < hi)
         whole &= slot_fits(pw, bs)
         if whole.any():
             rows, cols = np.nonzero(whole)
@@ -272,25 +307,54 @@ def _collect_stats(
             pairs = zip(addrs[inner].tolist(), b[inner].tolist(), strict=True)
             nxt = [(a, pw - PW_STEP, x) for a, x in pairs]
         frontier = nxt
+    if slots:
+        keys, cnt, mn, mx, sm, m2 = zip(*slots, strict=True)
+        out.add_slots(
+            np.array(keys, np.int64),
+            np.array(cnt, np.int64),
+            *(np.array(c, np.float64) for c in (mn, mx, sm, m2)),
+        )
+    if not leaf_refs and len(leaves) <= FEW_LEAVES:
+        leaves.sort()  # scalar steps of different levels may find them out of time order
+        addr_list, slot_list = [x[1] for x in leaves], [x[2] for x in leaves]
+        if budget is not None and (sum(x[3] for x in leaves) > budget.points or not reader.holds(addr_list)):
+            return None
+        if leaves:
+            _add_few_leaves(reader, out, addr_list, slot_list, lo, hi, key_of)
+        return out
+    if leaves:
+        leaf_refs.append(tuple(np.array(col, dtype=np.int64) for col in zip(*leaves, strict=True)))
     # Leaves come from different levels; scanning concatenates them, so they must be in time order.
     refs = _sorted_refs(leaf_refs)
     if budget is not None and (int(refs[2].sum()) > budget.points or not reader.all_cached(refs[0])):
         return None
     if 0 < refs[0].size <= FEW_LEAVES:  # a short query: each leaf from its block, no scan batches
-        addrs, slots = refs[0].tolist(), refs[1].tolist()
-        blocks = reader.point_blocks(addrs)
-        pieces = [blocks[a].leaf(s) for a, s in zip(addrs, slots, strict=True)]
-        if len(pieces) == 1:
-            lt, lv = pieces[0]
-        else:
-            lt, lv = np.concatenate([p[0] for p in pieces]), np.concatenate([p[1] for p in pieces])
-        ct, cv = _clip(lt, lv, lo, hi)
-        out.add_points(key_of(ct), cv)
+        _add_few_leaves(reader, out, refs[0].tolist(), refs[1].tolist(), lo, hi, key_of)
         return out
     for lt, lv in reader.scan(*refs):
-        ct, cv = _clip(lt, lv, lo, hi)
+        ct, cv = clip(lt, lv, lo, hi)
         out.add_points(key_of(ct), cv)
     return out
+
+
+def _add_few_leaves(
+    reader: BlockReader,
+    out: Contributions,
+    addrs: list[int],
+    slots: list[int],
+    lo: int,
+    hi: int,
+    key_of: Callable[[np.ndarray], np.ndarray],
+) -> None:
+    """Add the points in ``[lo, hi)`` of a few leaves (in time order), each read from its block."""
+    blocks = reader.point_blocks(addrs)
+    pieces = [blocks[a].leaf(s) for a, s in zip(addrs, slots, strict=True)]
+    if len(pieces) == 1:
+        lt, lv = pieces[0]
+    else:
+        lt, lv = np.concatenate([p[0] for p in pieces]), np.concatenate([p[1] for p in pieces])
+    ct, cv = clip(lt, lv, lo, hi)
+    out.add_points(key_of(ct), cv)
 
 
 def count(reader: BlockReader, root: int, lo: int, hi: int) -> int:

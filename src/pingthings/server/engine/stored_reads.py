@@ -43,7 +43,7 @@ import numpy as np
 
 from pingthings.server.engine.blocks import BlockReader, PointBlock, _run_batches, _runs
 from pingthings.server.engine.late_admission import LateAdmission
-from pingthings.server.engine.query import LeafRefs
+from pingthings.server.engine.query import LeafRefs, clip
 from pingthings.wire.blocks.checked import MAX_BODY_BYTES, declared_body_size
 
 #: Share of the uncached points that the server decodes itself (sent as columns and admitted to the
@@ -73,11 +73,6 @@ class ColumnPiece(NamedTuple):
 
 
 Piece = StoredPiece | ColumnPiece
-
-
-def _clip(t: np.ndarray, v: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-    a, b = np.searchsorted(t, [lo, hi])
-    return t[a:b], v[a:b]
 
 
 def _slot_views(
@@ -260,7 +255,7 @@ def iter_stored_messages(
                 continue
             ts, vs = _slot_views(block, run_slots, want)
             if r + k == 0 or r + k == n_runs - 1:  # only the first and last leaves reach outside
-                clipped = [_clip(t, v, lo, hi) for t, v in zip(ts, vs, strict=True)]
+                clipped = [clip(t, v, lo, hi) for t, v in zip(ts, vs, strict=True)]
                 ts, vs = [c[0] for c in clipped], [c[1] for c in clipped]
             messages.columns(ts, vs)
         yield from messages.full()
