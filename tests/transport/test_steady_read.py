@@ -5,42 +5,13 @@ Real TCP connections on 127.0.0.1 (an anyio listener as the peer); nothing is mo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import anyio
-import anyio.abc
 import pytest
+from socket_pair import pair
 
 from pingthings.timeseries.transport.steady_read import SteadyReader, steady_reader
 
 pytestmark = pytest.mark.anyio
-
-
-@asynccontextmanager
-async def pair() -> AsyncIterator[tuple[anyio.abc.SocketStream, anyio.abc.SocketStream]]:
-    """A connected (client, peer) pair of anyio socket streams."""
-    accepted: list[anyio.abc.SocketStream] = []
-    ready = anyio.Event()
-    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
-        port = listener.extra(anyio.abc.SocketAttribute.local_port)
-        async with anyio.create_task_group() as tg:
-
-            async def keep(peer: anyio.abc.SocketStream) -> None:
-                accepted.append(peer)
-                ready.set()
-                await anyio.sleep_forever()
-
-            tg.start_soon(listener.serve, keep)
-            client = await anyio.connect_tcp("127.0.0.1", port)
-            with anyio.fail_after(10):
-                await ready.wait()
-            try:
-                yield client, accepted[0]
-            finally:
-                await anyio.aclose_forcefully(client)
-                await anyio.aclose_forcefully(accepted[0])
-                tg.cancel_scope.cancel()
 
 
 async def _until(condition: object) -> None:

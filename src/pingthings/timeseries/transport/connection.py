@@ -33,6 +33,7 @@ import anyio.streams.tls
 from pingthings.wire.http2.frames import ConnectionProtocolError, ErrorCode, error_code
 
 from .backend import Backend, current_backend
+from .direct_read import direct_reader, scope_factory
 from .direct_write import direct_writer
 from .errors import (
     LOW_LEVEL_ERRORS,
@@ -123,10 +124,13 @@ class Connection:
         self._read_bio = tls_read_buffer(stream) if isinstance(stream, anyio.streams.tls.TLSStream) else None
         self._read_size = None if self._is_tls else read_size_for(stream, READ_SIZE)
         self._steady = steady_reader(stream, None if self._read_size is None else self._read_size.after_read)
-        #: How a read round receives: from the steady reader (asyncio, plain TCP) or anyio's stream.
+        #: How a read round receives: from the steady reader (asyncio, plain TCP), the socket itself
+        #: (trio, plain TCP) or anyio's stream.
         self._receive: Callable[[int], Awaitable[bytes]] = (
-            stream.receive if self._steady is None else self._steady.receive
+            self._steady.receive if self._steady is not None else direct_reader(stream) or stream.receive
         )
+        #: The cancel scope that bounds a read round by keepalive and deadline (trio's own on trio).
+        self._read_scope = scope_factory(stream, self.backend)
         # With the steady reader (asyncio), keepalive is a timer that nudges a reader waiting too long,
         # armed at most once per interval, instead of a cancel scope around every read.
         self._loop = asyncio.get_running_loop() if self._steady is not None else None
@@ -424,7 +428,7 @@ class Connection:
                 if deadline is not None and deadline < limit:
                     limit = deadline
                 with (
-                    backend.create_cancel_scope(deadline=limit) as scope,
+                    self._read_scope(deadline=limit) as scope,
                     translate_errors(self.endpoint, "receiving"),
                 ):
                     data = await self._receive(size)
