@@ -15,7 +15,7 @@ from pingthings.timeseries._align import align, snap
 from pingthings.timeseries._filters import stream_matches
 from pingthings.timeseries._insert import batch_bounds, merge_policy_value, prepare
 from pingthings.timeseries._timeargs import to_ns, to_point_width, to_version, to_width
-from pingthings.timeseries.exceptions import BadValue
+from pingthings.timeseries.exceptions import BadValue, InvalidTimeRange
 
 
 def test_merge_policy_names() -> None:
@@ -46,6 +46,34 @@ def test_prepare_rejects_bad_data_with_clear_errors() -> None:
         prepare([(1, "x")])
     with pytest.raises(ValueError, match="whole numbers"):
         prepare((np.array([1.5]), np.array([1.0])))
+
+
+def test_prepare_names_the_callers_row_and_checks_times_sorted_or_not() -> None:
+    # Unsorted data: the bad value is named by its row in the data given, not in the sorted batch.
+    with pytest.raises(BadValue, match="row 0 "):
+        prepare((np.array([9, 2, 5]), np.array([np.inf, 1.0, 2.0])))
+    for times in ([1, 2, 2**62], [2**62, 1, 2], [-(2**61), 5, 7], [5, -(2**61), 7]):
+        with pytest.raises(InvalidTimeRange, match="outside the storable range"):
+            prepare((np.array(times, dtype=np.int64), np.ones(3)))
+    with pytest.raises(ValueError, match="differ in length"):
+        prepare((np.array([1, 2, 3]), np.ones(2)))
+
+
+def test_inserting_arrays_does_not_import_pandas() -> None:
+    # The check for a DataFrame imported pandas (0.4 s) on a client's first insert of plain arrays.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np\n"
+        "from pingthings.timeseries._insert import prepare\n"
+        "prepare((np.arange(3), np.ones(3)))\n"
+        "prepare([(1, 2.0)])\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
 
 
 def test_prepare_converts_times() -> None:

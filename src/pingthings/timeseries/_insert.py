@@ -7,6 +7,7 @@ before the first byte is sent, so a bad point never leaves half an insert behind
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -100,10 +101,10 @@ def to_columns(data: Any) -> tuple[np.ndarray, np.ndarray]:
         times = _times_from_numpy(_arrow_column_to_numpy(data.column(ti), "times"))
         values = _values_from_numpy(_arrow_column_to_numpy(data.column(vi), "values"))
         return times, values
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is optional
-        pd = None
+    if type(data) is tuple and len(data) == 2 and all(type(a) is np.ndarray for a in data):
+        return _times_from_numpy(data[0]), _values_from_numpy(data[1])  # the usual form, first
+    # Data can be a pandas object only if pandas was imported: never import it here (0.4 s).
+    pd = sys.modules.get("pandas")
     if pd is not None and isinstance(data, pd.DataFrame):
         cols = [str(c) for c in data.columns]
         if "time" not in cols and isinstance(data.index, pd.DatetimeIndex) and len(cols) >= 1:
@@ -176,8 +177,10 @@ def _pairs_to_columns(pairs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --------------------------------------------------------------------------------------- checks
-def check_columns(times: np.ndarray, values: np.ndarray) -> None:
+def check_columns(times: np.ndarray, values: np.ndarray, ordered: bool = False) -> None:
     """Reject data the server would refuse, before anything is sent.
+
+    ``ordered``: the times are known to be sorted, so their ends are their extremes.
 
     Raises
     ------
@@ -195,7 +198,7 @@ def check_columns(times: np.ndarray, values: np.ndarray) -> None:
             f"insert data contains {kind} at row {i} (time {int(times[i])}); only finite values can be stored"
         )
     if times.size:
-        lo, hi = int(times.min()), int(times.max())
+        lo, hi = (int(times[0]), int(times[-1])) if ordered else (int(times.min()), int(times.max()))
         if lo < MIN_TIME or hi >= TIME_LIMIT - 1:
             bad = lo if lo < MIN_TIME else hi
             raise InvalidTimeRange(
@@ -206,8 +209,9 @@ def check_columns(times: np.ndarray, values: np.ndarray) -> None:
 def prepare(data: Any) -> tuple[np.ndarray, np.ndarray]:
     """Convert and check insert data; returns contiguous arrays sorted by time (stable)."""
     times, values = to_columns(data)
-    check_columns(times, values)
-    if times.size > 1 and not bool((times[1:] >= times[:-1]).all()):
+    ordered = times.ndim != 1 or times.size < 2 or bool((times[1:] >= times[:-1]).all())
+    check_columns(times, values, ordered)  # rows named in its errors are the caller's rows
+    if not ordered:
         order = np.argsort(times, kind="stable")
         times, values = times[order], values[order]
     return np.ascontiguousarray(times), np.ascontiguousarray(values)
