@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from pingthings.wire.protowire import (
+    FIXED32,
     LEN,
     VARINT,
     BytesLike,
@@ -49,7 +50,7 @@ class InfoReply(NamedTuple):
 
 def _text(data: memoryview | bytes, start: int, end: int, what: str) -> str:
     try:
-        return bytes(data[start:end]).decode("utf-8")
+        return str(data[start:end], "utf-8")  # bytes or a memoryview, decoded without a copy
     except UnicodeDecodeError as exc:
         raise WireFormatError(f"InfoResponse {what} is not valid UTF-8: {exc}") from None
 
@@ -83,29 +84,52 @@ def decode_info(buf: BytesLike) -> InfoReply:
     code, msg, major, minor, build = 0, "", 0, 0, ""
     endpoints: list[str] = []
     while pos < end:
-        number, wire_type, pos = read_key(data, pos, end)
+        # Keys, small numbers and short lengths are one byte each: read here, without a call (the
+        # helpers of .protowire handle every longer form, and every error).
+        key = data[pos]
+        if 8 <= key < 0x80 and key & 7 <= FIXED32:
+            number, wire_type, pos = key >> 3, key & 7, pos + 1
+        else:
+            number, wire_type, pos = read_key(data, pos, end)
         if number == 3 or number == 4:
             _expect(number, wire_type, VARINT)
-            value, pos = read_varint(data, pos, end)
+            value, pos = _small(data, pos, end)
             if number == 3:
                 major = value & _U32
             else:
                 minor = value & _U32
         elif number == 5:
             _expect(number, wire_type, LEN)
-            start, pos = read_length(data, pos, end, number)
+            start, pos = _span(data, pos, end, number)
             build = _text(data, start, pos, "build")
         elif number == 1:
             _expect(number, wire_type, LEN)
-            start, pos = read_length(data, pos, end, number)
+            start, pos = _span(data, pos, end, number)
             code, msg = _status(data, start, pos, code, msg)
         elif number == 6:
             _expect(number, wire_type, LEN)
-            start, pos = read_length(data, pos, end, number)
+            start, pos = _span(data, pos, end, number)
             _proxy(data, start, pos, endpoints)
         else:
             pos = skip_field(data, pos, end, number, wire_type)
     return InfoReply(code, msg, major, minor, build, endpoints)
+
+
+def _small(data: memoryview | bytes, pos: int, end: int) -> tuple[int, int]:
+    """A varint at ``pos`` (one byte read directly, longer ones by :func:`read_varint`)."""
+    if pos < end and data[pos] < 0x80:
+        return data[pos], pos + 1
+    return read_varint(data, pos, end)
+
+
+def _span(data: memoryview | bytes, pos: int, end: int, field: int) -> tuple[int, int]:
+    """``(start, end)`` of a length-delimited field whose length is at ``pos`` (see :func:`_small`)."""
+    if pos < end and data[pos] < 0x80:
+        start = pos + 1
+        stop = start + data[pos]
+        if stop <= end:
+            return start, stop
+    return read_length(data, pos, end, field)
 
 
 def _status(data: memoryview | bytes, pos: int, end: int, code: int, msg: str) -> tuple[int, str]:
@@ -128,10 +152,13 @@ def _status(data: memoryview | bytes, pos: int, end: int, code: int, msg: str) -
 def _proxy(data: memoryview | bytes, pos: int, end: int, endpoints: list[str]) -> None:
     """Append the endpoints of one ``ProxyInfo`` piece."""
     while pos < end:
-        number, wire_type, pos = read_key(data, pos, end)
+        if data[pos] == 0x0A:  # field 1, length-delimited: the only field, in one byte
+            number, wire_type, pos = 1, LEN, pos + 1
+        else:
+            number, wire_type, pos = read_key(data, pos, end)
         if number == 1:
             _expect(number, wire_type, LEN)
-            start, pos = read_length(data, pos, end, number)
+            start, pos = _span(data, pos, end, number)
             endpoints.append(_text(data, start, pos, "proxy endpoint"))
         else:
             pos = skip_field(data, pos, end, number, wire_type)
