@@ -1,4 +1,5 @@
-"""The direct reader (trio, plain TCP): reads the socket itself, with anyio's receive's results.
+"""The direct reader (trio, plain TCP): reads the socket itself, with anyio's receive's results, and
+bounds a wait by a limit without a cancel scope (its watcher task wakes the read).
 
 Real TCP connections on 127.0.0.1 (an anyio listener as the peer); nothing is mocked.
 """
@@ -22,8 +23,9 @@ async def test_only_trio_streams_get_one(anyio_backend: str) -> None:
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_a_receive_waits_for_data_and_survives_a_cancelled_wait(anyio_backend: str) -> None:
     async with pair() as (client, peer):
-        receive = direct_reader(client)
-        assert receive is not None
+        reader = direct_reader(client)
+        assert reader is not None
+        receive = reader.receive
         with anyio.move_on_after(0.05) as scope:
             await receive(100)  # nothing was sent: the wait is cancelled at its deadline
         assert scope.cancelled_caught
@@ -35,8 +37,9 @@ async def test_a_receive_waits_for_data_and_survives_a_cancelled_wait(anyio_back
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_end_of_stream_after_the_data(anyio_backend: str) -> None:
     async with pair() as (client, peer):
-        receive = direct_reader(client)
-        assert receive is not None
+        reader = direct_reader(client)
+        assert reader is not None
+        receive = reader.receive
         await peer.send(b"last words")
         await peer.aclose()
         with anyio.fail_after(10):
@@ -51,8 +54,9 @@ async def test_end_of_stream_after_the_data(anyio_backend: str) -> None:
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_closing_the_stream_ends_a_waiting_receive_as_anyio_would(anyio_backend: str) -> None:
     async with pair() as (client, _):
-        receive = direct_reader(client)
-        assert receive is not None
+        reader = direct_reader(client)
+        assert reader is not None
+        receive = reader.receive
         errors: list[BaseException] = []
 
         async def wait() -> None:
@@ -72,8 +76,9 @@ async def test_closing_the_stream_ends_a_waiting_receive_as_anyio_would(anyio_ba
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_data_that_is_always_ready_still_lets_other_tasks_run(anyio_backend: str) -> None:
     async with pair() as (client, peer):
-        receive = direct_reader(client)
-        assert receive is not None
+        reader = direct_reader(client)
+        assert reader is not None
+        receive = reader.receive
         total = 1 << 20
         await peer.send(b"x" * total)  # over loopback, in the client's socket buffer once sent
         turns = 0
@@ -94,3 +99,93 @@ async def test_data_that_is_always_ready_still_lets_other_tasks_run(anyio_backen
             reading = False
         assert got == total
         assert turns > 10  # without a checkpoint per ready receive, the counter would not run at all
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_a_limit_ends_a_wait_empty_and_the_socket_still_reads(anyio_backend: str) -> None:
+    async with pair() as (client, peer):
+        reader = direct_reader(client)
+        assert reader is not None
+        for _ in range(3):  # the watcher wakes each read at its own limit; the socket keeps working
+            start = anyio.current_time()
+            with anyio.fail_after(10):
+                assert await reader.receive_until(100, start + 0.05) == b""
+            assert anyio.current_time() - start >= 0.05
+            await peer.send(b"after")
+            with anyio.fail_after(10):
+                assert await reader.receive_until(100, anyio.current_time() + 30) == b"after"
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_an_earlier_limit_wakes_the_sleeping_watcher(anyio_backend: str) -> None:
+    async with pair() as (client, peer):
+        reader = direct_reader(client)
+        assert reader is not None
+        await peer.send(b"x")
+        assert await reader.receive_until(100, anyio.current_time() + 3600) == b"x"  # watcher: 1 h
+        start = anyio.current_time()
+        with anyio.fail_after(10):  # the watcher's sleep must be cut short for this limit
+            assert await reader.receive_until(100, start + 0.05) == b""
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_a_waiting_write_is_never_woken_by_a_limit(anyio_backend: str) -> None:
+    async with pair() as (client, _):
+        reader = direct_reader(client)
+        assert reader is not None
+        reader.writers = 1  # as the connection marks a write waiting for room in the socket
+        ended: list[float] = []
+
+        async def read() -> None:
+            assert await reader.receive_until(100, anyio.current_time() + 0.05) == b""
+            ended.append(anyio.current_time())
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read)
+                await anyio.sleep(0.3)  # the limit passed long ago; the read still waits
+                assert not ended
+                released = anyio.current_time()
+                reader.writers = 0
+        assert ended and ended[0] >= released
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_closing_ends_a_bounded_wait_with_an_error_and_later_limits_still_hold(
+    anyio_backend: str,
+) -> None:
+    async with pair() as (client, _):
+        reader = direct_reader(client)
+        assert reader is not None
+        reader.close()  # the connection failed: no watcher; a bounded read takes a scope
+        start = anyio.current_time()
+        with anyio.fail_after(10):
+            assert await reader.receive_until(100, start + 0.05) == b""
+        errors: list[BaseException] = []
+
+        async def wait() -> None:
+            try:
+                await reader.receive_until(100, anyio.current_time() + 30)
+            except BaseException as exc:
+                errors.append(exc)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(wait)
+                await anyio.wait_all_tasks_blocked()
+                await client.aclose()
+        assert len(errors) == 1 and isinstance(errors[0], anyio.ClosedResourceError)
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_a_cancelled_receive_never_loses_bytes_it_read(anyio_backend: str) -> None:
+    async with pair() as (client, peer):
+        reader = direct_reader(client)
+        assert reader is not None
+        await peer.send(b"abc")
+        await anyio.wait_all_tasks_blocked()
+        got = b""
+        with anyio.CancelScope() as scope:
+            scope.cancel()  # strikes at the receive's first scheduling point
+            got = await reader.receive(100)  # the bytes were there: read, then the shielded turn
+        assert got == b"abc"

@@ -126,8 +126,13 @@ class Connection:
         self._steady = steady_reader(stream, None if self._read_size is None else self._read_size.after_read)
         #: How a read round receives: from the steady reader (asyncio, plain TCP), the socket itself
         #: (trio, plain TCP) or anyio's stream.
+        self._trio_reader = None if self._steady is not None else direct_reader(stream)
         self._receive: Callable[[int], Awaitable[bytes]] = (
-            self._steady.receive if self._steady is not None else direct_reader(stream) or stream.receive
+            self._steady.receive
+            if self._steady is not None
+            else self._trio_reader.receive
+            if self._trio_reader is not None
+            else stream.receive
         )
         #: The cancel scope that bounds a read round by keepalive and deadline (trio's own on trio).
         self._read_scope = scope_factory(stream, self.backend)
@@ -273,12 +278,18 @@ class Connection:
             return
         # The socket is full (rare): one scope, shielded from the caller's cancellation, yet ended by its
         # own deadline, while anyio's send waits to write the rest.
+        trio_reader = self._trio_reader
+        if trio_reader is not None:
+            trio_reader.writers += 1  # its watcher must not wake the socket's waiters now
         with anyio.CancelScope(shield=True, deadline=anyio.current_time() + WRITE_TIMEOUT) as scope:
             try:
                 with translate_errors(self.endpoint, "sending"):
                     await self._stream.send(data)
             except TransportError as exc:
                 self.fail(exc)
+            finally:
+                if trio_reader is not None:
+                    trio_reader.writers -= 1
         if scope.cancelled_caught:
             self.fail(TransportError(f"socket write blocked for {WRITE_TIMEOUT:.0f}s", self.endpoint))
 
@@ -422,17 +433,24 @@ class Connection:
                     self._keepalive_due()
                     return set()
             elif keepalive or deadline is not None:
-                # One scope bounds the read by the keepalive interval and the caller's deadline both.
+                # One limit bounds the read by the keepalive interval and the caller's deadline both.
                 backend = self.backend
                 limit = backend.current_time() + keepalive if keepalive else math.inf
                 if deadline is not None and deadline < limit:
                     limit = deadline
-                with (
-                    self._read_scope(deadline=limit) as scope,
-                    translate_errors(self.endpoint, "receiving"),
-                ):
-                    data = await self._receive(size)
-                if scope.cancelled_caught:
+                trio_reader = self._trio_reader
+                if trio_reader is not None:  # no scope: the reader keeps the limit (see .direct_read)
+                    with translate_errors(self.endpoint, "receiving"):
+                        data = await trio_reader.receive_until(size, limit)
+                    expired = not data
+                else:
+                    with (
+                        self._read_scope(deadline=limit) as scope,
+                        translate_errors(self.endpoint, "receiving"),
+                    ):
+                        data = await self._receive(size)
+                    expired = scope.cancelled_caught
+                if expired:
                     if deadline is not None and backend.current_time() >= deadline:
                         raise WaitExpired
                     self._keepalive_due()
@@ -584,6 +602,8 @@ class Connection:
         for state in self.streams.values():
             if not state.finished:
                 state.error = error
+        if self._trio_reader is not None:
+            self._trio_reader.close()  # its watcher ends; later reads (if any) take a scope
         self._wake(None)
 
     # ------------------------------------------------------------------ lifecycle
@@ -644,6 +664,8 @@ class Connection:
             if self._watchdog is not None:
                 self._watchdog.cancel()
                 self._watchdog = None
+            if self._trio_reader is not None:
+                self._trio_reader.close()
             self.fail(TransportError("channel closed", self.endpoint))
             try:
                 await anyio.aclose_forcefully(self._stream)

@@ -1,4 +1,4 @@
-"""Read a plain TCP connection on trio straight from its socket, and bound reads with trio's own scope.
+"""Read a plain TCP connection on trio straight from its socket, bounded without a scope per read.
 
 anyio's trio ``SocketStream.receive`` calls trio's ``socket.recv``, which checks for cancellation
 before it reads and, once it has read, passes through one more scheduling point (a cancel-shielded
@@ -6,24 +6,33 @@ checkpoint): a full turn of trio's run loop on every receive. The receive of a s
 has to wait anyway (the reply is not there yet when the request has just gone out), and that wait is
 a scheduling point of its own, so the extra turn buys nothing there.
 
-:func:`direct_reader` gives such a connection a receive that tries the socket first and, when
-nothing is there, waits until it is readable (``trio.lowlevel.wait_readable``: a scheduling point
-that cancellation interrupts) and tries again. When bytes were there at once, it still passes
-through one checkpoint, so a stream of ready data never keeps other tasks from running. What the
-connection sees is what anyio's receive gives: bytes, ``anyio.EndOfStream`` at the end of the
-stream, ``anyio.ClosedResourceError`` when the stream was closed under the wait, ``OSError`` from
-the socket (all of them :data:`.errors.LOW_LEVEL_ERRORS`).
+:class:`TrioSocketReader` tries the socket first and, when nothing is there, waits until it is
+readable (``trio.lowlevel.wait_readable``: a scheduling point that cancellation interrupts) and
+tries again. Only when bytes were there at once does it pass through one more scheduling point, so
+a stream of ready data never keeps other tasks from running; like anyio's, that one is shielded
+from cancellation, since the bytes are out of the socket and a cancellation there would lose them.
+What the connection sees is what anyio's receive gives: bytes, ``anyio.EndOfStream`` at the end of
+the stream, ``anyio.ClosedResourceError`` when the stream was closed under the wait, ``OSError``
+from the socket (all of them :data:`.errors.LOW_LEVEL_ERRORS`).
 
-:func:`scope_factory` is the cancel scope a bounded read enters: trio's ``CancelScope`` itself on
-trio (anyio's wrapper adds a few microseconds to every small call), anyio's elsewhere.
+A read must also end at the keepalive interval and at the call's deadline. A trio cancel scope per
+read did that, but entering and leaving one costs about 12 % of a small call's client CPU (trio's
+scope registers its deadline, builds a status object and closes through a context manager). So
+the reader keeps the limit itself (:meth:`TrioSocketReader.receive_until`, with one watcher task per
+connection), as the steady reader does with a loop timer on asyncio.
+
+:func:`scope_factory` is the cancel scope the other bounded reads enter (TLS on trio): trio's
+``CancelScope`` itself on trio (anyio's wrapper adds a few microseconds), anyio's elsewhere.
 
 TLS streams and other backends get no direct reader (anyio's receive is used).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -32,51 +41,127 @@ import anyio.streams.tls
 
 from .backend import Backend
 
-__all__ = ["direct_reader", "scope_factory"]
+__all__ = ["RECHECK", "TrioSocketReader", "direct_reader", "scope_factory"]
 
-Receive = Callable[[int], Awaitable[bytes]]
-"""Receive at most the given number of bytes (at least one; the stream's end raises EndOfStream)."""
-
+RECHECK = 0.05
+"""Seconds between the watcher's looks at a read past its limit while a write waits on the socket."""
 
 def _on_trio(stream: anyio.abc.ByteStream) -> bool:
     return type(stream).__module__.endswith("._trio")  # anyio's classes live in anyio._backends._<name>
 
 
-def direct_reader(stream: anyio.abc.ByteStream) -> Receive | None:
-    """A receive that reads the socket of ``stream`` directly (plain TCP on trio), or None."""
+def direct_reader(stream: anyio.abc.ByteStream) -> TrioSocketReader | None:
+    """A reader of the socket of ``stream`` itself (plain TCP on trio), or None."""
     if isinstance(stream, anyio.streams.tls.TLSStream) or not _on_trio(stream):
         return None
     raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
     if not isinstance(raw, socket.socket):
         return None
-    return _socket_reader(raw)
+    return TrioSocketReader(raw)
 
 
-def _socket_reader(sock: socket.socket) -> Receive:
-    import trio  # the stream is trio's: trio is running
+class TrioSocketReader:
+    """Receives from a trio TCP socket directly; bounds a wait without a cancel scope per read.
 
-    wait_readable = trio.lowlevel.wait_readable
-    checkpoint = trio.lowlevel.checkpoint
+    :meth:`receive_until` returns ``b""`` once its limit passes with nothing received. The limit is
+    kept by one watcher task per connection (a trio system task, started by the first bounded
+    read), which sleeps until the limit of the read waiting then and, if that read still waits,
+    wakes it with ``trio.lowlevel.notify_closing`` on the socket (trio forgets the socket's
+    registration then; the next wait registers it again). A read's limit is usually later than the
+    watcher's wake-up time (the keepalive interval from now, later with every read), so arming it
+    is two assignments; the watcher wakes once per interval, finds the read that waits now (or
+    none), and sleeps again. While a write waits for room in the socket (rare: anyio's send, on
+    the same socket) the watcher does not wake the read, as that would end the write too; it looks
+    again every :data:`RECHECK` seconds.
+    """
 
-    async def receive(size: int) -> bytes:
+    def __init__(self, sock: socket.socket) -> None:
+        import trio  # the stream is trio's: trio is running
+
+        self._trio = trio
+        self._sock = sock
+        self._limit = math.inf  # the limit of the read waiting now (inf: none)
+        self._target = math.inf  # when the watcher wakes up next
+        self._sleep: trio.CancelScope | None = None  # the watcher's sleep, while it sleeps
+        self._watching = False
+        self._fired = False  # the watcher woke the waiting read
+        self._closed = False
+        #: Writes waiting for room in the socket (the connection counts them).
+        self.writers = 0
+
+    async def receive(self, size: int) -> bytes:
+        """At most ``size`` bytes, at least one (``anyio.EndOfStream`` at the end of the stream)."""
+        trio = self._trio
+        sock = self._sock
         waited = False
         while True:
             try:
                 data = sock.recv(size)
             except BlockingIOError:
                 try:
-                    await wait_readable(sock)
+                    await trio.lowlevel.wait_readable(sock)
                 except trio.ClosedResourceError as exc:
+                    if self._fired:
+                        return b""  # the watcher: the limit passed
                     raise anyio.ClosedResourceError from exc
                 waited = True
                 continue
-            if not waited:
-                await checkpoint()  # ready at once: still let other tasks run
+            if not waited:  # ready at once: still let other tasks run, but never lose what was read
+                await trio.lowlevel.cancel_shielded_checkpoint()
             if not data:
                 raise anyio.EndOfStream
             return data
 
-    return receive
+    async def receive_until(self, size: int, limit: float) -> bytes:
+        """:meth:`receive`, or ``b""`` once ``limit`` (trio's clock) passes with nothing received."""
+        if self._closed:  # no watcher any more (a read after the connection failed): a scope
+            with self._trio.move_on_at(limit):
+                return await self.receive(size)
+            return b""
+        self._limit = limit
+        self._fired = False
+        if limit < self._target:
+            self._target = limit
+            if self._sleep is not None:
+                self._sleep.deadline = limit
+        if not self._watching:
+            self._watching = True
+            self._trio.lowlevel.spawn_system_task(self._watch, name="pingthings read watcher")
+        try:
+            return await self.receive(size)
+        finally:
+            self._limit = math.inf
+            self._fired = False
+
+    async def _watch(self) -> None:
+        trio = self._trio
+        try:
+            while not self._closed:
+                with trio.CancelScope(deadline=self._target) as sleep:
+                    self._sleep = sleep
+                    await trio.sleep_forever()
+                self._sleep = None
+                if self._closed:
+                    return
+                now = trio.current_time()
+                if now >= self._limit:
+                    if self.writers:
+                        self._target = now + RECHECK
+                        continue
+                    self._fired = True
+                    self._limit = math.inf
+                    with contextlib.suppress(OSError, ValueError):  # a socket closed meanwhile
+                        trio.lowlevel.notify_closing(self._sock)
+                self._target = self._limit
+        finally:
+            self._watching = False
+            self._sleep = None
+
+    def close(self) -> None:
+        """Stop the watcher (the connection is closing)."""
+        self._closed = True
+        if self._sleep is not None:
+            self._sleep.cancel()
 
 
 def scope_factory(stream: anyio.abc.ByteStream, backend: Backend) -> Callable[..., Any]:
