@@ -22,8 +22,10 @@ import pytest
 import trustme
 
 import pingthings.timeseries as pt
+from pingthings._proto import v5api
 from pingthings.fastpaths import FAST_PATHS, fallbacks_taken, forget_fallbacks, report_fallback
 from pingthings.server import Server
+from pingthings.timeseries._flat_messages import flat_encoder
 from pingthings.timeseries.transport import backend as backend_module
 from pingthings.timeseries.transport.connection import READ_SIZE
 from pingthings.timeseries.transport.direct_write import direct_writer
@@ -76,6 +78,13 @@ async def test_real_traffic_through_every_fast_path_takes_no_fallback(
     assert fallbacks_taken() == frozenset()
 
 
+def test_generated_request_classes_have_the_field_metadata() -> None:
+    forget_fallbacks()
+    assert flat_encoder(v5api.AlignedWindowsParams) is not None
+    assert flat_encoder(v5api.ArrowMultiValuesParams) is None  # repeated fields: not flat, no fallback
+    assert fallbacks_taken() == frozenset()
+
+
 @pytest.mark.anyio
 async def test_anyio_tls_stream_has_the_read_buffer(
     tls_server: Server, tls_files: tuple[Path, Path, Path]
@@ -92,7 +101,7 @@ async def test_anyio_tls_stream_has_the_read_buffer(
 
 
 def test_every_fast_path_has_a_check_here() -> None:
-    checked = {"tls-drain", "direct-write", "large-reads", "backend-cache", "steady-read"}
+    checked = {"tls-drain", "direct-write", "large-reads", "backend-cache", "steady-read", "flat-encode"}
     assert set(FAST_PATHS) == checked
 
 

@@ -25,6 +25,7 @@ FAST_PATHS: dict[str, str] = {
     "direct-write": "anyio asyncio SocketStream._transport and _protocol.write_event",
     "large-reads": "anyio asyncio SocketStream._transport and asyncio's transport.max_size",
     "backend-cache": "anyio._core._eventloop.get_async_backend",
+    "flat-encode": "betterproto2's generated classes' _betterproto.meta_by_field_name",
     "steady-read": (
         "anyio asyncio SocketStream._transport and _protocol (read_queue, read_event, is_at_eof, exception)"
     ),

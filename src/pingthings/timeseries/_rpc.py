@@ -28,10 +28,9 @@ The functions depend only on the small :class:`CallTarget` protocol, never on th
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
@@ -53,6 +52,7 @@ from pingthings.timeseries._endpoints import (
     unary_through_proxies,
     wrong_endpoint_error,
 )
+from pingthings.timeseries._flat_messages import flat_encoder
 from pingthings.timeseries.exceptions import (
     ClientClosedError,
     ConnectionError,
@@ -128,21 +128,24 @@ def method_path(method: str, service: str = BTRDB_SERVICE) -> str:
     return f"/{service}/{method}"
 
 
-_FIELDLESS: dict[type, bool] = {}
-"""Whether a message class has no fields at all (its encoding is always empty), by class."""
+_ENCODERS: dict[type, Callable[[Any], bytes]] = {}
+"""How a request of each message class is encoded: directly when the class is flat
+(:func:`pingthings.timeseries._flat_messages.flat_encoder`: a class without fields encodes to nothing),
+else by the generated encoder."""
+
+
+def _encoder_of(kind: type) -> Callable[[Any], bytes]:
+    encoder = _ENCODERS.get(kind)
+    if encoder is None:
+        encoder = _ENCODERS[kind] = flat_encoder(kind) or bytes
+    return encoder
 
 
 def _as_bytes(request: bytes | bytearray | memoryview | betterproto2.Message) -> bytes:
     if isinstance(request, bytes | bytearray | memoryview):
         return bytes(request)
     if isinstance(request, betterproto2.Message):
-        kind = type(request)
-        fieldless = _FIELDLESS.get(kind)
-        if fieldless is None:
-            fieldless = _FIELDLESS[kind] = dataclasses.is_dataclass(request) and not dataclasses.fields(
-                request
-            )
-        return b"" if fieldless else bytes(request)  # e.g. InfoParams: no encoder run per call
+        return _encoder_of(type(request))(request)
     raise TypeError(f"a request must be bytes or a message, got {type(request).__name__}")
 
 
