@@ -15,7 +15,20 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from pingthings.wire.arrow import array_viewing
+
 __all__ = ["conform"]
+
+
+_FLOATS = {pa.float16(): np.float16, pa.float32(): np.float32, pa.float64(): np.float64}
+"""numpy's type for each Arrow float type (``DataType.to_pandas_dtype`` would import pandas)."""
+
+
+def _view(chunk: pa.Array) -> np.ndarray:
+    """The values of a float array without nulls, viewed in place (``to_numpy`` imports pandas)."""
+    dtype = np.dtype(_FLOATS[chunk.type])
+    data = chunk.buffers()[1]
+    return np.frombuffer(data, dtype=dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize)
 
 
 def _float_column(column: pa.ChunkedArray, target: pa.DataType) -> pa.Array | None:
@@ -23,14 +36,14 @@ def _float_column(column: pa.ChunkedArray, target: pa.DataType) -> pa.Array | No
     if not (pa.types.is_floating(column.type) and pa.types.is_floating(target)) or column.null_count:
         return None
     if column.num_chunks == 1:
-        values = column.chunk(0).to_numpy(zero_copy_only=False)
+        values = _view(column.chunk(0))
     elif column.num_chunks == 0:
-        values = np.empty(0, dtype=column.type.to_pandas_dtype())
+        values = np.empty(0, dtype=_FLOATS[column.type])
     else:
-        values = np.concatenate([chunk.to_numpy(zero_copy_only=False) for chunk in column.chunks])
+        values = np.concatenate([_view(chunk) for chunk in column.chunks])
     with np.errstate(over="ignore"):  # a finite value too large becomes infinity, as in Arrow, silently
-        converted = values.astype(target.to_pandas_dtype(), copy=False)
-    return pa.array(converted, type=target)
+        converted = values.astype(_FLOATS[target], copy=False)
+    return array_viewing(np.ascontiguousarray(converted))  # not pa.array: it imports pandas (0.4 s)
 
 
 def conform(table: pa.Table, schema: pa.Schema | None) -> pa.Table:

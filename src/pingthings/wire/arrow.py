@@ -83,7 +83,7 @@ def time_array(times: ArrayLike) -> pa.Array:
     return pa.Array.from_buffers(TIME_TYPE, len(column), [None, pa.py_buffer(column)])
 
 
-def _viewing(column: np.ndarray) -> pa.Array:
+def array_viewing(column: np.ndarray) -> pa.Array:
     """An Arrow array of ``column``'s type viewing its memory (built from its buffer, as
     :func:`time_array`: ``pa.array`` of a numpy array imports pandas on its first call)."""
     return pa.Array.from_buffers(pa.from_numpy_dtype(column.dtype), len(column), [None, pa.py_buffer(column)])
@@ -91,13 +91,13 @@ def _viewing(column: np.ndarray) -> pa.Array:
 
 def float_array(values: ArrayLike) -> pa.Array:
     """A ``float64`` array viewing the memory of a numpy array."""
-    return _viewing(_numpy_column(values, np.float64, "values"))
+    return array_viewing(_numpy_column(values, np.float64, "values"))
 
 
 def raw_table(times: ArrayLike, values: ArrayLike) -> pa.Table:
     """A table in :data:`RAW_SCHEMA` from equal-length time and value arrays (no copy when possible).
 
-    Columns view the arrays' buffers (:func:`_viewing`): ``pa.array`` would import pandas (0.4 s) in the
+    Columns view the arrays' buffers (:func:`array_viewing`): ``pa.array`` would import pandas (0.4 s) in the
     first call, which was the server's start (``wire.arrow_insert`` builds a table when it is imported).
 
     Parameters
@@ -108,7 +108,7 @@ def raw_table(times: ArrayLike, values: ArrayLike) -> pa.Table:
         ``float64`` values (other numeric dtypes are converted).
     """
     time_column = time_array(times)
-    value_column = _viewing(_numpy_column(values, np.float64, "values", len(time_column)))
+    value_column = array_viewing(_numpy_column(values, np.float64, "values", len(time_column)))
     return pa.Table.from_arrays([time_column, value_column], schema=RAW_SCHEMA)
 
 
@@ -146,7 +146,7 @@ def stat_table(
         ("stddev", stddev, np.float64),
     )
     for name, values, dtype in arrays:
-        columns.append(_viewing(_numpy_column(values, dtype, name, n)))
+        columns.append(array_viewing(_numpy_column(values, dtype, name, n)))
     return pa.Table.from_arrays(columns, schema=STAT_SCHEMA)
 
 
