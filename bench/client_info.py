@@ -4,16 +4,18 @@ Usage: ``python bench/client_info.py [--calls N] [--repeats R] [--endpoint HOST:
 
 Without ``--endpoint`` an embedded server is started in a separate process (so the server's work
 does not share the client's interpreter) on a free port of 127.0.0.1, and stopped at the end.
-Clients measured, one after the other, each making ``N`` sequential Info calls ``R`` times:
+Clients measured in ``R`` interleaved rounds (each round runs every client once, for ``N`` sequential
+Info calls after a short warm-up on a fresh connection; the order rotates from round to round, so
+a machine whose speed drifts weighs on every client alike):
 
 * our sync ``Client`` (each call crosses to its event-loop thread and back);
 * our ``AsyncClient`` on asyncio and on trio;
 * the official ``btrdb`` client (grpcio), when it is installed.
 
-Prints the median µs per call over the repeats (wall clock), the client process's CPU µs per
-call (``time.process_time``), which is the steadier figure on a busy machine, and, when the
-server runs in its own process, the server's CPU µs per call (from ``/proc/<pid>/stat``, whole
-repeats, 10 ms clock ticks).
+Prints the best and the median over the rounds of the µs per call (wall clock) and of the client
+process's CPU µs per call (``time.process_time``), the steadier figure on a busy machine, with the
+ratio of that CPU to btrdb's; and, when the server runs in its own process, the server's CPU µs
+per call (median over the rounds, from ``/proc/<pid>/stat``, warm-up included, 10 ms clock ticks).
 
 ``--concurrent K`` also measures throughput with K calls in flight (K tasks on one AsyncClient,
 K threads sharing one sync Client, K threads sharing one btrdb connection).
@@ -230,34 +232,40 @@ def main() -> None:
 
     with contextlib.ExitStack() as stack:
         endpoint = args.endpoint or stack.enter_context(server_process())
-        print(f"Info latency against {endpoint}: {args.calls} calls x {args.repeats} repeats (median)")
-        calls, repeats = args.calls, args.repeats
-        total = calls * repeats + min(calls, 50)
-        rows: list[tuple[str, tuple[Result | None, float | None]]] = [
-            (
-                "pingthings Client (sync)",
-                with_server_cpu(total, lambda: bench_sync(endpoint, calls, repeats)),
-            ),
-            (
-                "pingthings AsyncClient on asyncio",
-                with_server_cpu(total, lambda: bench_async(endpoint, calls, repeats, "asyncio")),
-            ),
-            (
-                "pingthings AsyncClient on trio",
-                with_server_cpu(total, lambda: bench_async(endpoint, calls, repeats, "trio")),
-            ),
-            (
-                "btrdb 5.x (grpcio), official",
-                with_server_cpu(total, lambda: bench_btrdb(endpoint, calls, repeats)),
-            ),
+        calls, rounds = args.calls, args.repeats
+        print(f"Info latency against {endpoint}: {rounds} interleaved rounds x {calls} calls")
+        clients: list[tuple[str, Callable[[], Result | None]]] = [
+            ("pingthings Client (sync)", lambda: bench_sync(endpoint, calls, 1)),
+            ("pingthings AsyncClient on asyncio", lambda: bench_async(endpoint, calls, 1, "asyncio")),
+            ("pingthings AsyncClient on trio", lambda: bench_async(endpoint, calls, 1, "trio")),
+            ("btrdb 5.x (grpcio), official", lambda: bench_btrdb(endpoint, calls, 1)),
         ]
-        for label, (result, server) in rows:
-            if result is None:
-                print(f"{label:<40} (not installed)")
-            else:
-                wall, cpu = result
-                extra = "" if server is None else f" {server:>7.1f} µs/call server CPU"
-                print(f"{label:<40} {wall:>9.1f} µs/call wall {cpu:>9.1f} µs/call client CPU{extra}")
+        runs: dict[str, list[tuple[Result, float | None]]] = {label: [] for label, _ in clients}
+        for r in range(rounds):
+            k = r % len(clients)
+            for label, run in clients[k:] + clients[:k]:
+                result, server = with_server_cpu(calls + min(calls, 50), run)
+                if result is not None:
+                    runs[label].append((result, server))
+        theirs = [c for (_, c), _ in runs["btrdb 5.x (grpcio), official"]]
+        base = (min(theirs), statistics.median(theirs)) if theirs else None
+        for label, _ in clients:
+            got = runs[label]
+            if not got:
+                print(f"{label:<36} (not installed)")
+                continue
+            walls = [w for (w, _), _ in got]
+            cpus = [c for (_, c), _ in got]
+            servers = [x for _, x in got if x is not None]
+            line = (
+                f"{label:<36} wall {min(walls):7.1f} best {statistics.median(walls):7.1f} median µs/call"
+                f"   client CPU {min(cpus):7.1f} best {statistics.median(cpus):7.1f} median"
+            )
+            if base is not None:
+                line += f" ({min(cpus) / base[0]:.2f}x / {statistics.median(cpus) / base[1]:.2f}x btrdb)"
+            if servers:
+                line += f"   server CPU {statistics.median(servers):6.1f}"
+            print(line)
         if args.concurrent > 0:
             k, n = args.concurrent, args.calls * args.repeats
             print(f"Throughput with {k} calls in flight ({n} calls)")
