@@ -30,6 +30,7 @@ TLS streams and other backends get no direct reader (anyio's receive is used).
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import socket
 from collections.abc import Callable
@@ -40,6 +41,8 @@ import anyio.abc
 import anyio.streams.tls
 
 from .backend import Backend
+
+log = logging.getLogger(__name__)
 
 __all__ = ["RECHECK", "TrioSocketReader", "direct_reader", "scope_factory"]
 
@@ -136,26 +139,32 @@ class TrioSocketReader:
     async def _watch(self) -> None:
         trio = self._trio
         try:
-            while not self._closed:
-                with trio.CancelScope(deadline=self._target) as sleep:
-                    self._sleep = sleep
-                    await trio.sleep_forever()
-                self._sleep = None
-                if self._closed:
-                    return
-                now = trio.current_time()
-                if now >= self._limit:
-                    if self.writers:
-                        self._target = now + RECHECK
-                        continue
-                    self._fired = True
-                    self._limit = math.inf
-                    with contextlib.suppress(OSError, ValueError):  # a socket closed meanwhile
-                        trio.lowlevel.notify_closing(self._sock)
-                self._target = self._limit
+            await self._watch_limits(trio)
+        except Exception:  # a system task must not fail: trio would end the whole run for it
+            log.exception("the read watcher stopped; bounded reads take a cancel scope from now on")
+            self._closed = True
         finally:
             self._watching = False
             self._sleep = None
+
+    async def _watch_limits(self, trio: Any) -> None:
+        while not self._closed:
+            with trio.CancelScope(deadline=self._target) as sleep:
+                self._sleep = sleep
+                await trio.sleep_forever()
+            self._sleep = None
+            if self._closed:
+                return
+            now = trio.current_time()
+            if now >= self._limit:
+                if self.writers:
+                    self._target = now + RECHECK
+                    continue
+                self._fired = True
+                self._limit = math.inf
+                with contextlib.suppress(OSError, ValueError):  # a socket closed meanwhile
+                    trio.lowlevel.notify_closing(self._sock)
+            self._target = self._limit
 
     def close(self) -> None:
         """Stop the watcher (the connection is closing)."""
