@@ -99,3 +99,13 @@ def test_flat_encoding_is_protobufs_encoding(cls: type, data: st.DataObject) -> 
         number = cls._betterproto.meta_by_field_name[name].number  # type: ignore[attr-defined]
         setattr(reference, by_number[number].name, int(value) if isinstance(value, int) else value)
     assert flat_encoder(cls)(cls(**values)) == reference.SerializeToString()  # type: ignore[misc]
+
+
+def test_values_of_the_wrong_type_are_refused_as_the_generated_encoder_refuses_them() -> None:
+    encode = flat_encoder(v5api.WindowsParams)
+    assert encode is not None
+    for message in (v5api.WindowsParams(width=2.9), v5api.WindowsParams(uuid=3)):  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            bytes(message)
+        with pytest.raises(TypeError):
+            encode(message)

@@ -6,11 +6,16 @@ Real TCP connections on 127.0.0.1 (an anyio listener as the peer); nothing is mo
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 import anyio
+import anyio.abc
 import pytest
 from socket_pair import pair
 
 from pingthings.timeseries.transport.direct_read import direct_reader
+from pingthings.timeseries.transport.errors import TransportError
 
 pytestmark = pytest.mark.anyio
 
@@ -129,25 +134,49 @@ async def test_an_earlier_limit_wakes_the_sleeping_watcher(anyio_backend: str) -
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])
-async def test_a_waiting_write_is_never_woken_by_a_limit(anyio_backend: str) -> None:
+async def test_a_limit_ends_a_read_while_a_write_waits_and_the_write_goes_on(anyio_backend: str) -> None:
+    async with pair() as (client, peer):
+        reader = direct_reader(client)
+        assert reader is not None
+        data = bytes(range(256)) * (64 << 12)  # 64 MiB: more than the socket buffers hold
+        sent = anyio.Event()
+
+        async def write() -> None:
+            await reader.send(data)  # waits for room: the peer is not reading yet
+            sent.set()
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(write)
+                await anyio.wait_all_tasks_blocked()
+                assert not sent.is_set()
+                start = anyio.current_time()
+                assert await reader.receive_until(100, start + 0.05) == b""  # on time, write waiting
+                assert anyio.current_time() - start < 5
+                assert not sent.is_set()
+                got = 0
+                while got < len(data):  # the write, woken with the read, waited again: all arrives
+                    got += len(await peer.receive(1 << 20))
+                await sent.wait()
+        assert got == len(data)
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_closing_the_reader_wakes_a_bounded_read(anyio_backend: str) -> None:
     async with pair() as (client, _):
         reader = direct_reader(client)
         assert reader is not None
-        reader.writers = 1  # as the connection marks a write waiting for room in the socket
-        ended: list[float] = []
+        ended: list[bytes] = []
 
         async def read() -> None:
-            assert await reader.receive_until(100, anyio.current_time() + 0.05) == b""
-            ended.append(anyio.current_time())
+            ended.append(await reader.receive_until(100, anyio.current_time() + 3600))
 
         with anyio.fail_after(10):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(read)
-                await anyio.sleep(0.3)  # the limit passed long ago; the read still waits
-                assert not ended
-                released = anyio.current_time()
-                reader.writers = 0
-        assert ended and ended[0] >= released
+                await anyio.wait_all_tasks_blocked()
+                reader.close()  # the connection failed: no watcher any more, yet the read must end
+        assert ended == [b""]
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])
@@ -189,3 +218,52 @@ async def test_a_cancelled_receive_never_loses_bytes_it_read(anyio_backend: str)
             scope.cancel()  # strikes at the receive's first scheduling point
             got = await reader.receive(100)  # the bytes were there: read, then the shielded turn
         assert got == b"abc"
+
+
+def _connection(stream: anyio.abc.ByteStream) -> Any:
+    from pingthings.timeseries.transport.connection import Connection
+
+    return Connection(
+        stream,
+        "127.0.0.1:1",
+        max_frame_size=16_384,
+        stream_window=65_535,
+        connection_window=65_535,
+        keepalive_interval=None,
+        max_message_size=1 << 20,
+    )
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_a_connection_read_keeps_its_deadline_while_a_write_is_stuck(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server that stops reading: one task's write waits for room, another waits for a reply.
+    # The reply's deadline must end that wait on time, and the write must fail only at its own
+    # timeout; then nothing waits any more (the failure wakes every waiter, the reader included).
+    from pingthings.timeseries.transport import connection as connection_module
+
+    monkeypatch.setattr(connection_module, "WRITE_TIMEOUT", 1.0)
+    async with pair() as (client, _):
+        conn = _connection(client)
+        start = anyio.current_time()
+        ended: dict[str, float] = {}
+
+        async def wait_for_reply(name: str, deadline: float) -> None:
+            with contextlib.suppress(connection_module.WaitExpired, TransportError):
+                await conn.wait_until(None, lambda: False, deadline=deadline)
+            ended[name] = anyio.current_time() - start
+
+        async def write() -> None:
+            await conn._write(b"x" * (64 << 20))  # never read by the peer
+            ended["write"] = anyio.current_time() - start
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(write)
+                await anyio.wait_all_tasks_blocked()
+                tg.start_soon(wait_for_reply, "short", start + 0.2)
+                tg.start_soon(wait_for_reply, "long", start + 15)
+        assert ended["short"] < 0.9  # not held back by the stuck write
+        assert ended["write"] >= 0.9 and conn.failure is not None  # the write failed at its timeout
+        assert ended["long"] < 10  # the failure ended the longer wait too

@@ -18,6 +18,7 @@ go through ``bytes(message)``, slower, never wrong.
 
 from __future__ import annotations
 
+import operator
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +40,18 @@ _LEN_TYPES = frozenset({"bytes", "string"})
 _TWO64 = 1 << 64  # a negative int32/int64 goes out as its 64-bit two's complement
 
 Encoder = Callable[[Any], bytes]
+
+
+def _text_bytes(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError(f"a string field needs a str, got {type(value).__name__}")
+    return value.encode("utf-8")
+
+
+def _binary(value: Any) -> bytes:
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise TypeError(f"a bytes field needs bytes, got {type(value).__name__}")
+    return bytes(value)
 
 
 def flat_encoder(cls: type) -> Encoder | None:
@@ -69,18 +82,20 @@ def flat_encoder(cls: type) -> Encoder | None:
     plan = [(name, key, how, fmt) for _, name, key, how, fmt in fields]
 
     def encode(message: Any) -> bytes:
+        if getattr(message, "_unknown_fields", b""):
+            return bytes(message)  # bytes kept from a parse: the general encoder appends them
         out: list[bytes] = []
         for name, key, how, fmt in plan:
             value = getattr(message, name)
             if not value:
                 continue  # zero, False and empty are not sent
             if how == "varint":
-                number = int(value)
+                number = operator.index(value)  # an int, bool or enum; a float is a TypeError
                 out += (key, encode_varint(number + _TWO64 if number < 0 else number))
             elif how == "fixed":
                 out += (key, fmt.pack(value))  # type: ignore[union-attr]
             else:
-                data = value.encode("utf-8") if how == "string" else bytes(value)
+                data = _text_bytes(value) if how == "string" else _binary(value)
                 out += (key, encode_varint(len(data)), data)
         return b"".join(out)
 

@@ -278,18 +278,14 @@ class Connection:
             return
         # The socket is full (rare): one scope, shielded from the caller's cancellation, yet ended by its
         # own deadline, while anyio's send waits to write the rest.
-        trio_reader = self._trio_reader
-        if trio_reader is not None:
-            trio_reader.writers += 1  # its watcher must not wake the socket's waiters now
+        # (On trio the reader sends: its watcher may wake the socket's waiters, see .direct_read.)
+        send = self._stream.send if self._trio_reader is None else self._trio_reader.send
         with anyio.CancelScope(shield=True, deadline=anyio.current_time() + WRITE_TIMEOUT) as scope:
             try:
                 with translate_errors(self.endpoint, "sending"):
-                    await self._stream.send(data)
+                    await send(data)
             except TransportError as exc:
                 self.fail(exc)
-            finally:
-                if trio_reader is not None:
-                    trio_reader.writers -= 1
         if scope.cancelled_caught:
             self.fail(TransportError(f"socket write blocked for {WRITE_TIMEOUT:.0f}s", self.endpoint))
 

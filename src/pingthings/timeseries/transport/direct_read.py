@@ -44,10 +44,7 @@ from .backend import Backend
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RECHECK", "TrioSocketReader", "direct_reader", "scope_factory"]
-
-RECHECK = 0.05
-"""Seconds between the watcher's looks at a read past its limit while a write waits on the socket."""
+__all__ = ["TrioSocketReader", "direct_reader", "scope_factory"]
 
 def _on_trio(stream: anyio.abc.ByteStream) -> bool:
     return type(stream).__module__.endswith("._trio")  # anyio's classes live in anyio._backends._<name>
@@ -64,7 +61,7 @@ def direct_reader(stream: anyio.abc.ByteStream) -> TrioSocketReader | None:
 
 
 class TrioSocketReader:
-    """Receives from a trio TCP socket directly; bounds a wait without a cancel scope per read.
+    """Receives from (and sends to) a trio TCP socket directly; bounds a wait without a scope per read.
 
     :meth:`receive_until` returns ``b""`` once its limit passes with nothing received. The limit is
     kept by one watcher task per connection (a trio system task, started by the first bounded
@@ -73,9 +70,12 @@ class TrioSocketReader:
     registration then; the next wait registers it again). A read's limit is usually later than the
     watcher's wake-up time (the keepalive interval from now, later with every read), so arming it
     is two assignments; the watcher wakes once per interval, finds the read that waits now (or
-    none), and sleeps again. While a write waits for room in the socket (rare: anyio's send, on
-    the same socket) the watcher does not wake the read, as that would end the write too; it looks
-    again every :data:`RECHECK` seconds.
+    none), and sleeps again.
+
+    ``notify_closing`` wakes every task waiting on the socket, a write waiting for room in it too.
+    So writes that must wait go through :meth:`send`, which waits again when the watcher (not a
+    close) woke it. :meth:`close` (the connection failed or closes) ends the watcher and wakes a
+    read still waiting, so that no read outlives its limit.
     """
 
     def __init__(self, sock: socket.socket) -> None:
@@ -87,10 +87,9 @@ class TrioSocketReader:
         self._target = math.inf  # when the watcher wakes up next
         self._sleep: trio.CancelScope | None = None  # the watcher's sleep, while it sleeps
         self._watching = False
-        self._fired = False  # the watcher woke the waiting read
+        self._fired = False  # the limit of the waiting read passed (or the reader closed under it)
+        self._wakes = 0  # how many times the socket's waiters were woken on purpose
         self._closed = False
-        #: Writes waiting for room in the socket (the connection counts them).
-        self.writers = 0
 
     async def receive(self, size: int) -> bytes:
         """At most ``size`` bytes, at least one (``anyio.EndOfStream`` at the end of the stream)."""
@@ -101,11 +100,13 @@ class TrioSocketReader:
             try:
                 data = sock.recv(size)
             except BlockingIOError:
+                if self._fired:
+                    return b""  # the limit passed while a wake-up found nothing to read
                 try:
                     await trio.lowlevel.wait_readable(sock)
                 except trio.ClosedResourceError as exc:
                     if self._fired:
-                        return b""  # the watcher: the limit passed
+                        return b""  # woken on purpose: the limit passed
                     raise anyio.ClosedResourceError from exc
                 waited = True
                 continue
@@ -136,13 +137,32 @@ class TrioSocketReader:
             self._limit = math.inf
             self._fired = False
 
+    async def send(self, data: bytes) -> None:
+        """Send all of ``data``, waiting for room in the socket as needed (cancellable, as anyio's)."""
+        trio = self._trio
+        sock = self._sock
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[sock.send(view) :]
+                continue
+            except BlockingIOError:
+                pass
+            wakes = self._wakes
+            try:
+                await trio.lowlevel.wait_writable(sock)
+            except trio.ClosedResourceError as exc:
+                if self._closed or self._wakes == wakes:
+                    raise anyio.ClosedResourceError from exc
+                # the watcher woke the socket's waiters for a read past its limit: wait again
+
     async def _watch(self) -> None:
         trio = self._trio
         try:
             await self._watch_limits(trio)
         except Exception:  # a system task must not fail: trio would end the whole run for it
             log.exception("the read watcher stopped; bounded reads take a cancel scope from now on")
-            self._closed = True
+            self.close()
         finally:
             self._watching = False
             self._sleep = None
@@ -155,22 +175,27 @@ class TrioSocketReader:
             self._sleep = None
             if self._closed:
                 return
-            now = trio.current_time()
-            if now >= self._limit:
-                if self.writers:
-                    self._target = now + RECHECK
-                    continue
-                self._fired = True
-                self._limit = math.inf
-                with contextlib.suppress(OSError, ValueError):  # a socket closed meanwhile
-                    trio.lowlevel.notify_closing(self._sock)
+            if trio.current_time() >= self._limit:
+                self._wake_read()
             self._target = self._limit
 
+    def _wake_read(self) -> None:
+        """End the wait of the read waiting now: it returns ``b""`` (a waiting send waits again)."""
+        self._fired = True
+        self._limit = math.inf
+        self._wakes += 1
+        with contextlib.suppress(OSError, ValueError):  # a socket closed meanwhile
+            self._trio.lowlevel.notify_closing(self._sock)
+
     def close(self) -> None:
-        """Stop the watcher (the connection is closing)."""
+        """Stop the watcher and wake a read still waiting (the connection failed or closes)."""
+        if self._closed:
+            return
         self._closed = True
         if self._sleep is not None:
             self._sleep.cancel()
+        if self._limit != math.inf:
+            self._wake_read()
 
 
 def scope_factory(stream: anyio.abc.ByteStream, backend: Backend) -> Callable[..., Any]:
