@@ -26,7 +26,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 import re  # noqa: E402
 import uuid as _uuid  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
@@ -78,3 +78,20 @@ def unique_collection(request: pytest.FixtureRequest) -> str:
     """A collection name no other test uses (test name plus a random suffix)."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:80]
     return f"pt_tests/{name}/{_uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def imports_pandas() -> Callable[[str], bool]:
+    """Run a script in a fresh interpreter; whether pandas was imported once it ended (a failure of the
+    script fails the test). pyarrow imports pandas (0.4 s) on some first uses; the paths that must not
+    pay it are checked this way."""
+    import subprocess
+    import sys
+
+    def run(script: str) -> bool:
+        probe = script + "\nimport sys\nprint('pandas' in sys.modules)\n"
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1] == "True"
+
+    return run
