@@ -24,6 +24,7 @@ from pingthings.timeseries.exceptions import CorruptReplyError
 from pingthings.wire.blocks import BLOCK_FORMAT
 from pingthings.wire.blocks.checked import MAX_BODY_BYTES
 from pingthings.wire.blocks.leaf_codec import encode_group, encode_leaf
+from pingthings.wire.blocks.pco_leaf import FLAG_PCO
 
 pytestmark = pytest.mark.anyio
 
@@ -31,7 +32,9 @@ T0 = 1_700_000_000_000_000_000
 UUID = uuidlib.UUID(int=77)
 TIMES = T0 + np.arange(500, dtype=np.int64) * 8_333_333
 VALUES = np.round(np.sin(np.arange(500) / 9), 3)
-LEAF = encode_leaf(TIMES, VALUES)
+LEAF = encode_leaf(TIMES, VALUES, planes=True)  # LZ4-framed byte planes: the framing cases below
+JITTERED = TIMES + np.random.default_rng(1).integers(0, 2001, 500)  # sorted still
+PCO_LEAF = encode_leaf(JITTERED, VALUES)  # a pco body (times and values chunks), framed raw
 SLOT = bytes([5])
 
 
@@ -60,6 +63,34 @@ async def test_a_good_reply_decodes(scripted: ScriptedServer) -> None:
     np.testing.assert_array_equal(values, np.concatenate([VALUES, [1.0, 2.0, 3.0]]))
 
 
+async def test_a_pco_leaf_decodes_beside_byte_planes(scripted: ScriptedServer) -> None:
+    assert PCO_LEAF[1] == 0 and PCO_LEAF[2 + 1] == FLAG_PCO  # raw framing, pco flag in the body
+    later = encode_leaf(TIMES + 10**11, VALUES)  # pco values, grid times
+    values = await _read(scripted, _message(StoredPiece(PCO_LEAF, SLOT, 500), StoredPiece(later, SLOT, 500)))
+    np.testing.assert_array_equal(values, np.concatenate([VALUES, VALUES]))
+
+
+def _pco_times_chunk(size: int) -> bytes:
+    """The pco leaf with the byte count of its times chunk (the header's last field) replaced."""
+    return PCO_LEAF[:26] + struct.pack("<q", size) + PCO_LEAF[34:]
+
+
+def _pco_grid(frac: int) -> bytes:
+    """A pco leaf whose times are a grid (an exact 120 Hz one), with the grid's fraction bits set."""
+    block = bytearray(encode_leaf(TIMES, VALUES))
+    assert block[3] == FLAG_PCO | 4
+    block[34] = frac  # the grid extension follows the 32-byte leaf header (after the 2-byte frame)
+    return bytes(block)
+
+
+def _pco_flipped() -> bytes:
+    """The pco leaf with bytes inside its values chunk changed."""
+    block = bytearray(PCO_LEAF)
+    for k in range(len(block) - 40, len(block) - 20):
+        block[k] ^= 0x5A
+    return bytes(block)
+
+
 def _lz4_size(block: bytes, size: int) -> bytes:
     return block[:2] + struct.pack("<I", size) + block[6:]
 
@@ -86,6 +117,10 @@ CASES = {
     "slots not increasing": (_message(StoredPiece(_group(), bytes([2, 1]), 500)), "slot numbers below 64"),
     "no slots": (_message(StoredPiece(LEAF, b"", 500)), "without its slots"),
     "columns of unequal size": (_uneven_columns(), "columns of 16 and 8 bytes"),
+    "pco times chunk outside": (_message(StoredPiece(_pco_times_chunk(10**6), SLOT, 500)), "times chunk of"),
+    "pco chunk cut short": (_message(StoredPiece(PCO_LEAF[:-9], SLOT, 500)), "do not decode: pco"),
+    "pco grid fraction": (_message(StoredPiece(_pco_grid(70), SLOT, 500)), "70 fraction bits"),
+    "pco chunk damaged": (_message(StoredPiece(_pco_flipped(), SLOT, 500)), "do not decode: pco"),
 }
 
 

@@ -113,3 +113,40 @@ def test_blocks_sent_again_while_waiting_are_queued_once(
         assert engine._late._pending == waiting
     assert engine.admission_idle(30)
     assert engine.iter_raw_pieces_in_memory(uuid, *ALL) is not None
+
+
+def _bulk_engine(path: Path, planes: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[Engine, bytes]:
+    """A cold engine on a bulk-loaded stream written as pco blocks, or as byte-plane blocks (what
+    format 4 and older wrote)."""
+    from pingthings.wire.blocks import leaf_codec
+
+    if planes:
+        monkeypatch.setattr(leaf_codec, "PCO_MIN_POINTS", 1 << 30)  # every leaf in byte planes
+    uuid = uuidlib.uuid4().bytes
+    t = T0 + np.arange(POINTS, dtype=np.int64) * 8_333_333
+    with Engine(path) as writer:
+        writer.create_stream(uuid)
+        writer.insert(uuid, t, np.round(np.sin(np.arange(POINTS) / 50), 3))
+    monkeypatch.undo()
+    return Engine(path), uuid
+
+
+@pytest.mark.parametrize("planes", [False, True])
+def test_pco_blocks_are_admitted_while_a_warm_read_is_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, planes: bool
+) -> None:
+    # A B A B: B's blocks must reach the cache while A's warm read is being sent. pco blocks decode
+    # with the GIL released, so the admission goes on; byte-plane batches still wait (up to
+    # MAX_PAUSE), as their decode would hold the GIL against the warm read.
+    engine, uuid = _bulk_engine(tmp_path / "engine.sqlite3", planes, monkeypatch)
+    try:
+        with engine._late.serving():  # a warm read under way, for longer than the admission takes
+            stored, _ = _read(engine, uuid, 0.0)
+            assert stored
+            admitted = engine.admission_idle(late_admission.MAX_PAUSE / 2)
+        assert admitted is not planes
+        assert engine.admission_idle(30)
+        again, columns = _read(engine, uuid, 0.0)
+        assert not again and sum(c.points for c in columns) == POINTS  # wholly from the cache
+    finally:
+        engine.close()

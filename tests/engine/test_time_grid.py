@@ -73,9 +73,9 @@ def test_jittered_times_cost_less_than_delta_of_delta() -> None:
     t = T0 + (np.arange(n, dtype=np.int64) * 10**9) // 120 + rng.integers(-2000, 2001, n)
     v = np.zeros(n)
     for cut in (515, 1024):  # shorter leaves too: the fit must not widen the residuals past 12 bits
-        short = encode_leaf(t[:cut], v[:cut])
+        short = encode_leaf(t[:cut], v[:cut], planes=True)
         assert flags(short) & FLAG_GRID and len(LeafView(short).body) <= 32 + 16 + cut * 3 // 2 + 1 + cut
-    block = encode_leaf(t, v)
+    block = encode_leaf(t, v, planes=True)
     assert flags(block) & FLAG_GRID
     body = LeafView(block).body  # header, grid extension, times, one byte plane of zero value deltas
     assert len(body) <= 32 + 16 + n * 3 // 2 + n < 32 + 2 * (n - 2) + n

@@ -261,7 +261,7 @@ def test_a_client_without_the_format_gets_columns(uncached: Setup) -> None:
     uuid = stream.uuid  # type: ignore[attr-defined]
     with RawClient(uncached.srv.endpoint) as raw:
         assert _has_stored_blocks(_raw_call(raw, uuid, lo, hi, [BLOCK_FORMAT]))
-        for formats in ([], [BLOCK_FORMAT + 1], [1, 2, 3]):
+        for formats in ([], [BLOCK_FORMAT + 1], [1, 2, 3, 4]):  # [1..4]: a client from before pco
             replies = _raw_call(raw, uuid, lo, hi, formats)
             assert not _has_stored_blocks(replies)
             reader = _raw_blocks._Reader(str(uuid), lo, hi)
@@ -270,11 +270,15 @@ def test_a_client_without_the_format_gets_columns(uncached: Setup) -> None:
 
 
 def test_replies_are_bounded(uncached: Setup) -> None:
-    stream, _, (lo, hi) = uncached.streams[0]
+    # Random doubles stay ~7 bytes a point stored: 200,000 of them need several messages either way.
+    rng = np.random.default_rng(9)
+    stream = uncached.conn.create(uuidlib.uuid4(), "rawblocks/bounded", {"name": "random"})
+    stream.insert((T0 + np.arange(200_000, dtype=np.int64) * PERIOD, rng.random(200_000)))
     with RawClient(uncached.srv.endpoint) as raw:
         for formats in ([BLOCK_FORMAT], []):
-            replies = _raw_call(raw, stream.uuid, lo, hi, formats)  # type: ignore[attr-defined]
+            replies = _raw_call(raw, stream.uuid, -(1 << 60), (3 << 60) - 1, formats)  # type: ignore[attr-defined]
             assert len(replies) > 1 and max(len(r) for r in replies) <= 16 * 50_000 + 1024
+            assert _has_stored_blocks(replies) == bool(formats)
 
 
 def test_hidden_stream_is_missing_to_a_non_admin_key(auth_server: AuthServer) -> None:
@@ -292,9 +296,10 @@ async def test_async_reads_match_on_both_backends(uncached: Setup) -> None:
     stream, versions, (lo, hi) = uncached.streams[0]
     uuid = stream.uuid  # type: ignore[attr-defined]
     endpoint = uncached.srv.endpoint
-    async with await AsyncClient.connect(endpoint=endpoint) as client, await AsyncClient.connect(
-        endpoint=endpoint
-    ) as plain:
+    async with (
+        await AsyncClient.connect(endpoint=endpoint) as client,
+        await AsyncClient.connect(endpoint=endpoint) as plain,
+    ):
         _raw_blocks.disable(plain)
         mine = await client.stream_from_uuid(uuid)
         got = await mine.raw_values(lo + 12_345, hi - 999, versions[3])
@@ -358,9 +363,10 @@ async def test_server_decoded_share_matches_on_both_backends(
         with RawClient(uncached.srv.endpoint) as raw:
             assert _has_stored_blocks(_raw_call(raw, uuid, lo, hi, [BLOCK_FORMAT])) == (share == 0.0)
     endpoint = uncached.srv.endpoint
-    async with await AsyncClient.connect(endpoint=endpoint) as client, await AsyncClient.connect(
-        endpoint=endpoint
-    ) as plain:
+    async with (
+        await AsyncClient.connect(endpoint=endpoint) as client,
+        await AsyncClient.connect(endpoint=endpoint) as plain,
+    ):
         _raw_blocks.disable(plain)
         mine, theirs = await client.stream_from_uuid(uuid), await plain.stream_from_uuid(uuid)
         for start, end, version in ((lo, hi, 0), (lo + 7_777, hi - 4_321, versions[2])):

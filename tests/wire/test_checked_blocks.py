@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pingthings.wire.blocks.checked import BadBlock, checked_view, declared_body_size
-from pingthings.wire.blocks.leaf_codec import decode_leaves, decode_views, encode_group, encode_leaf
+from pingthings.wire.blocks.leaf_codec import LeafView, decode_leaves, decode_views, encode_group, encode_leaf
+from pingthings.wire.blocks.pco_leaf import FLAG_PCO
 
 T0 = 1_700_000_000_000_000_000
 
@@ -25,12 +26,21 @@ def _blocks() -> list[bytes]:
     grid = T0 + np.arange(n, dtype=np.int64) * 8_333_333 + rng.integers(-2000, 2000, n)
     grid.sort()
     irregular = np.sort(T0 + rng.integers(0, 10**12, n))
+    exact = T0 + (np.arange(n, dtype=np.int64) * 10**9) // 960  # pco blocks keep the grid alone
     f32 = rng.standard_normal(n).astype(np.float32).astype(np.float64)
     decimals = np.round(np.cumsum(rng.standard_normal(n)), 2)
     decimals[5] = np.nan
     doubles = rng.standard_normal(n) * 1e6
-    out = [encode_leaf(t, v) for t in (grid, irregular) for v in (f32, decimals, doubles)]
-    out.append(encode_group(np.array([3, 9, 10]), np.array([100, 250, 350]), grid, decimals))
+    out = [
+        encode_leaf(t, v, planes=planes)
+        for t in (grid, irregular, exact)
+        for v in (f32, decimals, doubles)
+        for planes in (False, True)
+    ]
+    for planes in (False, True):
+        out.append(
+            encode_group(np.array([3, 9, 10]), np.array([100, 250, 350]), grid, decimals, planes=planes)
+        )
     out.append(encode_leaf(grid[:2], doubles[:2]))  # too small to compress: raw framing
     out.append(encode_leaf(grid[:0], doubles[:0]))
     return out
@@ -41,6 +51,7 @@ BLOCKS = _blocks()
 
 def test_the_blocks_pass_and_decode_as_before() -> None:
     assert {b[1] for b in BLOCKS} == {0, 1}  # both framings are covered
+    assert {bool(LeafView(b).body[1] & FLAG_PCO) for b in BLOCKS} == {False, True}  # both layouts
     for block in BLOCKS:
         view = checked_view(block)
         got = decode_views([view])
@@ -73,7 +84,11 @@ def test_a_damaged_block_is_refused_or_decodes(block: bytes) -> None:
     except BadBlock:
         return
     with np.errstate(all="ignore"):  # garbage numbers may overflow or be NaN (as the client decodes)
-        t, v = decode_views([view])
+        try:
+            t, v = decode_views([view])
+        except ValueError as exc:  # pco chunks are checked as they decode, into arrays of n points
+            assert view.body[1] & FLAG_PCO and "pco" in str(exc)
+            return
     assert t.size == v.size == view.size
 
 

@@ -14,8 +14,9 @@ processes share the work and the result is the same, bit for bit:
 * every block is checked before it is decoded (:mod:`pingthings.wire.blocks.checked`) and every
   piece's point count against what the server said; anything wrong raises
   :class:`~pingthings.timeseries.exceptions.CorruptReplyError` naming the stream and the piece;
-* the request lists :data:`~pingthings.wire.blocks.BLOCK_FORMAT`; a server whose blocks are in
-  another format sends columns only.
+* the request lists every block format up to :data:`~pingthings.wire.blocks.BLOCK_FORMAT` (a
+  reader of format ``f`` reads formats ``1..f``); a server whose blocks are in another format sends
+  columns only.
 
 A stock BTrDB server answers gRPC UNIMPLEMENTED; that is remembered per client, whose raw reads
 then use (Arrow)RawValues (:func:`raw_block_tables` raises :class:`Unsupported` before yielding
@@ -48,7 +49,7 @@ _GRPC_UNIMPLEMENTED = 12
 #: engine measured 128k-point batches as fastest).
 BATCH_POINTS = 1 << 17
 #: The block formats this client decodes.
-FORMATS = (BLOCK_FORMAT,)
+FORMATS = tuple(range(1, BLOCK_FORMAT + 1))
 
 #: Clients whose server answered UNIMPLEMENTED: they use the standard raw RPCs from then on.
 _unsupported: weakref.WeakSet[object] = weakref.WeakSet()

@@ -80,6 +80,7 @@ class LiveStream(Protocol):
         """The points with ``start <= time < end``."""
         ...
 
+
 __all__ = ["DEFAULT_RECONNECT_TIMEOUT", "LiveBatch", "StreamSubscription", "Subscription"]
 
 DEFAULT_RECONNECT_TIMEOUT = 30.0

@@ -9,9 +9,12 @@ after the read handed out its last message, by one background thread per engine,
 admits them (same rule as the other reads: a read larger than the cache is not admitted).
 
 While a read is served from the cache (the warm path, in the server's event loop) the thread waits
-between batches, up to :data:`MAX_PAUSE` seconds at a time: sharing the GIL with a decode slowed
-such reads several times (two 10^7-point streams read A B A B: the second reads ran at 35-55
-against ~100 Mpt/s).
+before a batch of byte-plane blocks (block format 4 and older), up to :data:`MAX_PAUSE` seconds at a
+time: their decode is dozens of numpy calls that hold the GIL, and sharing it slowed such reads
+several times (two 10^7-point streams read A B A B: the second reads ran at 35-55 against ~100
+Mpt/s). Batches of pco blocks (format 5) are decoded at once: pcodec releases the GIL while it
+decodes, and waiting had left B's blocks uncached when B was read again right after A (B's second
+read ran at 35-41 Mpt/s, a cold read's speed, against 57-94 for A's).
 
 Bounds: the thread holds at most ``max_pending`` bytes of encoded blocks waiting to be decoded;
 a read whose blocks do not fit is not admitted (the cache is an optimisation). Blocks are immutable
@@ -27,7 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pingthings.server.engine.blocks import BATCH_POINTS, BlockReader
-from pingthings.wire.blocks.leaf_codec import LeafView
+from pingthings.wire.blocks.leaf_codec import LeafView, decodes_without_gil
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +154,7 @@ class LateAdmission:
     def _decode(self, batch: list[int], raw: dict[int, bytes], views: list[LeafView]) -> bool:
         """Decode the blocks of ``batch`` still waiting, once no cached read is served; False once
         closed."""
-        if not self._wait_for_reads():
+        if not self._wait_for_reads(not decodes_without_gil(views)):
             return False
         with self._wake:
             keep = [k for k, a in enumerate(batch) if a in self._waiting]
@@ -163,11 +166,12 @@ class LateAdmission:
             raw.pop(a, None)  # the bytes held are those still waiting
         return True
 
-    def _wait_for_reads(self) -> bool:
-        """Wait while reads are served from the cache (at most MAX_PAUSE seconds in a row); False
-        once closed."""
+    def _wait_for_reads(self, wait: bool) -> bool:
+        """When ``wait``, wait while reads are served from the cache (at most MAX_PAUSE seconds in
+        a row); False once closed."""
         with self._wake:
-            self._wake.wait_for(lambda: self._closed or not self._serving, MAX_PAUSE)
+            if wait:
+                self._wake.wait_for(lambda: self._closed or not self._serving, MAX_PAUSE)
             return not self._closed
 
     def close(self) -> None:

@@ -49,10 +49,11 @@ _IN_CHUNK = 900
 PAGE_SIZE = 16384
 #: Version of the block encodings (leaf_codec, node); stored in engine_meta and checked on open.
 #: Format 2 added leaf groups; format 3 scaled-integer values (a leaf flag, see leaf_codec); format 4
-#: grid-coded times (a leaf flag, see time_grid). Older databases are valid format 4 and are restamped
-#: when opened, so older code refuses them afterwards.
+#: grid-coded times (a leaf flag, see time_grid); format 5 pco leaf bodies (a leaf flag, see pco_leaf).
+#: Older databases are valid format 5 and are restamped when opened, so older code refuses them
+#: afterwards (new leaves may be pco ones).
 FORMAT_VERSION = BLOCK_FORMAT
-_READABLE_FORMATS = (1, 2, 3, 4)
+_READABLE_FORMATS = (1, 2, 3, 4, 5)
 #: WAL growth (bytes of committed blocks) after which the background checkpointer runs.
 CHECKPOINT_BYTES = 16 << 20
 #: WAL file size after which the checkpointer waits for readers to finish so the log can start over

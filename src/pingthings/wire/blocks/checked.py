@@ -8,7 +8,9 @@ naming the problem instead of a numpy error from deep inside the decoder, or a h
   :data:`MAX_BODY_BYTES` that the decompressor confirms;
 * a group's table: 1 to 255 entries, increasing slots below 64, counts adding up to the leaf's points;
 * the leaf body: known flags, plane counts of at most 8, a positive time step, a valid grid
-  extension, scaled-integer exceptions inside the leaf, and a length exactly that of its sections.
+  extension, scaled-integer exceptions inside the leaf, and a length exactly that of its sections;
+* a pco leaf body: no other flag, a times chunk inside the body. Its chunks are checked as they
+  decode, into arrays of the leaf's length only (see :mod:`.pco_leaf`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import itertools
 
 import numpy as np
 
-from pingthings.wire.blocks import codec, time_grid
+from pingthings.wire.blocks import codec, pco_leaf, time_grid
 from pingthings.wire.blocks.leaf_codec import (
     _COUNTS,
     _FLAG_F32,
     _FLAG_GRID,
+    _FLAG_PCO,
     _FLAG_SCALED,
     _GROUP_HEADER,
     _HEADER,
@@ -39,7 +42,7 @@ from pingthings.wire.blocks.value_transform import MAX_EXPONENT, MODE_DECIMAL, M
 MAX_BODY_BYTES = 16 << 20
 #: Widths (bits) a grid's packed top bits may have.
 _TOP_WIDTHS = (0, 1, 2, 4)
-_KNOWN_FLAGS = _FLAG_F32 | _FLAG_SCALED | _FLAG_GRID
+_KNOWN_FLAGS = _FLAG_F32 | _FLAG_SCALED | _FLAG_GRID | _FLAG_PCO
 
 
 class BadBlock(ValueError):
@@ -122,6 +125,9 @@ def _check_leaf_body(body: memoryview) -> None:
     if n > MAX_BODY_BYTES:
         raise BadBlock(f"leaf claims {n} points")
     off = _HEADER.size
+    if flags & _FLAG_PCO:
+        _check_pco_body(body, flags, tplanes, vplanes, n)
+        return
     if flags & _FLAG_SCALED:
         if len(body) < off + _SCALED_EXT.size:
             raise BadBlock("scaled leaf has its extension cut short")
@@ -150,3 +156,22 @@ def _check_leaf_body(body: memoryview) -> None:
     off += n * vplanes
     if off != len(body):
         raise BadBlock(f"leaf body of {len(body)} bytes, its header describes {off}")
+
+
+def _check_pco_body(body: memoryview, flags: int, tplanes: int, vplanes: int, n: int) -> None:
+    """A pco leaf body: its sections lie inside it (the chunks themselves are checked as they
+    decode, into arrays of the leaf's ``n`` points)."""
+    if flags not in (_FLAG_PCO, _FLAG_PCO | _FLAG_GRID) or tplanes or vplanes or n == 0:
+        raise BadBlock(f"pco leaf has flags {flags:#x}, {tplanes} and {vplanes} planes, {n} points")
+    off = _HEADER.size
+    if flags & _FLAG_GRID:
+        if len(body) <= off + pco_leaf.GRID_EXT.size:
+            raise BadBlock("pco grid leaf has its grid or values cut short")
+        frac, offset = pco_leaf.GRID_EXT.unpack_from(body, off)
+        slope = _HEADER.unpack_from(body, 0)[7]
+        if frac > pco_leaf.MAX_FRAC or not 0 <= offset < 1 << frac or not 0 <= slope < 1 << 62:
+            raise BadBlock(f"pco grid leaf has {frac} fraction bits, offset {offset} and slope {slope}")
+        return
+    tbytes = _HEADER.unpack_from(body, 0)[7]
+    if not 0 < tbytes < len(body) - off:
+        raise BadBlock(f"pco leaf declares a times chunk of {tbytes} bytes in a body of {len(body)}")

@@ -19,8 +19,11 @@ _LZ4 = pa.Codec("lz4")
 _SIZE = struct.Struct("<I")
 
 
-def pack(kind: int, body: bytes) -> bytes:
-    """Frame and compress a block body."""
+def pack(kind: int, body: bytes, compress: bool = True) -> bytes:
+    """Frame and compress a block body (``compress`` false: framed raw, for bodies that are
+    compressed already)."""
+    if not compress:
+        return bytes((kind, CODEC_RAW)) + body
     packed = _LZ4.compress(body, asbytes=True)
     if len(packed) + _SIZE.size < len(body):
         return bytes((kind, CODEC_LZ4)) + _SIZE.pack(len(body)) + packed
