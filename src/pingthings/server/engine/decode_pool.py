@@ -57,6 +57,11 @@ def _shared_pool() -> ThreadPoolExecutor:
         return _pool
 
 
+def submit(fn: Callable[..., R], *args: object) -> Future[R]:
+    """Run ``fn(*args)`` in the decode pool (for work that releases the GIL, such as pco encoding)."""
+    return _shared_pool().submit(fn, *args)
+
+
 def ahead(jobs: Iterable[Callable[[], R]], depth: int | None = None) -> Iterator[R]:
     """The results of ``jobs``, in order, each computed in the decode pool up to ``depth`` jobs early.
 

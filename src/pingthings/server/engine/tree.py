@@ -16,9 +16,11 @@ and generation, so versions, statistics and Changes are exactly those of the ung
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 
 import numpy as np
 
+from pingthings.server.engine import decode_pool
 from pingthings.server.engine.blocks import BlockReader, Leaf, PointBlock
 from pingthings.server.engine.layout import LEAF_MAX, PW_STEP, ROOT_PW, ROOT_START, can_split
 from pingthings.server.engine.merge import MergePolicy, merge_points
@@ -56,6 +58,19 @@ def _gather(pieces: dict[int, Leaf]) -> FreshLeaves | None:
     )
 
 
+#: Leaves of at least this many points are encoded in the decode pool while the writer goes on
+#: (pco releases the GIL while it compresses, so a bulk load encodes on every core); smaller ones
+#: here, where a hand-off would cost more than it saves.
+POOL_ENCODE_POINTS = 2048
+
+
+def _encoded(encode: Callable[..., bytes], *args: np.ndarray) -> bytes | Future[bytes]:
+    """``encode(*args)``: its bytes, or a future of them when the leaf is large enough for the pool."""
+    if args[-1].size < POOL_ENCODE_POINTS:
+        return encode(*args)
+    return decode_pool.submit(encode, *args)
+
+
 class TreeWriter:
     """Builds generation ``gen`` of a tree.
 
@@ -73,9 +88,15 @@ class TreeWriter:
         self.reader = reader
         self.alloc = alloc
         self.gen = gen
-        self.pending: list[tuple[int, bytes]] = []
+        self._pending: list[tuple[int, bytes | Future[bytes]]] = []
         self.new_nodes: list[tuple[int, Node]] = []
         self.new_points: list[tuple[int, PointBlock]] = []
+
+    @property
+    def pending(self) -> list[tuple[int, bytes]]:
+        """The new blocks, ``(address, bytes)``, once every leaf encoded in the pool is done (an
+        encoding error is raised here, before anything is committed)."""
+        return [(a, b if isinstance(b, bytes) else b.result()) for a, b in self._pending]
 
     # ------------------------------------------------------------ writing blocks
     def _write_node(self, node: Node, fresh: FreshLeaves | None, force: bool = False) -> Summary:
@@ -86,7 +107,7 @@ class TreeWriter:
         if n == 0 and not force:
             return EMPTY
         addr = self.alloc()
-        self.pending.append((addr, encode_node(node)))
+        self._pending.append((addr, encode_node(node)))
         self.new_nodes.append((addr, node))
         return Summary(addr, False, n, mn, mx, total, m2)
 
@@ -159,11 +180,11 @@ class TreeWriter:
         """Write one leaf (one slot) or leaf group (several slots) and point the slots at it."""
         addr = self.alloc()
         if slots.size == 1:
-            self.pending.append((addr, encode_leaf(t, v)))
+            self._pending.append((addr, _encoded(encode_leaf, t, v)))
             bounds = None
         else:
             counts = node.count[slots]
-            self.pending.append((addr, encode_group(slots, counts, t, v)))
+            self._pending.append((addr, _encoded(encode_group, slots, counts, t, v)))
             per_slot = np.zeros(65, dtype=np.int64)
             per_slot[slots + 1] = counts
             bounds = np.cumsum(per_slot)
