@@ -4,6 +4,7 @@ columns, cached at once), and a read takes over the blocks an earlier read left 
 
 from __future__ import annotations
 
+import contextlib
 import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,5 +149,27 @@ def test_pco_blocks_are_admitted_while_a_warm_read_is_served(
         assert engine.admission_idle(30)
         again, columns = _read(engine, uuid, 0.0)
         assert not again and sum(c.points for c in columns) == POINTS  # wholly from the cache
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("cold_reads", [1, 2])
+def test_the_admission_waits_while_several_cold_reads_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cold_reads: int
+) -> None:
+    # A StreamSet read keeps two cold reads under way (the read gate's slots): the blocks its first
+    # streams sent wait until the set is sent. One cold read (A B A B) does not stop the admission.
+    engine, uuid = _bulk_engine(tmp_path / "engine.sqlite3", False, monkeypatch)
+    try:
+        with contextlib.ExitStack() as reads:
+            for _ in range(cold_reads):
+                reads.enter_context(engine._late.cold_reading())
+            stored, _ = _read(engine, uuid, 0.0)
+            assert stored
+            admitted = engine.admission_idle(late_admission.MAX_PAUSE / 2)
+        assert admitted is (cold_reads < late_admission.CROWD)
+        assert engine.admission_idle(30)
+        again, _ = _read(engine, uuid, 0.0)
+        assert not again
     finally:
         engine.close()

@@ -12,7 +12,7 @@ import logging
 import threading
 import time as time_mod
 from collections.abc import Callable, Generator, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -973,7 +973,8 @@ class Engine:
         """The version and the chunks of a planned raw read, made by ``produce`` when iterated."""
 
         def chunks() -> Generator[T, None, None]:
-            with self._guard(plan.stream), self._late.serving() if plan.cached else nullcontext():
+            marked = self._late.serving() if plan.cached else self._late.cold_reading()
+            with self._guard(plan.stream), marked:
                 yield from produce(self._reader, plan.refs, plan.lo, plan.hi, plan.chunk)
 
         return plan.version, RawChunks(chunks(), plan.cached)

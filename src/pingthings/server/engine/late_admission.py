@@ -16,6 +16,12 @@ Mpt/s). Batches of pco blocks (format 5) are decoded at once: pcodec releases th
 decodes, and waiting had left B's blocks uncached when B was read again right after A (B's second
 read ran at 35-41 Mpt/s, a cold read's speed, against 57-94 for A's).
 
+While several reads that miss the cache are under way at once (a StreamSet read, whose streams
+the read gate produces two at a time) the thread also waits, up to :data:`MAX_PAUSE` seconds at a
+time: those reads already keep every core busy, and the blocks of the set's first streams are
+better decoded after the set is sent than against its last streams. A lone cold read does not stop
+it: in A B A B, A's blocks must be decoded while B is read for the first time.
+
 Bounds: the thread holds at most ``max_pending`` bytes of encoded blocks waiting to be decoded;
 a read whose blocks do not fit is not admitted (the cache is an optimisation). Blocks are immutable
 and addresses never reused, so a block decoded late is still the block its address names.
@@ -36,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: Longest wait for reads served from the cache before a batch is decoded anyway (seconds).
 MAX_PAUSE = 1.0
+#: Cold reads under way at once from which the thread waits before each batch.
+CROWD = 2
 #: Most blocks decoded per batch (batches also stop at BATCH_POINTS points, as a read's do).
 BATCH = 128
 
@@ -61,6 +69,7 @@ class LateAdmission:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._serving = 0
+        self._cold = 0
 
     def submit(self, addrs: list[int], raw: dict[int, bytes]) -> bool:
         """Queue the blocks ``addrs`` (their bytes in ``raw``); False if they were not taken.
@@ -109,6 +118,18 @@ class LateAdmission:
         finally:
             with self._wake:
                 self._serving -= 1
+                self._wake.notify_all()
+
+    @contextmanager
+    def cold_reading(self) -> Iterator[None]:
+        """Mark a read that misses the cache as under way (see the module's description)."""
+        with self._wake:
+            self._cold += 1
+        try:
+            yield
+        finally:
+            with self._wake:
+                self._cold -= 1
                 self._wake.notify_all()
 
     def idle(self, timeout: float | None = None) -> bool:
@@ -166,12 +187,13 @@ class LateAdmission:
             raw.pop(a, None)  # the bytes held are those still waiting
         return True
 
-    def _wait_for_reads(self, wait: bool) -> bool:
-        """When ``wait``, wait while reads are served from the cache (at most MAX_PAUSE seconds in
-        a row); False once closed."""
+    def _wait_for_reads(self, warm: bool) -> bool:
+        """Wait while :data:`CROWD` or more cold reads are under way, and when ``warm`` also while
+        reads are served from the cache (at most MAX_PAUSE seconds in a row); False once closed."""
         with self._wake:
-            if wait:
-                self._wake.wait_for(lambda: self._closed or not self._serving, MAX_PAUSE)
+            self._wake.wait_for(
+                lambda: self._closed or not ((warm and self._serving) or self._cold >= CROWD), MAX_PAUSE
+            )
             return not self._closed
 
     def close(self) -> None:
