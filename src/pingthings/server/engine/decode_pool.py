@@ -8,10 +8,12 @@ or copies points out. :func:`ahead` runs each batch's job in a small process-wid
 per core) and hands the results back in order, at most ``depth`` batches ahead of the caller, so the
 memory a read holds stays bounded however fast the pool is.
 
-Only reads into two preallocated arrays use it (``BlockReader.read_into``): there it gains. A chunked
-read decodes in its own thread, because a chunk's consumer (the server's event loop, a join) already
-works on the other core and the Python between numpy calls holds the GIL: measured, the pool only
-added thread wake-ups and GIL hand-offs there (see ``BlockReader._pipelined``).
+Of the reads, only those into two preallocated arrays use it (``BlockReader.read_into``): there it
+gains. A chunked read decodes in its own thread, because a chunk's consumer (the server's event loop,
+a join) already works on the other core: measured, the pool only added thread wake-ups and GIL
+hand-offs there (see ``BlockReader._pipelined``; with pco blocks it made the engine's chunked read
+faster but the server's ArrowRawValues read slower). Writes use :func:`submit`: the tree writer
+encodes large leaves here, since pcodec compresses with the GIL released (see ``tree._encoded``).
 """
 
 from __future__ import annotations
