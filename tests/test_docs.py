@@ -102,9 +102,8 @@ def _python_blocks() -> list[tuple[str, int, str]]:
     return found
 
 
-@pytest.mark.parametrize(
-    ("page", "number", "block"), _python_blocks(), ids=[f"{p}#{n}" for p, n, _ in _python_blocks()]
-)
+@pytest.mark.parametrize(("page", "number", "block"), _python_blocks(),
+                         ids=[f"{p}#{n}" for p, n, _ in _python_blocks()])
 def test_every_python_example_is_valid_python(page: str, number: int, block: str) -> None:
     import ast
 
@@ -117,11 +116,7 @@ def test_the_site_builds_in_strict_mode(tmp_path: Path) -> None:
     pytest.importorskip("mkdocstrings_handlers.python")
     proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -137,7 +132,6 @@ def test_docs_code_blocks_fit_the_page() -> None:
     for page in sorted(DOCS.rglob("*.md")):
         text = page.read_text(encoding="utf-8")
         for block in re.findall(r"```[^\n]*\n(.*?)```", text, flags=re.DOTALL):
-            too_wide += [
-                f"{page.relative_to(ROOT)}: {line}" for line in block.splitlines() if len(line) > CODE_WIDTH
-            ]
+            too_wide += [f"{page.relative_to(ROOT)}: {line}" for line in block.splitlines()
+                         if len(line) > CODE_WIDTH]
     assert not too_wide, "\n".join(too_wide)

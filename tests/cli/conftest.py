@@ -20,9 +20,8 @@ def populated(server_endpoint: str) -> Iterator[Populated]:
     with pt.connect(endpoint=server_endpoint) as conn:
         for seed, (name, unit) in enumerate((("V1", "volts"), ("I1", "amps"))):
             times, values = make_points(seed, 3_000 + 500 * seed)
-            stream = conn.create(
-                uuid.uuid4(), collection, tags={"name": name, "unit": unit}, annotations={"phase": "A"}
-            )
+            stream = conn.create(uuid.uuid4(), collection, tags={"name": name, "unit": unit},
+                                 annotations={"phase": "A"})
             stream.insert((times, values))
             result.streams[name] = InsertedStream(stream.uuid, name, times, values)
     yield result

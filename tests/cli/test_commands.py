@@ -47,9 +47,7 @@ def test_info_reports_the_servers_version(populated: Populated) -> None:
     assert result.exit_code == 0, result.output
     details = json.loads(result.stdout)
     assert (details["major_version"], details["minor_version"]) == (
-        expected["major_version"],
-        expected["minor_version"],
-    )
+        expected["major_version"], expected["minor_version"])
     text = populated.run("info").stdout
     assert populated.endpoint in text and f"{expected['major_version']}.{expected['minor_version']}" in text
 
@@ -62,8 +60,7 @@ def test_ls_lists_the_collection_and_its_streams(populated: Populated) -> None:
 
     streams = json.loads(populated.run("ls", "-l", populated.collection, "--json").stdout)
     assert {(s["name"], s["uuid"]) for s in streams} == {
-        (name, str(s.uuid)) for name, s in populated.streams.items()
-    }
+        (name, str(s.uuid)) for name, s in populated.streams.items()}
     table = populated.run("ls", "-l", populated.collection).stdout
     for s in populated.streams.values():
         assert str(s.uuid) in table
@@ -74,9 +71,8 @@ def test_query_raw_values_round_trip_exactly(populated: Populated, tmp_path: Pat
     stream = populated.streams["V1"]
     start, end = int(stream.times[100]), int(stream.times[2_100])
     out = tmp_path / f"raw.{suffix}"
-    result = populated.run(
-        "query", f"{populated.collection}/V1", "--start", str(start), "--end", str(end), "-o", str(out)
-    )
+    result = populated.run("query", f"{populated.collection}/V1", "--start", str(start), "--end", str(end),
+                           "-o", str(out))
     assert result.exit_code == 0, result.output
     table = pa_csv.read_csv(out) if suffix == "csv" else pa_parquet.read_table(out)
     assert table.column_names == ["time", "value"]
@@ -87,9 +83,8 @@ def test_query_raw_values_round_trip_exactly(populated: Populated, tmp_path: Pat
 def test_query_by_uuid_to_stdout_with_iso_start(populated: Populated) -> None:
     stream = populated.streams["I1"]
     end = int(stream.times[9])
-    result = populated.run(
-        "query", str(stream.uuid), "--start", "2023-11-14T22:13:20Z", "--end", str(end), "--time-ns"
-    )
+    result = populated.run("query", str(stream.uuid), "--start", "2023-11-14T22:13:20Z", "--end", str(end),
+                           "--time-ns")
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert lines[0] == '"time","value"'
@@ -119,19 +114,8 @@ def test_query_precise_windows_match_a_numpy_oracle(populated: Populated, tmp_pa
     start = BASE_NS
     end = BASE_NS + 20 * width
     out = tmp_path / "w.csv"
-    result = populated.run(
-        "query",
-        str(stream.uuid),
-        "--start",
-        str(start),
-        "--end",
-        str(end),
-        "--window",
-        "1s",
-        "--time-ns",
-        "-o",
-        str(out),
-    )
+    result = populated.run("query", str(stream.uuid), "--start", str(start), "--end", str(end),
+                           "--window", "1s", "--time-ns", "-o", str(out))
     assert result.exit_code == 0, result.output
     table = pa_csv.read_csv(out)
     counts = table.column("count").to_numpy()
@@ -167,14 +151,12 @@ def test_sql_with_a_bound_parameter(populated: Populated) -> None:
 
 
 @pytest.mark.parametrize("extra", [[], ["--pw", "20"]])
-def test_query_of_an_empty_range_writes_just_the_header(
-    populated: Populated, tmp_path: Path, extra: list[str]
-) -> None:
+def test_query_of_an_empty_range_writes_just_the_header(populated: Populated, tmp_path: Path,
+                                                       extra: list[str]) -> None:
     stream = populated.streams["V1"]
     out = tmp_path / "empty.csv"
-    result = populated.run(
-        "query", str(stream.uuid), "--start", "2001-01-01", "--end", "2001-01-02", *extra, "-o", str(out)
-    )
+    result = populated.run("query", str(stream.uuid), "--start", "2001-01-01", "--end", "2001-01-02",
+                           *extra, "-o", str(out))
     assert result.exit_code == 0, result.output
     table = pa_csv.read_csv(out)
     assert table.num_rows == 0

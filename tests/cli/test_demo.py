@@ -21,13 +21,7 @@ pytestmark = pytest.mark.timeout(180)
 MINUTES = 0.25  # 15 s of 120 Hz data: 1 800 points per stream
 
 SECTIONS = (
-    "Ingest",
-    "Statistics over the whole range",
-    "Raw values",
-    "side by side",
-    "Versions",
-    "SQL",
-    "Plot",
+    "Ingest", "Statistics over the whole range", "Raw values", "side by side", "Versions", "SQL", "Plot",
 )
 
 
@@ -35,8 +29,7 @@ def test_demo_command_runs_and_writes_its_outputs(tmp_path: Path) -> None:
     data = tmp_path / "demo"
     plot = tmp_path / "envelopes.png"
     result = CliRunner().invoke(
-        cli,
-        ["demo", "--data", str(data), "--minutes", str(MINUTES), "--no-progress", "--plot", str(plot)],
+        cli, ["demo", "--data", str(data), "--minutes", str(MINUTES), "--no-progress", "--plot", str(plot)],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
@@ -52,9 +45,8 @@ def test_demo_command_runs_and_writes_its_outputs(tmp_path: Path) -> None:
 
 def test_demo_figures_match_the_generated_data(tmp_path: Path) -> None:
     lines: list[str] = []
-    result = run_demo(
-        data_dir=tmp_path, minutes=MINUTES, plot_path=tmp_path / "p.png", progress=False, echo=lines.append
-    )
+    result = run_demo(data_dir=tmp_path, minutes=MINUTES, plot_path=tmp_path / "p.png", progress=False,
+                      echo=lines.append)
     data = generate(DEMO_START_NS, MINUTES * 60)
     n = len(next(iter(data.values()))[0])
     assert result.points_ingested == n * len(STREAMS)

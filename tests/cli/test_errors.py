@@ -51,10 +51,7 @@ def test_connection_refused_in_a_real_process() -> None:
     endpoint = f"127.0.0.1:{_closed_port()}"
     proc = subprocess.run(
         [sys.executable, "-m", "pingthings.cli.main", "--endpoint", endpoint, "ls"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        capture_output=True, text=True, timeout=60, check=False,
     )
     assert proc.returncode == EXIT_CONNECTION, proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -72,16 +69,13 @@ def test_unknown_stream_name(populated: Populated) -> None:
     _assert_one_line_error(populated.run("query", name), EXIT_NOT_FOUND, "NOPE")
 
 
-@pytest.mark.parametrize(
-    ("args", "fragment"),
-    [
-        (["--start", "last tuesday"], "last tuesday"),
-        (["--end", "2024-02-30"], "2024-02-30"),
-        (["--window", "fast"], "fast"),
-        (["--pw", "30", "--window", "1s"], "--pw"),
-        (["--start", "2024-01-02", "--end", "2024-01-01"], "--start"),
-    ],
-)
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--start", "last tuesday"], "last tuesday"),
+    (["--end", "2024-02-30"], "2024-02-30"),
+    (["--window", "fast"], "fast"),
+    (["--pw", "30", "--window", "1s"], "--pw"),
+    (["--start", "2024-01-02", "--end", "2024-01-01"], "--start"),
+])
 def test_bad_query_arguments(populated: Populated, args: list[str], fragment: str) -> None:
     stream = next(iter(populated.streams.values()))
     _assert_one_line_error(populated.run("query", str(stream.uuid), *args), EXIT_USAGE, fragment)
@@ -133,7 +127,7 @@ _NO_SETTINGS = {"BTRDB_ENDPOINTS": None, "BTRDB_API_KEY": None, "BTRDB_PROFILE":
 def test_a_profile_from_the_credentials_file_is_used(populated: Populated, tmp_path: Path) -> None:
     (tmp_path / ".predictivegrid").mkdir()
     (tmp_path / ".predictivegrid" / "credentials.yaml").write_text(
-        f'local:\n  name: local\n  btrdb:\n    endpoints: "{populated.endpoint}"\n'
+        f"local:\n  name: local\n  btrdb:\n    endpoints: \"{populated.endpoint}\"\n"
     )
     env = {**_NO_SETTINGS, "HOME": str(tmp_path)}
     args = ["--profile", "local", "ls", "-l", populated.collection, "--json"]

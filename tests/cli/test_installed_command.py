@@ -32,16 +32,14 @@ PINGTHINGS = shutil.which("pingthings", path=str(Path(sys.executable).parent)) o
 _CLEAN = {k: v for k, v in os.environ.items() if not k.startswith(("BTRDB_", "PINGTHINGS_"))}
 
 
-def run(
-    *args: str, home: Path | None = None, env: dict[str, str] | None = None, timeout: float = 90
-) -> subprocess.CompletedProcess[str]:
+def run(*args: str, home: Path | None = None, env: dict[str, str] | None = None,
+        timeout: float = 90) -> subprocess.CompletedProcess[str]:
     """Run ``pingthings ARGS`` and return what it printed and its exit code."""
     environment = {**_CLEAN, **(env or {})}
     if home is not None:
         environment["HOME"] = str(home)
-    return subprocess.run(
-        [PINGTHINGS, *args], capture_output=True, text=True, timeout=timeout, env=environment, check=False
-    )
+    return subprocess.run([PINGTHINGS, *args], capture_output=True, text=True, timeout=timeout,
+                          env=environment, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +66,7 @@ def test_help_shows_the_endpoint_order_and_the_one_in_use(tmp_path: Path) -> Non
 
     (tmp_path / ".predictivegrid").mkdir()
     (tmp_path / ".predictivegrid" / "credentials.yaml").write_text(
-        'default:\n  btrdb:\n    endpoints: "db.example.com:4411"\n'
+        "default:\n  btrdb:\n    endpoints: \"db.example.com:4411\"\n"
     )
     from_profile = run("--help", home=tmp_path)
     assert "now: profile 'default'" in " ".join(from_profile.stdout.split())
@@ -105,9 +103,8 @@ def test_connection_options_after_the_subcommand(populated: Populated, tmp_path:
 
 def test_window_without_start_and_end_covers_the_streams_data(populated: Populated) -> None:
     inserted = populated.streams["V1"]
-    result = run(
-        "--endpoint", populated.endpoint, "query", str(inserted.uuid), "--window", "10s", "--time-ns"
-    )
+    result = run("--endpoint", populated.endpoint, "query", str(inserted.uuid), "--window", "10s",
+                 "--time-ns")
     assert result.returncode == 0, result.stderr
     rows = [line.split(",") for line in result.stdout.strip().splitlines()[1:]]
     starts = [int(row[0]) for row in rows]
@@ -121,12 +118,8 @@ def test_a_reader_that_closes_the_pipe_early_ends_the_command_quietly(
     server_endpoint: str, long_stream: tuple[str, np.ndarray]
 ) -> None:
     stream, _ = long_stream
-    proc = subprocess.Popen(
-        [PINGTHINGS, "--endpoint", server_endpoint, "query", stream],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=_CLEAN,
-    )
+    proc = subprocess.Popen([PINGTHINGS, "--endpoint", server_endpoint, "query", stream],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_CLEAN)
     assert proc.stdout is not None and proc.stderr is not None
     header = proc.stdout.readline()
     proc.stdout.close()  # what `| head -1` does
@@ -136,15 +129,12 @@ def test_a_reader_that_closes_the_pipe_early_ends_the_command_quietly(
     assert stderr == ""
 
 
-@pytest.mark.parametrize(
-    ("endpoint", "says"),
-    [
-        ("http://127.0.0.1:4410", "has a scheme"),
-        ("grpcs://db.example.com:4411", "has a scheme"),
-        ("127.0.0.1:4410,", "empty entry"),
-        ("127.0.0.1", "host:port"),
-    ],
-)
+@pytest.mark.parametrize(("endpoint", "says"), [
+    ("http://127.0.0.1:4410", "has a scheme"),
+    ("grpcs://db.example.com:4411", "has a scheme"),
+    ("127.0.0.1:4410,", "empty entry"),
+    ("127.0.0.1", "host:port"),
+])
 def test_endpoints_are_checked_before_connecting(endpoint: str, says: str) -> None:
     result = run("--endpoint", endpoint, "info")
     assert result.returncode == 2, result.stderr
@@ -168,7 +158,7 @@ def _closed_port() -> int:
 
 def _documented_exit_codes() -> dict[int, str]:
     text = " ".join(run("--help").stdout.split())
-    listed = text[text.index("Exit codes:") :]
+    listed = text[text.index("Exit codes:"):]
     return {int(code): what for code, what in re.findall(r"(\d+) ([^,]+?)(?:,|\.)", listed)}
 
 
@@ -206,12 +196,8 @@ def _interrupted_query(stream: str) -> int:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         port = silent.getsockname()[1]
-        proc = subprocess.Popen(
-            [PINGTHINGS, "--endpoint", f"127.0.0.1:{port}", "query", stream],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=_CLEAN,
-        )
+        proc = subprocess.Popen([PINGTHINGS, "--endpoint", f"127.0.0.1:{port}", "query", stream],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_CLEAN)
         silent.settimeout(60)
         conn, _ = silent.accept()  # the command is now waiting for the server's answer
         with conn:
@@ -223,16 +209,8 @@ def _interrupted_query(stream: str) -> int:
 
 
 def test_the_demo_writes_no_progress_fragments_when_not_on_a_terminal(tmp_path: Path) -> None:
-    result = run(
-        "demo",
-        "--data",
-        str(tmp_path / "demo"),
-        "--minutes",
-        "0.1",
-        "--plot",
-        str(tmp_path / "demo.png"),
-        timeout=170,
-    )
+    result = run("demo", "--data", str(tmp_path / "demo"), "--minutes", "0.1", "--plot",
+                 str(tmp_path / "demo.png"), timeout=170)
     assert result.returncode == 0, result.stderr
     assert "\r" not in result.stdout and "\r" not in result.stderr
     assert "inserting" not in result.stderr  # no bar at all: stderr is a pipe here

@@ -14,13 +14,8 @@ from pingthings.wire.limits import MIN_TIME, TIME_LIMIT
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@given(
-    st.datetimes(
-        min_value=datetime(1934, 1, 1),
-        max_value=datetime(2078, 12, 31),
-        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), None]),
-    )
-)
+@given(st.datetimes(min_value=datetime(1934, 1, 1), max_value=datetime(2078, 12, 31),
+                    timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), None])))
 def test_iso_times_match_datetime_arithmetic(moment: datetime) -> None:
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     expected = (aware - EPOCH) // timedelta(microseconds=1) * 1_000
@@ -46,20 +41,10 @@ def test_bad_times_are_rejected_with_the_text_in_the_message(text: str) -> None:
     assert repr(text) in str(info.value)
 
 
-@pytest.mark.parametrize(
-    ("text", "ns"),
-    [
-        ("1s", 10**9),
-        ("250ms", 250 * 10**6),
-        ("1.5s", 1_500_000_000),
-        ("5m", 300 * 10**9),
-        ("2h", 7_200 * 10**9),
-        ("1d", 86_400 * 10**9),
-        ("17", 17),
-        ("3us", 3_000),
-        ("4ns", 4),
-    ],
-)
+@pytest.mark.parametrize(("text", "ns"), [
+    ("1s", 10**9), ("250ms", 250 * 10**6), ("1.5s", 1_500_000_000), ("5m", 300 * 10**9),
+    ("2h", 7_200 * 10**9), ("1d", 86_400 * 10**9), ("17", 17), ("3us", 3_000), ("4ns", 4),
+])
 def test_durations(text: str, ns: int) -> None:
     assert parse_duration(text) == ns
 
@@ -70,14 +55,9 @@ def test_bad_durations(text: str) -> None:
         parse_duration(text)
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("127.0.0.1:4410", ("127.0.0.1", 4410)),
-        ("localhost:0", ("localhost", 0)),
-        ("[::1]:4411", ("::1", 4411)),
-    ],
-)
+@pytest.mark.parametrize(("text", "expected"), [
+    ("127.0.0.1:4410", ("127.0.0.1", 4410)), ("localhost:0", ("localhost", 0)), ("[::1]:4411", ("::1", 4411)),
+])
 def test_listen_addresses(text: str, expected: tuple[str, int]) -> None:
     assert parse_listen(text) == expected
 

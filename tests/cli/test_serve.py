@@ -46,20 +46,9 @@ def _read_endpoint(proc: subprocess.Popen[str], deadline_s: float = 60.0) -> str
 def serving(data: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Run ``pingthings serve --data DATA --listen 127.0.0.1:0`` and yield the process and endpoint."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pingthings.cli.main",
-            "serve",
-            "--data",
-            str(data),
-            "--listen",
-            "127.0.0.1:0",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-m", "pingthings.cli.main", "serve", "--data", str(data), "--listen", "127.0.0.1:0",
+         *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
         yield proc, _read_endpoint(proc)
@@ -119,9 +108,8 @@ def test_serve_with_tls_and_a_keys_file(tmp_path: Path) -> None:
     keys = tmp_path / "keys.yaml"
     keys.write_text("- first-key\n- key: second-key\n  admin: true\n")
 
-    with serving(
-        tmp_path / "data", "--keys-file", str(keys), "--tls-cert", str(cert), "--tls-key", str(key)
-    ) as (proc, endpoint):
+    with serving(tmp_path / "data", "--keys-file", str(keys), "--tls-cert", str(cert),
+                 "--tls-key", str(key)) as (proc, endpoint):
         for apikey in ("first-key", "second-key"):
             with pt.connect(endpoint=endpoint, apikey=apikey, tls=True, ca_bundle=str(ca_file)) as conn:
                 assert conn.info()["major_version"] == 5

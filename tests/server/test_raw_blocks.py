@@ -296,10 +296,9 @@ async def test_async_reads_match_on_both_backends(uncached: Setup) -> None:
     stream, versions, (lo, hi) = uncached.streams[0]
     uuid = stream.uuid  # type: ignore[attr-defined]
     endpoint = uncached.srv.endpoint
-    async with (
-        await AsyncClient.connect(endpoint=endpoint) as client,
-        await AsyncClient.connect(endpoint=endpoint) as plain,
-    ):
+    async with await AsyncClient.connect(endpoint=endpoint) as client, await AsyncClient.connect(
+        endpoint=endpoint
+    ) as plain:
         _raw_blocks.disable(plain)
         mine = await client.stream_from_uuid(uuid)
         got = await mine.raw_values(lo + 12_345, hi - 999, versions[3])
@@ -363,10 +362,9 @@ async def test_server_decoded_share_matches_on_both_backends(
         with RawClient(uncached.srv.endpoint) as raw:
             assert _has_stored_blocks(_raw_call(raw, uuid, lo, hi, [BLOCK_FORMAT])) == (share == 0.0)
     endpoint = uncached.srv.endpoint
-    async with (
-        await AsyncClient.connect(endpoint=endpoint) as client,
-        await AsyncClient.connect(endpoint=endpoint) as plain,
-    ):
+    async with await AsyncClient.connect(endpoint=endpoint) as client, await AsyncClient.connect(
+        endpoint=endpoint
+    ) as plain:
         _raw_blocks.disable(plain)
         mine, theirs = await client.stream_from_uuid(uuid), await plain.stream_from_uuid(uuid)
         for start, end, version in ((lo, hi, 0), (lo + 7_777, hi - 4_321, versions[2])):

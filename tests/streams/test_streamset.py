@@ -236,9 +236,7 @@ async def test_first_failure_names_the_stream(client: AsyncClient, unique_collec
 
 
 async def test_progress_bar_only_when_asked_and_only_on_a_terminal(
-    client: AsyncClient,
-    unique_collection: str,
-    capsys: pytest.CaptureFixture[str],
+    client: AsyncClient, unique_collection: str, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sset, _ = await _filled_set(client, unique_collection, n_streams=2, n_points=10)

@@ -36,30 +36,11 @@ class AppProcess:
 
 def _command(server: str, fd: int) -> list[str]:
     if server == "uvicorn":
-        return [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--fd",
-            str(fd),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "tests.web.instrumented:app",
-        ]
+        return [sys.executable, "-m", "uvicorn", "--fd", str(fd), "--log-level", "warning",
+                "--no-access-log", "tests.web.instrumented:app"]
     if server == "hypercorn-trio":
-        return [
-            sys.executable,
-            "-m",
-            "hypercorn",
-            "--worker-class",
-            "trio",
-            "--bind",
-            f"fd://{fd}",
-            "--log-level",
-            "warning",
-            "tests.web.instrumented:app",
-        ]
+        return [sys.executable, "-m", "hypercorn", "--worker-class", "trio", "--bind", f"fd://{fd}",
+                "--log-level", "warning", "tests.web.instrumented:app"]
     raise ValueError(f"unknown server {server!r}")
 
 
@@ -92,14 +73,8 @@ def serve_app(
         "APP_EXAMPLE": example,
         **env,
     }
-    process = subprocess.Popen(
-        _command(server, fd),
-        pass_fds=(fd,),
-        env=full_env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    process = subprocess.Popen(_command(server, fd), pass_fds=(fd,), env=full_env, cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     listener.close()  # the child holds its own copy
     app = AppProcess(f"http://127.0.0.1:{port}", process)
     try:

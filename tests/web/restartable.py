@@ -51,28 +51,17 @@ class RestartableServer:
         """Start the server process and return once it listens (on the port of the first start)."""
         if self._process is not None:
             raise RuntimeError("already running")
-        command = [
-            sys.executable,
-            "-m",
-            "pingthings.cli.main",
-            "serve",
-            "--data",
-            str(self._data_dir),
-            "--listen",
-            f"127.0.0.1:{self._port}",
-            "--cache-mb",
-            "32",
-        ]
+        command = [sys.executable, "-m", "pingthings.cli.main", "serve", "--data", str(self._data_dir),
+                   "--listen", f"127.0.0.1:{self._port}", "--cache-mb", "32"]
         if self._api_key is not None:
             command += ["--api-key", self._api_key]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
-        )
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                   env=env)
         assert process.stdout is not None
         for line in process.stdout:  # the first line says where it listens (or EOF when it failed)
             if line.startswith(READY_PREFIX):
-                self._port = int(line[len(READY_PREFIX) :].strip().rsplit(":", 1)[1])
+                self._port = int(line[len(READY_PREFIX):].strip().rsplit(":", 1)[1])
                 self._process = process
                 return
         process.wait(STOP_TIMEOUT)

@@ -71,12 +71,8 @@ def shared_apps(platform: Platform) -> Iterator[Callable[[str, str], AppProcess]
 
 
 def _app_env(endpoint: str, **extra: str) -> dict[str, str]:
-    return {
-        "BTRDB_ENDPOINTS": endpoint,
-        "APP_REQUEST_DEADLINE": DEADLINE,
-        "PINGTHINGS_CONCURRENCY_LIMIT": "2",
-        **extra,
-    }
+    return {"BTRDB_ENDPOINTS": endpoint, "APP_REQUEST_DEADLINE": DEADLINE,
+            "PINGTHINGS_CONCURRENCY_LIMIT": "2", **extra}
 
 
 def _stats(http: httpx.Client) -> dict[str, int]:
@@ -112,11 +108,8 @@ def _wait_for_baseline(http: httpx.Client, base: dict[str, int]) -> dict[str, in
     deadline = time.monotonic() + DRAIN_LIMIT
     while True:
         now = _stats(http)
-        if (
-            now["tasks"] <= base["tasks"] + TASK_SLACK
-            and now["fds"] <= base["fds"] + FD_SLACK
-            and now["rss"] <= base["rss"] + MEMORY_SLACK
-        ):
+        if (now["tasks"] <= base["tasks"] + TASK_SLACK and now["fds"] <= base["fds"] + FD_SLACK
+                and now["rss"] <= base["rss"] + MEMORY_SLACK):
             return now
         if time.monotonic() > deadline:
             pytest.fail(f"not back at the baseline {base} within {DRAIN_LIMIT} s: {now}")
@@ -217,10 +210,8 @@ def test_the_app_starts_while_the_platform_is_down_then_recovers(tmp_path: Path,
     platform.start()  # once, to learn a free port
     platform.stop()
     try:
-        with (
-            serve_app(server, _app_env(platform.endpoint)) as app,
-            httpx.Client(base_url=app.url, timeout=30) as http,
-        ):
+        with serve_app(server, _app_env(platform.endpoint)) as app, \
+                httpx.Client(base_url=app.url, timeout=30) as http:
             down = http.get(f"/streams/{uuid.uuid4()}/count")
             assert (down.status_code, down.json()["error"]) == (503, "ConnectionError")
             assert down.headers["retry-after"] == "1"
@@ -283,3 +274,5 @@ def test_a_platform_restart_under_load_gives_only_503s(platform: Platform, serve
     assert set(statuses) <= {200, 503}, sorted(set(statuses))
     assert statuses.count(503) > 0 and statuses.count(200) > 0
     assert after == [200, 200, 200]
+
+

@@ -59,9 +59,7 @@ def test_5xx_bodies_hide_the_platform_address_unless_asked() -> None:
     assert "10.0.0.1" not in error_body(exc, 503)["detail"]
     assert "10.0.0.1" in error_body(exc, 503, expose_details=True)["detail"]
     assert error_body(errors.StreamNotFoundError("no stream abc"), 404) == {
-        "error": "StreamNotFoundError",
-        "detail": "no stream abc",
-    }
+        "error": "StreamNotFoundError", "detail": "no stream abc"}
 
 
 def _app_raising_each() -> object:

@@ -17,20 +17,11 @@ def _when(ns: int) -> str:
 
 
 @click.command()
-@click.option(
-    "--data",
-    "data_dir",
-    required=True,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Data directory of a server that is not running.",
-)
-@click.option(
-    "--before",
-    "before",
-    type=TIME,
-    required=True,
-    help="Drop the versions older than the one current at this time (ISO 8601, ns, or 'now').",
-)
+@click.option("--data", "data_dir", required=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Data directory of a server that is not running.")
+@click.option("--before", "before", type=TIME, required=True,
+              help="Drop the versions older than the one current at this time (ISO 8601, ns, or 'now').")
 @click.option("--no-vacuum", is_flag=True, help="Free the blocks but do not shrink the database file.")
 def compact(data_dir: Path, before: int, no_vacuum: bool) -> None:
     """Drop every stream's data versions older than the one current at TIME and free their blocks.

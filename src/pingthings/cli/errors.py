@@ -133,9 +133,8 @@ def user_error(exc: BaseException, endpoint: str | None = None) -> UserError | N
         return UserError(f"TLS handshake with{where} failed: {_one_line(exc)}", EXIT_CONNECTION)
     if isinstance(exc, builtins.ConnectionError | TimeoutError) or names & _CONNECTION_NAMES:
         where = f" at {endpoint}" if endpoint else ""
-        return UserError(
-            f"cannot connect to the server{where}: {_connection_reason(exc, endpoint)}", EXIT_CONNECTION
-        )
+        return UserError(f"cannot connect to the server{where}: {_connection_reason(exc, endpoint)}",
+                         EXIT_CONNECTION)
     if isinstance(exc, OSError) and not _from_pingthings(exc):
         return UserError(_one_line(exc), EXIT_FAILURE)
     if _from_pingthings(exc):

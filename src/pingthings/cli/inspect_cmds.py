@@ -43,9 +43,8 @@ def info(options: ConnectionOptions, as_json: bool) -> None:
 
 @click.command()
 @click.argument("prefix", required=False, default="")
-@click.option(
-    "-l", "--long", "long_", is_flag=True, help="List the streams (name, unit, uuid), not collections."
-)
+@click.option("-l", "--long", "long_", is_flag=True,
+              help="List the streams (name, unit, uuid), not collections.")
 @json_option
 @command_options
 @click.pass_obj
@@ -63,13 +62,17 @@ def ls(options: ConnectionOptions, prefix: str, long_: bool, as_json: bool) -> N
             return
         streams = list(client.streams_in_collection(prefix, is_collection_prefix=True))
     records = sorted(
-        ({"collection": s.collection, "name": s.name, "unit": s.unit, "uuid": str(s.uuid)} for s in streams),
+        (
+            {"collection": s.collection, "name": s.name, "unit": s.unit, "uuid": str(s.uuid)}
+            for s in streams
+        ),
         key=lambda r: (r["collection"] or "", r["name"] or ""),
     )
     if as_json:
         _echo_json(records)
     elif records:
-        click.echo(format_table(["collection", "name", "unit", "uuid"], [list(r.values()) for r in records]))
+        click.echo(format_table(["collection", "name", "unit", "uuid"],
+                                [list(r.values()) for r in records]))
     else:
         click.echo(f"no streams under {prefix!r}" if prefix else "no streams", err=True)
 

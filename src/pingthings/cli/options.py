@@ -22,13 +22,8 @@ def group_options(func: F) -> F:
     """The group-level ``--endpoint``, ``--apikey`` and ``--profile``, with their environment variables."""
     func = click.option("--profile", envvar="BTRDB_PROFILE", metavar="NAME", help=PROFILE_HELP)(func)
     func = click.option("--apikey", envvar="BTRDB_API_KEY", metavar="KEY", help=APIKEY_HELP)(func)
-    func = click.option(
-        "--endpoint",
-        envvar="BTRDB_ENDPOINTS",
-        type=ENDPOINT,
-        help=ENDPOINT_HELP,
-        show_default=default_endpoint_help(),
-    )(func)
+    func = click.option("--endpoint", envvar="BTRDB_ENDPOINTS", type=ENDPOINT, help=ENDPOINT_HELP,
+                        show_default=default_endpoint_help())(func)
     return func
 
 
@@ -46,17 +41,10 @@ def _override(field: str) -> Callable[[click.Context, click.Parameter, Any], Non
 
 def command_options(func: F) -> F:
     """The same options on a subcommand: they override what was given before the subcommand."""
-    func = click.option(
-        "--profile", metavar="NAME", help=PROFILE_HELP, expose_value=False, callback=_override("profile")
-    )(func)
-    func = click.option(
-        "--apikey", metavar="KEY", help=APIKEY_HELP, expose_value=False, callback=_override("apikey")
-    )(func)
-    func = click.option(
-        "--endpoint",
-        type=ENDPOINT,
-        help=ENDPOINT_HELP + " Overrides the global option.",
-        expose_value=False,
-        callback=_override("endpoint"),
-    )(func)
+    func = click.option("--profile", metavar="NAME", help=PROFILE_HELP, expose_value=False,
+                        callback=_override("profile"))(func)
+    func = click.option("--apikey", metavar="KEY", help=APIKEY_HELP, expose_value=False,
+                        callback=_override("apikey"))(func)
+    func = click.option("--endpoint", type=ENDPOINT, help=ENDPOINT_HELP + " Overrides the global option.",
+                        expose_value=False, callback=_override("endpoint"))(func)
     return func

@@ -36,14 +36,12 @@ def pick_format(output: str, requested: str | None) -> str:
         return "parquet"
     if suffix == ".csv" or output == "-":
         return "csv"
-    raise UserError(
-        f"cannot tell the format of {output!r}: name it .csv or .parquet, or pass --format", EXIT_USAGE
-    )
+    raise UserError(f"cannot tell the format of {output!r}: name it .csv or .parquet, or pass --format",
+                    EXIT_USAGE)
 
 
-def iter_tables(
-    stream: Stream, start: int, end: int, version: int, point_width: int | None, width: int | None
-) -> Iterator[pa.Table]:
+def iter_tables(stream: Stream, start: int, end: int, version: int,
+                point_width: int | None, width: int | None) -> Iterator[pa.Table]:
     """Raw values, aligned windows (``point_width``) or precise windows (``width`` ns), chunk by chunk.
 
     Window statistics keep the server's float64 precision (``schema=None``).
@@ -55,9 +53,8 @@ def iter_tables(
     return stream.raw_values_iter(start, end, version=version)
 
 
-def empty_table(
-    stream: Stream, start: int, end: int, version: int, point_width: int | None, width: int | None
-) -> pa.Table:
+def empty_table(stream: Stream, start: int, end: int, version: int,
+                point_width: int | None, width: int | None) -> pa.Table:
     """The (empty) result of the same query, for its schema when no chunk arrived."""
     if point_width is not None:
         return stream.aligned_windows(start, end, point_width, version=version, schema=None)
@@ -133,64 +130,27 @@ def _labelled(table: pa.Table, stream: Stream) -> pa.Table:
 
 @click.command()
 @click.argument("streams", nargs=-1, required=True, metavar="STREAM...")
-@click.option(
-    "--start",
-    type=TIME,
-    default=None,
-    help="First time included: ISO 8601 (UTC if no zone), integer ns or 'now'. "
-    "Default: the first point (with --pw/--window) or the start of the time axis.",
-)
-@click.option(
-    "--end",
-    type=TIME,
-    default=None,
-    help="First time excluded. Default: just after the last point (with --pw/--window) "
-    "or the end of the time axis.",
-)
-@click.option(
-    "--pw",
-    "point_width",
-    type=POINT_WIDTH,
-    default=None,
-    help="Aligned-window statistics with windows of 2**PW ns (fast: read from the tree).",
-)
-@click.option(
-    "--window",
-    "width",
-    type=DURATION,
-    default=None,
-    help="Window statistics with windows of exactly this length, e.g. 1s, 500ms, 5m.",
-)
-@click.option(
-    "--version",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Data version to read (0 = latest).",
-)
+@click.option("--start", type=TIME, default=None,
+              help="First time included: ISO 8601 (UTC if no zone), integer ns or 'now'. "
+                   "Default: the first point (with --pw/--window) or the start of the time axis.")
+@click.option("--end", type=TIME, default=None,
+              help="First time excluded. Default: just after the last point (with --pw/--window) "
+                   "or the end of the time axis.")
+@click.option("--pw", "point_width", type=POINT_WIDTH, default=None,
+              help="Aligned-window statistics with windows of 2**PW ns (fast: read from the tree).")
+@click.option("--window", "width", type=DURATION, default=None,
+              help="Window statistics with windows of exactly this length, e.g. 1s, 500ms, 5m.")
+@click.option("--version", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Data version to read (0 = latest).")
 @click.option("-o", "--output", default="-", show_default=True, help="File to write; '-' is stdout (CSV).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default=None,
-    help="Output format (default: from the file suffix).",
-)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Output format (default: from the file suffix).")
 @click.option("--time-ns", is_flag=True, help="Write times as integer nanoseconds instead of timestamps.")
 @command_options
 @click.pass_obj
-def query(
-    options: ConnectionOptions,
-    streams: tuple[str, ...],
-    start: int | None,
-    end: int | None,
-    point_width: int | None,
-    width: int | None,
-    version: int,
-    output: str,
-    fmt: str | None,
-    time_ns: bool,
-) -> None:
+def query(options: ConnectionOptions, streams: tuple[str, ...], start: int | None, end: int | None,
+          point_width: int | None, width: int | None, version: int, output: str, fmt: str | None,
+          time_ns: bool) -> None:
     """Read raw values (default) or window statistics of STREAM (a UUID or COLLECTION/NAME).
 
     With several streams the output gains a leading `uuid` column (long format).

@@ -13,91 +13,34 @@ DEFAULT_LISTEN = "127.0.0.1:4410"
 
 
 @click.command()
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Directory holding the database (created if missing).",
-)
-@click.option(
-    "--listen",
-    type=LISTEN,
-    default=DEFAULT_LISTEN,
-    show_default=True,
-    help="Address to listen on; port 0 picks a free port. The endpoint is printed once listening.",
-)
-@click.option(
-    "--api-key",
-    default=None,
-    metavar="KEY",
-    help="Require this API key (clients send 'authorization: Bearer KEY').",
-)
-@click.option(
-    "--keys-file",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="YAML list of accepted keys (strings, or {key: ..., admin: true}).",
-)
-@click.option(
-    "--tls-cert",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="PEM certificate chain; serve TLS (needs --tls-key).",
-)
-@click.option(
-    "--tls-key",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="PEM private key of --tls-cert.",
-)
-@click.option(
-    "--allow-unauthenticated-public",
-    is_flag=True,
-    help="Allow a non-loopback --listen address without API keys (anyone could read and write).",
-)
-@click.option(
-    "--cache-mb",
-    type=click.IntRange(min=0),
-    default=None,
-    help="MiB of decoded data blocks kept in memory for reads (0 disables the cache). "
-    "Default: a quarter of this machine's memory, at least 256 and at most 16384.",
-)
-@click.option(
-    "--compression",
-    type=click.Choice(["gzip", "none"]),
-    default="none",
-    show_default=True,
-    help="gzip: compress replies for clients that accept it (saves bandwidth on slow links, costs CPU).",
-)
-@click.option(
-    "--buffer-points",
-    type=click.IntRange(min=0),
-    default=32_768,
-    show_default=True,
-    help="Most points of one stream buffered (journaled) before they are merged into its tree; "
-    "0 commits every insert as its own version.",
-)
-@click.option(
-    "--buffer-age",
-    type=click.FloatRange(min=0, min_open=True),
-    default=30.0,
-    show_default=True,
-    help="Seconds after which buffered points are merged into the tree.",
-)
-def serve(
-    data_dir: Path,
-    listen: str,
-    api_key: str | None,
-    keys_file: Path | None,
-    tls_cert: Path | None,
-    tls_key: Path | None,
-    allow_unauthenticated_public: bool,
-    cache_mb: int | None,
-    compression: str,
-    buffer_points: int,
-    buffer_age: float,
-) -> None:
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Directory holding the database (created if missing).")
+@click.option("--listen", type=LISTEN, default=DEFAULT_LISTEN, show_default=True,
+              help="Address to listen on; port 0 picks a free port. The endpoint is printed once listening.")
+@click.option("--api-key", default=None, metavar="KEY",
+              help="Require this API key (clients send 'authorization: Bearer KEY').")
+@click.option("--keys-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="YAML list of accepted keys (strings, or {key: ..., admin: true}).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="PEM certificate chain; serve TLS (needs --tls-key).")
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="PEM private key of --tls-cert.")
+@click.option("--allow-unauthenticated-public", is_flag=True,
+              help="Allow a non-loopback --listen address without API keys (anyone could read and write).")
+@click.option("--cache-mb", type=click.IntRange(min=0), default=None,
+              help="MiB of decoded data blocks kept in memory for reads (0 disables the cache). "
+                   "Default: a quarter of this machine's memory, at least 256 and at most 16384.")
+@click.option("--compression", type=click.Choice(["gzip", "none"]), default="none", show_default=True,
+              help="gzip: compress replies for clients that accept it (saves bandwidth on slow links, "
+                   "costs CPU).")
+@click.option("--buffer-points", type=click.IntRange(min=0), default=32_768, show_default=True,
+              help="Most points of one stream buffered (journaled) before they are merged into its tree; "
+                   "0 commits every insert as its own version.")
+@click.option("--buffer-age", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Seconds after which buffered points are merged into the tree.")
+def serve(data_dir: Path, listen: str, api_key: str | None, keys_file: Path | None,
+          tls_cert: Path | None, tls_key: Path | None, allow_unauthenticated_public: bool,
+          cache_mb: int | None, compression: str, buffer_points: int, buffer_age: float) -> None:
     """Run the embedded server on DATA until interrupted (Ctrl-C or SIGTERM stop it cleanly).
 
     Any BTrDB v5 client can connect: pingthings.timeseries, the official btrdb package, the Go bindings.
@@ -141,6 +84,5 @@ def serve(
     except ConfigError as exc:  # found while starting, e.g. another server holds the data directory
         raise UserError(str(exc), EXIT_SERVER_START) from exc
     except OSError as exc:  # the data directory cannot be created, opened or written
-        raise UserError(
-            f"cannot use the data directory {data_dir}: {exc.strerror or exc}", EXIT_SERVER_START
-        ) from exc
+        raise UserError(f"cannot use the data directory {data_dir}: {exc.strerror or exc}",
+                        EXIT_SERVER_START) from exc

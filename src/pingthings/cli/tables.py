@@ -47,8 +47,8 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], float_di
         for i, text in enumerate(row):
             widths[i] = max(widths[i], len(text))
     numeric = [
-        any(_is_numeric(row[i]) for row in materialised)
-        and all(_is_numeric(row[i]) or row[i] is None for row in materialised)
+        any(_is_numeric(row[i]) for row in materialised) and all(_is_numeric(row[i]) or row[i] is None
+                                                                 for row in materialised)
         for i in range(len(headers))
     ]
 

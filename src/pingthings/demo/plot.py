@@ -73,13 +73,11 @@ def _draw(ax: Any, panel: Panel, clip_excursions: bool) -> None:
     handles: list[Any] = []
     for index, env in enumerate(panel.envelopes):
         seconds = (env.times_ns - panel.origin_ns) / 1e9
-        (line,) = ax.plot(
-            seconds, env.mean, linewidth=1.4, linestyle=_STYLES[index % len(_STYLES)], zorder=3 + index
-        )
+        (line,) = ax.plot(seconds, env.mean, linewidth=1.4, linestyle=_STYLES[index % len(_STYLES)],
+                          zorder=3 + index)
         colour = line.get_color()
-        band = ax.fill_between(
-            seconds, env.minimum, env.maximum, color=colour, alpha=0.25, linewidth=0, zorder=1
-        )
+        band = ax.fill_between(seconds, env.minimum, env.maximum, color=colour, alpha=0.25, linewidth=0,
+                               zorder=1)
         for edge in (env.minimum, env.maximum):
             ax.plot(seconds, edge, color=colour, linewidth=0.6, alpha=0.9, zorder=2)
         handles.append((band, line))
@@ -88,28 +86,15 @@ def _draw(ax: Any, panel: Panel, clip_excursions: bool) -> None:
         ax.set_ylim(*limits)
         note = _excursions(panel, limits)
         if note:
-            ax.text(
-                0.01,
-                0.03,
-                note,
-                transform=ax.transAxes,
-                fontsize="x-small",
-                va="bottom",
-                bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85, "linewidth": 0.5},
-            )
+            ax.text(0.01, 0.03, note, transform=ax.transAxes, fontsize="x-small", va="bottom",
+                    bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85, "linewidth": 0.5})
     else:
         ax.margins(y=0.2)
     ax.set_title(panel.heading, fontsize="medium")
     ax.set_ylabel(", ".join(sorted({env.unit for env in panel.envelopes})))
     ax.grid(True, alpha=0.3)
-    ax.legend(
-        handles,
-        [env.label for env in panel.envelopes],
-        loc="best",
-        fontsize="x-small",
-        ncol=len(panel.envelopes),
-        framealpha=0.9,
-    )
+    ax.legend(handles, [env.label for env in panel.envelopes], loc="best", fontsize="x-small",
+              ncol=len(panel.envelopes), framealpha=0.9)
 
 
 def _excursions(panel: Panel, limits: tuple[float, float]) -> str:

@@ -51,9 +51,8 @@ def _timestamp(ns: int) -> str:
 
 def format_streams(specs: Sequence[StreamSpec]) -> str:
     """One row per stream: collection, name, what it measures, unit."""
-    rows = [
-        (s.device.collection, s.name, f"phase {s.phase} {s.quantity} {s.kind}", s.unit.name) for s in specs
-    ]
+    rows = [(s.device.collection, s.name, f"phase {s.phase} {s.quantity} {s.kind}", s.unit.name)
+            for s in specs]
     return format_table(["collection", "name", "measures", "unit"], rows)
 
 
@@ -76,9 +75,8 @@ def format_summary(specs: Sequence[StreamSpec], summary: dict[str, dict[str, flo
     rows = []
     for spec in specs:
         stats = summary[spec.label]
-        rows.append(
-            (spec.label, spec.unit.symbol, int(stats["count"]), stats["min"], stats["mean"], stats["max"])
-        )
+        rows.append((spec.label, spec.unit.symbol, int(stats["count"]),
+                     stats["min"], stats["mean"], stats["max"]))
     return format_table(["stream", "unit", "points", "min", "mean", "max"], rows, float_digits=2)
 
 

@@ -102,9 +102,8 @@ def run_demo(
     with _data_directory(data_dir) as (root, kept):
         database = root / "db"
         if database.exists() and any(database.iterdir()):
-            raise UserError(
-                f"{database} already holds a database; give --data a new or empty directory", EXIT_USAGE
-            )
+            raise UserError(f"{database} already holds a database; give --data a new or empty directory",
+                            EXIT_USAGE)
         if plot_path is None:
             plot_path = (root if kept else Path.cwd()) / "pingthings-demo.png"
         with Server(database, listen="127.0.0.1:0") as server:
@@ -115,25 +114,16 @@ def run_demo(
     return result
 
 
-def _tour(
-    endpoint: str,
-    root: Path,
-    kept: bool,
-    minutes: float,
-    plot_path: Path,
-    progress: bool,
-    echo: Callable[[str], None],
-) -> DemoResult:
+def _tour(endpoint: str, root: Path, kept: bool, minutes: float, plot_path: Path, progress: bool,
+          echo: Callable[[str], None]) -> DemoResult:
     import pingthings.timeseries as pt
 
     conn = pt.connect(endpoint=endpoint)
     try:
         info = conn.info()
         echo(report.heading("pingthings demo"))
-        echo(
-            f"Embedded server on {endpoint} (BTrDB v{info['major_version']}.{info['minor_version']}), "
-            f"data in {root if kept else 'a temporary directory'}"
-        )
+        echo(f"Embedded server on {endpoint} (BTrDB v{info['major_version']}.{info['minor_version']}), "
+             f"data in {root if kept else 'a temporary directory'}")
         echo(f"Every step below is an ordinary client call:  pt.connect(endpoint={endpoint!r})")
 
         streams = _create_substation(conn, echo)
@@ -149,21 +139,17 @@ def _tour(
         written = _plot(conn, streams, data, end_ns, plot_path, echo)
     finally:
         conn.close()
-    return DemoResult(
-        root, endpoint, points, ingest_s, stats_ms, n_windows, versions, sql_rows, written, summary
-    )
+    return DemoResult(root, endpoint, points, ingest_s, stats_ms, n_windows, versions, sql_rows, written,
+                      summary)
 
 
 def _create_substation(conn: Client, echo: Echo) -> dict[StreamSpec, Stream]:
     echo(report.heading("1. A substation: 2 PMUs, 12 phasor streams at 120 Hz"))
     device_ids = _register_devices_and_units(conn, echo)
     streams = {
-        spec: conn.create(
-            spec.uuid,
-            spec.device.collection,
-            tags=spec.stream_tags(device_ids[spec.device.name]),
-            annotations=spec.stream_annotations(),
-        )
+        spec: conn.create(spec.uuid, spec.device.collection,
+                          tags=spec.stream_tags(device_ids[spec.device.name]),
+                          annotations=spec.stream_annotations())
         for spec in STREAMS
     }
     echo(report.format_streams(STREAMS))
@@ -175,59 +161,36 @@ def _register_devices_and_units(conn: Client, echo: Echo) -> dict[str, int]:
     known_units = {unit["name"] for unit in conn.list_units()}
     for unit in UNITS:
         if unit.name not in known_units:
-            conn.create_unit(
-                name=unit.name,
-                symbol=unit.symbol,
-                base=1.0,
-                canonical=unit.name,
-                source_name=list(unit.source_name),
-            )
+            conn.create_unit(name=unit.name, symbol=unit.symbol, base=1.0, canonical=unit.name,
+                             source_name=list(unit.source_name))
     device_ids: dict[str, int] = {}
     for device in DEVICES:
-        created = conn.create_device(
-            {
-                "name": device.name,
-                "description": device.description,
-                "vendor": device.vendor,
-                "model_name": device.model_name,
-            }
-        )
+        created = conn.create_device({"name": device.name, "description": device.description,
+                                      "vendor": device.vendor, "model_name": device.model_name})
         device_ids[device.name] = int(created["id"])
-    echo(
-        f"units: {', '.join(u.name for u in UNITS)}; devices: "
-        + ", ".join(f"{name} (id {ident})" for name, ident in device_ids.items())
-    )
+    echo(f"units: {', '.join(u.name for u in UNITS)}; devices: "
+         + ", ".join(f"{name} (id {ident})" for name, ident in device_ids.items()))
     return device_ids
 
 
-def _ingest(
-    conn: Client, streams: dict[StreamSpec, Stream], data: Data, progress: bool, echo: Echo
-) -> tuple[int, float]:
+def _ingest(conn: Client, streams: dict[StreamSpec, Stream], data: Data, progress: bool,
+            echo: Echo) -> tuple[int, float]:
     from tqdm.auto import tqdm  # a widget in notebooks, a text bar in terminals
 
     total = sum(len(times) for times, _ in data.values())
     echo(report.heading(f"2. Ingest {total:,} points"))
     streamset = conn.streamset_from_uuids([stream.uuid for stream in streams.values()])
     n = len(next(iter(data.values()))[0])
-    echo(
-        f"streamset.insert({{uuid: (times, values), ...}}): {INGEST_CHUNK:,} points per stream per call, "
-        f"the {len(streams)} streams concurrently"
-    )
+    echo(f"streamset.insert({{uuid: (times, values), ...}}): {INGEST_CHUNK:,} points per stream per call, "
+         f"the {len(streams)} streams concurrently")
     began = time.perf_counter()
     # disable=None: tqdm stays silent when stderr is not a terminal (no '\r' fragments in logs)
-    with tqdm(
-        total=total,
-        unit="pt",
-        unit_scale=True,
-        disable=None if progress else True,
-        leave=True,
-        desc="inserting",
-    ) as bar:
+    with tqdm(total=total, unit="pt", unit_scale=True, disable=None if progress else True, leave=True,
+              desc="inserting") as bar:
         for lo in range(0, n, INGEST_CHUNK):
             hi = min(lo + INGEST_CHUNK, n)
-            batch: dict[UUID | str, Any] = {
-                streams[spec].uuid: (times[lo:hi], values[lo:hi]) for spec, (times, values) in data.items()
-            }
+            batch: dict[UUID | str, Any] = {streams[spec].uuid: (times[lo:hi], values[lo:hi])
+                                            for spec, (times, values) in data.items()}
             streamset.insert(batch)
             bar.update((hi - lo) * len(batch))
     elapsed = time.perf_counter() - began
@@ -245,17 +208,15 @@ def _round_up(time_ns: int, point_width: int) -> int:
     return -(-time_ns // width) * width
 
 
-def _statistics(
-    conn: Client, streams: dict[StreamSpec, Stream], end_ns: int, echo: Echo
-) -> tuple[dict[str, dict[str, float]], float, int]:
+def _statistics(conn: Client, streams: dict[StreamSpec, Stream], end_ns: int,
+                echo: Echo) -> tuple[dict[str, dict[str, float]], float, int]:
     echo(report.heading("3. Statistics over the whole range, from the tree's summaries"))
     streamset = conn.streamset_from_uuids([stream.uuid for stream in streams.values()])
     timings = []
     for _ in range(3):  # later runs find the server's pages cached; report the best and the first
         began = time.perf_counter()
-        tables = streamset.aligned_windows(
-            DEMO_START_NS, _round_up(end_ns, STATS_POINT_WIDTH), STATS_POINT_WIDTH, single_stream_schema=None
-        )
+        tables = streamset.aligned_windows(DEMO_START_NS, _round_up(end_ns, STATS_POINT_WIDTH),
+                                           STATS_POINT_WIDTH, single_stream_schema=None)
         timings.append((time.perf_counter() - began) * 1e3)
     elapsed_ms = min(timings)
     by_uuid = dict(zip((s.uuid for s in streamset), tables, strict=True))
@@ -264,11 +225,9 @@ def _statistics(
     for spec, stream in streams.items():
         summary[spec.label] = report.combine_windows(by_uuid[stream.uuid])
     points = sum(int(s["count"]) for s in summary.values())
-    echo(
-        f"aligned_windows(point_width={STATS_POINT_WIDTH}) over {len(streams)} streams: "
-        f"{n_windows:,} windows of {report.duration(2**STATS_POINT_WIDTH)} summarising {points:,} points "
-        f"in {elapsed_ms:.1f} ms (best of {len(timings)}; the first took {timings[0]:.1f} ms)"
-    )
+    echo(f"aligned_windows(point_width={STATS_POINT_WIDTH}) over {len(streams)} streams: "
+         f"{n_windows:,} windows of {report.duration(2**STATS_POINT_WIDTH)} summarising {points:,} points "
+         f"in {elapsed_ms:.1f} ms (best of {len(timings)}; the first took {timings[0]:.1f} ms)")
     echo(report.format_summary(STREAMS, summary))
     return summary, elapsed_ms, n_windows
 
@@ -289,10 +248,8 @@ def _raw_preview(streams: dict[StreamSpec, Stream], data: Data, echo: Echo) -> N
     start, end = _fault_window(data)
     echo(report.heading(f"4. Raw values of {spec.label} as the fault starts"))
     table = streams[spec].raw_values(start, end)
-    echo(
-        f"raw_values(start, end) -> pyarrow.Table with {table.num_rows} rows; "
-        "table.to_pandas() for a DataFrame"
-    )
+    echo(f"raw_values(start, end) -> pyarrow.Table with {table.num_rows} rows; "
+         "table.to_pandas() for a DataFrame")
     echo(report.format_raw(table, spec.unit.symbol))
 
 
@@ -322,16 +279,12 @@ def _versions(streams: dict[StreamSpec, Stream], data: Data, echo: Echo) -> tupl
         count = stream.count(fault.start_ns, fault.end_ns, version=version, precise=True)
         total = stream.count(version=version, precise=True)
         rows.append((version, total, count))
-    echo(
-        f"stream.delete(fault start, fault end): version {before} -> {after}; "
-        "stream.count(..., version=v, precise=True):"
-    )
+    echo(f"stream.delete(fault start, fault end): version {before} -> {after}; "
+         "stream.count(..., version=v, precise=True):")
     echo(report.format_table(["version", "points in stream", "points in the 150 ms fault"], rows))
     changed = stream.changes(before, after)
-    echo(
-        f"stream.changes({before}, {after}) -> {len(changed)} changed range(s), "
-        f"covering {report.duration(sum(r['end'] - r['start'] for r in changed))} of tree-aligned time"
-    )
+    echo(f"stream.changes({before}, {after}) -> {len(changed)} changed range(s), "
+         f"covering {report.duration(sum(r['end'] - r['start'] for r in changed))} of tree-aligned time")
     return before, after
 
 
@@ -348,28 +301,17 @@ def _sql(conn: Client, echo: Echo) -> int:
     return len(rows)
 
 
-def _envelopes(
-    conn: Client,
-    streams: dict[StreamSpec, Stream],
-    specs: list[StreamSpec],
-    start: int,
-    end: int,
-    point_width: int,
-) -> list[Envelope]:
+def _envelopes(conn: Client, streams: dict[StreamSpec, Stream], specs: list[StreamSpec], start: int,
+               end: int, point_width: int) -> list[Envelope]:
     streamset = conn.streamset_from_uuids([streams[s].uuid for s in specs])
-    tables = streamset.aligned_windows(
-        start, _round_up(end, point_width), point_width, single_stream_schema=None
-    )
-    return [
-        report.envelope(spec.label, spec.unit.symbol, table)
-        for spec, table in zip(specs, tables, strict=True)
-        if table is not None and table.num_rows
-    ]
+    tables = streamset.aligned_windows(start, _round_up(end, point_width), point_width,
+                                       single_stream_schema=None)
+    return [report.envelope(spec.label, spec.unit.symbol, table)
+            for spec, table in zip(specs, tables, strict=True) if table is not None and table.num_rows]
 
 
-def _plot(
-    conn: Client, streams: dict[StreamSpec, Stream], data: Data, end_ns: int, path: Path, echo: Echo
-) -> Path | None:
+def _plot(conn: Client, streams: dict[StreamSpec, Stream], data: Data, end_ns: int, path: Path,
+          echo: Echo) -> Path | None:
     echo(report.heading("8. Plot: min/mean/max envelopes"))
     if not plotting_available():
         echo(PLOT_HINT)
@@ -381,21 +323,12 @@ def _plot(
     for quantity in ("voltage", "current"):
         specs = [s for s in STREAMS if s.quantity == quantity and s.kind == "magnitude"]
         envelopes = _envelopes(conn, streams, specs, DEMO_START_NS, end_ns, PLOT_POINT_WIDTH)
-        overview.append(
-            Panel(
-                f"{quantity} magnitude, windows of {report.duration(2**PLOT_POINT_WIDTH)}",
-                envelopes,
-                DEMO_START_NS,
-            )
-        )
-        zoom = _envelopes(
-            conn, streams, specs, fault.start_ns - ZOOM_NS, fault.end_ns + ZOOM_NS, ZOOM_POINT_WIDTH
-        )
-        detail.append(
-            Panel(
-                f"around the fault, windows of {report.duration(2**ZOOM_POINT_WIDTH)}", zoom, fault.start_ns
-            )
-        )
+        overview.append(Panel(f"{quantity} magnitude, windows of {report.duration(2**PLOT_POINT_WIDTH)}",
+                              envelopes, DEMO_START_NS))
+        zoom = _envelopes(conn, streams, specs, fault.start_ns - ZOOM_NS, fault.end_ns + ZOOM_NS,
+                          ZOOM_POINT_WIDTH)
+        detail.append(Panel(f"around the fault, windows of {report.duration(2**ZOOM_POINT_WIDTH)}",
+                            zoom, fault.start_ns))
     write_envelope_plot(path, overview, detail, "pingthings demo: substation A, phase magnitudes")
     echo(f"wrote {path} (one StreamSet.aligned_windows call per panel)")
     return path

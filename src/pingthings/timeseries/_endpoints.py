@@ -42,7 +42,6 @@ class ProxyTarget(Protocol):
         """The channel to one of :attr:`proxy_endpoints`."""
         ...
 
-
 _STAT_KEY = 0x0A  # field 1 (stat), length-delimited: how every v5 response that carries a status begins
 
 

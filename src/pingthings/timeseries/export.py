@@ -59,31 +59,18 @@ class ExportSource(Protocol):
         ...
 
     async def aligned_windows(
-        self,
-        start: Any,
-        end: Any,
-        point_width: int,
-        versions: Any = None,
-        single_stream_schema: Any = ...,
-        progress: bool = False,
+        self, start: Any, end: Any, point_width: int, versions: Any = None,
+        single_stream_schema: Any = ..., progress: bool = False,
     ) -> list[pa.Table]:
         """Aligned-window statistics of every stream."""
         ...
 
     async def to_arrow(
-        self,
-        start: Any = None,
-        end: Any = None,
-        *,
-        form: str = "wide",
-        width: int | None = None,
-        labels: str = "uuid",
-        versions: Any = None,
-        sampling_frequency: float | None = None,
+        self, start: Any = None, end: Any = None, *, form: str = "wide", width: int | None = None,
+        labels: str = "uuid", versions: Any = None, sampling_frequency: float | None = None,
     ) -> pa.Table:
         """Every stream's data in ``[start, end)`` as one Table."""
         ...
-
 
 __all__ = [
     "DEFAULT_MAX_POINTS",
@@ -99,6 +86,7 @@ DEFAULT_MAX_POINTS = 1_000_000
 
 _PLAN_WINDOWS = 256
 """About how many statistics windows the planner asks for per range it splits."""
+
 
 
 def _check_max_points(max_points: Any) -> int:
@@ -267,18 +255,8 @@ async def write_csv(
     ``time`` is written as an ISO 8601 UTC timestamp with nanoseconds; NaN where a stream has
     no value (wide form).
     """
-    return await _write_tables(
-        aset,
-        sink,
-        "csv",
-        start,
-        end,
-        form=form,
-        width=width,
-        labels=labels,
-        versions=versions,
-        max_points=max_points,
-    )
+    return await _write_tables(aset, sink, "csv", start, end, form=form, width=width, labels=labels,
+                               versions=versions, max_points=max_points)
 
 
 async def write_parquet(
@@ -294,18 +272,8 @@ async def write_parquet(
     max_points: int = DEFAULT_MAX_POINTS,
 ) -> int:
     """Write the data as one Parquet file (a row group per slice); returns the rows written."""
-    return await _write_tables(
-        aset,
-        sink,
-        "parquet",
-        start,
-        end,
-        form=form,
-        width=width,
-        labels=labels,
-        versions=versions,
-        max_points=max_points,
-    )
+    return await _write_tables(aset, sink, "parquet", start, end, form=form, width=width, labels=labels,
+                               versions=versions, max_points=max_points)
 
 
 async def write_generated_csv(

@@ -80,7 +80,6 @@ class LiveStream(Protocol):
         """The points with ``start <= time < end``."""
         ...
 
-
 __all__ = ["DEFAULT_RECONNECT_TIMEOUT", "LiveBatch", "StreamSubscription", "Subscription"]
 
 DEFAULT_RECONNECT_TIMEOUT = 30.0

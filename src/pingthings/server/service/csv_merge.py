@@ -61,7 +61,7 @@ def format_rows(parts: list[Chunk], raw: bool) -> Iterator[list[str]]:
     offset = 0
     for size, (_, columns) in zip(sizes, parts, strict=True):
         point_on_row = np.full(len(row_times), -1, np.int64)
-        point_on_row[row_of[offset : offset + size]] = np.arange(size)
+        point_on_row[row_of[offset:offset + size]] = np.arange(size)
         offset += size
         slots.append(point_on_row.tolist())
         cells.append([c.tolist() for c in columns])

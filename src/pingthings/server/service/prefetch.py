@@ -41,7 +41,6 @@ class Chunks(Protocol[C_co]):
 
     def close(self) -> None: ...
 
-
 #: Items the worker may hold ready before it waits for the sender.
 DEFAULT_DEPTH = 2
 

@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["TrioSocketReader", "direct_reader", "scope_factory"]
 
-
 def _on_trio(stream: anyio.abc.ByteStream) -> bool:
     return type(stream).__module__.endswith("._trio")  # anyio's classes live in anyio._backends._<name>
 
