@@ -24,6 +24,7 @@ import betterproto2
 
 from pingthings.server.errors import MessageTooLarge, WrongArgs
 from pingthings.server.grpc.connection import Connection
+from pingthings.server.grpc.eager import first_step_alone
 from pingthings.server.grpc.status import (
     RESPONSE_HEADERS,
     RESPONSE_HEADERS_GZIP,
@@ -300,6 +301,10 @@ class Call:
             )
         )
         conn.call_done(self)
+        if first_step_alone():
+            # The only call of its read: nothing else would share the write, so the reply leaves
+            # now, and the rest of this call's unwinding overlaps with the client reading it.
+            conn.send_now()
         return True
 
     async def send_message(self, reply: Any) -> None:

@@ -24,6 +24,10 @@ class Connection(Protocol):
         """Queue bytes for the socket (written once per loop turn)."""
         ...
 
+    def send_now(self) -> None:
+        """Write everything queued at once, instead of at the end of the loop turn."""
+        ...
+
     def write_pieces(self, pieces: list[Any], sizes: list[int]) -> None:
         """Write buffers in order, large ones without joining them."""
         ...

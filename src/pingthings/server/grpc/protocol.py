@@ -142,6 +142,11 @@ class GrpcProtocol(asyncio.Protocol):
             gather.add(piece, size)
         gather.flush()
 
+    def send_now(self) -> None:
+        """Write what is queued now. A lone call's reply uses it to leave before the call's own
+        bookkeeping (see :meth:`.call.Call.send_unary`)."""
+        self._flush()
+
     def _flush(self) -> None:
         self._flush_scheduled = False
         out = self._out
