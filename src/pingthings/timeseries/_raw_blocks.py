@@ -25,7 +25,6 @@ anything). Clients that route through proxies use the per-stream RPCs, as for Mu
 
 from __future__ import annotations
 
-import itertools
 import weakref
 from collections.abc import AsyncGenerator
 from uuid import UUID
@@ -39,11 +38,23 @@ from pingthings.timeseries.exceptions import CorruptReplyError, NotImplementedBy
 from pingthings.wire import arrow as wire_arrow
 from pingthings.wire import points as wire_points
 from pingthings.wire.blocks import BLOCK_FORMAT
-from pingthings.wire.blocks.checked import BadBlock, checked_view
+from pingthings.wire.blocks.checked import BadBlock, checked_view, increasing_slots
 from pingthings.wire.blocks.leaf_codec import LeafView, decode_views
-from pingthings.wire.protowire import LEN, VARINT, as_byteview, read_key, read_length, read_varint, skip_field
+from pingthings.wire.protowire import (
+    LEN,
+    VARINT,
+    as_byteview,
+    read_key,
+    read_length,
+    read_varint,
+    skip_field,
+)
 
 _METHOD = "RawBlocks"
+#: One-byte keys of a piece's length-delimited fields (block, slots, times, values) -> field number.
+_PIECE_LEN_KEYS = {(1 << 3) | LEN: 1, (2 << 3) | LEN: 2, (4 << 3) | LEN: 4, (5 << 3) | LEN: 5}
+#: One-byte key of a piece's point count (field 3, a varint).
+_COUNT_KEY = (3 << 3) | VARINT
 _GRPC_UNIMPLEMENTED = 12
 #: Most points decoded in one batch: the batch's temporary arrays stay in a core's L2 cache (the
 #: engine measured 128k-point batches as fastest).
@@ -104,23 +115,33 @@ class _Reader:
         self.pieces += 1
         block = slots = times = values = None
         count = -1
+        view = data if isinstance(data, memoryview) else memoryview(data)
         while pos < end:
-            field, wire_type, pos = read_key(data, pos, end)
-            if wire_type == LEN and field in (1, 2, 4, 5):
-                lo, pos = read_length(data, pos, end, field)
-                part = memoryview(data)[lo:pos]
-                if field == 1:
-                    block = part
-                elif field == 2:
-                    slots = part
-                elif field == 4:
-                    times = part
-                else:
-                    values = part
-            elif field == 3 and wire_type == VARINT:
-                count, pos = read_varint(data, pos, end)
+            key = data[pos]
+            field = _PIECE_LEN_KEYS.get(key, 0)
+            if field:  # the usual one-byte keys: no general key reader
+                lo, pos = read_length(data, pos + 1, end, field)
+            elif key == _COUNT_KEY:
+                count, pos = read_varint(data, pos + 1, end)
+                continue
             else:
-                pos = skip_field(data, pos, end, field, wire_type)
+                field, wire_type, pos = read_key(data, pos, end)
+                if field == 3 and wire_type == VARINT:
+                    count, pos = read_varint(data, pos, end)
+                    continue
+                if wire_type != LEN or field not in (1, 2, 4, 5):
+                    pos = skip_field(data, pos, end, field, wire_type)
+                    continue
+                lo, pos = read_length(data, pos, end, field)
+            part = view[lo:pos]
+            if field == 1:
+                block = part
+            elif field == 2:
+                slots = part
+            elif field == 4:
+                times = part
+            else:
+                values = part
         if block is not None:
             if slots is None or not len(slots) or count < 0:
                 raise self._corrupt(index, "a stored block without its slots and count")
@@ -139,13 +160,16 @@ class _Reader:
         except BadBlock as exc:
             raise self._corrupt(piece.index, str(exc)) from None
         slots = bytes(piece.slots)
-        if slots[-1] >= 64 or any(a >= b for a, b in itertools.pairwise(slots)):
+        grouped = view.slots
+        if grouped == slots:  # every slot of a group, checked with the group (the usual piece)
+            held = view.size
+        elif not increasing_slots(slots):
             raise self._corrupt(piece.index, "slots are not increasing slot numbers below 64")
-        if view.bounds is None:
+        elif grouped is None:
             held = view.size
         else:
-            bounds = view.bounds.tolist()
-            held = sum(bounds[s + 1] - bounds[s] for s in slots)
+            ends = view.bounds.tolist()  # type: ignore[union-attr]
+            held = sum(ends[s + 1] - ends[s] for s in slots)
         if held != piece.count:
             problem = f"the block's slots hold {held} points, the server said {piece.count}"
             raise self._corrupt(piece.index, problem)
@@ -267,7 +291,7 @@ class _Reader:
             for piece in run[i:j]:
                 view = piece.view
                 assert view is not None
-                if view.bounds is None or view.size == piece.count:
+                if view.size == piece.count or view.bounds is None:
                     wanted.append((pos, pos + view.size))
                 else:
                     wanted.extend((pos + a, pos + b) for a, b in _spans(view.bounds, piece))

@@ -15,8 +15,6 @@ naming the problem instead of a numpy error from deep inside the decoder, or a h
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 from pingthings.wire.blocks import codec, pco_leaf, time_grid
@@ -47,6 +45,15 @@ _KNOWN_FLAGS = _FLAG_F32 | _FLAG_SCALED | _FLAG_GRID | _FLAG_PCO
 
 class BadBlock(ValueError):
     """A received block that is not a well-formed point block (the message says what is wrong)."""
+
+
+def increasing_slots(slots: bytes) -> bool:
+    """Whether ``slots`` (non-empty) are strictly increasing slot numbers below 64.
+
+    Compared with its own sorted set in C: a cold read of 10^7 points checks ~1,500 groups of a
+    dozen slots each, where a pairwise loop in Python costs ~5 µs a group.
+    """
+    return slots[-1] < 64 and slots == bytes(sorted(set(slots)))
 
 
 def declared_body_size(block: bytes | memoryview) -> int:
@@ -103,7 +110,7 @@ def _check_group(whole: memoryview) -> None:
     # 10^7 points checks ~1,500 groups.
     total = sum(_COUNTS[k].unpack_from(whole, _GROUP_HEADER.size))
     slots = bytes(whole[_GROUP_HEADER.size + 4 * k : _GROUP_HEADER.size + 5 * k])
-    if slots[-1] >= 64 or any(a >= b for a, b in itertools.pairwise(slots)):
+    if not increasing_slots(slots):
         raise BadBlock("leaf group slots are not increasing slot numbers below 64")
     n = _HEADER.unpack_from(whole, table)[4]
     if total != n:
