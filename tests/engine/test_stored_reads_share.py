@@ -173,3 +173,24 @@ def test_the_admission_waits_while_several_cold_reads_run(
         assert not again
     finally:
         engine.close()
+
+
+def test_the_admission_waits_a_moment_after_the_cold_reads_thin_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between two streams of a StreamSet read the cold reads drop below the crowd for a moment; the
+    # admission must not take that moment to decode a batch against the set's next streams.
+    engine, uuid = _bulk_engine(tmp_path / "engine.sqlite3", False, monkeypatch)
+    monkeypatch.setattr(late_admission, "CROWD_LINGER", 60.0, raising=False)  # after _bulk_engine (it undoes)
+    try:
+        with engine._late.cold_reading():
+            with engine._late.cold_reading():
+                stored, _ = _read(engine, uuid, 0.0)
+                assert stored
+            # one cold read left: the crowd has thinned out, but only just
+            assert not engine.admission_idle(late_admission.MAX_PAUSE / 2)
+        assert engine.admission_idle(30)  # MAX_PAUSE still bounds each wait
+        again, _ = _read(engine, uuid, 0.0)
+        assert not again
+    finally:
+        engine.close()

@@ -18,8 +18,9 @@ read ran at 35-41 Mpt/s, a cold read's speed, against 57-94 for A's).
 
 While several reads that miss the cache are under way at once (a StreamSet read, whose streams
 the read gate produces two at a time) the thread also waits, up to :data:`MAX_PAUSE` seconds at a
-time: those reads already keep every core busy, and the blocks of the set's first streams are
-better decoded after the set is sent than against its last streams. A lone cold read does not stop
+time, and :data:`CROWD_LINGER` seconds more once they thin out (between two of the set's streams):
+those reads already keep every core busy, and the blocks of the set's first streams are better
+decoded after the set is sent than against its last streams. A lone cold read does not stop
 it: in A B A B, A's blocks must be decoded while B is read for the first time.
 
 Bounds: the thread holds at most ``max_pending`` bytes of encoded blocks waiting to be decoded;
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +46,9 @@ log = logging.getLogger(__name__)
 MAX_PAUSE = 1.0
 #: Cold reads under way at once from which the thread waits before each batch.
 CROWD = 2
+#: Seconds the thread goes on waiting after such a crowd thins out: a StreamSet read's next stream
+#: starts a moment after one ends, and each of those moments let one batch through.
+CROWD_LINGER = 0.25
 #: Most blocks decoded per batch (batches also stop at BATCH_POINTS points, as a read's do).
 BATCH = 128
 
@@ -70,6 +75,7 @@ class LateAdmission:
         self._closed = False
         self._serving = 0
         self._cold = 0
+        self._crowd_until = 0.0  # monotonic time until which a crowd that thinned out still counts
 
     def submit(self, addrs: list[int], raw: dict[int, bytes]) -> bool:
         """Queue the blocks ``addrs`` (their bytes in ``raw``); False if they were not taken.
@@ -129,6 +135,8 @@ class LateAdmission:
             yield
         finally:
             with self._wake:
+                if self._cold >= CROWD:
+                    self._crowd_until = time.monotonic() + CROWD_LINGER
                 self._cold -= 1
                 self._wake.notify_all()
 
@@ -188,12 +196,21 @@ class LateAdmission:
         return True
 
     def _wait_for_reads(self, warm: bool) -> bool:
-        """Wait while :data:`CROWD` or more cold reads are under way, and when ``warm`` also while
-        reads are served from the cache (at most MAX_PAUSE seconds in a row); False once closed."""
+        """Wait while :data:`CROWD` or more cold reads are under way (and for
+        :data:`CROWD_LINGER` seconds after), and when ``warm`` also while reads are served from the
+        cache, at most MAX_PAUSE seconds in a row; False once closed."""
+        deadline = time.monotonic() + MAX_PAUSE
         with self._wake:
-            self._wake.wait_for(
-                lambda: self._closed or not ((warm and self._serving) or self._cold >= CROWD), MAX_PAUSE
-            )
+            while not self._closed:
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                if (warm and self._serving) or self._cold >= CROWD:
+                    self._wake.wait(deadline - now)
+                elif now < self._crowd_until:
+                    self._wake.wait(min(deadline, self._crowd_until) - now)
+                else:
+                    break
             return not self._closed
 
     def close(self) -> None:
