@@ -17,6 +17,7 @@ import pyarrow as pa
 from pingthings.timeseries._timeargs import to_ns
 from pingthings.timeseries.exceptions import BadValue, InvalidTimeRange
 from pingthings.wire.limits import INSERT_BATCH_SIZE, MIN_TIME, TIME_LIMIT
+from pingthings.wire.point_checks import all_finite, in_order
 
 #: Merge policy names and their wire values (v5api.MergePolicy).
 MERGE_POLICIES: dict[str, int] = {"never": 0, "equal": 1, "retain": 2, "replace": 3}
@@ -190,15 +191,14 @@ def check_columns(times: np.ndarray, values: np.ndarray, ordered: bool = False) 
     """
     if times.shape != values.shape:
         raise ValueError(f"times and values differ in length ({times.size} vs {values.size})")
-    finite = np.isfinite(values)
-    if not finite.all():
-        i = int(np.argmin(finite))
+    if not all_finite(values):
+        i = int(np.argmin(np.isfinite(values)))
         kind = "NaN" if np.isnan(values[i]) else "an infinite value"
         raise BadValue(
             f"insert data contains {kind} at row {i} (time {int(times[i])}); only finite values can be stored"
         )
     if times.size:
-        lo, hi = (int(times[0]), int(times[-1])) if ordered else (int(times.min()), int(times.max()))
+        lo, hi = (times.item(0), times.item(-1)) if ordered else (int(times.min()), int(times.max()))
         if lo < MIN_TIME or hi >= TIME_LIMIT - 1:
             bad = lo if lo < MIN_TIME else hi
             raise InvalidTimeRange(
@@ -209,7 +209,7 @@ def check_columns(times: np.ndarray, values: np.ndarray, ordered: bool = False) 
 def prepare(data: Any) -> tuple[np.ndarray, np.ndarray]:
     """Convert and check insert data; returns contiguous arrays sorted by time (stable)."""
     times, values = to_columns(data)
-    ordered = times.ndim != 1 or times.size < 2 or bool((times[1:] >= times[:-1]).all())
+    ordered = times.ndim != 1 or in_order(times)
     check_columns(times, values, ordered)  # rows named in its errors are the caller's rows
     if not ordered:
         order = np.argsort(times, kind="stable")

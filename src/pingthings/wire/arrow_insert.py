@@ -38,10 +38,12 @@ class Frame(NamedTuple):
     head: bytes
     between: bytes
     tail: bytes
+    #: ``len(head) + len(between) + len(tail)``: a payload's bytes besides its data.
+    fixed: int
 
     def size(self, rows: int) -> int:
         """Length of a whole payload of ``rows`` rows."""
-        return len(self.head) + len(self.between) + len(self.tail) + 16 * rows
+        return self.fixed + 16 * rows
 
 
 def _sample(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,7 +65,8 @@ def frame(rows: int) -> Frame | None:
     v_at = stream.find(values.tobytes())
     if t_at < 0 or v_at < t_at + 8 * rows:
         return None
-    found = Frame(stream[:t_at], stream[t_at + 8 * rows : v_at], stream[v_at + 8 * rows :])
+    head, between, tail = stream[:t_at], stream[t_at + 8 * rows : v_at], stream[v_at + 8 * rows :]
+    found = Frame(head, between, tail, len(head) + len(between) + len(tail))
     # The framing must not depend on the data: another sample has to come out the same.
     times, values = _sample(rows, 2)
     if wire_arrow.table_to_ipc(wire_arrow.raw_table(times, values)) != _join(found, times, values):
@@ -99,7 +102,7 @@ def decode(payload: bytes | memoryview) -> tuple[np.ndarray, np.ndarray] | None:
     if rows > MAX_ROWS:  # asked before the cache, which keeps only row counts that may match
         return None
     found = frame(rows)
-    if found is None or found.size(rows) != len(payload):
+    if found is None or found.fixed != _FIXED:  # the payload is _FIXED + 16 * rows bytes long
         return None
     head, between, tail = len(found.head), len(found.between), len(found.tail)
     t_end = head + 8 * rows

@@ -10,6 +10,7 @@ import numpy as np
 
 from pingthings.server.errors import BadValue, InvalidPointWidth, InvalidTimeRange, WrongArgs
 from pingthings.wire.limits import MAX_POINT_WIDTH, MIN_TIME, TIME_LIMIT
+from pingthings.wire.point_checks import all_finite
 
 
 def as_uuid(value: Any) -> bytes:
@@ -90,7 +91,7 @@ def check_insert(t: np.ndarray, v: np.ndarray) -> None:
         return
     if int(t.min()) < MIN_TIME or int(t.max()) >= TIME_LIMIT - 1:
         raise InvalidTimeRange("insert contains points outside valid time interval")
-    if not np.isfinite(v).all():
+    if not all_finite(v):
         if np.isnan(v).any():
             raise BadValue("insert contains NaN values")
         raise BadValue("insert contains Inf values")
@@ -98,7 +99,7 @@ def check_insert(t: np.ndarray, v: np.ndarray) -> None:
 
 def values_finite(v: np.ndarray) -> bool:
     """Whether every value is finite."""
-    return bool(np.isfinite(v).all())
+    return all_finite(v)
 
 
 def check_values(v: np.ndarray) -> None:
@@ -111,5 +112,5 @@ def check_values(v: np.ndarray) -> None:
 
 def check_sorted_times(t: np.ndarray) -> None:
     """Every time of a sorted batch in ``[MIN_TIME, TIME_LIMIT - 1)``: its ends are."""
-    if t.size and (int(t[0]) < MIN_TIME or int(t[-1]) >= TIME_LIMIT - 1):
+    if t.size and (t.item(0) < MIN_TIME or t.item(-1) >= TIME_LIMIT - 1):
         raise InvalidTimeRange("insert contains points outside valid time interval")
