@@ -237,6 +237,39 @@ def test_pieces_of_cached_blocks_are_read_only_views(tmp_path: Path) -> None:
     engine.close()
 
 
+@pytest.mark.parametrize("budget", BUDGETS)
+def test_chunked_reads_decoded_ahead_match_reads_decoded_in_the_callers_thread(
+    tmp_path: Path, budget: int | None
+) -> None:
+    # A cold read of several batches: decoded ahead in the decode pool (the engine's default) or in
+    # the caller's thread (the server's senders), the chunks are the same points.
+    path = tmp_path / "e.sqlite3"
+    writer, sid, t, v = engine_with_one_stream(path, 400_000, 11)
+    writer.close()
+    chunks = {}
+    for ahead in (True, False):
+        engine = open_engine(path, budget)
+        _, pieces = engine.iter_raw_pieces(sid, 0, 1 << 50, chunk=70_000, decode_ahead=ahead)
+        assert not pieces.cached
+        chunks[ahead] = [(np.concatenate(ts), np.concatenate(vs), n) for ts, vs, n in pieces]
+        engine.close()
+    assert [n for _, _, n in chunks[True]] == [70_000] * 5 + [50_000]
+    for (ta, va, _), (tb, vb, _) in zip(chunks[True], chunks[False], strict=True):
+        np.testing.assert_array_equal(ta, tb)
+        np.testing.assert_array_equal(va.view(np.int64), vb.view(np.int64))
+    np.testing.assert_array_equal(np.concatenate([c[0] for c in chunks[True]]), t)
+    got_v = np.concatenate([c[1] for c in chunks[True]])
+    np.testing.assert_array_equal(got_v.view(np.int64), v.view(np.int64))
+    engine = open_engine(path, budget)  # left after one chunk: the batches still in the pool are dropped
+    _, values = engine.iter_raw_values(sid, 0, 1 << 50, chunk=70_000)
+    first_t, _ = next(iter(values))
+    values.close()
+    np.testing.assert_array_equal(first_t, t[:70_000])
+    _, again, _ = engine.raw_values(sid, 0, 1 << 50)
+    np.testing.assert_array_equal(again, t)
+    engine.close()
+
+
 def test_in_memory_reads_are_offered_only_when_nothing_must_be_read_from_disk(tmp_path: Path) -> None:
     path = tmp_path / "e.sqlite3"
     engine = Engine(path)

@@ -212,11 +212,13 @@ def _count_in_child(path: str, sid: bytes) -> int:
         engine.close()
 
 
-def test_a_cold_chunked_read_decodes_in_its_own_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("ahead", [False, True])
+def test_a_cold_chunked_read_decodes_in_its_own_thread_unless_asked_to_decode_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ahead: bool
 ) -> None:
-    # Decoding ahead in the pool only added thread hand-offs to a chunked read (its consumer works on
-    # the other core); a read into two arrays still decodes its batches in the pool.
+    # The server's senders (decode_ahead=False) decode in their own worker thread: their event loop
+    # already sends while it reads, and the pool only added hand-offs. By default the engine decodes
+    # the next batches in the pool while the caller works on this one (pco decode releases the GIL).
     n = 400_000
     path = tmp_path / "e.sqlite3"
     writer = Engine(path)
@@ -231,7 +233,9 @@ def test_a_cold_chunked_read_decodes_in_its_own_thread(
 
     monkeypatch.setattr(BlockReader, "_blocks", spy)
     engine = Engine(path, cache_bytes=0)
-    chunks = list(engine.iter_raw_pieces(sid, *ALL, chunk=30_000)[1])
+    chunks = list(engine.iter_raw_pieces(sid, *ALL, chunk=30_000, decode_ahead=ahead)[1])
     assert sum(rows for _, _, rows in chunks) == n
-    assert len(threads) > 1 and set(threads) == {threading.current_thread().name}
+    assert len(threads) > 1
+    here = threading.current_thread().name
+    assert (here not in threads) if ahead else set(threads) == {here}
     engine.close()

@@ -432,14 +432,17 @@ class BlockReader:
         """The results of the batch ``jobs`` of a read of ``addrs``, in order.
 
         The jobs run here, in the caller's thread, when every block is cached (each job is then a
-        few memory copies) and when the caller works on each result itself (``caller_works``: a
-        chunked read whose chunks are sent or joined by other threads). Only a caller that just
-        waits for all the results (:meth:`read_into`) has them decoded in the decode pool, on every
-        core. Decoding is mostly Python between numpy calls, under the GIL: measured on a cold
-        10^7-point chunked read, decoding ahead in the pool cost 10-70 % more CPU (thread wake-ups,
-        GIL hand-offs; 251-400 against 225-237 ms) for no gain in wall time (34-43 against 42-43
-        Mpt/s), and inside the server, whose event loop sends while the read decodes, 450-500
-        against 390 ms of server CPU per read.
+        few memory copies) and when the caller works on each result itself and says so
+        (``caller_works``: the server's senders, whose event loop sends one chunk while a worker
+        thread reads the next). Otherwise they are decoded ahead in the decode pool, on every core.
+
+        Measured on a cold 10^7-point chunked read: with byte-plane blocks (format 4, decoded as
+        Python between numpy calls, under the GIL) decoding ahead cost 10-70 % more CPU for no gain
+        in wall time, and inside the server 450-500 against 390 ms of server CPU per read. pco
+        blocks (format 5) decode with the GIL released: ``Engine.iter_raw_pieces`` then ran at
+        34-50 against 30-32 Mpt/s, alternating in the same minutes (CPU 310-440 against 315-338 ms),
+        while the server's ArrowRawValues read lost 10-20 % when its worker thread decoded ahead
+        (session 7), so the server's senders still decode in their own thread.
         """
         if len(jobs) < 2 or caller_works or self.all_cached(addrs):
             return (job() for job in jobs)
@@ -464,7 +467,12 @@ class BlockReader:
         return self._pipelined(addrs, jobs)
 
     def scan_runs(
-        self, addrs: np.ndarray, slots: np.ndarray, counts: np.ndarray, batch: int = 128
+        self,
+        addrs: np.ndarray,
+        slots: np.ndarray,
+        counts: np.ndarray,
+        batch: int = 128,
+        ahead: bool = False,
     ) -> Iterator[tuple[list[np.ndarray], list[np.ndarray]]]:
         """The points of consecutive leaf references as views, one time and one value array per block.
 
@@ -473,13 +481,16 @@ class BlockReader:
         block's arrays are read-only), so a caller that copies the points into arrays of its own
         choosing copies them once. Each step yields the ``(times, values)`` lists of about ``batch``
         blocks, found with one cache lookup and at most one SQL query, and decoded in the caller's
-        thread (see :meth:`_pipelined`).
+        thread, or with ``ahead`` in the decode pool while the caller works on the previous step
+        (see :meth:`_pipelined`).
         """
         admit = self._admits(counts)
         runs = _runs(addrs)
         steps = _run_batches(runs, counts, batch)
         found_batches = self._pipelined(
-            addrs, [functools.partial(self._blocks, addrs[runs[r:e]].tolist(), admit) for r, e in steps]
+            addrs,
+            [functools.partial(self._blocks, addrs[runs[r:e]].tolist(), admit) for r, e in steps],
+            caller_works=not ahead,
         )
         for (r, r_end), found in zip(steps, found_batches, strict=True):
             first = runs[r:r_end]

@@ -8,6 +8,7 @@ immutable blocks, so a pinned version can never be seen half-written.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time as time_mod
@@ -863,7 +864,13 @@ class Engine:
         return ver, t, v
 
     def iter_raw_values(
-        self, uuid: Any, start: Any, end: Any, version: Any = 0, chunk: int = DEFAULT_CHUNK
+        self,
+        uuid: Any,
+        start: Any,
+        end: Any,
+        version: Any = 0,
+        chunk: int = DEFAULT_CHUNK,
+        decode_ahead: bool = True,
     ) -> tuple[int, RawChunks[tuple[np.ndarray, np.ndarray]]]:
         """Like :meth:`raw_values` but yields chunks of exactly ``chunk`` points (the last fewer; none
         for no points) as fresh ``(times, values)`` arrays.
@@ -871,17 +878,30 @@ class Engine:
         Every argument is checked, and the leaves to read are found, before this returns, so errors
         never surface mid-iteration (except StreamNotFound if the stream is obliterated while it is
         being read). The result tells whether every block it will read is already decoded in memory.
+
+        ``decode_ahead``: uncached blocks are decoded in the decode pool while the caller works on
+        the chunk before (pco blocks decode with the GIL released, so that is a second core). A
+        caller whose own work already overlaps the read, as the server's senders do (a worker thread
+        reads while the event loop sends), passes False: there the pool only adds thread hand-offs.
         """
-        return self._run(self._plan_raw_read(uuid, start, end, version, chunk), query.iter_raw_values)
+        produce = functools.partial(query.iter_raw_values, ahead=decode_ahead)
+        return self._run(self._plan_raw_read(uuid, start, end, version, chunk), produce)
 
     def iter_raw_pieces(
-        self, uuid: Any, start: Any, end: Any, version: Any = 0, chunk: int = DEFAULT_CHUNK
+        self,
+        uuid: Any,
+        start: Any,
+        end: Any,
+        version: Any = 0,
+        chunk: int = DEFAULT_CHUNK,
+        decode_ahead: bool = True,
     ) -> tuple[int, RawChunks[query.Pieces]]:
         """Like :meth:`iter_raw_values`, but each chunk is ``(time views, value views, points)``: views
         of the decoded blocks, in order, copied nowhere (for a sender that can write them out as
         they are). Views of cached blocks are read-only.
         """
-        return self._run(self._plan_raw_read(uuid, start, end, version, chunk), query.iter_raw_pieces)
+        produce = functools.partial(query.iter_raw_pieces, ahead=decode_ahead)
+        return self._run(self._plan_raw_read(uuid, start, end, version, chunk), produce)
 
     def iter_raw_stored(
         self,

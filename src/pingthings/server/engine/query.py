@@ -108,7 +108,9 @@ def raw_values(reader: BlockReader, root: int, lo: int, hi: int) -> tuple[np.nda
 Pieces = tuple[list[np.ndarray], list[np.ndarray], int]
 
 
-def iter_raw_pieces(reader: BlockReader, refs: LeafRefs, lo: int, hi: int, chunk: int) -> Iterator[Pieces]:
+def iter_raw_pieces(
+    reader: BlockReader, refs: LeafRefs, lo: int, hi: int, chunk: int, ahead: bool = False
+) -> Iterator[Pieces]:
     """Yield the points with ``lo <= t < hi`` in chunks of exactly ``chunk`` points (the last fewer),
     each as views of the blocks that hold them, in order; nothing is copied.
 
@@ -116,13 +118,14 @@ def iter_raw_pieces(reader: BlockReader, refs: LeafRefs, lo: int, hi: int, chunk
     cached block are read-only and must stay so. The work per block is a few list operations:
     chunk boundaries are found on the cumulative sizes. Leaves come in time order and only the first
     and the last can reach outside ``[lo, hi)``, so only the first block, and the last block of each
-    batch, are clipped.
+    batch, are clipped. With ``ahead`` the next batches are decoded in the decode pool while the
+    caller works on this chunk (:meth:`BlockReader.scan_runs`).
     """
     ts: list[np.ndarray] = []
     vs: list[np.ndarray] = []
     held = 0
     first = True
-    for bt, bv in reader.scan_runs(*refs):
+    for bt, bv in reader.scan_runs(*refs, ahead=ahead):
         if first:
             bt[0], bv[0] = clip(bt[0], bv[0], lo, hi)
             first = False
@@ -143,10 +146,10 @@ def iter_raw_pieces(reader: BlockReader, refs: LeafRefs, lo: int, hi: int, chunk
 
 
 def iter_raw_values(
-    reader: BlockReader, refs: LeafRefs, lo: int, hi: int, chunk: int
+    reader: BlockReader, refs: LeafRefs, lo: int, hi: int, chunk: int, ahead: bool = False
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Like :func:`iter_raw_pieces`, with each chunk copied once into fresh ``(times, values)`` arrays."""
-    for ts, vs, _ in iter_raw_pieces(reader, refs, lo, hi, chunk):
+    for ts, vs, _ in iter_raw_pieces(reader, refs, lo, hi, chunk, ahead):
         yield np.concatenate(ts), np.concatenate(vs)
 
 

@@ -77,7 +77,7 @@ class ArrowHandlers:
         if template is None:
             # The common case, no cast: each reply is made of the blocks' own memory.
             version, chunk_iter = engine.iter_raw_pieces_in_memory(*args) or await blocking(
-                engine.iter_raw_pieces, *args
+                engine.iter_raw_pieces, *args, decode_ahead=False
             )
 
             def encode(chunk: Any) -> pa.Buffer | Segments:
@@ -85,7 +85,7 @@ class ArrowHandlers:
 
         else:
             version, chunk_iter = engine.iter_raw_values_in_memory(*args) or await blocking(
-                engine.iter_raw_values, *args
+                engine.iter_raw_values, *args, decode_ahead=False
             )
 
             def encode(chunk: Any) -> pa.Buffer | Segments:
@@ -169,7 +169,7 @@ class ArrowHandlers:
             if in_memory is not None:  # every chunk is a memory copy: no worker thread per chunk
                 readers.append(inline(functools.partial(iter, in_memory[1])))
             else:
-                _, chunk_iter = await blocking(engine.iter_raw_values, *args)
+                _, chunk_iter = await blocking(engine.iter_raw_values, *args, decode_ahead=False)
                 readers.append(ReadAhead(chunk_iter, self.state.read_gate))  # decoded one chunk ahead
         schema = pa.schema(
             [pa.field("time", arrow_io.TIME_TYPE, nullable=False)]

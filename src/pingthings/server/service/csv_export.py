@@ -36,7 +36,9 @@ class CsvHandlers:
         uuid = visible_uuid(self.state.meta, config.uuid)
         start, end, version = request.start_time, request.end_time, config.version
         if request.query_type == QueryType.RAW_QUERY:
-            got, chunk_iter = await blocking(engine.iter_raw_values, uuid, start, end, version)
+            got, chunk_iter = await blocking(
+                engine.iter_raw_values, uuid, start, end, version, decode_ahead=False
+            )
             return got, _raw_chunks(drain_chunks(chunk_iter))
         if request.query_type == QueryType.ALIGNED_WINDOWS_QUERY:
             if request.depth > 63:

@@ -83,7 +83,7 @@ class PointHandlers:
         engine = self.state.engine
         args = (uuid, request.start, request.end, request.version_major)
         version, chunk_iter = engine.iter_raw_values_in_memory(*args) or await blocking(
-            engine.iter_raw_values, *args
+            engine.iter_raw_values, *args, decode_ahead=False
         )
 
         def encoded() -> Iterator[list[bytes]]:
