@@ -39,11 +39,6 @@ _SERVER_SETTINGS = frames.settings_frame(
 )
 
 
-#: Seconds of silence from a half-closed connection's client after which it is closed outright
-#: (a client still reading keeps sending WINDOW_UPDATEs; one that is idle sends nothing).
-LINGER_SILENCE = 0.25
-
-
 class GrpcProtocol(asyncio.Protocol):
     """The server side of one HTTP/2 connection (see the module docstring)."""
 
@@ -74,8 +69,6 @@ class GrpcProtocol(asyncio.Protocol):
         self._to_start: list[tuple[Call, Method, float | None]] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._gather: GatherWriter | None = None
-        #: After a half-close: when the client last sent anything (see :meth:`close`).
-        self._heard_at = 0.0
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -87,7 +80,6 @@ class GrpcProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
-            self._heard_at = self.loop.time()  # half-closed: read and dropped (see close)
             return
         if self._preface is not None:
             data = self._read_preface(data)
@@ -502,17 +494,7 @@ class GrpcProtocol(asyncio.Protocol):
         self.close()
 
     def close(self) -> None:
-        """Cancel every call, write what is queued and end the connection.
-
-        On plain TCP the connection is half-closed: a FIN follows the queued bytes, and what the
-        client still sends is read and dropped (``data_received`` ignores it) until it closes its
-        side, or has sent nothing for :data:`LINGER_SILENCE` seconds (an idle client that is not
-        reading), or :meth:`.shutdown.GrpcServer.wait_closed` gives up on it. Closing the socket
-        outright while the client's WINDOW_UPDATEs or PINGs sit unread in it makes the kernel
-        answer with a reset, which throws away the reply bytes the client has not received yet:
-        a graceful stop then cut off calls it had let finish. TLS transports cannot half-close
-        and are closed as before.
-        """
+        """Cancel every call, write what is queued and close the transport."""
         if self.closed:
             return
         calls, self.calls = self.calls, {}
@@ -521,22 +503,7 @@ class GrpcProtocol(asyncio.Protocol):
         self._flush()
         self.closed = True
         self._wake_writers()
-        if self.transport.can_write_eof():
-            self.transport.write_eof()
-            self._heard_at = self.loop.time()
-            self.loop.call_later(LINGER_SILENCE, self._linger)
-        else:
-            self.transport.close()
-
-    def _linger(self) -> None:
-        """Close a half-closed connection once its client has been silent for LINGER_SILENCE."""
-        if self.transport.is_closing():
-            return
-        quiet = self.loop.time() - self._heard_at
-        if quiet >= LINGER_SILENCE:
-            self.transport.close()
-        else:
-            self.loop.call_later(LINGER_SILENCE - quiet, self._linger)
+        self.transport.close()
 
     def abort(self) -> None:
         """Drop the connection at once (a client that does not read)."""
