@@ -48,7 +48,6 @@ from pingthings.server.engine.validate import (
     check_sorted_times,
     check_values,
     round_times,
-    values_finite,
 )
 from pingthings.server.errors import (
     InvalidPointWidth,
@@ -62,6 +61,7 @@ from pingthings.server.errors import (
     WrongArgs,
 )
 from pingthings.wire.limits import FIRST_VERSION, MIN_TIME, TIME_LIMIT
+from pingthings.wire.point_checks import all_finite
 from pingthings.wire.status import StatusCode
 
 T = TypeVar("T")
@@ -163,7 +163,7 @@ def _prepared_points(t: np.ndarray, v: np.ndarray, policy: MergePolicy) -> tuple
     The times are checked at the ends of the sorted batch (resolving duplicates drops no time that
     is not kept too): no min or max pass.
     """
-    finite = values_finite(v)  # of every value: resolving duplicates may drop some
+    finite = all_finite(v)  # of every value: resolving duplicates may drop some
     t_sorted, v_sorted = prepare_batch(t, v, policy)
     check_sorted_times(t_sorted)
     if not finite:

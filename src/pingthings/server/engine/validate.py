@@ -91,20 +91,12 @@ def check_insert(t: np.ndarray, v: np.ndarray) -> None:
         return
     if int(t.min()) < MIN_TIME or int(t.max()) >= TIME_LIMIT - 1:
         raise InvalidTimeRange("insert contains points outside valid time interval")
-    if not all_finite(v):
-        if np.isnan(v).any():
-            raise BadValue("insert contains NaN values")
-        raise BadValue("insert contains Inf values")
-
-
-def values_finite(v: np.ndarray) -> bool:
-    """Whether every value is finite."""
-    return all_finite(v)
+    check_values(v)
 
 
 def check_values(v: np.ndarray) -> None:
     """Every value finite (BadValue for NaN first, then for Inf)."""
-    if not values_finite(v):
+    if not all_finite(v):
         if np.isnan(v).any():
             raise BadValue("insert contains NaN values")
         raise BadValue("insert contains Inf values")
