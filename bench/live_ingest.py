@@ -50,6 +50,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -235,6 +236,24 @@ def bulk_bytes_per_point(args: argparse.Namespace, seconds: int) -> float:
         return engine_bytes(data) / points
 
 
+def _seconds(streams: int, inserts: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The data of ``inserts`` inserts, round robin over ``streams`` streams (made before timing)."""
+    return [second_of(k % streams, k // streams) for k in range(inserts)]
+
+
+def _timed_inserts(result: Result, inserters: list[Callable[[Any], Any]], batches: list[Any]) -> None:
+    """Insert ``batches`` one after another, round robin over ``inserters``; the clock starts here."""
+    latencies = result.latencies
+    clock = time.perf_counter
+    result.started = clock()
+    for k, data in enumerate(batches):
+        t0 = clock()
+        inserters[k % len(inserters)](data)
+        latencies.append(clock() - t0)
+    result.points += RATE * len(batches)
+    result.inserts = len(batches)
+
+
 def sequential_pingthings(inserts: int) -> Callable[[str, list[uuid.UUID], Result], None]:
     """Sync pingthings client, one insert after another, round robin over the streams."""
 
@@ -243,16 +262,7 @@ def sequential_pingthings(inserts: int) -> Callable[[str, list[uuid.UUID], Resul
 
         with pt.connect(endpoint=endpoint) as client:
             streams = [client.stream_from_uuid(u) for u in uuids]
-            seconds = [second_of(k % len(streams), k // len(streams)) for k in range(inserts)]
-            latencies = result.latencies
-            clock = time.perf_counter
-            result.started = clock()
-            for k, data in enumerate(seconds):
-                t0 = clock()
-                streams[k % len(streams)].insert(data)
-                latencies.append(clock() - t0)
-            result.points += RATE * inserts
-            result.inserts = inserts
+            _timed_inserts(result, [s.insert for s in streams], _seconds(len(streams), inserts))
 
     return drive
 
@@ -265,17 +275,9 @@ def sequential_btrdb(inserts: int) -> Callable[[str, list[uuid.UUID], Result], N
 
         db = btrdb.connect(endpoint)
         streams = [db.stream_from_uuid(u) for u in uuids]
-        seconds = [second_of(k % len(streams), k // len(streams)) for k in range(inserts)]
+        seconds = _seconds(len(streams), inserts)
         pairs = [list(zip(t.tolist(), v.tolist(), strict=True)) for t, v in seconds]
-        latencies = result.latencies
-        clock = time.perf_counter
-        result.started = clock()
-        for k, data in enumerate(pairs):
-            t0 = clock()
-            streams[k % len(streams)].insert(data)
-            latencies.append(clock() - t0)
-        result.points += RATE * inserts
-        result.inserts = inserts
+        _timed_inserts(result, [s.insert for s in streams], pairs)
 
     return drive
 
