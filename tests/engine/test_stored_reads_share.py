@@ -46,6 +46,17 @@ def _read(engine: Engine, uuid: bytes, share: float) -> tuple[list[StoredPiece],
     return stored, [p for p in pieces if isinstance(p, ColumnPiece)]
 
 
+@contextlib.contextmanager
+def _held(engine: Engine) -> Iterator[None]:
+    """Hold the late admission's thread before each batch: a crowd of cold reads under way (a read
+    served from the cache would not do: pco batches are decoded meanwhile, their decode releases the
+    GIL)."""
+    with contextlib.ExitStack() as stack:
+        for _ in range(late_admission.CROWD):
+            stack.enter_context(engine._late.cold_reading())
+        yield
+
+
 def test_the_share_spreads_batches_evenly() -> None:
     share = ServerShare(0.4)
     taken = [share.take(100) for _ in range(100)]
@@ -87,10 +98,10 @@ def test_a_read_takes_over_the_blocks_waiting_for_admission(
     cold: tuple[Engine, bytes, np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Blocks sent stored wait for the late admission; a later read that decodes them itself caches
-    them and they stop waiting (the thread, held back here by a read served meanwhile, skips them)."""
+    them and they stop waiting (the thread, held back here by a crowd of cold reads, skips them)."""
     engine, uuid, t, v = cold
     monkeypatch.setattr(late_admission, "MAX_PAUSE", 120.0)
-    with engine._late.serving():  # a read served meanwhile: the thread waits
+    with _held(engine):  # reads under way meanwhile: the thread waits
         stored, _ = _read(engine, uuid, 0.0)
         assert stored and not engine.admission_idle(0)
         _, columns = _read(engine, uuid, 1.0)  # decodes every waiting block itself
@@ -107,7 +118,7 @@ def test_blocks_sent_again_while_waiting_are_queued_once(
 ) -> None:
     engine, uuid, _, _ = cold
     monkeypatch.setattr(late_admission, "MAX_PAUSE", 120.0)
-    with engine._late.serving():
+    with _held(engine):
         _read(engine, uuid, 0.0)
         waiting = engine._late._pending
         _read(engine, uuid, 0.0)
