@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 
 from pingthings.wire.http2 import frames
 from pingthings.wire.http2.frames import Frame, FrameReader
@@ -24,9 +25,17 @@ class RawPeer:
 
     @classmethod
     async def connect(
-        cls, port: int, settings: dict[int, int] | None = None, preface: bool = True
+        cls, port: int, settings: dict[int, int] | None = None, preface: bool = True, rcvbuf: int = 0
     ) -> RawPeer:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        """Connect; ``rcvbuf``, if given, fixes the socket's kernel receive buffer (in bytes)."""
+        if rcvbuf:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+            reader, writer = await asyncio.open_connection(sock=sock)
+        else:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
         peer = cls(reader, writer)
         if preface:
             peer.send(frames.PREFACE + frames.settings_frame(settings or {}))

@@ -13,18 +13,20 @@ from typing import Any
 
 import pytest
 
+from pingthings.server.grpc import protocol as protocol_module
 from pingthings.server.grpc.call import Call
 from pingthings.server.grpc.dispatch import Handler, Method, MethodTable
 from pingthings.server.grpc.eager import first_step_alone
 from pingthings.server.grpc.flow import MAX_CONCURRENT_STREAMS, STREAM_WINDOW
 from pingthings.server.grpc.protocol import GrpcProtocol
+from pingthings.server.grpc.send_queue import unacknowledged_bytes
 from pingthings.server.grpc.shutdown import GrpcServer
 from pingthings.server.grpc.status import GrpcError, GrpcStatus
 from pingthings.server.listener import bind_listener, bound_port
 from pingthings.wire.http2 import frames
 from pingthings.wire.http2.frames import ErrorCode, FrameReader
 from pingthings.wire.http2.hpack import HeaderDecoder, HeaderEncoder
-from tests.server.h2raw import RawPeer
+from tests.server.h2raw import WAIT, RawPeer
 
 MAX_MESSAGE = 1 << 20
 
@@ -62,6 +64,7 @@ class Service:
         self.hanging = asyncio.Event()
         self.cancelled: list[str] = []
         self.alone: list[bool] = []
+        self.big_sent = asyncio.Event()
 
     async def alone_echo(self, call: Call) -> None:
         self.alone.append(first_step_alone())
@@ -83,6 +86,7 @@ class Service:
     async def big(self, call: Call) -> None:
         size = int(await call.recv_message() or b"0")
         await call.send_message(bytes(range(256)) * (size // 256))
+        self.big_sent.set()
 
     async def boom(self, call: Call) -> None:
         raise RuntimeError("a bug")
@@ -124,8 +128,8 @@ async def served() -> AsyncIterator[Served]:
         await server.wait_closed(5)
 
 
-async def _peer(served: Served, settings: dict[int, int] | None = None) -> RawPeer:
-    peer = await RawPeer.connect(served.port, settings)
+async def _peer(served: Served, settings: dict[int, int] | None = None, rcvbuf: int = 0) -> RawPeer:
+    peer = await RawPeer.connect(served.port, settings, rcvbuf=rcvbuf)
     first = await peer.next_frame()
     assert first is not None and first.type == frames.SETTINGS and not first.flags & frames.ACK
     announced = dict(frames.parse_settings(first.payload))
@@ -336,8 +340,72 @@ async def test_close_sends_goaway_and_cancels_running_calls(served: Served, kind
     away = await peer.until(frames.GOAWAY)
     last, code, _ = frames.parse_goaway(away.payload)
     assert (last, code) == (1, ErrorCode.NO_ERROR)
-    assert await served.server.wait_closed(5)
+    while await peer.next_frame() is not None:  # up to the server's FIN
+        pass
     assert served.service.cancelled == [f"/t.T/{kind}Hang"]
+    await peer.close()  # as a client does on GOAWAY and end of stream
+    assert await served.server.wait_closed(5)
+
+
+@pytest.mark.anyio
+async def test_a_client_reads_a_finished_reply_to_its_end_after_the_server_closed(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A graceful stop closes a connection once its calls have finished, while the client may still
+    # be reading the last reply. Were the socket closed outright, the WINDOW_UPDATEs the client
+    # sends as it reads would make the kernel answer with a reset that drops the rest of the reply
+    # (CI saw grpcio's "Connection reset by peer" so). The server half-closes and reads on instead.
+    monkeypatch.setattr(protocol_module, "LINGER_SILENCE", 60.0)
+    size = 192 << 10  # more than the client's buffers (a small socket buffer, the reader's 128 KiB)
+    peer = await _peer(served, {frames.INITIAL_WINDOW_SIZE: (1 << 31) - 1}, rcvbuf=4096)
+    peer.send(frames.window_update(0, 1 << 30))
+    peer.request(1, "/t.T/Big")
+    peer.message(1, str(size).encode())
+    await asyncio.wait_for(served.service.big_sent.wait(), WAIT)  # the call has finished
+    (conn,) = served.server.connections
+    assert unacknowledged_bytes(conn.transport)  # part of the reply is still on its way
+    served.server.close()
+    _, data, trailers = await peer.response(1)  # reading, the client sends WINDOW_UPDATEs
+    assert len(data) == size + 5 and trailers[b"grpc-status"] == b"0"
+    await peer.until(frames.GOAWAY)
+    assert await peer.next_frame() is None  # then the server's FIN: an orderly end, no reset
+    assert served.server.connections  # the server reads on until the client closes its side
+    await peer.close()
+    assert await served.server.wait_closed(5)
+
+
+@pytest.mark.anyio
+async def test_a_connection_with_nothing_under_way_is_closed_at_once(served: Served) -> None:
+    peer = await _peer(served)
+    peer.request(1, "/t.T/Echo")
+    peer.message(1, b"x")
+    await peer.response(1)
+    (conn,) = served.server.connections
+    async with asyncio.timeout(WAIT):
+        while unacknowledged_bytes(conn.transport):  # until the client's kernel has every byte
+            await asyncio.sleep(0)
+    served.server.close()
+    assert not served.server.connections or conn.transport.is_closing()
+    assert await served.server.wait_closed(protocol_module.LINGER_SILENCE / 2)
+    await peer.close()
+
+
+@pytest.mark.anyio
+async def test_a_half_closed_connection_whose_client_stays_silent_is_closed(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A client that reads nothing more (a sync Client between calls) must not hold a stop up
+    # until wait_closed gives up: a half-closed connection whose client has every byte and stays
+    # silent is closed after LINGER_SILENCE.
+    monkeypatch.setattr(protocol_module, "LINGER_SILENCE", 0.05)
+    peer = await _peer(served)
+    peer.request(1, "/t.T/Hang")  # a call under way at the close: the connection half-closes
+    peer.message(1, b"x")
+    await asyncio.wait_for(served.service.hanging.wait(), WAIT)
+    (conn,) = served.server.connections
+    served.server.close()
+    assert not conn.transport.is_closing()  # half-closed, reading on
+    assert await served.server.wait_closed(5)  # the client never closed its side
     await peer.close()
 
 

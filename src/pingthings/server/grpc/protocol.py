@@ -17,6 +17,7 @@ from pingthings.server.grpc import flow
 from pingthings.server.grpc.call import JOIN_BELOW, Call
 from pingthings.server.grpc.dispatch import Method, ServerSide
 from pingthings.server.grpc.eager import start_eager
+from pingthings.server.grpc.send_queue import unacknowledged_bytes
 from pingthings.server.grpc.status import GrpcError, GrpcStatus
 from pingthings.server.grpc.timeout import parse_timeout
 from pingthings.server.service.compression import negotiate
@@ -37,6 +38,11 @@ _SERVER_SETTINGS = frames.settings_frame(
         frames.ENABLE_PUSH: 0,
     }
 )
+
+
+#: Seconds of silence from a half-closed connection's client after which it is closed, once it
+#: has every byte (a client still reading keeps sending WINDOW_UPDATEs; an idle one sends nothing).
+LINGER_SILENCE = 0.25
 
 
 class GrpcProtocol(asyncio.Protocol):
@@ -69,6 +75,10 @@ class GrpcProtocol(asyncio.Protocol):
         self._to_start: list[tuple[Call, Method, float | None]] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._gather: GatherWriter | None = None
+        #: After a half-close: when the client last sent anything (see :meth:`close`).
+        self._heard_at = 0.0
+        #: The GOAWAY frame queued, if any (told apart from replies still queued at close).
+        self._goaway_frame: bytes | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -80,6 +90,7 @@ class GrpcProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
+            self._heard_at = self.loop.time()  # half-closed: read and dropped (see close)
             return
         if self._preface is not None:
             data = self._read_preface(data)
@@ -485,7 +496,8 @@ class GrpcProtocol(asyncio.Protocol):
         """Tell the client that no stream above the last one it opened will be processed."""
         if not self.goaway_sent and not self.closed:
             self.goaway_sent = True
-            self.write(frames.goaway(self.last_stream_id, code, debug))
+            self._goaway_frame = frames.goaway(self.last_stream_id, code, debug)
+            self.write(self._goaway_frame)
 
     def fail(self, code: ErrorCode, message: str) -> None:
         """End the connection for a protocol error: GOAWAY with ``code``, cancel calls, close."""
@@ -494,16 +506,51 @@ class GrpcProtocol(asyncio.Protocol):
         self.close()
 
     def close(self) -> None:
-        """Cancel every call, write what is queued and close the transport."""
+        """Cancel every call, write what is queued and end the connection.
+
+        A connection with nothing under way (no call, every byte written acknowledged by the
+        client's kernel) is closed outright. Any other is half-closed on plain TCP: a FIN follows
+        the queued bytes, and what the client still sends is read and dropped (``data_received``
+        ignores it) until it closes its side, or until it has sent nothing for
+        :data:`LINGER_SILENCE` seconds and has every byte (see :meth:`_linger`), or until
+        :meth:`.shutdown.GrpcServer.wait_closed` gives up on it. Closing the socket outright while
+        the client's WINDOW_UPDATEs or PINGs sit unread in it, or arrive later, makes the kernel
+        answer with a reset that throws away the reply bytes not yet received: a graceful stop
+        then cut off calls it had let finish. TLS transports cannot half-close and are closed as
+        before.
+        """
         if self.closed:
             return
         calls, self.calls = self.calls, {}
         for call in calls.values():
             self._cancel(call)
+        at_rest = (
+            not calls
+            and all(chunk is self._goaway_frame for chunk in self._out)
+            and unacknowledged_bytes(self.transport) == 0
+        )
         self._flush()
         self.closed = True
         self._wake_writers()
-        self.transport.close()
+        if at_rest or not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self._heard_at = self.loop.time()
+        self.loop.call_later(LINGER_SILENCE, self._linger)
+
+    def _linger(self) -> None:
+        """Close a half-closed connection once its client has been silent for LINGER_SILENCE and
+        has acknowledged every byte (where the kernel tells)."""
+        if self.transport.is_closing():
+            return
+        quiet = self.loop.time() - self._heard_at
+        if quiet < LINGER_SILENCE:
+            self.loop.call_later(LINGER_SILENCE - quiet, self._linger)
+        elif unacknowledged_bytes(self.transport):
+            self.loop.call_later(LINGER_SILENCE / 5, self._linger)
+        else:
+            self.transport.close()
 
     def abort(self) -> None:
         """Drop the connection at once (a client that does not read)."""
