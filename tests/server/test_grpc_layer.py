@@ -409,6 +409,30 @@ async def test_a_half_closed_connection_whose_client_stays_silent_is_closed(
     await peer.close()
 
 
+@pytest.mark.anyio
+async def test_a_half_closed_connection_is_dropped_after_linger_max_whatever_its_client_does(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A protocol error closes a connection too, with no server stop (and no wait_closed) to bound
+    # the linger: a client that keeps talking must not keep its socket open.
+    monkeypatch.setattr(protocol_module, "LINGER_SILENCE", 0.05)
+    monkeypatch.setattr(protocol_module, "LINGER_MAX", 0.3)
+    peer = await _peer(served)
+    peer.request(1, "/t.T/Hang")
+    peer.message(1, b"x")
+    await asyncio.wait_for(served.service.hanging.wait(), WAIT)
+    (conn,) = served.server.connections
+    conn.fail(ErrorCode.PROTOCOL_ERROR, "a test")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while served.server.connections:
+        assert loop.time() - started < WAIT, "the half-closed connection was never dropped"
+        peer.send(frames.ping(b"12345678", False))  # never silent for LINGER_SILENCE
+        await asyncio.sleep(0.01)
+    assert loop.time() - started >= 0.3 - 0.05
+    await peer.close()
+
+
 class RecordingTransport:
     """Stands in for asyncio's socket transport: records each write."""
 

@@ -43,6 +43,10 @@ _SERVER_SETTINGS = frames.settings_frame(
 #: Seconds of silence from a half-closed connection's client after which it is closed, once it
 #: has every byte (a client still reading keeps sending WINDOW_UPDATEs; an idle one sends nothing).
 LINGER_SILENCE = 0.25
+#: Longest a half-closed connection is kept, whatever its client does (one that keeps talking, or
+#: never reads the rest, must not hold a socket: a protocol error closes this way too, with no
+#: server stop to bound it).
+LINGER_MAX = 3.0
 
 
 class GrpcProtocol(asyncio.Protocol):
@@ -77,6 +81,7 @@ class GrpcProtocol(asyncio.Protocol):
         self._gather: GatherWriter | None = None
         #: After a half-close: when the client last sent anything (see :meth:`close`).
         self._heard_at = 0.0
+        self._linger_until = 0.0
         #: The GOAWAY frame queued, if any (told apart from replies still queued at close).
         self._goaway_frame: bytes | None = None
 
@@ -512,8 +517,9 @@ class GrpcProtocol(asyncio.Protocol):
         client's kernel) is closed outright. Any other is half-closed on plain TCP: a FIN follows
         the queued bytes, and what the client still sends is read and dropped (``data_received``
         ignores it) until it closes its side, or until it has sent nothing for
-        :data:`LINGER_SILENCE` seconds and has every byte (see :meth:`_linger`), or until
-        :meth:`.shutdown.GrpcServer.wait_closed` gives up on it. Closing the socket outright while
+        :data:`LINGER_SILENCE` seconds and has every byte (see :meth:`_linger`), or for
+        :data:`LINGER_MAX` seconds at most, or until :meth:`.shutdown.GrpcServer.wait_closed` gives
+        up on it. Closing the socket outright while
         the client's WINDOW_UPDATEs or PINGs sit unread in it, or arrive later, makes the kernel
         answer with a reset that throws away the reply bytes not yet received: a graceful stop
         then cut off calls it had let finish. TLS transports cannot half-close and are closed as
@@ -537,16 +543,21 @@ class GrpcProtocol(asyncio.Protocol):
             return
         self.transport.write_eof()
         self._heard_at = self.loop.time()
+        self._linger_until = self._heard_at + LINGER_MAX
         self.loop.call_later(LINGER_SILENCE, self._linger)
 
     def _linger(self) -> None:
         """Close a half-closed connection once its client has been silent for LINGER_SILENCE and
-        has acknowledged every byte (where the kernel tells)."""
+        has acknowledged every byte (where the kernel tells); drop it after LINGER_MAX whatever
+        the client does (``close`` would wait for a client that never reads)."""
         if self.transport.is_closing():
             return
-        quiet = self.loop.time() - self._heard_at
-        if quiet < LINGER_SILENCE:
-            self.loop.call_later(LINGER_SILENCE - quiet, self._linger)
+        now = self.loop.time()
+        quiet = now - self._heard_at
+        if now >= self._linger_until:
+            self.transport.abort()
+        elif quiet < LINGER_SILENCE:
+            self.loop.call_later(min(LINGER_SILENCE - quiet, self._linger_until - now), self._linger)
         elif unacknowledged_bytes(self.transport):
             self.loop.call_later(LINGER_SILENCE / 5, self._linger)
         else:
