@@ -518,12 +518,12 @@ class GrpcProtocol(asyncio.Protocol):
         the queued bytes, and what the client still sends is read and dropped (``data_received``
         ignores it) until it closes its side, or until it has sent nothing for
         :data:`LINGER_SILENCE` seconds and has every byte (see :meth:`_linger`), or for
-        :data:`LINGER_MAX` seconds at most, or until :meth:`.shutdown.GrpcServer.wait_closed` gives
-        up on it. Closing the socket outright while
-        the client's WINDOW_UPDATEs or PINGs sit unread in it, or arrive later, makes the kernel
-        answer with a reset that throws away the reply bytes not yet received: a graceful stop
-        then cut off calls it had let finish. TLS transports cannot half-close and are closed as
-        before.
+        :data:`LINGER_MAX` seconds at most, or until :meth:`.shutdown.GrpcServer.wait_closed`
+        gives up on it. Closing the socket outright while the client's WINDOW_UPDATEs or PINGs
+        sit unread in it, or arrive later, makes the kernel answer with a reset that throws away
+        the reply bytes not yet received: a graceful stop then cut off calls it had let finish.
+        Where the kernel does not tell what it still holds (off Linux), every connection is
+        half-closed. TLS transports cannot half-close and are closed as before.
         """
         if self.closed:
             return
