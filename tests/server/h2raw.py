@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 
 from pingthings.wire.http2 import frames
 from pingthings.wire.http2.frames import Frame, FrameReader
@@ -25,17 +26,22 @@ class RawPeer:
 
     @classmethod
     async def connect(
-        cls, port: int, settings: dict[int, int] | None = None, preface: bool = True, rcvbuf: int = 0
+        cls,
+        port: int,
+        settings: dict[int, int] | None = None,
+        preface: bool = True,
+        rcvbuf: int = 0,
+        tls: ssl.SSLContext | None = None,
     ) -> RawPeer:
-        """Connect; ``rcvbuf``, if given, fixes the socket's kernel receive buffer (in bytes)."""
+        """Connect (over TLS to "localhost" if ``tls``); ``rcvbuf``, if given, fixes the socket's
+        kernel receive buffer (in bytes)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            sock.setblocking(False)
-            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-            reader, writer = await asyncio.open_connection(sock=sock)
-        else:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        hostname = "localhost" if tls is not None else None
+        reader, writer = await asyncio.open_connection(sock=sock, ssl=tls, server_hostname=hostname)
         peer = cls(reader, writer)
         if preface:
             peer.send(frames.PREFACE + frames.settings_frame(settings or {}))

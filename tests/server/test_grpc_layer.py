@@ -8,10 +8,13 @@ run on asyncio.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import trustme
 
 from pingthings.server.grpc import protocol as protocol_module
 from pingthings.server.grpc.call import Call
@@ -115,12 +118,12 @@ class Served:
         self.server, self.port, self.service, self.policy = server, port, service, policy
 
 
-@pytest.fixture
-async def served() -> AsyncIterator[Served]:
+@contextlib.asynccontextmanager
+async def _serving(tls: ssl.SSLContext | None) -> AsyncIterator[Served]:
     service, policy = Service(), Policy()
     server = GrpcServer(MethodTable([service]), policy, max_message_bytes=MAX_MESSAGE)
     sock = bind_listener("127.0.0.1", 0)
-    await server.start(sock, None)
+    await server.start(sock, tls)
     try:
         yield Served(server, bound_port(sock), service, policy)
     finally:
@@ -128,8 +131,31 @@ async def served() -> AsyncIterator[Served]:
         await server.wait_closed(5)
 
 
-async def _peer(served: Served, settings: dict[int, int] | None = None, rcvbuf: int = 0) -> RawPeer:
-    peer = await RawPeer.connect(served.port, settings, rcvbuf=rcvbuf)
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    async with _serving(None) as served:
+        yield served
+
+
+def _tls_pair() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a certificate for "localhost" and a client context that trusts it."""
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    server_ctx.set_alpn_protocols(["h2"])
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    client_ctx.set_alpn_protocols(["h2"])
+    return server_ctx, client_ctx
+
+
+async def _peer(
+    served: Served,
+    settings: dict[int, int] | None = None,
+    rcvbuf: int = 0,
+    tls: ssl.SSLContext | None = None,
+) -> RawPeer:
+    peer = await RawPeer.connect(served.port, settings, rcvbuf=rcvbuf, tls=tls)
     first = await peer.next_frame()
     assert first is not None and first.type == frames.SETTINGS and not first.flags & frames.ACK
     announced = dict(frames.parse_settings(first.payload))
@@ -347,31 +373,36 @@ async def test_close_sends_goaway_and_cancels_running_calls(served: Served, kind
     assert await served.server.wait_closed(5)
 
 
+@pytest.mark.parametrize("over", ["tcp", "tls"])
 @pytest.mark.anyio
 async def test_a_client_reads_a_finished_reply_to_its_end_after_the_server_closed(
-    served: Served, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch, over: str
 ) -> None:
     # A graceful stop closes a connection once its calls have finished, while the client may still
     # be reading the last reply. Were the socket closed outright, the WINDOW_UPDATEs the client
     # sends as it reads would make the kernel answer with a reset that drops the rest of the reply
-    # (CI saw grpcio's "Connection reset by peer" so). The server half-closes and reads on instead.
+    # (CI saw grpcio's "Connection reset by peer" so). The server half-closes and reads on instead
+    # (over TLS without the FIN, which TLS transports cannot send).
     monkeypatch.setattr(protocol_module, "LINGER_SILENCE", 60.0)
+    server_ctx, client_ctx = _tls_pair() if over == "tls" else (None, None)
     size = 192 << 10  # more than the client's buffers (a small socket buffer, the reader's 128 KiB)
-    peer = await _peer(served, {frames.INITIAL_WINDOW_SIZE: (1 << 31) - 1}, rcvbuf=4096)
-    peer.send(frames.window_update(0, 1 << 30))
-    peer.request(1, "/t.T/Big")
-    peer.message(1, str(size).encode())
-    await asyncio.wait_for(served.service.big_sent.wait(), WAIT)  # the call has finished
-    (conn,) = served.server.connections
-    assert unacknowledged_bytes(conn.transport)  # part of the reply is still on its way
-    served.server.close()
-    _, data, trailers = await peer.response(1)  # reading, the client sends WINDOW_UPDATEs
-    assert len(data) == size + 5 and trailers[b"grpc-status"] == b"0"
-    await peer.until(frames.GOAWAY)
-    assert await peer.next_frame() is None  # then the server's FIN: an orderly end, no reset
-    assert served.server.connections  # the server reads on until the client closes its side
-    await peer.close()
-    assert await served.server.wait_closed(5)
+    async with _serving(server_ctx) as served:
+        peer = await _peer(served, {frames.INITIAL_WINDOW_SIZE: (1 << 31) - 1}, 4096, client_ctx)
+        peer.send(frames.window_update(0, 1 << 30))
+        peer.request(1, "/t.T/Big")
+        peer.message(1, str(size).encode())
+        await asyncio.wait_for(served.service.big_sent.wait(), WAIT)  # the call has finished
+        (conn,) = served.server.connections
+        assert unacknowledged_bytes(conn.transport)  # part of the reply is still on its way
+        served.server.close()
+        _, data, trailers = await peer.response(1)  # reading, the client sends WINDOW_UPDATEs
+        assert len(data) == size + 5 and trailers[b"grpc-status"] == b"0"
+        await peer.until(frames.GOAWAY)
+        assert served.server.connections  # the server reads on until the client closes its side
+        if over == "tcp":
+            assert await peer.next_frame() is None  # the server's FIN: an orderly end, no reset
+        await peer.close()
+        assert await served.server.wait_closed(5)
 
 
 @pytest.mark.anyio

@@ -514,16 +514,16 @@ class GrpcProtocol(asyncio.Protocol):
         """Cancel every call, write what is queued and end the connection.
 
         A connection with nothing under way (no call, every byte written acknowledged by the
-        client's kernel) is closed outright. Any other is half-closed on plain TCP: a FIN follows
-        the queued bytes, and what the client still sends is read and dropped (``data_received``
-        ignores it) until it closes its side, or until it has sent nothing for
-        :data:`LINGER_SILENCE` seconds and has every byte (see :meth:`_linger`), or for
-        :data:`LINGER_MAX` seconds at most, or until :meth:`.shutdown.GrpcServer.wait_closed`
-        gives up on it. Closing the socket outright while the client's WINDOW_UPDATEs or PINGs
-        sit unread in it, or arrive later, makes the kernel answer with a reset that throws away
-        the reply bytes not yet received: a graceful stop then cut off calls it had let finish.
-        Where the kernel does not tell what it still holds (off Linux), every connection is
-        half-closed. TLS transports cannot half-close and are closed as before.
+        client's kernel) is closed outright. Any other is half-closed: a FIN follows the queued
+        bytes (on plain TCP; TLS transports cannot send one), and what the client still sends is
+        read and dropped (``data_received`` ignores it) until it closes its side, or until it has
+        sent nothing for :data:`LINGER_SILENCE` seconds and has every byte (see :meth:`_linger`),
+        or for :data:`LINGER_MAX` seconds at most, or until
+        :meth:`.shutdown.GrpcServer.wait_closed` gives up on it. Closing the socket outright
+        while the client's WINDOW_UPDATEs or PINGs sit unread in it, or arrive later, makes the
+        kernel answer with a reset that throws away the reply bytes not yet received: a graceful
+        stop then cut off calls it had let finish. Where the kernel does not tell what it still
+        holds (off Linux), every connection is half-closed.
         """
         if self.closed:
             return
@@ -538,10 +538,11 @@ class GrpcProtocol(asyncio.Protocol):
         self._flush()
         self.closed = True
         self._wake_writers()
-        if at_rest or not self.transport.can_write_eof():
+        if at_rest:
             self.transport.close()
             return
-        self.transport.write_eof()
+        if self.transport.can_write_eof():  # TLS cannot: there the client sees only the GOAWAY
+            self.transport.write_eof()
         self._heard_at = self.loop.time()
         self._linger_until = self._heard_at + LINGER_MAX
         self.loop.call_later(LINGER_SILENCE, self._linger)
