@@ -81,12 +81,16 @@ def _stats(http: httpx.Client) -> dict[str, int]:
 
 
 # ------------------------------------------------------------------------------- abandoned requests
-async def _abandoning_clients(url: str, path: str, seconds: float, clients: int) -> tuple[int, int]:
-    """``clients`` loops that each send ``path`` and give up after 50 ms, for ``seconds``."""
-    answered, abandoned = 0, 0
+async def _abandoning_clients(
+    url: str, path: str, seconds: float, clients: int
+) -> tuple[list[tuple[int, str]], int]:
+    """``clients`` loops that each send ``path`` and give up after 50 ms, for ``seconds``: the
+    answers they got (status, start of the body) and how many requests they abandoned."""
+    answers: list[tuple[int, str]] = []
+    abandoned = 0
 
     async def one_client() -> None:
-        nonlocal answered, abandoned
+        nonlocal abandoned
         limits = httpx.Limits(max_connections=1)
         # The client gives up on the answer, not on connecting. With connects cut off at 50 ms too,
         # runs on CI's minimums (anyio 4.10) failed 3 times in 45: the app still held 13-29 extra
@@ -98,15 +102,16 @@ async def _abandoning_clients(url: str, path: str, seconds: float, clients: int)
             end = time.monotonic() + seconds
             while time.monotonic() < end:
                 try:
-                    await http.get(path)
-                    answered += 1
+                    answer = await http.get(path)
                 except httpx.TimeoutException:  # the client disconnects; the app is not told
                     abandoned += 1
+                else:
+                    answers.append((answer.status_code, answer.text[:200]))
 
     async with anyio.create_task_group() as tg:
         for _ in range(clients):
             tg.start_soon(one_client)
-    return answered, abandoned
+    return answers, abandoned
 
 
 def _wait_for_baseline(http: httpx.Client, base: dict[str, int]) -> dict[str, int]:
@@ -133,10 +138,12 @@ def test_abandoned_requests_drain_and_new_requests_answer_fast(platform: Platfor
         base = _stats(http)
         platform.server.pause()
         try:
-            answered, abandoned = anyio.run(_abandoning_clients, app.url, path, 2.0, 50)
+            answers, abandoned = anyio.run(_abandoning_clients, app.url, path, 2.0, 50)
         finally:
             platform.server.resume()
-        assert abandoned > 100 and answered == 0
+        # Nothing can be answered while the platform is frozen. Twice in ~50 loaded runs one
+        # request was, for a reason not known yet: the message shows what it got.
+        assert abandoned > 100 and not answers, (abandoned, answers)
         _wait_for_baseline(http, base)
         started = time.monotonic()
         assert http.get(path, timeout=30).status_code == 200
