@@ -421,6 +421,16 @@ async def test_a_connection_with_nothing_under_way_is_closed_at_once(served: Ser
     await peer.close()
 
 
+async def _hanging(served: Served) -> tuple[RawPeer, GrpcProtocol]:
+    """A client with a call under way (Hang, started) and the server's side of its connection."""
+    peer = await _peer(served)
+    peer.request(1, "/t.T/Hang")
+    peer.message(1, b"x")
+    await asyncio.wait_for(served.service.hanging.wait(), WAIT)
+    (conn,) = served.server.connections
+    return peer, conn
+
+
 @pytest.mark.anyio
 async def test_a_half_closed_connection_whose_client_stays_silent_is_closed(
     served: Served, monkeypatch: pytest.MonkeyPatch
@@ -429,11 +439,7 @@ async def test_a_half_closed_connection_whose_client_stays_silent_is_closed(
     # until wait_closed gives up: a half-closed connection whose client has every byte and stays
     # silent is closed after LINGER_SILENCE.
     monkeypatch.setattr(protocol_module, "LINGER_SILENCE", 0.05)
-    peer = await _peer(served)
-    peer.request(1, "/t.T/Hang")  # a call under way at the close: the connection half-closes
-    peer.message(1, b"x")
-    await asyncio.wait_for(served.service.hanging.wait(), WAIT)
-    (conn,) = served.server.connections
+    peer, conn = await _hanging(served)  # a call under way at the close: the connection half-closes
     served.server.close()
     assert not conn.transport.is_closing()  # half-closed, reading on
     assert await served.server.wait_closed(5)  # the client never closed its side
@@ -448,11 +454,7 @@ async def test_a_half_closed_connection_is_dropped_after_linger_max_whatever_its
     # the linger: a client that keeps talking must not keep its socket open.
     monkeypatch.setattr(protocol_module, "LINGER_SILENCE", 0.05)
     monkeypatch.setattr(protocol_module, "LINGER_MAX", 0.3)
-    peer = await _peer(served)
-    peer.request(1, "/t.T/Hang")
-    peer.message(1, b"x")
-    await asyncio.wait_for(served.service.hanging.wait(), WAIT)
-    (conn,) = served.server.connections
+    peer, conn = await _hanging(served)
     conn.fail(ErrorCode.PROTOCOL_ERROR, "a test")
     loop = asyncio.get_running_loop()
     started = loop.time()
